@@ -1,0 +1,126 @@
+"""idp: the OpenID Connect identity provider of the accounting suite."""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import sys
+from pathlib import Path
+
+from flask import Flask, g, render_template
+from flask_babel import gettext
+from flask_wtf.csrf import CSRFError
+from werkzeug.exceptions import HTTPException
+
+__version__ = "0.1.0"
+
+
+def _resource_dir(name: str) -> str:
+    """templates/, static/, translations/ and migrations/ sit beside the package in a
+    checkout and under <prefix>/share/idp in an installed wheel."""
+    here = Path(__file__).resolve().parent.parent / name
+    if here.exists():
+        return str(here)
+    return str(Path(sys.prefix) / "share" / "idp" / name)
+
+
+def create_app(test_config: dict | None = None) -> Flask:
+    from . import config
+    from .extensions import babel, csrf, db, limiter, mail, migrate
+    from .oauth import init_oauth
+    from .web import account, common, dev, login, oauth
+    from .web.i18n import current_locale
+
+    app = Flask(
+        __name__,
+        template_folder=_resource_dir("templates"),
+        static_folder=_resource_dir("static"),
+        instance_path=os.environ.get("IDP_INSTANCE_PATH") or str(Path.cwd() / "instance"),
+    )
+    config.load(app, test_config)
+    app.config["BABEL_TRANSLATION_DIRECTORIES"] = _resource_dir("translations")
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=_resource_dir("migrations"))
+    mail.init_app(app)
+    csrf.init_app(app)
+    babel.init_app(app, locale_selector=current_locale)
+    limiter.init_app(app)
+    init_oauth(app)
+
+    if app.config["DATABASE_URL"].startswith("sqlite"):
+        _sqlite_pragmas(app)
+
+    for bp in (oauth.bp, login.bp, account.bp, dev.bp):
+        app.register_blueprint(bp)
+
+    @app.before_request
+    def _nonce():
+        g.csp_nonce = secrets.token_urlsafe(16)
+
+    app.after_request(common.security_headers)
+
+    @app.context_processor
+    def _globals():
+        from flask import request, url_for
+
+        def lang_url(code: str) -> str:
+            args = {**request.args.to_dict(), "lang": code}
+            try:
+                return url_for(request.endpoint, **(request.view_args or {}), **args)
+            except Exception:
+                return "?lang=" + code
+
+        return {
+            "lang_url": lang_url,
+            "product": app.config["PRODUCT_NAME"],
+            "locale": current_locale(),
+            "languages": app.config["LANGUAGES"],
+            "dev_mailbox": app.config["DEV_MAILBOX"],
+        }
+
+    @app.errorhandler(CSRFError)
+    def _csrf(err):
+        return render_template("message.html", error=gettext("This form has expired. Please try again.")), 400
+
+    @app.errorhandler(HTTPException)
+    def _http(err):
+        if err.code == 429:
+            message = gettext("Too many requests. Wait a moment and try again.")
+        elif err.code == 404:
+            message = gettext("This page does not exist.")
+        elif err.code == 413:
+            message = gettext("The request is too large.")
+        else:
+            message = err.description
+        return render_template("message.html", error=message), err.code
+
+    @app.teardown_appcontext
+    def _rollback(exc):
+        if exc is not None:
+            db.session.rollback()
+
+    from .cli import register
+
+    register(app)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    return app
+
+
+def _sqlite_pragmas(app: Flask) -> None:
+    from sqlalchemy import event
+
+    from .extensions import db
+
+    with app.app_context():
+        engine = db.engine
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection, _record):
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()

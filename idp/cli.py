@@ -1,0 +1,372 @@
+"""The `idp` command: serve, database, clients, accounts, keys, mail and audit."""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+from urllib.parse import urlsplit
+
+import click
+from flask import current_app
+from flask.cli import FlaskGroup, with_appcontext
+
+from .config import ConfigError
+
+
+def _fail(message: str):
+    raise click.ClickException(message)
+
+
+def _emit(data, as_json: bool, text: str | None = None) -> None:
+    if as_json:
+        click.echo(json.dumps(data, indent=None, sort_keys=True))
+    else:
+        click.echo(text if text is not None else json.dumps(data, indent=2, sort_keys=True))
+
+
+def cli_actor() -> str:
+    try:
+        user = getpass.getuser()
+    except Exception:
+        user = str(os.getuid())
+    return f"cli:{user}"
+
+
+def _check_uri(value: str, option: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.fragment:
+        _fail(f"{option} must be an absolute http(s) URL without a fragment: {value!r}")
+    return value
+
+
+def _create_app(*_args, **_kwargs):
+    from . import create_app
+
+    return create_app()
+
+
+def main() -> None:
+    try:
+        cli.main(prog_name="idp")
+    except ConfigError as exc:
+        click.echo(f"idp: configuration error: {exc}", err=True)
+        sys.exit(2)
+
+
+@click.group(cls=FlaskGroup, create_app=_create_app, add_default_commands=False, add_version_option=False)
+def cli():
+    """The identity provider of the accounting suite.
+
+    Settings come from IDP_* environment variables (see the README)."""
+
+
+def register(app) -> None:
+    """Commands that need the app are added to its CLI too (tests use app.test_cli_runner)."""
+    for command in (serve, clients, users, firms, accounts, keys_group, mail_group, audit_group):
+        app.cli.add_command(command)
+
+
+# -- serve ------------------------------------------------------------------------
+
+
+@click.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5000, show_default=True, type=int)
+@click.option("--workers", default=2, show_default=True, type=click.IntRange(1, 64))
+@click.option("--threads", default=4, show_default=True, type=click.IntRange(1, 64), help="Threads per worker.")
+@click.option("--no-mail", is_flag=True, help="Do not run the mail delivery loop beside the server.")
+@with_appcontext
+def serve(host, port, workers, threads, no_mail):
+    """Serve production-style with gunicorn, and deliver queued mail."""
+    from gunicorn.app.base import BaseApplication
+
+    from .extensions import db
+    from .services import keys
+
+    keys.ensure()
+    db.session.remove()
+    db.engine.dispose()
+
+    class Server(BaseApplication):
+        def load_config(self):
+            self.cfg.set("bind", f"{host}:{port}")
+            self.cfg.set("workers", workers)
+            self.cfg.set("threads", threads)
+            self.cfg.set("worker_class", "gthread")
+            self.cfg.set("keepalive", 5)
+            self.cfg.set("accesslog", None)
+            self.cfg.set("graceful_timeout", 10)
+            self.cfg.set("proc_name", "idp")
+
+        def load(self):
+            from . import create_app
+
+            return create_app()
+
+    deliverer = None
+    if not no_mail:
+        deliverer = subprocess.Popen([sys.executable, "-m", "idp.cli", "mail", "deliver", "--loop"])
+    try:
+        click.echo(f"idp serving on http://{host}:{port} with {workers} workers", err=True)
+        Server().run()
+    finally:
+        if deliverer is not None:
+            deliverer.send_signal(signal.SIGTERM)
+            try:
+                deliverer.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                deliverer.kill()
+
+
+# -- clients ----------------------------------------------------------------------
+
+
+@click.group("clients")
+def clients():
+    """Relying applications (OAuth clients)."""
+
+
+@clients.command("create")
+@click.option("--name", required=True)
+@click.option("--redirect-uri", "redirect_uris", multiple=True)
+@click.option("--post-logout-redirect-uri", "post_logout_uris", multiple=True)
+@click.option("--backchannel-logout-uri")
+@click.option(
+    "--grant-type",
+    "grant_types",
+    multiple=True,
+    type=click.Choice(["authorization_code", "refresh_token", "client_credentials", "password"]),
+    help="Repeatable. Default: authorization_code and refresh_token.",
+)
+@click.option("--scope", "scopes", multiple=True, help="Repeatable. Default: every scope.")
+@click.option("--public", is_flag=True, help="A public client (no secret; PKCE only).")
+@click.option("--first-party", is_flag=True, help="Skip the consent screen.")
+@click.option("--json", "as_json", is_flag=True)
+@with_appcontext
+def clients_create(name, redirect_uris, post_logout_uris, backchannel_logout_uri, grant_types, scopes, public, first_party, as_json):
+    """Register a client; prints its client_id and (once) its secret."""
+    from .extensions import db
+    from .models import Client
+    from .oauth.server import SCOPES
+    from .services import audit
+    from .services.crypto import token_hash
+
+    grant_types = list(dict.fromkeys(grant_types or ["authorization_code", "refresh_token"]))
+    scopes = list(dict.fromkeys(s for value in scopes for s in value.split())) or list(SCOPES)
+    unknown = [s for s in scopes if s not in SCOPES]
+    if unknown:
+        _fail(f"unknown scope {unknown[0]!r}; known: {' '.join(SCOPES)}")
+    for uri in redirect_uris:
+        _check_uri(uri, "--redirect-uri")
+    for uri in post_logout_uris:
+        _check_uri(uri, "--post-logout-redirect-uri")
+    if backchannel_logout_uri:
+        _check_uri(backchannel_logout_uri, "--backchannel-logout-uri")
+    if "authorization_code" in grant_types and not redirect_uris:
+        _fail("--redirect-uri is required for the authorization_code grant")
+    if public and ("client_credentials" in grant_types or "password" in grant_types):
+        _fail("a public client cannot use client_credentials or password")
+    client_id = secrets.token_urlsafe(18)
+    secret = None if public else secrets.token_urlsafe(32)
+    client = Client(
+        id=client_id,
+        name=name.strip() or _fail("--name must not be empty"),
+        secret_hash=token_hash(secret) if secret else None,
+        redirect_uris=list(redirect_uris),
+        post_logout_redirect_uris=list(post_logout_uris),
+        backchannel_logout_uri=backchannel_logout_uri,
+        grant_types=grant_types,
+        scope=" ".join(scopes),
+        token_endpoint_auth_method="none" if public else "client_secret_basic",
+        first_party=first_party,
+    )
+    db.session.add(client)
+    audit.record("client.created", actor=cli_actor(), subject=client_id, name=name)
+    db.session.commit()
+    out = {"client_id": client_id}
+    if secret:
+        out["client_secret"] = secret
+    _emit(out, as_json, f"client_id: {client_id}" + (f"\nclient_secret: {secret}" if secret else ""))
+
+
+# -- users, firms, accounts --------------------------------------------------------
+
+
+@click.group("users")
+def users():
+    """People's accounts."""
+
+
+@users.command("create")
+@click.option("--email", required=True)
+@click.option("--password", required=True)
+@click.option("--name", default="")
+@click.option("--json", "as_json", is_flag=True)
+@with_appcontext
+def users_create(email, password, name, as_json):
+    """Create an account; it verifies its e-mail and enrols TOTP at first login."""
+    _create_account(email, password, name, "user", as_json)
+
+
+def _create_account(email, password, name, role, as_json):
+    from .errors import InvalidEmail
+    from .extensions import db
+    from .services import accounts, audit
+
+    if not password:
+        _fail("--password must not be empty")
+    try:
+        account = accounts.create_account(email, password, name=name, role=role)
+    except InvalidEmail:
+        _fail(f"not a valid e-mail address: {email!r}")
+    except ValueError as exc:
+        _fail(str(exc))
+    audit.record("account.created", actor=cli_actor(), account=account, role=role)
+    db.session.commit()
+    _emit({"sub": account.id}, as_json, f"sub: {account.id}")
+
+
+@click.group("firms")
+def firms():
+    """Accountancy firms."""
+
+
+@firms.command("create")
+@click.option("--name", required=True)
+@click.option("--json", "as_json", is_flag=True)
+@with_appcontext
+def firms_create(name, as_json):
+    """Create an accountancy firm (an administration of kind firm)."""
+    from .extensions import db
+    from .models import Administration
+    from .services import audit
+
+    if not name.strip():
+        _fail("--name must not be empty")
+    firm = Administration(name=name.strip(), kind="firm")
+    db.session.add(firm)
+    db.session.flush()
+    audit.record("firm.created", actor=cli_actor(), subject=firm.id, name=firm.name)
+    db.session.commit()
+    _emit({"administration_id": firm.id}, as_json, f"administration_id: {firm.id}")
+
+
+@click.group("accounts")
+def accounts():
+    """Inspect accounts."""
+
+
+@accounts.command("show")
+@click.argument("email")
+@click.option("--json", "as_json", is_flag=True)
+@with_appcontext
+def accounts_show(email, as_json):
+    """Status of an account: active, locked or disabled; e-mail verified; TOTP enrolled."""
+    from . import clock
+    from .services import accounts as svc
+
+    account = svc.find_by_email(email.strip())
+    if account is None:
+        _fail(f"no account with e-mail {email!r}")
+    data = {
+        "sub": account.id,
+        "email": account.email,
+        "status": account.status(clock.now()),
+        "email_verified": bool(account.email_verified),
+        "totp_enrolled": account.totp_enrolled,
+    }
+    _emit(data, as_json)
+
+
+# -- keys, mail, audit -------------------------------------------------------------
+
+
+@click.group("keys")
+def keys_group():
+    """Signing keys."""
+
+
+keys_group.name = "keys"
+
+
+@keys_group.command("rotate")
+@with_appcontext
+def keys_rotate():
+    """Publish a new signing key; old keys stay published until their tokens expire."""
+    from .services import audit, keys
+    from .extensions import db
+
+    row = keys.rotate()
+    audit.record("keys.rotated", actor=cli_actor(), subject=row.kid)
+    db.session.commit()
+    click.echo(f"new signing key: {row.kid}")
+
+
+@click.group("mail")
+def mail_group():
+    """Queued mail."""
+
+
+mail_group.name = "mail"
+
+
+@mail_group.command("deliver")
+@click.option("--loop", is_flag=True, help="Keep delivering until stopped.")
+@with_appcontext
+def mail_deliver(loop):
+    """Send queued mail over SMTP (once, or in a loop)."""
+    import threading
+
+    from .services import mailer
+
+    if not current_app.config["MAIL_SERVER"]:
+        if not loop:
+            click.echo("no IDP_MAIL_SERVER configured: mail stays queued", err=True)
+            return
+        click.echo("no IDP_MAIL_SERVER configured: mail stays queued (dev mailbox in development)", err=True)
+    if loop:
+        stop = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        signal.signal(signal.SIGINT, lambda *_: stop.set())
+        mailer.deliver_forever(stop)
+        return
+    sent, failed = mailer.deliver_due()
+    click.echo(f"sent {sent}, failed {failed}")
+
+
+@click.group("audit")
+def audit_group():
+    """The audit trail."""
+
+
+audit_group.name = "audit"
+
+
+@audit_group.command("list")
+@click.option("--subject", help="Only events about this e-mail address.")
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 10000))
+@click.option("--json", "as_json", is_flag=True)
+@with_appcontext
+def audit_list(subject, limit, as_json):
+    """Audit events, newest first."""
+    from .services import audit
+
+    events = [audit.as_dict(e) for e in audit.recent(subject, limit)]
+    if as_json:
+        _emit(events, True)
+        return
+    for e in events:
+        click.echo(f"{e['at']}  {e['action']:<28} {e['outcome']:<8} {e['subject'] or '-':<32} {e['actor']}  {e['ip'] or ''}")
+
+
+for _command in (serve, clients, users, firms, accounts, keys_group, mail_group, audit_group):
+    cli.add_command(_command)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,168 @@
+"""Every setting of the provider, its default and its check, in one place.
+
+Each key can be set from the environment as ``IDP_<KEY>`` (Flask's
+``from_prefixed_env("IDP")``: values are parsed as JSON where they can be, so
+``IDP_RATELIMIT_ENABLED=false`` is a boolean). ``validate()`` runs at start-up
+and stops the process with one readable line on a missing or malformed value.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from urllib.parse import urlsplit
+
+
+class ConfigError(Exception):
+    """A setting is missing or malformed; the message is one readable line."""
+
+
+DEFAULTS: dict = {
+    # "production" or "development". Development shows the dev mailbox and
+    # accepts the default issuer; production insists on an explicit IDP_ISSUER.
+    "ENV": "production",
+    # Public base URL of the provider: the `iss` of every token and the base of
+    # every link in mail.
+    "ISSUER": "http://127.0.0.1:5000",
+    # SQLAlchemy URL; empty means a SQLite file in the instance folder.
+    "DATABASE_URL": "",
+    # Redis URL for rate limits and shared short-lived state; empty = in-process.
+    "REDIS_URL": "",
+    # Session/CSRF secret. Empty: generated once and kept in the instance folder.
+    "SECRET_KEY": "",
+    # SMTP relay. Without MAIL_SERVER, mail stays in the outbox and (in
+    # development) is readable in the dev mailbox at /dev/mailbox.
+    "MAIL_SERVER": "",
+    "MAIL_PORT": 25,
+    "MAIL_USE_TLS": False,
+    "MAIL_USE_SSL": False,
+    "MAIL_USERNAME": None,
+    "MAIL_PASSWORD": None,
+    "MAIL_DEFAULT_SENDER": "idp@localhost",
+    "MAIL_TIMEOUT": 10,
+    # Flask-Limiter switch; load tests turn it off.
+    "RATELIMIT_ENABLED": True,
+    # Readable limit strings (Flask-Limiter / limits syntax).
+    "RATELIMIT_LOGIN_PER_IP": "30 per minute; 300 per hour",
+    "RATELIMIT_TOKEN_PER_IP": "",
+    # Lifetimes in seconds.
+    "FLOW_LIFETIME": 30 * 60,
+    "EMAIL_CODE_LIFETIME": 10 * 60,
+    "EMAIL_CODE_MAX_ATTEMPTS": 5,
+    "EMAIL_CODE_RESEND_INTERVAL": 30,
+    "EMAIL_CODE_MAX_PER_HOUR": 5,
+    "AUTHORIZATION_CODE_LIFETIME": 60,
+    "ACCESS_TOKEN_LIFETIME": 3600,
+    "ID_TOKEN_LIFETIME": 3600,
+    "REFRESH_TOKEN_LIFETIME": 30 * 24 * 3600,
+    "SESSION_LIFETIME": 12 * 3600,
+    # Mail delivery: attempts before a mail is abandoned, and the first backoff.
+    "MAIL_MAX_ATTEMPTS": 12,
+    "MAIL_RETRY_BASE": 5,
+    "MAIL_POLL_INTERVAL": 1.0,
+    # Languages offered; the first is the default.
+    "LANGUAGES": ["nl", "en"],
+    # Name shown on pages and in mail.
+    "PRODUCT_NAME": "Account",
+    "SUPPORT_CONTACT": "support",
+}
+
+
+def _check_url(name: str, value: str, schemes: tuple[str, ...]) -> None:
+    parts = urlsplit(value)
+    if parts.scheme not in schemes or not parts.netloc:
+        raise ConfigError(f"IDP_{name} must be an absolute {'/'.join(schemes)} URL, got {value!r}")
+
+
+def load(app, test_config: dict | None = None) -> None:
+    """Fill ``app.config`` from the defaults, the environment and ``test_config``."""
+    app.config.update(DEFAULTS)
+    issuer_from_env = "IDP_ISSUER" in os.environ
+    app.config.from_prefixed_env("IDP")
+    if test_config:
+        app.config.update(test_config)
+        issuer_from_env = issuer_from_env or "ISSUER" in test_config
+    app.config["ISSUER_EXPLICIT"] = issuer_from_env
+    validate(app)
+    derive(app)
+
+
+def validate(app) -> None:
+    c = app.config
+    if c["ENV"] not in ("production", "development"):
+        raise ConfigError(f"IDP_ENV must be 'production' or 'development', got {c['ENV']!r}")
+    if c["ENV"] == "production" and not c["ISSUER_EXPLICIT"] and not c.get("TESTING"):
+        raise ConfigError("IDP_ISSUER must be set in production (the public base URL, e.g. https://login.example.com)")
+    issuer = str(c["ISSUER"]).rstrip("/")
+    _check_url("ISSUER", issuer, ("http", "https"))
+    if urlsplit(issuer).query or urlsplit(issuer).fragment:
+        raise ConfigError("IDP_ISSUER must not have a query or fragment")
+    c["ISSUER"] = issuer
+    url = c["DATABASE_URL"]
+    if url:
+        scheme = str(url).split(":", 1)[0]
+        if scheme not in ("sqlite", "postgresql+psycopg", "postgresql"):
+            raise ConfigError(
+                f"IDP_DATABASE_URL has an unknown driver {scheme!r}; use sqlite:/// or postgresql+psycopg://"
+            )
+        if scheme == "postgresql":
+            c["DATABASE_URL"] = "postgresql+psycopg" + str(url)[len("postgresql"):]
+    if c["REDIS_URL"]:
+        _check_url("REDIS_URL", c["REDIS_URL"], ("redis", "rediss", "unix"))
+    if c["MAIL_SERVER"]:
+        try:
+            port = int(c["MAIL_PORT"])
+        except (TypeError, ValueError):
+            raise ConfigError(f"IDP_MAIL_PORT must be a number, got {c['MAIL_PORT']!r}") from None
+        if not 0 < port < 65536:
+            raise ConfigError(f"IDP_MAIL_PORT must be between 1 and 65535, got {port}")
+        c["MAIL_PORT"] = port
+    if not isinstance(c["RATELIMIT_ENABLED"], bool):
+        raise ConfigError("IDP_RATELIMIT_ENABLED must be true or false")
+    secret = c["SECRET_KEY"]
+    if secret and (len(str(secret)) < 32 or str(secret).lower() in ("dev", "secret", "changeme")):
+        raise ConfigError("IDP_SECRET_KEY must be a random value of at least 32 characters")
+
+
+def _instance_secret(instance_path: str) -> str:
+    path = Path(instance_path) / "secret_key"
+    if path.exists():
+        return path.read_text().strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    value = secrets.token_hex(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(value)
+    return value
+
+
+def derive(app) -> None:
+    """Settings computed from others: database URI, secret, limiter storage."""
+    c = app.config
+    if not c["SECRET_KEY"]:
+        try:
+            c["SECRET_KEY"] = _instance_secret(app.instance_path)
+        except FileExistsError:  # another worker wrote it first
+            c["SECRET_KEY"] = (Path(app.instance_path) / "secret_key").read_text().strip()
+    if not c["DATABASE_URL"]:
+        Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+        c["DATABASE_URL"] = f"sqlite:///{Path(app.instance_path) / 'idp.db'}"
+    c["SQLALCHEMY_DATABASE_URI"] = c["DATABASE_URL"]
+    c["SQLALCHEMY_TRACK_MODIFICATIONS"] = False
+    if c["DATABASE_URL"].startswith("sqlite"):
+        c.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {"connect_args": {"timeout": 30}})
+    else:
+        c.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {"pool_pre_ping": True})
+    c["RATELIMIT_STORAGE_URI"] = c["REDIS_URL"] or "memory://"
+    c["RATELIMIT_HEADERS_ENABLED"] = False
+    c["RATELIMIT_STRATEGY"] = "moving-window"
+    c["SESSION_COOKIE_NAME"] = "idp_session"
+    c["SESSION_COOKIE_HTTPONLY"] = True
+    c["SESSION_COOKIE_SAMESITE"] = "Lax"
+    c["SESSION_COOKIE_SECURE"] = c["ISSUER"].startswith("https://")
+    c["WTF_CSRF_TIME_LIMIT"] = None  # the flow's own expiry bounds a form's life
+    c["WTF_CSRF_SSL_STRICT"] = False
+    c["MAX_CONTENT_LENGTH"] = 64 * 1024
+    c["BABEL_DEFAULT_LOCALE"] = c["LANGUAGES"][0]
+    c["DEV_MAILBOX"] = c["ENV"] == "development" and not c["MAIL_SERVER"]

@@ -1,0 +1,90 @@
+"""Domain errors: each carries the text a person sees and the HTTP status of the page.
+
+Views map them to the step's page once (web/common.py); protocol errors are
+Authlib ``OAuth2Error``s and never pass through here.
+"""
+
+from __future__ import annotations
+
+from flask_babel import lazy_gettext as _l
+
+
+class DomainError(Exception):
+    status = 400
+    public = _l("Something went wrong. Please try again.")
+
+    def __init__(self, public=None, **detail):
+        super().__init__(str(public or self.public))
+        if public is not None:
+            self.public = public
+        self.detail = detail
+
+    def message(self) -> str:
+        return str(self.public)
+
+
+class InvalidCredentials(DomainError):
+    status = 401
+    public = _l("The e-mail address or password is not correct.")
+
+
+class InvalidEmail(DomainError):
+    status = 400
+    public = _l("Enter a valid e-mail address.")
+
+
+class EmailMismatch(DomainError):
+    status = 400
+    public = _l("This is not the e-mail address of this sign-in. Enter the address you signed in with.")
+
+
+class InvalidEmailCode(DomainError):
+    status = 400
+    public = _l("That code is not correct, or it has expired. Check the latest mail or request a new code.")
+
+
+class TooManyAttempts(DomainError):
+    status = 429
+    public = _l("Too many attempts. Request a new code or start again.")
+
+    def __init__(self, public=None, resets_in: int | None = None, **detail):
+        super().__init__(public, **detail)
+        self.resets_in = resets_in
+
+
+class ResendTooSoon(DomainError):
+    status = 429
+    public = _l("A code was sent a moment ago. Wait a little before asking for another one.")
+
+
+class InvalidTotp(DomainError):
+    status = 400
+    public = _l("That authenticator code is not correct. Enter the current 6-digit code from your app.")
+
+
+class AccountLocked(DomainError):
+    status = 423
+    public = _l(
+        "Signing in to this account is blocked for a while after too many failed attempts. "
+        "Try again later or contact support."
+    )
+
+
+class AccountDisabled(DomainError):
+    status = 403
+    public = _l("This account has been disabled. Contact support.")
+
+
+class FlowExpired(DomainError):
+    status = 410
+    public = _l("This sign-in took too long and has expired. Please start again.")
+
+
+class StepOutOfOrder(DomainError):
+    status = 409
+    public = _l("This step is not available now. Continue where you were.")
+
+
+class FlowNotFound(DomainError):
+    status = 404
+    public = _l("This page is no longer valid. Please start again from the application.")

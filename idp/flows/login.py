@@ -1,0 +1,131 @@
+"""F3 first login and F4 login (seed 000): e-mail, password, e-mail check once,
+authenticator enrolment once, authenticator code, consent where needed."""
+
+from __future__ import annotations
+
+from flask_babel import lazy_gettext as _l
+
+from .. import clock
+from ..errors import EmailMismatch, StepOutOfOrder
+from ..extensions import db
+from ..models import Account, Consent
+from ..services import accounts, email_codes, totp
+from ..services.crypto import decrypt_text, encrypt_text
+from .base import Context, FlowMachine
+
+EMAIL_CODE_PURPOSE = "verify_email"
+
+
+class LoginFlow(FlowMachine):
+    kind = "login"
+    initial = "email"
+    TRANSITIONS = {
+        "email": {"password"},
+        "password": {"verify_email", "totp_enroll", "totp"},
+        "verify_email": {"email_code"},
+        "email_code": {"totp_enroll", "totp"},
+        "totp_enroll": {"resume"},
+        "totp": {"resume"},
+        "resume": {"consent", "done"},
+        "consent": {"resume"},
+    }
+    ACTIONS = {
+        "password": {"restart"},
+        "email_code": {"resend"},
+    }
+
+    @classmethod
+    def start(cls, authorize_params: dict, *, login_hint: str | None = None, ui_locales: str | None = None):
+        return cls.create(data={"authorize": authorize_params, "login_hint": login_hint, "ui_locales": ui_locales})
+
+    @classmethod
+    def for_consent(cls, account: Account, authorize_params: dict, ui_locales: str | None = None):
+        flow = cls.create(state="consent", account_id=account.id, data={"authorize": authorize_params, "ui_locales": ui_locales})
+        return flow
+
+    # -- helpers -------------------------------------------------------------
+
+    @property
+    def account(self) -> Account | None:
+        return db.session.get(Account, self.row.account_id) if self.row.account_id else None
+
+    @property
+    def email(self) -> str | None:
+        return self.data.get("email")
+
+    def _after_password(self, account: Account) -> str:
+        if not account.email_verified:
+            return "verify_email"
+        return self._second_factor(account)
+
+    def _second_factor(self, account: Account) -> str:
+        if account.totp_enrolled:
+            return "totp"
+        self.update_data(pending_totp=encrypt_text(totp.new_secret(), "pending-totp"))
+        return "totp_enroll"
+
+    def pending_totp_secret(self) -> str:
+        if self.row.state != "totp_enroll" or not self.data.get("pending_totp"):
+            raise StepOutOfOrder()
+        return decrypt_text(self.data["pending_totp"], "pending-totp")
+
+    def _authenticated(self, amr: list[str]) -> str:
+        self.update_data(amr=amr, authenticated_at=clock.timestamp(), pending_totp=None)
+        return "resume"
+
+    # -- steps ---------------------------------------------------------------
+
+    def step_email(self, form, ctx: Context) -> str:
+        email = accounts.normalize_email(form.get("email", ""))
+        self.update_data(email=email)
+        return "password"
+
+    def action_restart(self, form, ctx: Context) -> None:
+        self.row.state = "email"
+        self.row.account_id = None
+
+    def step_password(self, form, ctx: Context) -> str:
+        self.row.attempts += 1
+        account = accounts.check_password(self.email, form.get("password", ""), ip=ctx.ip)
+        self.row.account_id = account.id
+        return self._after_password(account)
+
+    def step_verify_email(self, form, ctx: Context) -> str:
+        account = self.account
+        try:
+            typed = accounts.normalize_email(form.get("email", ""))
+        except Exception:
+            raise EmailMismatch() from None
+        if typed != account.email.lower():
+            raise EmailMismatch()
+        email_codes.issue_email_code(account, EMAIL_CODE_PURPOSE, flow_id=self.id, locale=ctx.locale, ip=ctx.ip)
+        return "email_code"
+
+    def action_resend(self, form, ctx: Context) -> None:
+        email_codes.issue_email_code(self.account, EMAIL_CODE_PURPOSE, flow_id=self.id, locale=ctx.locale, ip=ctx.ip)
+
+    def step_email_code(self, form, ctx: Context) -> str:
+        account = self.account
+        email_codes.verify_email_code(account, EMAIL_CODE_PURPOSE, form.get("email_code", ""), flow_id=self.id, ip=ctx.ip)
+        account.email_verified = True
+        return self._second_factor(account)
+
+    def step_totp_enroll(self, form, ctx: Context) -> str:
+        accounts.enrol_totp(self.account, self.pending_totp_secret(), form.get("totp_code", ""), ip=ctx.ip)
+        return self._authenticated(["pwd", "otp", "mfa"])
+
+    def step_totp(self, form, ctx: Context) -> str:
+        accounts.check_totp(self.account, form.get("totp_code", ""), ip=ctx.ip)
+        return self._authenticated(["pwd", "otp", "mfa"])
+
+    def step_consent(self, form, ctx: Context) -> str:
+        decision = form.get("decision")
+        if decision not in ("allow", "deny"):
+            raise StepOutOfOrder(_l("Choose whether to allow or deny access."))
+        self.update_data(consent=decision)
+        if decision == "allow":
+            params = self.data.get("authorize", {})
+            db.session.add(
+                Consent(account_id=self.row.account_id, client_id=params.get("client_id"), scope=self.data.get("consent_scope", ""))
+            )
+        return "resume"

@@ -1,0 +1,247 @@
+"""OAuth 2 / OpenID Connect objects: clients, codes, tokens, consents, SSO sessions, keys."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+
+from authlib.oauth2.rfc6749 import ClientMixin, TokenMixin, scope_to_list
+from authlib.oidc.core import AuthorizationCodeMixin
+from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from .. import clock
+from ..extensions import db
+from .accounts import Account
+from .base import created_at, new_id
+
+
+def sha256(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+class Client(db.Model, ClientMixin):
+    __tablename__ = "clients"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)  # the client_id
+    name: Mapped[str] = mapped_column(String(200), nullable=False)
+    secret_hash: Mapped[str | None] = mapped_column(String(64))  # SHA-256 of a 256-bit secret
+    redirect_uris: Mapped[list] = mapped_column(JSON, default=list, nullable=False)
+    post_logout_redirect_uris: Mapped[list] = mapped_column(JSON, default=list, nullable=False)
+    backchannel_logout_uri: Mapped[str | None] = mapped_column(String(500))
+    grant_types: Mapped[list] = mapped_column(JSON, default=list, nullable=False)
+    scope: Mapped[str] = mapped_column(String(500), nullable=False)
+    token_endpoint_auth_method: Mapped[str] = mapped_column(String(40), nullable=False)
+    first_party: Mapped[bool] = mapped_column(Boolean, default=False, nullable=False)
+    created_at: Mapped[dt.datetime] = created_at()
+
+    @property
+    def client_id(self) -> str:
+        return self.id
+
+    @property
+    def is_public(self) -> bool:
+        return self.token_endpoint_auth_method == "none"
+
+    @property
+    def client_metadata(self) -> dict:
+        return {
+            "post_logout_redirect_uris": list(self.post_logout_redirect_uris),
+            "backchannel_logout_uri": self.backchannel_logout_uri,
+        }
+
+    def get_client_id(self):
+        return self.id
+
+    def get_default_redirect_uri(self):
+        # Only unambiguous: with several registered URIs the request must name one.
+        if len(self.redirect_uris) == 1:
+            return self.redirect_uris[0]
+        return None
+
+    def get_allowed_scope(self, scope):
+        if not scope:
+            return ""
+        allowed = set(self.scope.split())
+        return " ".join(s for s in scope_to_list(scope) if s in allowed)
+
+    def check_redirect_uri(self, redirect_uri):
+        return redirect_uri in self.redirect_uris
+
+    def check_client_secret(self, client_secret):
+        if not self.secret_hash or not isinstance(client_secret, str):
+            return False
+        return hmac.compare_digest(self.secret_hash, sha256(client_secret))
+
+    def check_endpoint_auth_method(self, method, endpoint):
+        if endpoint == "token":
+            if self.is_public:
+                return method == "none"
+            return method in ("client_secret_basic", "client_secret_post")
+        # introspection and revocation: any confidential method; public clients may revoke.
+        if self.is_public:
+            return method == "none" and endpoint == "revocation"
+        return method in ("client_secret_basic", "client_secret_post")
+
+    def check_response_type(self, response_type):
+        return response_type == "code" and "authorization_code" in self.grant_types
+
+    def check_grant_type(self, grant_type):
+        return grant_type in self.grant_types
+
+
+class Session(db.Model):
+    """A person's single sign-on session at the provider (the `sid`)."""
+
+    __tablename__ = "sessions"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)  # the sid
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False, index=True)
+    auth_time: Mapped[dt.datetime] = mapped_column(DateTime, nullable=False)
+    amr: Mapped[list] = mapped_column(JSON, default=list, nullable=False)
+    created_at: Mapped[dt.datetime] = created_at()
+    expires_at: Mapped[dt.datetime] = mapped_column(DateTime, nullable=False)
+    ended_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    ip: Mapped[str | None] = mapped_column(String(64))
+    user_agent: Mapped[str | None] = mapped_column(String(300))
+
+    account: Mapped[Account] = relationship(lazy="joined")
+
+    def active(self, now: dt.datetime) -> bool:
+        return self.ended_at is None and self.expires_at > now
+
+
+class AuthorizationCode(db.Model, AuthorizationCodeMixin):
+    __tablename__ = "authorization_codes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    code_hash: Mapped[str] = mapped_column(String(64), unique=True, nullable=False)
+    client_id: Mapped[str] = mapped_column(ForeignKey("clients.id", ondelete="CASCADE"), nullable=False)
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False)
+    session_id: Mapped[str | None] = mapped_column(String(64))
+    # The family of tokens this code starts; reuse of the code revokes it.
+    grant_id: Mapped[str] = mapped_column(String(32), default=new_id, nullable=False)
+    redirect_uri: Mapped[str] = mapped_column(Text, default="", nullable=False)
+    scope: Mapped[str] = mapped_column(String(500), default="", nullable=False)
+    nonce: Mapped[str | None] = mapped_column(String(500))
+    auth_time: Mapped[int] = mapped_column(Integer, nullable=False)
+    amr: Mapped[list] = mapped_column(JSON, default=list, nullable=False)
+    code_challenge: Mapped[str | None] = mapped_column(String(128))
+    code_challenge_method: Mapped[str | None] = mapped_column(String(10))
+    created_at: Mapped[dt.datetime] = created_at()
+    expires_at: Mapped[dt.datetime] = mapped_column(DateTime, nullable=False)
+    # Kept after use: a second redemption is detected and revokes what the first issued.
+    used_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+
+    account: Mapped[Account] = relationship(lazy="joined")
+
+    def get_redirect_uri(self):
+        return self.redirect_uri
+
+    def get_scope(self):
+        return self.scope
+
+    def get_nonce(self):
+        return self.nonce
+
+    def get_auth_time(self):
+        return self.auth_time
+
+    def get_acr(self):
+        return None
+
+    def get_amr(self):
+        return list(self.amr) or None
+
+    def is_expired(self):
+        return self.expires_at <= clock.now()
+
+
+class Token(db.Model, TokenMixin):
+    """An access token and, where issued, its refresh token; both stored as SHA-256.
+
+    Tokens that descend from one authorization (a code, then each refresh) share a
+    `grant_id`, so reuse of a spent refresh token or code revokes the whole family.
+    """
+
+    __tablename__ = "tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    client_id: Mapped[str] = mapped_column(ForeignKey("clients.id", ondelete="CASCADE"), nullable=False, index=True)
+    account_id: Mapped[str | None] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
+    grant_id: Mapped[str] = mapped_column(String(32), default=new_id, nullable=False, index=True)
+    session_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    access_token_hash: Mapped[str] = mapped_column(String(64), unique=True, nullable=False)
+    refresh_token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    scope: Mapped[str] = mapped_column(String(500), default="", nullable=False)
+    issued_at: Mapped[dt.datetime] = created_at()
+    expires_in: Mapped[int] = mapped_column(Integer, nullable=False)
+    refresh_expires_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    auth_time: Mapped[int | None] = mapped_column(Integer)
+    # Set when the refresh token was exchanged for a new one (rotation).
+    refresh_used_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+
+    client: Mapped[Client] = relationship(lazy="joined")
+    account: Mapped[Account | None] = relationship(lazy="joined")
+
+    def check_client(self, client):
+        return self.client_id == client.get_client_id()
+
+    def get_scope(self):
+        return self.scope
+
+    def get_expires_in(self):
+        return self.expires_in
+
+    @property
+    def expires_at(self) -> dt.datetime:
+        return self.issued_at + dt.timedelta(seconds=self.expires_in)
+
+    def is_expired(self):
+        return self.expires_at <= clock.now()
+
+    def is_revoked(self):
+        return self.revoked_at is not None
+
+    def is_refresh_usable(self) -> bool:
+        now = clock.now()
+        return (
+            self.revoked_at is None
+            and self.refresh_used_at is None
+            and (self.refresh_expires_at is None or self.refresh_expires_at > now)
+        )
+
+    def get_user(self):
+        return self.account
+
+    def get_client(self):
+        return self.client
+
+
+class Consent(db.Model):
+    """The scopes a person granted a third-party client."""
+
+    __tablename__ = "consents"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False, index=True)
+    client_id: Mapped[str] = mapped_column(ForeignKey("clients.id", ondelete="CASCADE"), nullable=False)
+    scope: Mapped[str] = mapped_column(String(500), nullable=False)
+    granted_at: Mapped[dt.datetime] = created_at()
+
+
+class SigningKey(db.Model):
+    """An RS256 key pair. The newest active key signs; retired keys stay published
+    until the last token they signed has expired."""
+
+    __tablename__ = "signing_keys"
+
+    kid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    alg: Mapped[str] = mapped_column(String(10), default="RS256", nullable=False)
+    private_jwk: Mapped[str] = mapped_column(Text, nullable=False)  # encrypted JSON
+    public_jwk: Mapped[dict] = mapped_column(JSON, nullable=False)
+    created_at: Mapped[dt.datetime] = created_at()
+    retired_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    publish_until: Mapped[dt.datetime | None] = mapped_column(DateTime)

@@ -1,0 +1,1 @@
+"""Domain logic without Flask's request: each module takes what it needs."""

@@ -1,0 +1,128 @@
+"""Accounts: creation, lookup, password and authenticator checks, lockout."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from email_validator import EmailNotValidError, validate_email
+from sqlalchemy import func, select
+
+from .. import clock
+from ..errors import AccountDisabled, AccountLocked, InvalidCredentials, InvalidEmail, InvalidTotp
+from ..extensions import db
+from ..models import Account
+from . import audit, passwords, totp
+
+LOCK_AFTER = 5
+LOCK_WINDOW = dt.timedelta(minutes=15)
+LOCK_FOR = dt.timedelta(minutes=15)
+
+
+def normalize_email(value: str) -> str:
+    """The canonical form of an address, or InvalidEmail. No DNS lookups."""
+    value = (value or "").strip()
+    if not value or len(value) > 320:
+        raise InvalidEmail()
+    try:
+        result = validate_email(value, check_deliverability=False)
+    except EmailNotValidError:
+        raise InvalidEmail() from None
+    return result.normalized.lower()
+
+
+def find_by_email(email: str) -> Account | None:
+    return db.session.scalar(select(Account).where(func.lower(Account.email) == email.lower()))
+
+
+def create_account(email: str, password: str, name: str = "", role: str = "user") -> Account:
+    email = normalize_email(email)
+    if find_by_email(email) is not None:
+        raise ValueError(f"an account with e-mail {email} exists already")
+    account = Account(
+        email=email,
+        name=name or "",
+        role=role,
+        password_hash=passwords.hash_password(password),
+        password_changed_at=clock.now(),
+    )
+    db.session.add(account)
+    db.session.flush()
+    return account
+
+
+def _check_usable(account: Account) -> None:
+    now = clock.now()
+    if account.disabled_at is not None:
+        raise AccountDisabled()
+    if account.locked_until is not None and account.locked_until > now:
+        raise AccountLocked()
+
+
+def _count_failure(account: Account, ip: str | None, what: str) -> None:
+    """One more failed password or code; the fifth within 15 minutes locks the account."""
+    now = clock.now()
+    if account.first_failed_at is None or now - account.first_failed_at > LOCK_WINDOW:
+        account.first_failed_at = now
+        account.failed_attempts = 0
+    account.failed_attempts += 1
+    if account.failed_attempts >= LOCK_AFTER:
+        account.locked_until = now + LOCK_FOR
+        account.lockouts += 1
+        account.failed_attempts = 0
+        account.first_failed_at = None
+        audit.record("account.locked", account=account, outcome="failure", ip=ip, after=what)
+
+
+def _clear_failures(account: Account) -> None:
+    account.failed_attempts = 0
+    account.first_failed_at = None
+
+
+def check_password(email: str, password: str, *, ip: str | None) -> Account:
+    """The account whose password this is, or InvalidCredentials (the same for an unknown
+    address, at the same cost). A locked or disabled account is refused whatever the password."""
+    account = find_by_email(email)
+    ok = passwords.verify_password(account.password_hash if account else None, password or "")
+    if account is None:
+        audit.record("login.password", subject=email, outcome="failure", ip=ip, why="unknown address")
+        raise InvalidCredentials()
+    _check_usable(account)
+    if not ok:
+        _count_failure(account, ip, "password")
+        audit.record("login.password", actor=account.id, account=account, outcome="failure", ip=ip)
+        if account.locked_until is not None and account.locked_until > clock.now():
+            raise AccountLocked()
+        raise InvalidCredentials()
+    if passwords.needs_rehash(account.password_hash):
+        account.password_hash = passwords.hash_password(password)
+    audit.record("login.password", actor=account.id, account=account, ip=ip)
+    return account
+
+
+def check_totp(account: Account, code: str, *, ip: str | None) -> None:
+    """Accept a current authenticator code once (±1 step); count a wrong one towards lockout."""
+    _check_usable(account)
+    secret = totp.unseal(account.totp_secret)
+    counter = totp.matching_counter(secret, code, after=account.totp_last_counter)
+    if counter is None:
+        _count_failure(account, ip, "totp")
+        audit.record("login.totp", actor=account.id, account=account, outcome="failure", ip=ip)
+        if account.locked_until is not None and account.locked_until > clock.now():
+            raise AccountLocked()
+        raise InvalidTotp()
+    account.totp_last_counter = counter
+    _clear_failures(account)
+    audit.record("login.totp", actor=account.id, account=account, ip=ip)
+
+
+def enrol_totp(account: Account, secret: str, code: str, *, ip: str | None) -> None:
+    """Make ``secret`` the account's authenticator once the first code from it is right."""
+    counter = totp.matching_counter(secret, code)
+    if counter is None:
+        audit.record("totp.enrol", actor=account.id, account=account, outcome="failure", ip=ip)
+        raise InvalidTotp()
+    account.totp_secret = totp.seal(secret)
+    account.totp_enrolled_at = clock.now()
+    account.totp_last_counter = counter
+    _clear_failures(account)
+    audit.record("totp.enrolled", actor=account.id, account=account, ip=ip)

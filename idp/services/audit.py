@@ -1,0 +1,53 @@
+"""Writing and reading the audit trail. The application only ever appends to it."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from ..extensions import db
+from ..models import Account, AuditEvent
+
+
+def record(
+    action: str,
+    *,
+    actor: str = "anonymous",
+    subject: str | None = None,
+    account: Account | None = None,
+    outcome: str = "success",
+    ip: str | None = None,
+    reason: str | None = None,
+    **detail,
+) -> AuditEvent:
+    """Add an event to the current transaction; it is written when the caller commits."""
+    event = AuditEvent(
+        action=action,
+        actor=actor,
+        subject=subject if subject is not None else (account.email if account else None),
+        account_id=account.id if account else None,
+        outcome=outcome,
+        ip=ip,
+        reason=reason,
+        detail={k: v for k, v in detail.items() if v is not None},
+    )
+    db.session.add(event)
+    return event
+
+
+def recent(subject: str | None = None, limit: int = 50) -> list[AuditEvent]:
+    query = select(AuditEvent).order_by(AuditEvent.at.desc(), AuditEvent.id.desc()).limit(limit)
+    if subject:
+        query = query.where(AuditEvent.subject == subject.strip().lower())
+    return list(db.session.scalars(query))
+
+
+def as_dict(event: AuditEvent) -> dict:
+    return {
+        "at": event.at.isoformat() + "Z",
+        "actor": event.actor,
+        "action": event.action,
+        "subject": event.subject,
+        "outcome": event.outcome,
+        "reason": event.reason,
+        "ip": event.ip,
+    }

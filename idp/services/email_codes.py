@@ -1,0 +1,98 @@
+"""Six-digit codes mailed to prove control of an address: 10 minutes, 5 tries, single use."""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+
+from flask import current_app
+from sqlalchemy import func, select, update
+
+from .. import clock
+from ..errors import InvalidEmailCode, ResendTooSoon, TooManyAttempts
+from ..extensions import db
+from ..models import Account, EmailCode
+from . import audit, crypto, mailer
+
+PURPOSE = "email-code"
+
+
+def _hash(code: str) -> str:
+    return crypto.keyed_hash(code, PURPOSE)
+
+
+def issue_email_code(account: Account, purpose: str, *, flow_id: str | None, locale: str | None, ip: str | None) -> None:
+    """Create a code, queue its mail, and supersede earlier codes of the same flow.
+
+    Resends are throttled: one per EMAIL_CODE_RESEND_INTERVAL seconds and at most
+    EMAIL_CODE_MAX_PER_HOUR per account and purpose.
+    """
+    cfg = current_app.config
+    now = clock.now()
+    last = db.session.scalar(
+        select(func.max(EmailCode.created_at)).where(EmailCode.account_id == account.id, EmailCode.purpose == purpose)
+    )
+    if last is not None and (now - last).total_seconds() < cfg["EMAIL_CODE_RESEND_INTERVAL"]:
+        raise ResendTooSoon()
+    sent_last_hour = db.session.scalar(
+        select(func.count(EmailCode.id)).where(
+            EmailCode.account_id == account.id,
+            EmailCode.purpose == purpose,
+            EmailCode.created_at > now - dt.timedelta(hours=1),
+        )
+    )
+    if sent_last_hour >= cfg["EMAIL_CODE_MAX_PER_HOUR"]:
+        raise ResendTooSoon()
+    db.session.execute(
+        update(EmailCode)
+        .where(EmailCode.account_id == account.id, EmailCode.purpose == purpose, EmailCode.superseded_at.is_(None))
+        .values(superseded_at=now)
+    )
+    code = f"{secrets.randbelow(10**6):06d}"
+    db.session.add(
+        EmailCode(
+            account_id=account.id,
+            flow_id=flow_id,
+            purpose=purpose,
+            code_hash=_hash(code),
+            expires_at=now + dt.timedelta(seconds=cfg["EMAIL_CODE_LIFETIME"]),
+        )
+    )
+    minutes = cfg["EMAIL_CODE_LIFETIME"] // 60
+    mailer.queue(account.email, "email_code", locale, code=code, minutes=minutes, name=account.name)
+    audit.record("email_code.sent", actor=account.id, account=account, ip=ip, purpose=purpose)
+
+
+def verify_email_code(account: Account, purpose: str, code: str, *, flow_id: str | None, ip: str | None) -> None:
+    """Accept the current code once; count a wrong try against it. Raises on refusal.
+
+    The caller commits in both cases, so a wrong try is counted even when refused.
+    """
+    cfg = current_app.config
+    now = clock.now()
+    current = db.session.scalar(
+        select(EmailCode)
+        .where(
+            EmailCode.account_id == account.id,
+            EmailCode.purpose == purpose,
+            EmailCode.flow_id == flow_id,
+            EmailCode.superseded_at.is_(None),
+        )
+        .order_by(EmailCode.id.desc())
+        .limit(1)
+    )
+    code = (code or "").strip().replace(" ", "")
+    if current is None or current.used_at is not None or current.expires_at <= now:
+        audit.record("email_code.failed", actor=account.id, account=account, outcome="failure", ip=ip, why="expired or used")
+        raise InvalidEmailCode()
+    if current.attempts >= cfg["EMAIL_CODE_MAX_ATTEMPTS"]:
+        audit.record("email_code.failed", actor=account.id, account=account, outcome="failure", ip=ip, why="too many tries")
+        raise TooManyAttempts()
+    if not (len(code) == 6 and code.isdigit() and crypto.equal(current.code_hash, _hash(code))):
+        current.attempts += 1
+        audit.record("email_code.failed", actor=account.id, account=account, outcome="failure", ip=ip, why="wrong code")
+        if current.attempts >= cfg["EMAIL_CODE_MAX_ATTEMPTS"]:
+            raise TooManyAttempts()
+        raise InvalidEmailCode()
+    current.used_at = now
+    audit.record("email_code.verified", actor=account.id, account=account, ip=ip, purpose=purpose)

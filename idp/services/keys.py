@@ -1,0 +1,107 @@
+"""Signing keys in the database: the newest active key signs, retired keys stay published
+until the tokens they signed have expired."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import threading
+import time
+
+from flask import current_app
+from joserfc.jwk import KeySet, RSAKey
+from sqlalchemy import or_, select
+
+from .. import clock
+from ..extensions import db
+from ..models import SigningKey
+from . import crypto
+
+PURPOSE = "signing-key"
+_cache: dict = {}
+_lock = threading.Lock()
+CACHE_SECONDS = 10
+
+
+def generate() -> SigningKey:
+    key = RSAKey.generate_key(2048, auto_kid=True)
+    private = key.as_dict(private=True)
+    public = key.as_dict(private=False)
+    public.update({"use": "sig", "alg": "RS256"})
+    row = SigningKey(
+        kid=public["kid"], alg="RS256", private_jwk=crypto.encrypt_text(json.dumps(private), PURPOSE), public_jwk=public
+    )
+    db.session.add(row)
+    return row
+
+
+def rotate() -> SigningKey:
+    """Publish a new signing key; the old ones stop signing but stay in the JWKS until
+    every token they signed has expired."""
+    now = clock.now()
+    keep = dt.timedelta(
+        seconds=max(current_app.config["ID_TOKEN_LIFETIME"], current_app.config["ACCESS_TOKEN_LIFETIME"]) + 300
+    )
+    for old in db.session.scalars(select(SigningKey).where(SigningKey.retired_at.is_(None))):
+        old.retired_at = now
+        old.publish_until = now + keep
+    row = generate()
+    db.session.commit()
+    _cache.clear()
+    return row
+
+
+def ensure() -> None:
+    """Create the first key if there is none (at start-up and migration)."""
+    if db.session.scalar(select(SigningKey.kid).where(SigningKey.retired_at.is_(None)).limit(1)) is None:
+        generate()
+        db.session.commit()
+
+
+def _load() -> dict:
+    now = clock.now()
+    rows = list(
+        db.session.scalars(
+            select(SigningKey)
+            .where(or_(SigningKey.retired_at.is_(None), SigningKey.publish_until > now))
+            .order_by(SigningKey.created_at.desc())
+        )
+    )
+    active = [r for r in rows if r.retired_at is None]
+    if not active:
+        ensure()
+        return _load()
+    current = active[0]
+    private = json.loads(crypto.decrypt_text(current.private_jwk, PURPOSE))
+    return {
+        "kid": current.kid,
+        "private": RSAKey.import_key(private),
+        "public_jwks": {"keys": [r.public_jwk for r in rows]},
+        "loaded": time.monotonic(),
+    }
+
+
+def _current() -> dict:
+    # Keys change only on rotation; each worker re-reads them every few seconds.
+    with _lock:
+        entry = _cache.get("keys")
+        if entry is None or time.monotonic() - entry["loaded"] > CACHE_SECONDS:
+            entry = _cache["keys"] = _load()
+        return entry
+
+
+def signing_key() -> tuple[str, RSAKey]:
+    entry = _current()
+    return entry["kid"], entry["private"]
+
+
+def public_jwks() -> dict:
+    return _current()["public_jwks"]
+
+
+def public_keyset() -> KeySet:
+    return KeySet.import_key_set(public_jwks())
+
+
+def clear_cache() -> None:
+    _cache.clear()

@@ -1,0 +1,129 @@
+"""The mail outbox: queue in the caller's transaction, deliver over SMTP with backoff."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import smtplib
+import socket
+import time
+
+from flask import current_app, render_template
+from flask_babel import force_locale
+from flask_mail import Message
+from sqlalchemy import or_, select, update
+
+from .. import clock
+from ..extensions import db, mail
+from ..models import OutboxMail
+
+log = logging.getLogger(__name__)
+
+CLAIM_SECONDS = 60
+
+
+def queue(recipient: str, kind: str, locale: str | None = None, **context) -> OutboxMail:
+    """Render mail ``kind`` (templates/mail/<kind>.txt, .html, subject in <kind>.subject)
+    in ``locale`` and add it to the outbox in the current transaction."""
+    locale = locale if locale in current_app.config["LANGUAGES"] else current_app.config["LANGUAGES"][0]
+    context.setdefault("product", current_app.config["PRODUCT_NAME"])
+    context.setdefault("issuer", current_app.config["ISSUER"])
+    context["mail_locale"] = locale
+    with force_locale(locale):
+        subject = render_template(f"mail/{kind}.subject.txt", **context).strip()
+        text = render_template(f"mail/{kind}.txt", **context)
+        html = render_template(f"mail/{kind}.html", **context)
+    item = OutboxMail(recipient=recipient, subject=subject, text=text, html=html, kind=kind)
+    db.session.add(item)
+    return item
+
+
+def _claim(now: dt.datetime, limit: int) -> list[int]:
+    """Mark up to ``limit`` due mails as ours for a while, so two deliverers never send one twice."""
+    ids = list(
+        db.session.scalars(
+            select(OutboxMail.id)
+            .where(
+                OutboxMail.status == "queued",
+                OutboxMail.next_attempt_at <= now,
+                or_(OutboxMail.claimed_until.is_(None), OutboxMail.claimed_until <= now),
+            )
+            .order_by(OutboxMail.id)
+            .limit(limit)
+        )
+    )
+    claimed = []
+    for mail_id in ids:
+        result = db.session.execute(
+            update(OutboxMail)
+            .where(
+                OutboxMail.id == mail_id,
+                OutboxMail.status == "queued",
+                or_(OutboxMail.claimed_until.is_(None), OutboxMail.claimed_until <= now),
+            )
+            .values(claimed_until=now + dt.timedelta(seconds=CLAIM_SECONDS))
+        )
+        if result.rowcount:
+            claimed.append(mail_id)
+    db.session.commit()
+    return claimed
+
+
+def deliver_due(limit: int = 50) -> tuple[int, int]:
+    """Send what is due. Returns (sent, failed). Without an SMTP server nothing is sent."""
+    if not current_app.config["MAIL_SERVER"]:
+        return 0, 0
+    now = clock.now()
+    sent = failed = 0
+    for mail_id in _claim(now, limit):
+        item = db.session.get(OutboxMail, mail_id)
+        msg = Message(
+            subject=item.subject,
+            recipients=[item.recipient],
+            body=item.text,
+            html=item.html,
+            sender=current_app.config["MAIL_DEFAULT_SENDER"],
+        )
+        try:
+            mail.send(msg)
+        except (smtplib.SMTPException, OSError, socket.timeout) as exc:
+            failed += 1
+            item.attempts += 1
+            item.last_error = str(exc)[:500]
+            item.claimed_until = None
+            if item.attempts >= current_app.config["MAIL_MAX_ATTEMPTS"]:
+                item.status = "abandoned"
+                log.error("mail %s to %s abandoned after %s attempts: %s", item.id, item.recipient, item.attempts, exc)
+            else:
+                backoff = min(current_app.config["MAIL_RETRY_BASE"] * 2 ** (item.attempts - 1), 3600)
+                item.next_attempt_at = clock.now() + dt.timedelta(seconds=backoff)
+                log.warning("mail %s to %s not sent (attempt %s), retry in %ss: %s", item.id, item.recipient, item.attempts, backoff, exc)
+        else:
+            sent += 1
+            item.attempts += 1
+            item.status = "sent"
+            item.sent_at = clock.now()
+            item.claimed_until = None
+        db.session.commit()
+    return sent, failed
+
+
+def deliver_forever(stop=None) -> None:
+    """The delivery loop of `idp serve` and `idp mail deliver --loop`."""
+    interval = current_app.config["MAIL_POLL_INTERVAL"]
+    while stop is None or not stop.is_set():
+        try:
+            deliver_due()
+        except Exception:  # a database hiccup must not end the loop
+            log.exception("mail delivery round failed")
+            db.session.rollback()
+        finally:
+            db.session.remove()
+        if stop is not None:
+            stop.wait(interval)
+        else:
+            time.sleep(interval)
+
+
+def dev_mailbox(limit: int = 100) -> list[OutboxMail]:
+    return list(db.session.scalars(select(OutboxMail).order_by(OutboxMail.id.desc()).limit(limit)))

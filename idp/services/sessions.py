@@ -1,0 +1,62 @@
+"""Single sign-on sessions at the provider: created at login, ended at logout."""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+
+from flask import current_app
+from sqlalchemy import select, update
+
+from .. import clock
+from ..extensions import db
+from ..models import Account, Session
+from . import audit
+
+
+def start(account: Account, amr: list[str], *, ip: str | None, user_agent: str | None) -> Session:
+    now = clock.now()
+    session = Session(
+        id=secrets.token_urlsafe(32),
+        account_id=account.id,
+        auth_time=now.replace(microsecond=0),
+        amr=amr,
+        expires_at=now + dt.timedelta(seconds=current_app.config["SESSION_LIFETIME"]),
+        ip=ip,
+        user_agent=(user_agent or "")[:300],
+    )
+    db.session.add(session)
+    audit.record("login.success", actor=account.id, account=account, ip=ip, sid_prefix=session.id[:8])
+    return session
+
+
+def get_active(sid: str | None) -> Session | None:
+    if not sid:
+        return None
+    session = db.session.get(Session, sid)
+    if session is None or not session.active(clock.now()):
+        return None
+    if session.account.disabled_at is not None:
+        return None
+    return session
+
+
+def end(session: Session, *, ip: str | None, actor: str | None = None) -> None:
+    session.ended_at = clock.now()
+    audit.record("logout", actor=actor or session.account_id, account=session.account, ip=ip)
+
+
+def end_all_for(account: Account, *, except_sid: str | None = None) -> int:
+    query = update(Session).where(Session.account_id == account.id, Session.ended_at.is_(None))
+    if except_sid:
+        query = query.where(Session.id != except_sid)
+    return db.session.execute(query.values(ended_at=clock.now())).rowcount
+
+
+def active_for(account: Account) -> list[Session]:
+    now = clock.now()
+    return list(
+        db.session.scalars(
+            select(Session).where(Session.account_id == account.id, Session.ended_at.is_(None), Session.expires_at > now)
+        )
+    )

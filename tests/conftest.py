@@ -1,0 +1,100 @@
+"""Fixtures: a fresh app per test on SQLite, or on PostgreSQL when IDP_TEST_DATABASE_URL is set."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from sqlalchemy import text
+
+from idp import clock, create_app
+from idp.extensions import db, limiter
+from idp.services import keys
+
+from .helpers import Browser, make_client, make_account
+
+TEST_DB = os.environ.get("IDP_TEST_DATABASE_URL")
+TEST_REDIS = os.environ.get("IDP_TEST_REDIS_URL")
+ISSUER = "http://idp.test"
+
+_schema_ready: set[str] = set()
+
+
+@pytest.fixture
+def db_url(tmp_path):
+    return TEST_DB or f"sqlite:///{tmp_path / 'test.db'}"
+
+
+@pytest.fixture
+def app(db_url, tmp_path, request):
+    extra = getattr(request, "param", None) or {}
+    config = {
+        "TESTING": True,
+        "ENV": "development",
+        "ISSUER": ISSUER,
+        "DATABASE_URL": db_url,
+        "SECRET_KEY": "test-secret-key-that-is-long-enough-0123456789",
+        "RATELIMIT_ENABLED": False,
+        "REDIS_URL": "",
+        "EMAIL_CODE_RESEND_INTERVAL": 30,
+    }
+    marker = request.node.get_closest_marker("config")
+    if marker:
+        config.update(marker.kwargs)
+    config.update(extra)
+    os.environ["IDP_INSTANCE_PATH"] = str(tmp_path / "instance")
+    app = create_app(config)
+    with app.app_context():
+        if db_url.startswith("postgresql"):
+            if db_url not in _schema_ready:
+                db.drop_all()
+                db.create_all()
+                _schema_ready.add(db_url)
+            else:
+                tables = ", ".join(t.name for t in db.metadata.sorted_tables)
+                db.session.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+                db.session.commit()
+        else:
+            db.create_all()
+        keys.clear_cache()
+        if app.config["RATELIMIT_ENABLED"]:
+            limiter.reset()
+    # No app context stays pushed while the test runs: each request gets its own,
+    # as in production (g and the database session do not leak between requests).
+    yield app
+    with app.app_context():
+        db.session.remove()
+        db.engine.dispose()
+    keys.clear_cache()
+    clock.freeze(None)
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def browser(app):
+    return Browser(app)
+
+
+@pytest.fixture
+def cli(app):
+    return app.test_cli_runner()
+
+
+@pytest.fixture
+def portal(app):
+    """A first-party confidential client like the bookkeeping portal."""
+    return make_client(app, name="Bookkeeping portal", first_party=True)
+
+
+@pytest.fixture
+def third_party(app):
+    return make_client(app, name="Scan service", first_party=False)
+
+
+@pytest.fixture
+def person(app):
+    return make_account(app, "anna@example.com", "correct horse battery staple", name="Anna de Vries")
