@@ -710,7 +710,7 @@ class LoginDriver:
 
     MAX_STEPS = 15
     MAX_REDIRECTS = 10
-    trail: list[str] = []  # the pages of the last login, "path[fields]"
+    trail: list[str] = []  # the visible fields of each step of the last login
 
     def __init__(self, client: LoginClient, mail: MailSink, timeout: float) -> None:
         self.client = client
@@ -764,7 +764,8 @@ class LoginDriver:
                 name, kind = inp.get("name"), inp.get("type", "text").lower()
                 if not name or "disabled" in inp:
                     continue
-                names.append(name)
+                if kind != "hidden" and "hidden" not in inp:
+                    names.append(name)
                 if name == "email":
                     data.append((name, account.email))
                 elif name in ("password", "password_confirm"):
@@ -805,7 +806,7 @@ class LoginDriver:
             if chosen is not None and chosen.get("name"):
                 data.append((chosen["name"], chosen.get("value", "")))
                 names.append(f"{chosen['name']}={chosen.get('value', '')}")
-            trail.append(f"{_path(url)}[{','.join(n for n in names if n != 'csrf_token')}]")
+            trail.append("+".join(names) or _path(url))
             action = urllib.parse.urljoin(resp.url if resp.url else url, form.attrs.get("action") or url)
             method = (form.attrs.get("method") or "get").lower()
             self._mail_since = self.mail.count()

@@ -122,6 +122,12 @@ def code_from_mail(app, to: str) -> str:
     return match.group(1)
 
 
+def clock_step() -> int:
+    from idp import clock
+
+    return clock.timestamp() // 30
+
+
 class Browser:
     """A person at the provider's pages: follows redirects within the provider,
     stops at the relying app's redirect URI."""
@@ -153,6 +159,10 @@ class Browser:
         self.response = response
         self.page = parse(response.get_data(as_text=True)) if response.mimetype == "text/html" else None
         return response
+
+    def forget(self):
+        """Close the browser: the provider's cookies are gone."""
+        self.http = self.app.test_client()
 
     @staticmethod
     def _internal(location: str) -> bool:
@@ -219,18 +229,22 @@ class Browser:
             self.submit(email_code=code_from_mail(self.app, email))
             assert self.step_state == "totp_enroll", (self.status, self.alert)
             self.totp_secret = self.page.ids["totp-secret"].replace(" ", "").strip()
-            self.submit(totp_code=totp.code_for(self.totp_secret))
+            self._last_counter = clock_step()
+            self.submit(totp_code=totp.code_for(self.totp_secret, self._last_counter))
         else:
             assert self.step_state == "totp", (self.status, self.alert)
             self.submit(totp_code=self.next_totp())
         return self
 
     def next_totp(self) -> str:
-        """A code the provider has not seen yet (codes are single use)."""
+        """A code the provider has not seen yet (codes are single use): the next
+        time step within the accepted window of one step either side."""
         from idp import clock
 
-        self._totp_offset = getattr(self, "_totp_offset", 0) + 1
-        counter = clock.timestamp() // 30 + (1 if self._totp_offset % 2 == 0 else 0)
+        current = clock.timestamp() // 30
+        counter = max(getattr(self, "_last_counter", current - 2) + 1, current - 1)
+        assert counter <= current + 1, "no unused code left in this window: advance the clock"
+        self._last_counter = counter
         return totp.code_for(self.totp_secret, counter)
 
 

@@ -1,0 +1,28 @@
+# The two set-up commands of the README, and a few conveniences.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+
+.PHONY: run test install bench clean
+
+$(BIN)/idp: setup.cfg pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+install: $(BIN)/idp
+
+## Run the provider and the demo bookkeeping portal on SQLite with the dev mailbox.
+run: install
+	$(BIN)/python scripts/demo.py
+
+## Run every test: on SQLite, and again on PostgreSQL/Redis when IDP_TEST_DATABASE_URL is set.
+test: install
+	$(BIN)/python scripts/test.py
+
+bench: install
+	$(BIN)/python bench/tokens.py
+
+clean:
+	rm -rf $(VENV) instance .pytest_cache .hypothesis

@@ -1,0 +1,28 @@
+"""Run the whole test suite: once on SQLite, once more on PostgreSQL and Redis when
+IDP_TEST_DATABASE_URL (and IDP_TEST_REDIS_URL) are set."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+
+def run(label: str, env: dict, args: list[str]) -> int:
+    print(f"\n=== tests on {label} ===", flush=True)
+    return subprocess.call([sys.executable, "-m", "pytest", *args], env=env)
+
+
+def main() -> int:
+    args = sys.argv[1:]
+    base = dict(os.environ)
+    pg = base.get("IDP_TEST_DATABASE_URL")
+    sqlite_env = {k: v for k, v in base.items() if k not in ("IDP_TEST_DATABASE_URL", "IDP_TEST_REDIS_URL")}
+    status = run("SQLite", sqlite_env, args)
+    if pg:
+        status = run("PostgreSQL + Redis", base, args) or status
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,420 @@
+"""End-to-end fixtures: a real SMTP sink, the provider under gunicorn, the demo portal
+and a headless Chromium driven by Playwright.
+
+The servers run once per test session. Every test gets fresh browser contexts and
+fresh accounts, so tests do not depend on each other's state.
+
+Settings (environment):
+- IDP_TEST_DATABASE_URL: run the provider on PostgreSQL. The e2e run uses its own
+  database ``e2e`` on that server (created when missing, schema wiped at start), so it
+  never disturbs other test runs that use the database named in the URL.
+- IDP_TEST_REDIS_URL: give the provider this Redis.
+"""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import os
+import re
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import requests
+
+REPO = Path(__file__).resolve().parents[2]
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+]
+E2E_DATABASE = "e2e"
+STARTUP_TIMEOUT = 40  # seconds for a server to answer
+DEFAULT_TIMEOUT_MS = 15_000  # Playwright actions, navigations and expect()
+
+
+def pytest_collection_modifyitems(items):
+    here = Path(__file__).parent
+    for item in items:
+        if Path(str(item.fspath)).is_relative_to(here):
+            item.add_marker(pytest.mark.e2e)
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# -- SMTP sink ------------------------------------------------------------------------
+
+
+@dataclass
+class Mail:
+    to: str
+    subject: str
+    text: str
+    raw: bytes = field(repr=False)
+
+
+class Mailbox:
+    """Mail received by the sink, in arrival order. ``wait_for_mail`` hands each mail
+    out once, so a second mail to the same address is not confused with the first."""
+
+    def __init__(self):
+        self._mails: list[Mail] = []
+        self._taken: set[int] = set()
+        self._cond = threading.Condition()
+
+    # aiosmtpd handler hook
+    async def handle_DATA(self, server, session, envelope):
+        message = email.message_from_bytes(envelope.content, policy=email.policy.default)
+        body = message.get_body(preferencelist=("plain",))
+        text = body.get_content() if body is not None else ""
+        recipients = {r.lower() for r in envelope.rcpt_tos}
+        recipients |= {a.addr_spec.lower() for a in (message["To"].addresses if message["To"] else ())}
+        with self._cond:
+            for to in sorted(recipients):
+                self._mails.append(Mail(to=to, subject=str(message["Subject"] or ""), text=text, raw=envelope.content))
+            self._cond.notify_all()
+        return "250 Message accepted for delivery"
+
+    def all(self, to: str | None = None) -> list[Mail]:
+        with self._cond:
+            return [m for m in self._mails if to is None or m.to == to.lower()]
+
+    def wait_for_mail(self, to: str, timeout: float = 15) -> Mail:
+        to = to.lower()
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                for i, mail in enumerate(self._mails):
+                    if i not in self._taken and mail.to == to:
+                        self._taken.add(i)
+                        return mail
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    seen = sorted({m.to for m in self._mails})
+                    raise AssertionError(f"no mail to {to} within {timeout} s (mail arrived for: {seen})")
+                self._cond.wait(remaining)
+
+    def code_for(self, to: str, timeout: float = 15) -> str:
+        """The 6-digit code of the next mail to ``to``."""
+        mail = self.wait_for_mail(to, timeout)
+        match = re.search(r"(?<!\d)(\d{6})(?!\d)", mail.text)
+        assert match, f"no 6-digit code in the mail {mail.subject!r} to {to}:\n{mail.text}"
+        return match.group(1)
+
+
+@pytest.fixture(scope="session")
+def mailbox():
+    from aiosmtpd.controller import Controller
+
+    box = Mailbox()
+    controller = Controller(box, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    box.port = controller.port
+    yield box
+    controller.stop()
+
+
+# -- processes ------------------------------------------------------------------------
+
+
+def _idp_command() -> list[str]:
+    script = Path(sys.executable).with_name("idp")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "idp.cli"]
+
+
+def _log_tail(path: Path, lines: int = 40) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+class Server:
+    """A child process in its own process group, stopped with the whole group."""
+
+    def __init__(self, name: str, args: list[str], env: dict, log: Path, cwd: Path = REPO):
+        self.name = name
+        self.log = log
+        self._log_file = open(log, "wb")
+        self.process = subprocess.Popen(
+            args, env=env, cwd=cwd, stdout=self._log_file, stderr=subprocess.STDOUT, start_new_session=True
+        )
+
+    def wait_until_up(self, url: str, timeout: float = STARTUP_TIMEOUT) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                self.stop()
+                pytest.fail(f"{self.name} exited with {self.process.returncode}:\n{_log_tail(self.log)}")
+            try:
+                if requests.get(url, timeout=2).status_code == 200:
+                    return
+            except requests.RequestException:
+                pass
+            time.sleep(0.2)
+        self.stop()
+        pytest.fail(f"{self.name} did not answer {url} within {timeout} s:\n{_log_tail(self.log)}")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            pgid = self.process.pid  # start_new_session: the group id is the child's pid
+            try:
+                os.killpg(pgid, signal.SIGTERM)
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(pgid, signal.SIGKILL)
+                self.process.wait(timeout=5)
+            except ProcessLookupError:
+                pass
+        # gunicorn workers and the mail loop share the group; make sure none is left.
+        try:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        self._log_file.close()
+
+
+def _prepare_postgres(url: str) -> str:
+    """Point ``url`` at the database ``e2e`` on the same server, create it when missing
+    and give it an empty public schema. Returns the SQLAlchemy URL to use."""
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    base = make_url(url)
+    libpq = base.set(drivername="postgresql")
+    with psycopg.connect(libpq.render_as_string(hide_password=False), autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (E2E_DATABASE,)).fetchone()
+        if not exists:
+            try:
+                conn.execute(f'CREATE DATABASE "{E2E_DATABASE}"')
+            except psycopg.errors.DuplicateDatabase:
+                pass
+    target = libpq.set(database=E2E_DATABASE)
+    with psycopg.connect(target.render_as_string(hide_password=False), autocommit=True) as conn:
+        conn.execute("DROP SCHEMA IF EXISTS public CASCADE")
+        conn.execute("CREATE SCHEMA public")
+    return base.set(drivername="postgresql+psycopg", database=E2E_DATABASE).render_as_string(hide_password=False)
+
+
+@dataclass
+class Provider:
+    url: str
+    env: dict
+    log: Path
+
+    def cli(self, *args: str) -> str:
+        """Run an ``idp`` command with the provider's settings; returns stdout."""
+        result = subprocess.run(
+            [*_idp_command(), *args], env=self.env, cwd=REPO, capture_output=True, text=True, timeout=60
+        )
+        assert result.returncode == 0, f"idp {' '.join(args)} failed ({result.returncode}):\n{result.stderr}"
+        return result.stdout
+
+
+@pytest.fixture(scope="session")
+def provider(mailbox, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("idp")
+    port = free_port()
+    issuer = f"http://127.0.0.1:{port}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("IDP_", "PORTAL_"))}
+    database_url = os.environ.get("IDP_TEST_DATABASE_URL")
+    database_url = _prepare_postgres(database_url) if database_url else f"sqlite:///{tmp / 'e2e.db'}"
+    env.update(
+        PYTHONUNBUFFERED="1",
+        IDP_ENV="production",
+        IDP_ISSUER=issuer,
+        IDP_INSTANCE_PATH=str(tmp / "instance"),
+        IDP_SECRET_KEY=secrets.token_hex(32),
+        IDP_MAIL_SERVER="127.0.0.1",
+        IDP_MAIL_PORT=str(mailbox.port),
+        IDP_RATELIMIT_ENABLED="false",
+        IDP_DATABASE_URL=database_url,
+    )
+    if os.environ.get("IDP_TEST_REDIS_URL"):
+        env["IDP_REDIS_URL"] = os.environ["IDP_TEST_REDIS_URL"]
+    (tmp / "instance").mkdir()
+    upgrade = subprocess.run([*_idp_command(), "db", "upgrade"], env=env, cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert upgrade.returncode == 0, f"idp db upgrade failed:\n{upgrade.stderr}"
+    server = Server(
+        "idp serve",
+        [*_idp_command(), "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "2"],
+        env,
+        tmp / "idp.log",
+    )
+    try:
+        server.wait_until_up(issuer + "/.well-known/openid-configuration")
+        yield Provider(url=issuer, env=env, log=server.log)
+    finally:
+        server.stop()
+
+
+@dataclass
+class Portal:
+    url: str
+    client_id: str
+    log: Path
+
+
+@pytest.fixture(scope="session")
+def portal(provider, tmp_path_factory):
+    import json
+
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    client = json.loads(
+        provider.cli(
+            "clients", "create", "--name", "Portal", "--first-party",
+            "--redirect-uri", f"{url}/callback",
+            "--post-logout-redirect-uri", f"{url}/",
+            "--grant-type", "authorization_code", "--grant-type", "refresh_token",
+            "--json",
+        )
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("IDP_", "PORTAL_"))}
+    env.update(
+        PYTHONUNBUFFERED="1",
+        PORTAL_ISSUER=provider.url,
+        PORTAL_CLIENT_ID=client["client_id"],
+        PORTAL_CLIENT_SECRET=client["client_secret"],
+        PORTAL_URL=url,
+        PORTAL_PORT=str(port),
+    )
+    log = tmp_path_factory.mktemp("portal") / "portal.log"
+    server = Server("demo portal", [sys.executable, "-m", "clients.portal"], env, log)
+    try:
+        server.wait_until_up(url + "/")
+        yield Portal(url=url, client_id=client["client_id"], log=log)
+    finally:
+        server.stop()
+
+
+# -- accounts ---------------------------------------------------------------------------
+
+
+@dataclass
+class Person:
+    email: str
+    password: str
+    name: str
+    sub: str
+    authenticator: "Authenticator | None" = None
+
+
+class Authenticator:
+    """The person's authenticator app. The provider accepts a code of the current
+    30-second step or a neighbour, but never a step at or before the last one it
+    accepted; ``code()`` hands out the earliest step that is still acceptable and
+    waits for the clock only when that step is not yet within reach."""
+
+    STEP = 30
+
+    def __init__(self, secret: str):
+        import pyotp
+
+        self.secret = secret
+        self._totp = pyotp.TOTP(secret)
+        self.last_step: int | None = None
+
+    def code(self) -> str:
+        now_step = int(time.time()) // self.STEP
+        step = now_step if self.last_step is None else max(now_step, self.last_step + 1)
+        if step > now_step + 1:
+            # Only reachable after three logins within one minute: wait for the clock.
+            time.sleep((step - 1) * self.STEP - time.time() + 0.5)
+        self.last_step = step
+        return self._totp.generate_otp(step)
+
+    def wrong_code(self) -> str:
+        """A code that matches none of the steps the provider would accept now."""
+        now_step = int(time.time()) // self.STEP
+        valid = {self._totp.generate_otp(s) for s in range(now_step - 2, now_step + 3)}
+        candidate = int(self._totp.generate_otp(now_step))
+        while f"{candidate:06d}" in valid:
+            candidate = (candidate + 1) % 1_000_000
+        return f"{candidate:06d}"
+
+
+@pytest.fixture
+def make_person(provider):
+    """Create an account (it still has to verify its e-mail and enrol TOTP)."""
+    import json
+
+    def make(name: str = "Anna de Vries", password: str | None = None) -> Person:
+        address = f"{name.split()[0].lower()}-{uuid.uuid4().hex[:10]}@example.com"
+        password = password or "correct horse battery " + secrets.token_hex(4)
+        out = provider.cli("users", "create", "--email", address, "--password", password, "--name", name, "--json")
+        return Person(email=address, password=password, name=name, sub=json.loads(out)["sub"])
+
+    return make
+
+
+# -- the browser ------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def browser():
+    if not (os.path.isfile(CHROMIUM) and os.access(CHROMIUM, os.X_OK)):
+        pytest.fail(
+            f"the end-to-end tests need Debian's Chromium at {CHROMIUM}; install it with "
+            "`apt-get install -y chromium` (the tests never download a browser)",
+            pytrace=False,
+        )
+    from playwright.sync_api import expect, sync_playwright
+
+    expect.set_options(timeout=DEFAULT_TIMEOUT_MS)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def new_context(browser):
+    """A factory for fresh browser contexts (no cookies: a new person at a new browser).
+    Every context is closed at the end of the test."""
+    contexts = []
+
+    def make(**options):
+        options.setdefault("locale", "en-US")
+        context = browser.new_context(**options)
+        context.set_default_timeout(DEFAULT_TIMEOUT_MS)
+        context.set_default_navigation_timeout(DEFAULT_TIMEOUT_MS)
+        contexts.append(context)
+        return context
+
+    yield make
+    for context in contexts:
+        context.close()
+
+
+@pytest.fixture
+def page(new_context):
+    return new_context().new_page()
+
+
+@pytest.fixture
+def docs_dir() -> Path:
+    path = REPO / "docs"
+    path.mkdir(exist_ok=True)
+    return path
+
+
+__all__ = ["Authenticator", "Mail", "Mailbox", "Person", "free_port", "shutil"]

@@ -1,0 +1,448 @@
+"""The OpenID Connect protocol as a relying party sees it."""
+
+from __future__ import annotations
+
+import datetime as dt
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from joserfc import jwt
+from joserfc.jwk import KeySet
+
+from idp import clock
+from tests.helpers import (
+    POST_LOGOUT_URI,
+    REDIRECT_URI,
+    basic,
+    exchange_code,
+    make_client,
+    parse,
+    pkce_pair,
+    token_request,
+)
+
+FULL = "openid profile email offline_access administrations"
+
+
+@pytest.fixture
+def signed_in(browser, portal, person):
+    """A browser with an SSO session (first login done)."""
+    clock.freeze(dt.datetime(2026, 11, 23, 9, 0, 5))
+    browser.authorize(portal["client_id"])
+    browser.sign_in(person["email"], person["password"], first_time=True)
+    browser.first_code = browser.callback_params()["code"]
+    return browser
+
+
+def tokens_for(browser, client, scope=FULL, **params):
+    browser.authorize(client["client_id"], scope=scope, **params)
+    params = browser.callback_params()
+    response = exchange_code(browser.http, client, params["code"], browser.verifier)
+    assert response.status_code == 200, response.get_json()
+    return response.get_json()
+
+
+def decode(http, token):
+    jwks = http.get("/jwks.json").get_json()
+    return jwt.decode(token, KeySet.import_key_set(jwks), algorithms=["RS256"])
+
+
+def introspect(http, client, token, hint=None):
+    data = {"token": token}
+    if hint:
+        data["token_type_hint"] = hint
+    return http.post("/introspect", data=data, headers=basic(client)).get_json()
+
+
+# -- discovery and keys ---------------------------------------------------------------
+
+
+def test_discovery_names_every_endpoint(client):
+    doc = client.get("/.well-known/openid-configuration").get_json()
+    assert doc["issuer"] == "http://idp.test"
+    for key in ("authorization_endpoint", "token_endpoint", "userinfo_endpoint", "jwks_uri",
+                "introspection_endpoint", "revocation_endpoint", "end_session_endpoint"):
+        assert doc[key].startswith("http://idp.test/")
+    assert doc["response_types_supported"] == ["code"]
+    assert doc["code_challenge_methods_supported"] == ["S256"]
+    assert "form_post" in doc["response_modes_supported"]
+    assert doc["id_token_signing_alg_values_supported"] == ["RS256"]
+    assert set(doc["scopes_supported"]) == {"openid", "profile", "email", "offline_access", "administrations"}
+
+
+def test_jwks_has_rs256_key_with_kid(client):
+    keys = client.get("/jwks.json").get_json()["keys"]
+    assert keys and all(k["kty"] == "RSA" and k["kid"] and k["alg"] == "RS256" for k in keys)
+    assert all("d" not in k for k in keys)
+
+
+# -- authorize errors -----------------------------------------------------------------
+
+
+def test_unknown_client_gets_an_error_page_not_a_redirect(client):
+    r = client.get("/authorize?response_type=code&client_id=nope&redirect_uri=http://evil.test/cb")
+    assert r.status_code == 400 and "Location" not in r.headers
+
+
+def test_unregistered_redirect_uri_gets_an_error_page(client, portal):
+    _, challenge = pkce_pair()
+    r = client.get(f"/authorize?response_type=code&client_id={portal['client_id']}&redirect_uri=http://evil.test/cb"
+                   f"&scope=openid&code_challenge={challenge}&code_challenge_method=S256")
+    assert r.status_code == 400 and "Location" not in r.headers
+    r = client.get(f"/authorize?response_type=code&client_id={portal['client_id']}&redirect_uri={REDIRECT_URI}?x=1"
+                   f"&scope=openid&code_challenge={challenge}&code_challenge_method=S256")
+    assert r.status_code == 400 and "Location" not in r.headers
+
+
+def error_of(browser):
+    return browser.callback_params()
+
+
+def test_missing_pkce_is_refused(browser, portal):
+    browser.authorize(portal["client_id"], code_challenge=None, code_challenge_method=None)
+    assert error_of(browser)["error"] == "invalid_request"
+
+
+def test_plain_pkce_is_refused(browser, portal):
+    browser.authorize(portal["client_id"], code_challenge="a" * 43, code_challenge_method="plain")
+    params = error_of(browser)
+    assert params["error"] == "invalid_request" and params["state"] == browser.auth_request["state"]
+
+
+def test_unsupported_response_type_goes_back_to_the_client(browser, portal):
+    browser.authorize(portal["client_id"], response_type="token")
+    assert error_of(browser)["error"] == "unsupported_response_type"
+
+
+def test_invalid_prompt_and_max_age(browser, portal):
+    browser.authorize(portal["client_id"], prompt="none login")
+    assert error_of(browser)["error"] == "invalid_request"
+    browser.authorize(portal["client_id"], max_age="soon")
+    assert error_of(browser)["error"] == "invalid_request"
+
+
+def test_prompt_none_without_session(browser, portal):
+    browser.authorize(portal["client_id"], prompt="none")
+    assert error_of(browser)["error"] == "login_required"
+
+
+def test_unknown_parameters_and_display_are_ignored(browser, portal):
+    browser.authorize(portal["client_id"], extra="foobar", display="popup", claims_locales="se", acr_values="1 2")
+    assert browser.status == 200 and browser.step_state == "email"
+
+
+# -- the code flow --------------------------------------------------------------------
+
+
+def test_id_token(signed_in, portal, person):
+    response = exchange_code(signed_in.http, portal, signed_in.first_code, signed_in.verifier)
+    assert response.status_code == 200
+    assert response.headers["Cache-Control"] == "no-store"
+    body = response.get_json()
+    assert body["token_type"] == "Bearer" and body["expires_in"] > 0
+    token = decode(signed_in.http, body["id_token"])
+    assert token.header["kid"] and token.header["alg"] == "RS256"
+    claims = token.claims
+    assert claims["iss"] == "http://idp.test"
+    assert claims["aud"] == portal["client_id"]
+    assert claims["sub"] == person["sub"] and "@" not in claims["sub"]
+    assert claims["nonce"] == signed_in.auth_request["nonce"]
+    assert claims["sid"] and claims["auth_time"] <= claims["iat"] < claims["exp"]
+    assert claims["at_hash"]
+    assert claims["email"] == person["email"] and claims["name"] == "Anna de Vries"
+
+
+def test_code_is_single_use_and_reuse_revokes(signed_in, portal):
+    first = exchange_code(signed_in.http, portal, signed_in.first_code, signed_in.verifier)
+    assert first.status_code == 200
+    access = first.get_json()["access_token"]
+    assert introspect(signed_in.http, portal, access)["active"] is True
+    again = exchange_code(signed_in.http, portal, signed_in.first_code, signed_in.verifier)
+    assert again.status_code == 400 and again.get_json()["error"] == "invalid_grant"
+    assert introspect(signed_in.http, portal, access)["active"] is False
+
+
+def test_code_bound_to_client_redirect_and_verifier(app, signed_in, portal):
+    other = make_client(app, name="Other")
+    r = exchange_code(signed_in.http, other, signed_in.first_code, signed_in.verifier)
+    assert r.status_code == 400 and r.get_json()["error"] == "invalid_grant"
+    r = exchange_code(signed_in.http, portal, signed_in.first_code, "x" * 50)
+    assert r.status_code == 400 and r.get_json()["error"] == "invalid_grant"
+
+
+def test_code_expires(signed_in, portal):
+    clock.advance(seconds=61)
+    r = exchange_code(signed_in.http, portal, signed_in.first_code, signed_in.verifier)
+    assert r.status_code == 400 and r.get_json()["error"] == "invalid_grant"
+
+
+def test_wrong_client_secret(signed_in, portal):
+    bad = dict(portal, client_secret="wrong")
+    r = exchange_code(signed_in.http, bad, signed_in.first_code, signed_in.verifier)
+    assert r.status_code == 401 and r.get_json()["error"] == "invalid_client"
+
+
+def test_client_secret_post(signed_in, portal):
+    r = exchange_code(signed_in.http, portal, signed_in.first_code, signed_in.verifier, auth="post")
+    assert r.status_code == 200
+
+
+def test_public_client_with_pkce(app, signed_in):
+    public = make_client(app, name="Mobile", public=True)
+    signed_in.authorize(public["client_id"])
+    code = signed_in.callback_params()["code"]
+    r = exchange_code(signed_in.http, public, code, signed_in.verifier, auth="none")
+    assert r.status_code == 200 and "id_token" in r.get_json()
+
+
+def test_form_post_response_mode(signed_in, portal):
+    signed_in.authorize(portal["client_id"], response_mode="form_post")
+    assert signed_in.status == 200
+    form = signed_in.page.forms["form-post"]
+    assert form["action"] == REDIRECT_URI
+    assert form["fields"]["state"] == signed_in.auth_request["state"] and form["fields"]["code"]
+    assert "form-action http://app.test" in signed_in.response.headers["Content-Security-Policy"]
+
+
+def test_form_post_errors(browser, portal):
+    browser.authorize(portal["client_id"], response_mode="form_post", prompt="none")
+    assert browser.page.forms["form-post"]["fields"]["error"] == "login_required"
+
+
+def test_prompt_none_with_session(signed_in, portal, person):
+    body = tokens_for(signed_in, portal, prompt="none")
+    assert decode(signed_in.http, body["id_token"]).claims["sub"] == person["sub"]
+
+
+def test_prompt_login_asks_again(signed_in, portal, person):
+    signed_in.authorize(portal["client_id"], prompt="login")
+    assert signed_in.step_state == "email"
+    clock.advance(seconds=30)
+    signed_in.sign_in(person["email"], person["password"])
+    assert "code" in signed_in.callback_params()
+
+
+def test_max_age(signed_in, portal, person):
+    clock.advance(seconds=120)
+    body = tokens_for(signed_in, portal, max_age="10000")
+    first_auth_time = decode(signed_in.http, body["id_token"]).claims["auth_time"]
+    signed_in.authorize(portal["client_id"], max_age="1")
+    assert signed_in.step_state == "email"
+    signed_in.sign_in(person["email"], person["password"])
+    code = signed_in.callback_params()["code"]
+    body = exchange_code(signed_in.http, portal, code, signed_in.verifier).get_json()
+    assert decode(signed_in.http, body["id_token"]).claims["auth_time"] > first_auth_time
+
+
+def test_id_token_hint(signed_in, portal, person):
+    body = tokens_for(signed_in, portal)
+    again = tokens_for(signed_in, portal, prompt="none", id_token_hint=body["id_token"])
+    assert decode(signed_in.http, again["id_token"]).claims["sub"] == person["sub"]
+    signed_in.authorize(portal["client_id"], prompt="none", id_token_hint="not.a.token")
+    assert signed_in.callback_params()["error"] == "invalid_request"
+
+
+# -- refresh tokens --------------------------------------------------------------------
+
+
+def refresh(http, client, token):
+    return token_request(http, client, {"grant_type": "refresh_token", "refresh_token": token})
+
+
+def test_refresh_token_only_with_offline_access(signed_in, portal):
+    assert "refresh_token" not in tokens_for(signed_in, portal, scope="openid email")
+    assert "refresh_token" in tokens_for(signed_in, portal, scope=FULL)
+
+
+def test_refresh_rotates_and_reuse_revokes_the_family(signed_in, portal):
+    body = tokens_for(signed_in, portal)
+    first = refresh(signed_in.http, portal, body["refresh_token"])
+    assert first.status_code == 200 and first.headers["Cache-Control"] == "no-store"
+    new = first.get_json()
+    assert new["refresh_token"] != body["refresh_token"]
+    reuse = refresh(signed_in.http, portal, body["refresh_token"])
+    assert reuse.status_code == 400 and reuse.get_json()["error"] == "invalid_grant"
+    # The whole family is revoked: the new refresh and access tokens too.
+    assert refresh(signed_in.http, portal, new["refresh_token"]).status_code == 400
+    assert introspect(signed_in.http, portal, new["access_token"])["active"] is False
+
+
+def test_refresh_token_bound_to_client(app, signed_in, portal):
+    body = tokens_for(signed_in, portal)
+    other = make_client(app, name="Other")
+    r = refresh(signed_in.http, other, body["refresh_token"])
+    assert r.status_code == 400 and r.get_json()["error"] == "invalid_grant"
+
+
+def test_one_connection_per_app_per_login(signed_in, portal):
+    first = tokens_for(signed_in, portal)
+    second = tokens_for(signed_in, portal)
+    assert refresh(signed_in.http, portal, first["refresh_token"]).status_code == 400
+    assert refresh(signed_in.http, portal, second["refresh_token"]).status_code == 200
+
+
+# -- client credentials, userinfo, introspection, revocation ------------------------------
+
+
+def test_client_credentials(app, client):
+    service = make_client(app, name="Bank", grant_types=("client_credentials",))
+    r = token_request(client, service, {"grant_type": "client_credentials"})
+    assert r.status_code == 200 and r.headers["Cache-Control"] == "no-store"
+    body = r.get_json()
+    assert "refresh_token" not in body and "id_token" not in body
+    info = introspect(client, service, body["access_token"])
+    assert info["active"] is True and info["sub"] == service["client_id"] and info["client_id"] == service["client_id"]
+
+
+def test_grant_not_registered_for_client(client, portal):
+    r = token_request(client, portal, {"grant_type": "client_credentials"})
+    assert r.status_code == 400 and r.get_json()["error"] == "unauthorized_client"
+
+
+def test_userinfo_get_and_post(signed_in, portal, person):
+    body = tokens_for(signed_in, portal)
+    auth = {"Authorization": "Bearer " + body["access_token"]}
+    for method in ("get", "post"):
+        r = getattr(signed_in.http, method)("/userinfo", headers=auth)
+        assert r.status_code == 200, r.data
+        info = r.get_json()
+        assert info["sub"] == person["sub"] and info["email"] == person["email"]
+        assert info["email_verified"] is True and info["administrations"] == []
+
+
+def test_userinfo_claims_follow_scope(signed_in, portal):
+    body = tokens_for(signed_in, portal, scope="openid")
+    info = signed_in.http.get("/userinfo", headers={"Authorization": "Bearer " + body["access_token"]}).get_json()
+    assert set(info) == {"sub"}
+
+
+def test_userinfo_refuses_bad_tokens(client):
+    assert client.get("/userinfo").status_code == 401
+    r = client.get("/userinfo", headers={"Authorization": "Bearer nope"})
+    assert r.status_code == 401 and "invalid_token" in r.headers.get("WWW-Authenticate", "")
+
+
+def test_introspection(signed_in, portal):
+    body = tokens_for(signed_in, portal)
+    info = introspect(signed_in.http, portal, body["access_token"])
+    assert info["active"] and info["client_id"] == portal["client_id"] and "openid" in info["scope"]
+    info = introspect(signed_in.http, portal, body["refresh_token"], hint="refresh_token")
+    assert info["active"] and info["token_type"] == "refresh_token"
+    assert introspect(signed_in.http, portal, "garbage")["active"] is False
+    assert signed_in.http.post("/introspect", data={"token": body["access_token"]}).status_code == 401
+
+
+def test_revocation(signed_in, portal):
+    body = tokens_for(signed_in, portal)
+    r = signed_in.http.post("/revoke", data={"token": body["refresh_token"], "token_type_hint": "refresh_token"},
+                            headers=basic(portal))
+    assert r.status_code == 200
+    assert refresh(signed_in.http, portal, body["refresh_token"]).status_code == 400
+    assert introspect(signed_in.http, portal, body["access_token"])["active"] is False
+    # Unknown tokens: 200 as RFC 7009 says.
+    assert signed_in.http.post("/revoke", data={"token": "nope"}, headers=basic(portal)).status_code == 200
+
+
+def test_revocation_by_another_client_does_nothing(app, signed_in, portal):
+    body = tokens_for(signed_in, portal)
+    other = make_client(app, name="Other")
+    signed_in.http.post("/revoke", data={"token": body["access_token"]}, headers=basic(other))
+    assert introspect(signed_in.http, portal, body["access_token"])["active"] is True
+
+
+# -- consent ----------------------------------------------------------------------------
+
+
+def test_third_party_consent_allow_is_remembered(signed_in, third_party):
+    signed_in.authorize(third_party["client_id"], scope="openid email")
+    assert signed_in.step_state == "consent"
+    signed_in.submit(decision="allow")
+    assert "code" in signed_in.callback_params()
+    signed_in.authorize(third_party["client_id"], scope="openid email")
+    assert "code" in signed_in.callback_params()
+    # A wider scope set asks again.
+    signed_in.authorize(third_party["client_id"], scope="openid email profile")
+    assert signed_in.step_state == "consent"
+
+
+def test_third_party_consent_deny(signed_in, third_party):
+    signed_in.authorize(third_party["client_id"], scope="openid email")
+    signed_in.submit(decision="deny")
+    assert signed_in.callback_params()["error"] == "access_denied"
+
+
+def test_consent_required_with_prompt_none(signed_in, third_party):
+    signed_in.authorize(third_party["client_id"], prompt="none")
+    assert signed_in.callback_params()["error"] == "consent_required"
+
+
+def test_first_party_skips_consent(signed_in, portal):
+    signed_in.authorize(portal["client_id"], prompt="consent")
+    assert "code" in signed_in.callback_params()
+
+
+# -- logout ----------------------------------------------------------------------------
+
+
+def test_rp_initiated_logout(signed_in, portal):
+    body = tokens_for(signed_in, portal)
+    signed_in.get(f"/logout?id_token_hint={body['id_token']}&post_logout_redirect_uri={POST_LOGOUT_URI}&state=bye1")
+    assert signed_in.status == 200 and "step" in signed_in.page.forms  # asks for confirmation
+    signed_in.submit()
+    assert signed_in.status == 302 and signed_in.location == POST_LOGOUT_URI + "?state=bye1"
+    signed_in.authorize(portal["client_id"], prompt="none")
+    assert signed_in.callback_params()["error"] == "login_required"
+
+
+def test_logout_with_unregistered_redirect_does_not_redirect(signed_in, portal):
+    body = tokens_for(signed_in, portal)
+    signed_in.get(f"/logout?id_token_hint={body['id_token']}&post_logout_redirect_uri=http://evil.test/")
+    signed_in.submit()
+    assert signed_in.status == 200 and signed_in.location is None
+
+
+def test_logout_with_bad_id_token_hint_shows_error(signed_in):
+    signed_in.get(f"/logout?id_token_hint=eyJhbGciOiJub25lIn0.e30.&post_logout_redirect_uri={POST_LOGOUT_URI}")
+    assert signed_in.status == 400 and signed_in.location is None
+
+
+def test_logout_without_params(signed_in, portal):
+    signed_in.get("/logout")
+    signed_in.submit()
+    assert signed_in.status == 200
+    signed_in.authorize(portal["client_id"], prompt="none")
+    assert signed_in.callback_params()["error"] == "login_required"
+
+
+def test_logout_confirmation_needs_csrf(signed_in):
+    r = signed_in.http.post("/logout", data={"confirm": "yes"})
+    assert r.status_code == 400
+
+
+# -- keys --------------------------------------------------------------------------------
+
+
+def test_key_rotation_keeps_old_keys_published(app, signed_in, portal, cli):
+    old = tokens_for(signed_in, portal)["id_token"]
+    old_kid = decode(signed_in.http, old).header["kid"]
+    result = cli.invoke(args=["keys", "rotate"])
+    assert result.exit_code == 0, result.output
+    from idp.services import keys
+
+    keys.clear_cache()
+    kids = {k["kid"] for k in signed_in.http.get("/jwks.json").get_json()["keys"]}
+    assert old_kid in kids and len(kids) == 2
+    new = tokens_for(signed_in, portal)["id_token"]
+    assert decode(signed_in.http, new).header["kid"] != old_kid
+    decode(signed_in.http, old)  # still verifies
+
+
+# -- headers ----------------------------------------------------------------------------
+
+
+def test_security_headers_on_pages(browser, portal):
+    browser.authorize(portal["client_id"])
+    headers = browser.response.headers
+    assert "frame-ancestors 'none'" in headers["Content-Security-Policy"]
+    assert headers["X-Frame-Options"] == "DENY" and headers["X-Content-Type-Options"] == "nosniff"
+    assert headers["Cache-Control"] == "no-store"
