@@ -41,6 +41,8 @@ DEFAULTS: dict = {
     "MAIL_PASSWORD": None,
     "MAIL_DEFAULT_SENDER": "idp@localhost",
     "MAIL_TIMEOUT": 10,
+    # Flask-Mail would suppress sending under TESTING; our tests use a real SMTP sink.
+    "MAIL_SUPPRESS_SEND": False,
     # Flask-Limiter switch; load tests turn it off.
     "RATELIMIT_ENABLED": True,
     # Readable limit strings (Flask-Limiter / limits syntax).

@@ -84,7 +84,11 @@ def deliver_due(limit: int = 50) -> tuple[int, int]:
             html=item.html,
             sender=current_app.config["MAIL_DEFAULT_SENDER"],
         )
+        previous_timeout = socket.getdefaulttimeout()
         try:
+            # Flask-Mail opens its SMTP connection without a timeout; a hanging relay
+            # must not stall the delivery loop.
+            socket.setdefaulttimeout(current_app.config["MAIL_TIMEOUT"])
             mail.send(msg)
         except (smtplib.SMTPException, OSError, socket.timeout) as exc:
             failed += 1
@@ -104,6 +108,8 @@ def deliver_due(limit: int = 50) -> tuple[int, int]:
             item.status = "sent"
             item.sent_at = clock.now()
             item.claimed_until = None
+        finally:
+            socket.setdefaulttimeout(previous_timeout)
         db.session.commit()
     return sent, failed
 

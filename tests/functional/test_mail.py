@@ -1,0 +1,103 @@
+"""Mail goes through the outbox to a real SMTP server; a relay that is down loses nothing."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from sqlalchemy import select
+
+from idp import clock
+from idp.extensions import db
+from idp.models import OutboxMail
+from idp.services import mailer
+from tests.smtp_sink import Sink, free_port, text_of
+
+
+@pytest.fixture
+def sink():
+    s = Sink().start()
+    yield s
+    s.stop()
+
+
+def queue_code(app, to="anna@example.com", locale="en"):
+    with app.app_context():
+        mailer.queue(to, "email_code", locale, code="123456", minutes=10, name="Anna")
+        db.session.commit()
+
+
+def deliver(app):
+    with app.app_context():
+        return mailer.deliver_due()
+
+
+def statuses(app):
+    with app.app_context():
+        return [(m.status, m.attempts) for m in db.session.scalars(select(OutboxMail).order_by(OutboxMail.id))]
+
+
+@pytest.fixture
+def smtp_app(app, sink):
+    app.config.update(MAIL_SERVER="127.0.0.1", MAIL_PORT=sink.port)
+    from idp.extensions import mail
+
+    mail.init_app(app)
+    return app
+
+
+def test_queued_mail_is_delivered_over_smtp(smtp_app, sink):
+    queue_code(smtp_app)
+    assert deliver(smtp_app) == (1, 0)
+    (message,) = sink.wait_for("anna@example.com")
+    assert "123456" in text_of(message)
+    assert message.get_body(preferencelist=("html",)) is not None
+    assert statuses(smtp_app) == [("sent", 1)]
+    assert deliver(smtp_app) == (0, 0)  # never twice
+
+
+def test_relay_down_keeps_the_mail_and_retries_with_backoff(smtp_app, sink):
+    clock.freeze(dt.datetime(2026, 11, 23, 9, 0))
+    sink.stop()
+    queue_code(smtp_app)
+    assert deliver(smtp_app) == (0, 1)
+    assert statuses(smtp_app) == [("queued", 1)]
+    assert deliver(smtp_app) == (0, 0)  # not due yet: backoff
+    sink.start()
+    clock.advance(seconds=6)
+    assert deliver(smtp_app) == (1, 0)
+    sink.wait_for("anna@example.com")
+    assert statuses(smtp_app) == [("sent", 2)]
+
+
+def test_mail_is_abandoned_after_max_attempts(smtp_app, sink):
+    clock.freeze(dt.datetime(2026, 11, 23, 9, 0))
+    smtp_app.config.update(MAIL_MAX_ATTEMPTS=3, MAIL_PORT=free_port())
+    from idp.extensions import mail
+
+    mail.init_app(smtp_app)
+    queue_code(smtp_app)
+    for _ in range(3):
+        deliver(smtp_app)
+        clock.advance(hours=2)
+    assert statuses(smtp_app) == [("abandoned", 3)]
+
+
+def test_mail_language(smtp_app, sink):
+    queue_code(smtp_app, locale="nl")
+    queue_code(smtp_app, to="bob@example.com", locale="en")
+    deliver(smtp_app)
+    assert "Your verification code" in sink.wait_for("bob@example.com")[0]["Subject"]
+    assert "Your verification code" not in sink.wait_for("anna@example.com")[0]["Subject"]
+
+
+def test_without_smtp_nothing_is_sent_and_dev_mailbox_shows_it(app, client):
+    queue_code(app)
+    assert deliver(app) == (0, 0)
+    page = client.get("/dev/mailbox")
+    assert page.status_code == 200 and b"123456" in page.data
+
+
+@pytest.mark.config(ENV="production")
+def test_dev_mailbox_is_absent_in_production(app, client):
+    assert client.get("/dev/mailbox").status_code == 404
