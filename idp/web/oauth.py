@@ -19,7 +19,7 @@ from ..errors import DomainError
 from ..extensions import csrf, db, limiter
 from ..flows import LoginFlow
 from ..models import Consent
-from ..oauth import authorization
+from ..oauth import authorization, backchannel
 from ..oauth.server import SCOPES
 from ..services import audit, keys, sessions
 from . import common
@@ -61,7 +61,8 @@ def discovery():
         "prompt_values_supported": sorted(PROMPTS - {"select_account"}),
         "authorization_response_iss_parameter_supported": True,
         "frontchannel_logout_supported": False,
-        "backchannel_logout_supported": False,
+        "backchannel_logout_supported": True,
+        "backchannel_logout_session_supported": True,
     }
     response = jsonify(doc)
     response.headers["Cache-Control"] = "public, max-age=300"
@@ -298,7 +299,7 @@ def logout():
         for k in ("id_token_hint", "post_logout_redirect_uri", "state", "client_id", "ui_locales")
         if request.values.get(k)
     ]
-    if sso is not None and request.values.get("confirm") != "yes" or (sso is not None and request.method == "GET"):
+    if sso is not None and (request.method == "GET" or request.form.get("confirm") != "yes"):
         return render_template("logout_confirm.html", fields=fields, client_name=client_name)
     if sso is not None:
         try:
@@ -308,6 +309,7 @@ def logout():
         sessions.end(sso, ip=common.client_ip())
         db.session.commit()
         session.clear()
+        backchannel.notify(sso)
     authorization.create_endpoint_response("end_session", end_request)
     if end_request.redirect_uri:
         return redirect(end_request.redirect_uri, code=302)

@@ -446,3 +446,46 @@ def test_security_headers_on_pages(browser, portal):
     assert "frame-ancestors 'none'" in headers["Content-Security-Policy"]
     assert headers["X-Frame-Options"] == "DENY" and headers["X-Content-Type-Options"] == "nosniff"
     assert headers["Cache-Control"] == "no-store"
+
+
+# -- back-channel logout -------------------------------------------------------------------
+
+
+def test_backchannel_logout(app, browser, person):
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+    from urllib.parse import parse_qs
+
+    received = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):
+            length = int(self.headers["Content-Length"])
+            received.append(parse_qs(self.rfile.read(length).decode())["logout_token"][0])
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        rp = make_client(app, name="RP", extra=["--backchannel-logout-uri", f"http://127.0.0.1:{server.server_port}/bcl"])
+        clock.freeze(dt.datetime(2026, 11, 23, 9, 0, 5))
+        browser.authorize(rp["client_id"], scope=FULL)
+        browser.sign_in(person["email"], person["password"], first_time=True)
+        code = browser.callback_params()["code"]
+        body = exchange_code(browser.http, rp, code, browser.verifier).get_json()
+        sid = decode(browser.http, body["id_token"]).claims["sid"]
+        browser.get(f"/logout?id_token_hint={body['id_token']}&post_logout_redirect_uri={POST_LOGOUT_URI}")
+        browser.submit()
+        assert browser.location == POST_LOGOUT_URI
+        assert len(received) == 1
+        token = decode(browser.http, received[0])
+        assert token.header["typ"] == "logout+jwt"
+        claims = token.claims
+        assert claims["sid"] == sid and claims["sub"] == person["sub"] and claims["aud"] == rp["client_id"]
+        assert "http://schemas.openid.net/event/backchannel-logout" in claims["events"] and "nonce" not in claims
+    finally:
+        server.shutdown()
