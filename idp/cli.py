@@ -58,7 +58,20 @@ def main() -> None:
         sys.exit(2)
 
 
-@click.group(cls=FlaskGroup, create_app=_create_app, add_default_commands=False, add_version_option=False)
+class IdpGroup(FlaskGroup):
+    """Lists and finds commands without loading the app, so `idp --help` works
+    before the settings are complete (a command then says what is missing)."""
+
+    def list_commands(self, ctx):
+        self._load_plugin_commands()
+        return sorted(click.Group.list_commands(self, ctx))
+
+    def get_command(self, ctx, name):
+        self._load_plugin_commands()
+        return click.Group.get_command(self, ctx, name)
+
+
+@click.group(cls=IdpGroup, create_app=_create_app, add_default_commands=False, add_version_option=False)
 def cli():
     """The identity provider of the accounting suite.
 
@@ -102,6 +115,8 @@ def serve(host, port, workers, threads, no_mail):
             self.cfg.set("accesslog", None)
             self.cfg.set("graceful_timeout", 10)
             self.cfg.set("proc_name", "idp")
+            # Several servers on one machine must not share gunicorn's control socket.
+            self.cfg.set("control_socket_disable", True)
 
         def load(self):
             from . import create_app
@@ -146,9 +161,16 @@ def clients():
 @click.option("--scope", "scopes", multiple=True, help="Repeatable. Default: every scope.")
 @click.option("--public", is_flag=True, help="A public client (no secret; PKCE only).")
 @click.option("--first-party", is_flag=True, help="Skip the consent screen.")
+@click.option(
+    "--pkce-optional",
+    is_flag=True,
+    help="Let this confidential client use the code flow without PKCE (certification suites). Never for public clients.",
+)
 @click.option("--json", "as_json", is_flag=True)
 @with_appcontext
-def clients_create(name, redirect_uris, post_logout_uris, backchannel_logout_uri, grant_types, scopes, public, first_party, as_json):
+def clients_create(
+    name, redirect_uris, post_logout_uris, backchannel_logout_uri, grant_types, scopes, public, first_party, pkce_optional, as_json
+):
     """Register a client; prints its client_id and (once) its secret."""
     from .extensions import db
     from .models import Client
@@ -171,6 +193,8 @@ def clients_create(name, redirect_uris, post_logout_uris, backchannel_logout_uri
         _fail("--redirect-uri is required for the authorization_code grant")
     if public and ("client_credentials" in grant_types or "password" in grant_types):
         _fail("a public client cannot use client_credentials or password")
+    if public and pkce_optional:
+        _fail("a public client always uses PKCE")
     client_id = secrets.token_urlsafe(18)
     secret = None if public else secrets.token_urlsafe(32)
     client = Client(
@@ -184,6 +208,7 @@ def clients_create(name, redirect_uris, post_logout_uris, backchannel_logout_uri
         scope=" ".join(scopes),
         token_endpoint_auth_method="none" if public else "client_secret_basic",
         first_party=first_party,
+        pkce_required=not pkce_optional,
     )
     db.session.add(client)
     audit.record("client.created", actor=cli_actor(), subject=client_id, name=name)
@@ -364,7 +389,14 @@ def audit_list(subject, limit, as_json):
         click.echo(f"{e['at']}  {e['action']:<28} {e['outcome']:<8} {e['subject'] or '-':<32} {e['actor']}  {e['ip'] or ''}")
 
 
-for _command in (serve, clients, users, firms, accounts, keys_group, mail_group, audit_group):
+def _db_group():
+    from flask_migrate.cli import db
+
+    db.help = "Database migrations (`idp db upgrade` applies them)."
+    return db
+
+
+for _command in (serve, clients, users, firms, accounts, keys_group, mail_group, audit_group, _db_group()):
     cli.add_command(_command)
 
 

@@ -3,7 +3,7 @@
 from .accounts import Account, Administration, Membership
 from .audit import AuditEvent
 from .flows import EmailCode, Flow
-from .oauth import AuthorizationCode, Client, Consent, Session, SigningKey, Token
+from .oauth import AuthorizationCode, Client, Consent, RevokedToken, Session, SigningKey, Token
 from .outbox import OutboxMail
 
 __all__ = [
@@ -17,6 +17,7 @@ __all__ = [
     "Flow",
     "Membership",
     "OutboxMail",
+    "RevokedToken",
     "Session",
     "SigningKey",
     "Token",

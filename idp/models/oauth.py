@@ -34,6 +34,9 @@ class Client(db.Model, ClientMixin):
     scope: Mapped[str] = mapped_column(String(500), nullable=False)
     token_endpoint_auth_method: Mapped[str] = mapped_column(String(40), nullable=False)
     first_party: Mapped[bool] = mapped_column(Boolean, default=False, nullable=False)
+    # PKCE (S256) is required unless an operator registered a confidential client
+    # without it (e.g. a certification test suite); public clients always need it.
+    pkce_required: Mapped[bool] = mapped_column(Boolean, default=True, nullable=False)
     created_at: Mapped[dt.datetime] = created_at()
 
     @property
@@ -245,3 +248,12 @@ class SigningKey(db.Model):
     created_at: Mapped[dt.datetime] = created_at()
     retired_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
     publish_until: Mapped[dt.datetime | None] = mapped_column(DateTime)
+
+
+class RevokedToken(db.Model):
+    """A revoked self-contained access token, remembered until it would have expired."""
+
+    __tablename__ = "revoked_tokens"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    expires_at: Mapped[dt.datetime] = mapped_column(DateTime, nullable=False, index=True)

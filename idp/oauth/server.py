@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import time
 
 from authlib.integrations.flask_oauth2 import AuthorizationServer, ResourceProtector
 from authlib.oauth2.rfc6749 import grants
@@ -20,15 +21,35 @@ from .. import clock
 from ..extensions import db
 from ..models import Account, AuthorizationCode, Client, Token
 from ..services.crypto import token_hash
-from . import claims, tokens
+from . import claims, machine_tokens, tokens
 
 SCOPES = ["openid", "profile", "email", "offline_access", "administrations"]
 
 
+_clients: dict[str, tuple[float, Client | None]] = {}
+CLIENT_CACHE_SECONDS = 5.0
+
+
 def query_client(client_id):
+    """The client, from a per-process cache of a few seconds: every token request
+    authenticates a client, and clients change rarely."""
     if not isinstance(client_id, str) or not client_id or len(client_id) > 64:
         return None
-    return db.session.get(Client, client_id)
+    now = time.monotonic()
+    hit = _clients.get(client_id)
+    if hit is not None and hit[0] > now:
+        return hit[1]
+    client = db.session.get(Client, client_id)
+    if client is not None:
+        db.session.expunge(client)
+    if len(_clients) > 10000:
+        _clients.clear()
+    _clients[client_id] = (now + CLIENT_CACHE_SECONDS, client)
+    return client
+
+
+def forget_clients() -> None:
+    _clients.clear()
 
 
 class PKCE(CodeChallenge):
@@ -41,8 +62,10 @@ class PKCE(CodeChallenge):
         from authlib.oauth2.rfc6749.errors import InvalidRequestError
 
         data = grant.request.payload.data
-        if not data.get("code_challenge"):
-            raise InvalidRequestError("PKCE is required: send 'code_challenge' with method S256.")
+        if not data.get("code_challenge") and not data.get("code_challenge_method"):
+            if grant.request.client.pkce_required or grant.request.client.is_public:
+                raise InvalidRequestError("PKCE is required: send 'code_challenge' with method S256.")
+            return None
         if data.get("code_challenge_method", "plain") != "S256":
             raise InvalidRequestError("Only 'code_challenge_method=S256' is supported.")
         return super().validate_code_challenge(grant, redirect_uri)
@@ -50,7 +73,8 @@ class PKCE(CodeChallenge):
     def validate_code_verifier(self, grant, result):
         from authlib.oauth2.rfc6749.errors import InvalidRequestError
 
-        if not grant.request.form.get("code_verifier"):
+        code = grant.request.authorization_code
+        if code.code_challenge and not grant.request.form.get("code_verifier"):
             raise InvalidRequestError("Missing 'code_verifier'")
         return super().validate_code_verifier(grant, result)
 
@@ -251,13 +275,24 @@ class IdpRevocationEndpoint(RevocationEndpoint):
         return token
 
     def revoke_token(self, token, request):
-        # Revoking either token of an authorization ends that authorization's family.
-        tokens.revoke_family(token.grant_id) if token.account_id else None
-        token.revoked_at = clock.now()
+        if isinstance(token, machine_tokens.MachineToken):
+            machine_tokens.revoke(token)
+        elif token.account_id:
+            # Revoking either token of an authorization ends that authorization's family.
+            tokens.revoke_family(token.grant_id)
+        else:
+            token.revoked_at = clock.now()
         db.session.commit()
 
 
 class IdpUserInfoEndpoint(UserInfoEndpoint):
+    def __call__(self, request):
+        from authlib.oauth2.rfc6750.errors import InvalidTokenError
+
+        token = self.resource_protector.acquire_token("openid")
+        if token.get_user() is None:
+            raise InvalidTokenError()
+        return super().__call__(request)
     def get_issuer(self):
         return current_app.config["ISSUER"]
 
@@ -289,7 +324,14 @@ class TokenValidator(BearerTokenValidator):
         return tokens.find_access_token(token_string)
 
 
-authorization = AuthorizationServer()
+class IdpAuthorizationServer(AuthorizationServer):
+    def validate_requested_scope(self, scope):
+        """Scopes we do not offer are left out of the grant rather than refused
+        (RFC 6749 section 3.3); the token response names the granted scope."""
+        return None
+
+
+authorization = IdpAuthorizationServer()
 require_oauth = ResourceProtector()
 
 

@@ -14,6 +14,10 @@ from ..extensions import db
 from ..models import Account, AuthorizationCode, Token
 from ..services import audit
 from ..services.crypto import token_hash
+from . import machine_tokens
+
+# Scopes about a person: meaningless in a token that no person granted.
+PERSONAL_SCOPES = {"openid", "profile", "email", "offline_access", "administrations"}
 
 log = logging.getLogger(__name__)
 
@@ -22,6 +26,13 @@ def generate_bearer_token(grant_type, client, user=None, scope=None, expires_in=
     """Authlib's token generator: 256-bit opaque tokens; a refresh token only where
     the client may refresh and, for people, only with `offline_access`."""
     expires_in = expires_in or current_app.config["ACCESS_TOKEN_LIFETIME"]
+    if grant_type == "client_credentials":
+        scope = " ".join(s for s in (scope or "").split() if s not in PERSONAL_SCOPES)
+        token = {"token_type": "Bearer", "access_token": machine_tokens.issue(client.get_client_id(), scope, expires_in),
+                 "expires_in": expires_in}
+        if scope:
+            token["scope"] = scope
+        return token
     token = {
         "token_type": "Bearer",
         "access_token": generate_token(43),
@@ -38,7 +49,10 @@ def generate_bearer_token(grant_type, client, user=None, scope=None, expires_in=
 
 
 def save_token(token: dict, request) -> Token:
-    """Store a fresh token (hashes only). Codes start a family; refreshes continue it."""
+    """Store a fresh token (hashes only). Codes start a family; refreshes continue it.
+    Client-credentials tokens are self-contained and need no row."""
+    if token["access_token"].startswith(machine_tokens.PREFIX):
+        return None
     now = clock.now()
     code: AuthorizationCode | None = getattr(request, "authorization_code", None)
     previous: Token | None = getattr(request, "refresh_token", None)
@@ -84,9 +98,11 @@ def _end_earlier_connections(row: Token) -> None:
     )
 
 
-def find_access_token(value: str) -> Token | None:
-    if not isinstance(value, str) or not value or len(value) > 512:
+def find_access_token(value: str) -> Token | machine_tokens.MachineToken | None:
+    if not isinstance(value, str) or not value or len(value) > 1024:
         return None
+    if value.startswith(machine_tokens.PREFIX):
+        return machine_tokens.verify(value)
     return db.session.scalar(select(Token).where(Token.access_token_hash == token_hash(value)))
 
 

@@ -1,8 +1,8 @@
 """initial schema
 
-Revision ID: 7a56e77d3ba5
+Revision ID: 0001
 Revises: 
-Create Date: 2026-11-23 12:50:01.066675
+Create Date: 2026-11-23 13:01:53.004652
 
 """
 from alembic import op
@@ -74,6 +74,7 @@ def upgrade():
     sa.Column('scope', sa.String(length=500), nullable=False),
     sa.Column('token_endpoint_auth_method', sa.String(length=40), nullable=False),
     sa.Column('first_party', sa.Boolean(), nullable=False),
+    sa.Column('pkce_required', sa.Boolean(), nullable=False),
     sa.Column('created_at', sa.DateTime(), nullable=False),
     sa.PrimaryKeyConstraint('id')
     )
@@ -96,6 +97,14 @@ def upgrade():
     with op.batch_alter_table('outbox', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_outbox_recipient'), ['recipient'], unique=False)
         batch_op.create_index(batch_op.f('ix_outbox_status'), ['status'], unique=False)
+
+    op.create_table('revoked_tokens',
+    sa.Column('token_hash', sa.String(length=64), nullable=False),
+    sa.Column('expires_at', sa.DateTime(), nullable=False),
+    sa.PrimaryKeyConstraint('token_hash')
+    )
+    with op.batch_alter_table('revoked_tokens', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_revoked_tokens_expires_at'), ['expires_at'], unique=False)
 
     op.create_table('signing_keys',
     sa.Column('kid', sa.String(length=64), nullable=False),
@@ -273,6 +282,10 @@ def downgrade():
     op.drop_table('consents')
     op.drop_table('authorization_codes')
     op.drop_table('signing_keys')
+    with op.batch_alter_table('revoked_tokens', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_revoked_tokens_expires_at'))
+
+    op.drop_table('revoked_tokens')
     with op.batch_alter_table('outbox', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_outbox_status'))
         batch_op.drop_index(batch_op.f('ix_outbox_recipient'))

@@ -105,3 +105,19 @@ def test_audit_list(cli, browser, portal, person):
 def test_mail_deliver_once(cli):
     result = cli.invoke(args=["mail", "deliver"])
     assert result.exit_code == 0
+
+
+def test_migrations_match_the_models(tmp_path):
+    """`idp db upgrade` creates exactly the schema the models describe."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+    from sqlalchemy import create_engine
+
+    url = f"sqlite:///{tmp_path}/m.db"
+    assert run_idp({"IDP_DATABASE_URL": url}, "db", "upgrade", tmp_path=tmp_path).returncode == 0
+    from idp.extensions import db
+    import idp.models  # noqa: F401
+
+    with create_engine(url).connect() as connection:
+        diff = compare_metadata(MigrationContext.configure(connection), db.metadata)
+    assert diff == []

@@ -489,3 +489,44 @@ def test_backchannel_logout(app, browser, person):
         assert "http://schemas.openid.net/event/backchannel-logout" in claims["events"] and "nonce" not in claims
     finally:
         server.shutdown()
+
+
+def test_pkce_optional_only_for_registered_confidential_clients(app, signed_in):
+    suite = make_client(app, name="Certification suite", extra=["--pkce-optional"])
+    signed_in.authorize(suite["client_id"], code_challenge=None, code_challenge_method=None)
+    code = signed_in.callback_params()["code"]
+    data = {"grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT_URI}
+    r = token_request(signed_in.http, suite, data)
+    assert r.status_code == 200, r.get_json()
+    # plain is still refused for it
+    signed_in.authorize(suite["client_id"], code_challenge="a" * 43, code_challenge_method="plain")
+    assert signed_in.callback_params()["error"] == "invalid_request"
+
+
+def test_unknown_scopes_are_left_out(signed_in, portal):
+    body = tokens_for(signed_in, portal, scope="openid email address phone")
+    assert body["scope"] == "openid email"
+
+
+def test_client_credentials_token_revocation_and_tampering(app, client):
+    service = make_client(app, name="Bank", grant_types=("client_credentials",))
+    body = token_request(client, service, {"grant_type": "client_credentials", "scope": "openid email"}).get_json()
+    access = body["access_token"]
+    assert "scope" not in body  # personal scopes are not granted to a machine
+    r = client.get("/userinfo", headers={"Authorization": "Bearer " + access})
+    assert r.status_code == 401  # no person behind it
+    forged = access[:-2] + ("AA" if access[-2:] != "AA" else "BB")
+    assert introspect(client, service, forged)["active"] is False
+    other = make_client(app, name="Other", grant_types=("client_credentials",))
+    client.post("/revoke", data={"token": access}, headers=basic(other))
+    assert introspect(client, service, access)["active"] is True
+    assert client.post("/revoke", data={"token": access}, headers=basic(service)).status_code == 200
+    assert introspect(client, service, access)["active"] is False
+
+
+def test_client_credentials_token_expires(app, client):
+    clock.freeze(dt.datetime(2026, 11, 23, 9, 0))
+    service = make_client(app, name="Bank", grant_types=("client_credentials",))
+    access = token_request(client, service, {"grant_type": "client_credentials"}).get_json()["access_token"]
+    clock.advance(seconds=3601)
+    assert introspect(client, service, access)["active"] is False
