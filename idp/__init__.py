@@ -29,7 +29,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     from . import config
     from .extensions import babel, csrf, db, limiter, mail, migrate
     from .oauth import init_oauth
-    from .web import account, common, dev, login, oauth
+    from .web import account, common, dev, invitations, login, oauth
     from .web.i18n import current_locale
 
     app = Flask(
@@ -41,6 +41,10 @@ def create_app(test_config: dict | None = None) -> Flask:
     config.load(app, test_config)
     app.config["BABEL_TRANSLATION_DIRECTORIES"] = _resource_dir("translations")
 
+    from .web import guards
+
+    app.before_request(guards.before_request)  # before CSRF protection: it must see clean input
+    app.wsgi_app = guards.BodyLimit(app.wsgi_app, app.config["MAX_CONTENT_LENGTH"])
     db.init_app(app)
     migrate.init_app(app, db, directory=_resource_dir("migrations"))
     mail.init_app(app)
@@ -52,7 +56,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     if app.config["DATABASE_URL"].startswith("sqlite"):
         _sqlite_pragmas(app)
 
-    for bp in (oauth.bp, login.bp, account.bp, dev.bp):
+    for bp in (oauth.bp, login.bp, account.bp, invitations.bp, dev.bp):
         app.register_blueprint(bp)
 
     @app.before_request
@@ -94,7 +98,10 @@ def create_app(test_config: dict | None = None) -> Flask:
             message = gettext("The request is too large.")
         else:
             message = err.description
-        return render_template("message.html", error=message), err.code
+        response = app.make_response((render_template("message.html", error=message), err.code))
+        if getattr(err, "valid_methods", None):
+            response.headers["Allow"] = ", ".join(err.valid_methods)
+        return response
 
     @app.teardown_appcontext
     def _rollback(exc):

@@ -80,7 +80,7 @@ def cli():
 
 def register(app) -> None:
     """Commands that need the app are added to its CLI too (tests use app.test_cli_runner)."""
-    for command in (serve, clients, users, firms, accounts, keys_group, mail_group, audit_group):
+    for command in (serve, clients, users, firms, invitations_group, accounts, keys_group, mail_group, audit_group):
         app.cli.add_command(command)
 
 
@@ -281,6 +281,100 @@ def firms_create(name, as_json):
     _emit({"administration_id": firm.id}, as_json, f"administration_id: {firm.id}")
 
 
+@click.group("invitations")
+def invitations_group():
+    """Invitations to create or join an administration."""
+
+
+@invitations_group.command("create")
+@click.option("--email", required=True)
+@click.option("--administration", "administration", required=True,
+              help="The administration to create (role owner), or the id or unique name of the one to join.")
+@click.option("--name", default="", help="The invitee's name.")
+@click.option("--firm", "firm_id", help="The inviting firm's administration id: it gets access.")
+@click.option("--role", type=click.Choice(["owner", "accountant", "employee"]), default="owner", show_default=True)
+@click.option("--plan", type=click.Choice(["basic", "plus"]), default="basic", show_default=True)
+@click.option("--locale", type=click.Choice(["nl", "en"]), default="nl", show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+@with_appcontext
+def invitations_create(email, administration, name, firm_id, role, plan, locale, as_json):
+    """Create an invitation and queue its mail."""
+    from .errors import DomainError
+    from .extensions import db
+    from .services import administrations, invitations
+
+    firm = None
+    if firm_id:
+        firm = administrations.find(firm_id)
+        if firm is None or firm.kind != "firm":
+            _fail(f"no firm with id {firm_id!r}")
+    target = None
+    if role != "owner":
+        target = firm if firm is not None and administration in (firm.id, firm.name) else administrations.find(administration)
+        if target is None:
+            _fail(f"no administration {administration!r} to join (give its id, or a unique name)")
+    try:
+        invitation, url = invitations.create(email, name, administration, role=role, firm=firm, target=target, plan=plan,
+                                             actor=cli_actor(), inviter=firm.name if firm else current_app.config["PRODUCT_NAME"],
+                                             locale=locale)
+    except DomainError as exc:
+        _fail(exc.message())
+    db.session.commit()
+    data = {"id": invitation.id, "invitation_url": url, "expires_at": invitation.expires_at.isoformat() + "Z"}
+    _emit(data, as_json)
+
+
+def _invitation_or_fail(invitation_id):
+    from .services import invitations
+
+    invitation = invitations.get(invitation_id)
+    if invitation is None:
+        _fail(f"no invitation with id {invitation_id!r}")
+    return invitation
+
+
+@invitations_group.command("resend")
+@click.argument("invitation_id")
+@click.option("--json", "as_json", is_flag=True)
+@with_appcontext
+def invitations_resend(invitation_id, as_json):
+    """A fresh link (valid 14 days); the old one stops working."""
+    from .errors import DomainError
+    from .extensions import db
+    from .services import invitations
+
+    invitation = _invitation_or_fail(invitation_id)
+    try:
+        url = invitations.resend(invitation, actor=cli_actor(),
+                                 inviter=invitation.firm.name if invitation.firm else current_app.config["PRODUCT_NAME"])
+    except DomainError as exc:
+        _fail(exc.message())
+    db.session.commit()
+    _emit({"id": invitation.id, "invitation_url": url, "expires_at": invitation.expires_at.isoformat() + "Z"}, as_json)
+
+
+@invitations_group.command("revoke")
+@click.argument("invitation_id")
+@click.option("--reason")
+@with_appcontext
+def invitations_revoke(invitation_id, reason):
+    """Withdraw an invitation: its link stops working."""
+    from .errors import DomainError
+    from .extensions import db
+    from .services import invitations
+
+    invitation = _invitation_or_fail(invitation_id)
+    try:
+        invitations.revoke(invitation, actor=cli_actor(), reason=reason)
+    except DomainError as exc:
+        _fail(exc.message())
+    db.session.commit()
+    click.echo(f"revoked {invitation.id}")
+
+
+invitations_group.name = "invitations"
+
+
 @click.group("accounts")
 def accounts():
     """Inspect accounts."""
@@ -396,7 +490,8 @@ def _db_group():
     return db
 
 
-for _command in (serve, clients, users, firms, accounts, keys_group, mail_group, audit_group, _db_group()):
+for _command in (serve, clients, users, firms, invitations_group, accounts, keys_group, mail_group, audit_group,
+                 _db_group()):
     cli.add_command(_command)
 
 

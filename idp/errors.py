@@ -88,3 +88,46 @@ class StepOutOfOrder(DomainError):
 class FlowNotFound(DomainError):
     status = 404
     public = _l("This page is no longer valid. Please start again from the application.")
+
+
+class InvitationUnusable(DomainError):
+    """An invitation link that cannot be used (any more); says why and what to do."""
+
+    status = 410
+    MESSAGES = {
+        "expired": _l("This invitation has expired. Ask the person who invited you to send a new invitation."),
+        "revoked": _l("This invitation has been withdrawn. Ask the person who invited you if you should have received a new one."),
+        "accepted": _l("This invitation has already been accepted. Sign in with your account instead."),
+        "unknown": _l("This invitation link is not valid. Check that you opened the complete link from the mail, or ask for a new invitation."),
+    }
+
+    def __init__(self, state: str):
+        super().__init__(self.MESSAGES.get(state, self.MESSAGES["unknown"]))
+        self.state = state
+        self.status = 404 if state == "unknown" else 410
+
+
+class PasswordRejected(DomainError):
+    status = 400
+    public = _l("Choose another password.")
+
+    def __init__(self, failed: list[str]):
+        super().__init__()
+        self.failed = failed
+
+    def message(self) -> str:
+        return " ".join([str(self.public)] + [f"{rule}." for rule in self.failed])
+
+
+class TermsNotAccepted(DomainError):
+    status = 400
+    public = _l("Accept the terms and the privacy statement to continue.")
+
+
+class InvalidInput(DomainError):
+    status = 400
+
+
+class WrongAccount(DomainError):
+    status = 409
+    public = _l("You are signed in with another account than the one this invitation is for. Sign out first, then open the link again.")

@@ -1,6 +1,7 @@
 """Stored step machines: a Flow row and one `advance()` that refuses illegal steps."""
 
 from .base import Context, FlowMachine
+from .invitation import InvitationFlow
 from .login import LoginFlow
 
-__all__ = ["Context", "FlowMachine", "LoginFlow"]
+__all__ = ["Context", "FlowMachine", "InvitationFlow", "LoginFlow"]

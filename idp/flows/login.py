@@ -14,6 +14,8 @@ from ..services.crypto import decrypt_text, encrypt_text
 from .base import Context, FlowMachine
 
 EMAIL_CODE_PURPOSE = "verify_email"
+FORGOT_PURPOSE = "reset_password"
+RESET_2FA_PURPOSE = "reset_2fa"
 
 
 class LoginFlow(FlowMachine):
@@ -26,12 +28,23 @@ class LoginFlow(FlowMachine):
         "email_code": {"totp_enroll", "totp"},
         "totp_enroll": {"resume"},
         "totp": {"resume"},
+        # F5 forgotten password, from the password step.
+        "forgot_email": {"forgot_code"},
+        "forgot_code": {"forgot_totp", "new_password"},
+        "forgot_totp": {"new_password"},
+        "new_password": {"resume", "totp_enroll"},
+        # F6 reset two-step verification, from the authenticator step.
+        "reset_email": {"reset_code"},
+        "reset_code": {"totp_enroll"},
         "resume": {"consent", "done"},
         "consent": {"resume"},
     }
     ACTIONS = {
-        "password": {"restart"},
+        "password": {"restart", "forgot"},
         "email_code": {"resend"},
+        "forgot_code": {"resend"},
+        "totp": {"reset_2fa"},
+        "reset_code": {"resend"},
     }
 
     @classmethod
@@ -98,25 +111,106 @@ class LoginFlow(FlowMachine):
             raise EmailMismatch() from None
         if typed != account.email.lower():
             raise EmailMismatch()
-        email_codes.issue_email_code(account, EMAIL_CODE_PURPOSE, flow_id=self.id, locale=ctx.locale, ip=ctx.ip)
+        email_codes.issue_email_code(account.email, EMAIL_CODE_PURPOSE, account=account, flow_id=self.id,
+                                     locale=ctx.locale, ip=ctx.ip)
         return "email_code"
 
     def action_resend(self, form, ctx: Context) -> None:
-        email_codes.issue_email_code(self.account, EMAIL_CODE_PURPOSE, flow_id=self.id, locale=ctx.locale, ip=ctx.ip)
+        if self.row.state == "forgot_code":
+            return self._resend_forgot(ctx)
+        purpose = RESET_2FA_PURPOSE if self.row.state == "reset_code" else EMAIL_CODE_PURPOSE
+        account = self.account
+        email_codes.issue_email_code(account.email, purpose, account=account, flow_id=self.id,
+                                     locale=ctx.locale, ip=ctx.ip)
 
     def step_email_code(self, form, ctx: Context) -> str:
         account = self.account
-        email_codes.verify_email_code(account, EMAIL_CODE_PURPOSE, form.get("email_code", ""), flow_id=self.id, ip=ctx.ip)
+        email_codes.verify_email_code(account.email, EMAIL_CODE_PURPOSE, form.get("email_code", ""), flow_id=self.id,
+                                      ip=ctx.ip, account=account)
         account.email_verified = True
         return self._second_factor(account)
 
     def step_totp_enroll(self, form, ctx: Context) -> str:
-        accounts.enrol_totp(self.account, self.pending_totp_secret(), form.get("totp_code", ""), ip=ctx.ip)
+        accounts.replace_totp(self.account, self.pending_totp_secret(), form.get("totp_code", ""), ip=ctx.ip,
+                              locale=ctx.locale)
         return self._authenticated(["pwd", "otp", "mfa"])
 
     def step_totp(self, form, ctx: Context) -> str:
         accounts.check_totp(self.account, form.get("totp_code", ""), ip=ctx.ip)
         return self._authenticated(["pwd", "otp", "mfa"])
+
+    # -- F5 forgotten password ----------------------------------------------------
+
+    def action_forgot(self, form, ctx: Context) -> None:
+        self.row.state = "forgot_email"
+        self.row.account_id = None
+
+    def step_forgot_email(self, form, ctx: Context) -> str:
+        """The same answer, at the same cost, whether or not the address has an account;
+        only an existing account gets a mail."""
+        email = accounts.normalize_email(form.get("email", ""))
+        self.update_data(reset_email=email)
+        account = accounts.find_by_email(email)
+        if account is not None and account.disabled_at is None:
+            email_codes.issue_email_code(email, FORGOT_PURPOSE, account=account, flow_id=self.id, locale=ctx.locale, ip=ctx.ip)
+        else:
+            email_codes.render_for_timing(ctx.locale)
+        return "forgot_code"
+
+    def _resend_forgot(self, ctx: Context) -> None:
+        account = accounts.find_by_email(self.data.get("reset_email", ""))
+        if account is not None and account.disabled_at is None:
+            email_codes.issue_email_code(account.email, FORGOT_PURPOSE, account=account, flow_id=self.id,
+                                         locale=ctx.locale, ip=ctx.ip)
+        else:
+            email_codes.render_for_timing(ctx.locale)
+
+    def step_forgot_code(self, form, ctx: Context) -> str:
+        email = self.data.get("reset_email", "")
+        account = accounts.find_by_email(email)
+        email_codes.verify_email_code(email, FORGOT_PURPOSE, form.get("email_code", ""), flow_id=self.id, ip=ctx.ip,
+                                      account=account)
+        self.row.account_id = account.id
+        self.update_data(email=account.email)
+        account.email_verified = True
+        return "forgot_totp" if account.totp_enrolled else "new_password"
+
+    def step_forgot_totp(self, form, ctx: Context) -> str:
+        accounts.check_totp(self.account, form.get("totp_code", ""), ip=ctx.ip)
+        self.update_data(totp_checked=True)
+        return "new_password"
+
+    def step_new_password(self, form, ctx: Context) -> str:
+        account = self.account
+        accounts.set_password(account, form.get("password", ""), form.get("password_confirm", ""), ip=ctx.ip,
+                              locale=ctx.locale)
+        if self.data.get("totp_checked"):
+            return self._authenticated(["pwd", "otp", "mfa"])
+        return self._second_factor(account)
+
+    # -- F6 reset two-step verification ---------------------------------------------
+
+    def action_reset_2fa(self, form, ctx: Context) -> None:
+        self.row.state = "reset_email"
+
+    def step_reset_email(self, form, ctx: Context) -> str:
+        account = self.account
+        try:
+            typed = accounts.normalize_email(form.get("email", ""))
+        except Exception:
+            raise EmailMismatch() from None
+        if typed != account.email.lower():
+            raise EmailMismatch()
+        email_codes.issue_email_code(account.email, RESET_2FA_PURPOSE, account=account, flow_id=self.id,
+                                     locale=ctx.locale, ip=ctx.ip)
+        return "reset_code"
+
+    def step_reset_code(self, form, ctx: Context) -> str:
+        account = self.account
+        email_codes.verify_email_code(account.email, RESET_2FA_PURPOSE, form.get("email_code", ""), flow_id=self.id,
+                                      ip=ctx.ip, account=account)
+        self.update_data(pending_totp=encrypt_text(totp.new_secret(), "pending-totp"))
+        return "totp_enroll"
 
     def step_consent(self, form, ctx: Context) -> str:
         decision = form.get("decision")

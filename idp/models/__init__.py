@@ -1,6 +1,6 @@
 """The database model: accounts, administrations, OAuth objects, flows, audit, outbox."""
 
-from .accounts import Account, Administration, Membership
+from .accounts import Account, Administration, ConnectorUser, FirmClient, Invitation, Membership
 from .audit import AuditEvent
 from .flows import EmailCode, Flow
 from .oauth import AuthorizationCode, Client, Consent, RevokedToken, Session, SigningKey, Token
@@ -11,6 +11,9 @@ __all__ = [
     "Administration",
     "AuditEvent",
     "AuthorizationCode",
+    "ConnectorUser",
+    "FirmClient",
+    "Invitation",
     "Client",
     "Consent",
     "EmailCode",

@@ -7,6 +7,7 @@ import datetime as dt
 from sqlalchemy import Boolean, DateTime, ForeignKey, Integer, LargeBinary, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from .. import clock
 from ..extensions import db
 from .base import created_at, new_id
 
@@ -57,12 +58,95 @@ class Account(db.Model):
 
 
 class Administration(db.Model):
+    """A company's books (kind company) or an accountancy firm (kind firm)."""
+
     __tablename__ = "administrations"
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
     name: Mapped[str] = mapped_column(String(200), nullable=False)
     kind: Mapped[str] = mapped_column(String(20), default="company", nullable=False)  # company | firm
+    plan: Mapped[str] = mapped_column(String(40), default="basic", nullable=False)
     created_at: Mapped[dt.datetime] = created_at()
+
+    connector: Mapped[ConnectorUser | None] = relationship(back_populates="administration", lazy="selectin")
+
+
+class FirmClient(db.Model):
+    """An accountancy firm's access to a client's administration."""
+
+    __tablename__ = "firm_clients"
+    __table_args__ = (UniqueConstraint("firm_id", "administration_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    firm_id: Mapped[str] = mapped_column(ForeignKey("administrations.id", ondelete="CASCADE"), nullable=False, index=True)
+    administration_id: Mapped[str] = mapped_column(
+        ForeignKey("administrations.id", ondelete="CASCADE"), nullable=False, index=True
+    )
+    created_at: Mapped[dt.datetime] = created_at()
+
+    firm: Mapped[Administration] = relationship(foreign_keys=[firm_id], lazy="joined")
+    administration: Mapped[Administration] = relationship(foreign_keys=[administration_id], lazy="joined")
+
+
+class ConnectorUser(db.Model):
+    """An administration's machine user (koppelgebruiker) for banks and scanning services."""
+
+    __tablename__ = "connector_users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    administration_id: Mapped[str] = mapped_column(
+        ForeignKey("administrations.id", ondelete="CASCADE"), unique=True, nullable=False
+    )
+    username: Mapped[str] = mapped_column(String(40), unique=True, nullable=False)
+    password_hash: Mapped[str | None] = mapped_column(String(255))
+    password_set_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    failed_attempts: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
+    first_failed_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    locked_until: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    lockouts: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
+    # The 24-hour throttle on password resets: the last reset requested, unless released.
+    last_reset_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    created_at: Mapped[dt.datetime] = created_at()
+
+    administration: Mapped[Administration] = relationship(back_populates="connector", lazy="joined")
+
+
+class Invitation(db.Model):
+    """An invitation to create (or join) an administration: a single-use link, stored hashed."""
+
+    __tablename__ = "invitations"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    email: Mapped[str] = mapped_column(String(320), nullable=False, index=True)
+    name: Mapped[str] = mapped_column(String(200), default="", nullable=False)
+    administration_name: Mapped[str] = mapped_column(String(200), nullable=False)
+    plan: Mapped[str] = mapped_column(String(40), default="basic", nullable=False)
+    role: Mapped[str] = mapped_column(String(20), default="owner", nullable=False)
+    firm_id: Mapped[str | None] = mapped_column(ForeignKey("administrations.id", ondelete="SET NULL"))
+    # For accountant and employee invitations: the existing administration to join.
+    target_id: Mapped[str | None] = mapped_column(ForeignKey("administrations.id", ondelete="CASCADE"))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True, nullable=False)
+    locale: Mapped[str] = mapped_column(String(5), default="nl", nullable=False)
+    created_by: Mapped[str] = mapped_column(String(200), nullable=False)
+    created_at: Mapped[dt.datetime] = created_at()
+    expires_at: Mapped[dt.datetime] = mapped_column(DateTime, nullable=False)
+    sent_at: Mapped[dt.datetime] = mapped_column(DateTime, default=clock.now, nullable=False)
+    accepted_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    account_id: Mapped[str | None] = mapped_column(ForeignKey("accounts.id", ondelete="SET NULL"))
+    administration_id: Mapped[str | None] = mapped_column(ForeignKey("administrations.id", ondelete="SET NULL"))
+
+    firm: Mapped[Administration | None] = relationship(foreign_keys=[firm_id], lazy="joined")
+    target: Mapped[Administration | None] = relationship(foreign_keys=[target_id], lazy="joined")
+
+    def status(self, now: dt.datetime) -> str:
+        if self.accepted_at is not None:
+            return "accepted"
+        if self.revoked_at is not None:
+            return "revoked"
+        if self.expires_at <= now:
+            return "expired"
+        return "sent"
 
 
 class Membership(db.Model):

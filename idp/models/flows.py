@@ -36,7 +36,9 @@ class EmailCode(db.Model):
     __tablename__ = "email_codes"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False, index=True)
+    # The address the code went to; the account, where there is one already.
+    email: Mapped[str] = mapped_column(String(320), nullable=False, index=True)
+    account_id: Mapped[str | None] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
     flow_id: Mapped[str | None] = mapped_column(ForeignKey("flows.id", ondelete="CASCADE"), index=True)
     purpose: Mapped[str] = mapped_column(String(30), nullable=False)
     code_hash: Mapped[str] = mapped_column(String(64), nullable=False)

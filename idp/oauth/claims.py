@@ -6,10 +6,9 @@ from authlib.oidc.core import UserInfo
 
 
 def administrations(account) -> list[dict]:
-    return [
-        {"id": m.administration.id, "name": m.administration.name, "role": m.role}
-        for m in sorted(account.memberships, key=lambda m: m.administration.name)
-    ]
+    from ..services.administrations import accessible
+
+    return accessible(account)
 
 
 def user_info(account, scope: str) -> UserInfo:

@@ -325,6 +325,29 @@ class TokenValidator(BearerTokenValidator):
 
 
 class IdpAuthorizationServer(AuthorizationServer):
+    def get_authorization_grant(self, request):
+        """As Authlib's, but the error does not echo the (possibly malformed) response_type."""
+        from authlib.oauth2.rfc6749.authorization_server import _create_grant
+        from authlib.oauth2.rfc6749.errors import UnsupportedResponseTypeError
+
+        for grant_cls, extensions in self._authorization_grants:
+            if grant_cls.check_authorization_endpoint(request):
+                return _create_grant(grant_cls, extensions, request, self)
+        redirect_uri = None
+        client = self.query_client(request.payload.client_id)
+        if client is not None:
+            requested = request.payload.redirect_uri
+            if requested:
+                redirect_uri = requested if client.check_redirect_uri(requested) else None
+            else:
+                redirect_uri = client.get_default_redirect_uri()
+
+        class Unsupported(UnsupportedResponseTypeError):
+            def get_error_description(self):
+                return "Only response_type=code is supported."
+
+        raise Unsupported("code", redirect_uri=redirect_uri)
+
     def validate_requested_scope(self, scope):
         """Scopes we do not offer are left out of the grant rather than refused
         (RFC 6749 section 3.3); the token response names the granted scope."""

@@ -11,11 +11,15 @@ from .. import clock
 from ..errors import AccountDisabled, AccountLocked, InvalidCredentials, InvalidEmail, InvalidTotp
 from ..extensions import db
 from ..models import Account
-from . import audit, passwords, totp
+from . import audit, mailer, passwords, password_policy, sessions, totp
+from ..errors import PasswordRejected
 
 LOCK_AFTER = 5
 LOCK_WINDOW = dt.timedelta(minutes=15)
 LOCK_FOR = dt.timedelta(minutes=15)
+# After this many lockouts in a row, only support unlocks the account.
+LOCKOUTS_UNTIL_SUPPORT = 3
+UNTIL_SUPPORT = dt.datetime(9999, 12, 31)
 
 
 def normalize_email(value: str) -> str:
@@ -66,16 +70,21 @@ def _count_failure(account: Account, ip: str | None, what: str) -> None:
         account.failed_attempts = 0
     account.failed_attempts += 1
     if account.failed_attempts >= LOCK_AFTER:
-        account.locked_until = now + LOCK_FOR
         account.lockouts += 1
+        until_support = account.lockouts >= LOCKOUTS_UNTIL_SUPPORT
+        account.locked_until = UNTIL_SUPPORT if until_support else now + LOCK_FOR
         account.failed_attempts = 0
         account.first_failed_at = None
-        audit.record("account.locked", account=account, outcome="failure", ip=ip, after=what)
+        audit.record("account.locked", account=account, outcome="failure", ip=ip, after=what,
+                     until="support" if until_support else account.locked_until.isoformat())
+        mailer.queue(account.email, "account_locked", None, name=account.name, email=account.email,
+                     until=None if until_support else account.locked_until.strftime("%Y-%m-%d %H:%M"))
 
 
 def _clear_failures(account: Account) -> None:
     account.failed_attempts = 0
     account.first_failed_at = None
+    account.lockouts = 0
 
 
 def check_password(email: str, password: str, *, ip: str | None) -> Account:
@@ -126,3 +135,49 @@ def enrol_totp(account: Account, secret: str, code: str, *, ip: str | None) -> N
     account.totp_last_counter = counter
     _clear_failures(account)
     audit.record("totp.enrolled", actor=account.id, account=account, ip=ip)
+
+
+def set_password(account: Account, password: str, confirmation: str | None, *, ip: str | None, actor: str | None = None,
+                 keep_sid: str | None = None, locale: str | None = None) -> None:
+    """A new password (policy checked): the other sessions end, refresh tokens are revoked,
+    and a mail tells the person."""
+    from ..oauth import tokens
+
+    verdict = password_policy.check(password, confirmation, email=account.email, name=account.name)
+    if not verdict.ok:
+        raise PasswordRejected(verdict.failed())
+    account.password_hash = passwords.hash_password(password)
+    account.password_changed_at = clock.now()
+    ended = sessions.end_all_for(account, except_sid=keep_sid)
+    revoked = tokens.revoke_for_account(account)
+    audit.record("password.changed", actor=actor or account.id, account=account, ip=ip, sessions_ended=ended,
+                 tokens_revoked=revoked)
+    mailer.queue(account.email, "password_changed", locale, name=account.name, email=account.email,
+                 when=clock.now().strftime("%Y-%m-%d %H:%M"))
+
+
+def replace_totp(account: Account, secret: str, code: str, *, ip: str | None, locale: str | None = None) -> None:
+    """Two-step verification set up again: the old secret stops working at once."""
+    had_one = account.totp_enrolled
+    enrol_totp(account, secret, code, ip=ip)
+    if had_one:
+        audit.record("totp.reset", actor=account.id, account=account, ip=ip)
+        mailer.queue(account.email, "totp_reset", locale, name=account.name, email=account.email,
+                     when=clock.now().strftime("%Y-%m-%d %H:%M"))
+
+
+def verify_current_password(account: Account, password: str, *, ip: str | None) -> None:
+    """For changes on the account page: the current password, counted like a sign-in."""
+    _check_usable(account)
+    if not passwords.verify_password(account.password_hash, password or ""):
+        _count_failure(account, ip, "password")
+        audit.record("password.check", actor=account.id, account=account, outcome="failure", ip=ip)
+        raise InvalidCredentials()
+
+
+def unlock(account: Account, *, actor: str, ip: str | None, reason: str | None) -> None:
+    account.locked_until = None
+    account.lockouts = 0
+    account.failed_attempts = 0
+    account.first_failed_at = None
+    audit.record("account.unlocked", actor=actor, account=account, ip=ip, reason=reason)

@@ -21,22 +21,32 @@ def _hash(code: str) -> str:
     return crypto.keyed_hash(code, PURPOSE)
 
 
-def issue_email_code(account: Account, purpose: str, *, flow_id: str | None, locale: str | None, ip: str | None) -> None:
-    """Create a code, queue its mail, and supersede earlier codes of the same flow.
+def issue_email_code(
+    email: str,
+    purpose: str,
+    *,
+    account: Account | None = None,
+    flow_id: str | None,
+    locale: str | None,
+    ip: str | None,
+    name: str = "",
+) -> None:
+    """Create a code for ``email``, queue its mail, and supersede the earlier codes.
 
     Resends are throttled: one per EMAIL_CODE_RESEND_INTERVAL seconds and at most
-    EMAIL_CODE_MAX_PER_HOUR per account and purpose.
+    EMAIL_CODE_MAX_PER_HOUR per address and purpose.
     """
     cfg = current_app.config
     now = clock.now()
+    email = email.lower()
     last = db.session.scalar(
-        select(func.max(EmailCode.created_at)).where(EmailCode.account_id == account.id, EmailCode.purpose == purpose)
+        select(func.max(EmailCode.created_at)).where(EmailCode.email == email, EmailCode.purpose == purpose)
     )
     if last is not None and (now - last).total_seconds() < cfg["EMAIL_CODE_RESEND_INTERVAL"]:
         raise ResendTooSoon()
     sent_last_hour = db.session.scalar(
         select(func.count(EmailCode.id)).where(
-            EmailCode.account_id == account.id,
+            EmailCode.email == email,
             EmailCode.purpose == purpose,
             EmailCode.created_at > now - dt.timedelta(hours=1),
         )
@@ -45,13 +55,14 @@ def issue_email_code(account: Account, purpose: str, *, flow_id: str | None, loc
         raise ResendTooSoon()
     db.session.execute(
         update(EmailCode)
-        .where(EmailCode.account_id == account.id, EmailCode.purpose == purpose, EmailCode.superseded_at.is_(None))
+        .where(EmailCode.email == email, EmailCode.purpose == purpose, EmailCode.superseded_at.is_(None))
         .values(superseded_at=now)
     )
     code = f"{secrets.randbelow(10**6):06d}"
     db.session.add(
         EmailCode(
-            account_id=account.id,
+            email=email,
+            account_id=account.id if account else None,
             flow_id=flow_id,
             purpose=purpose,
             code_hash=_hash(code),
@@ -59,21 +70,29 @@ def issue_email_code(account: Account, purpose: str, *, flow_id: str | None, loc
         )
     )
     minutes = cfg["EMAIL_CODE_LIFETIME"] // 60
-    mailer.queue(account.email, "email_code", locale, code=code, minutes=minutes, name=account.name)
-    audit.record("email_code.sent", actor=account.id, account=account, ip=ip, purpose=purpose)
+    mailer.queue(email, "email_code", locale, code=code, minutes=minutes, name=name or (account.name if account else ""))
+    audit.record("email_code.sent", actor=account.id if account else "anonymous", subject=email, account=account,
+                 ip=ip, purpose=purpose)
 
 
-def verify_email_code(account: Account, purpose: str, code: str, *, flow_id: str | None, ip: str | None) -> None:
-    """Accept the current code once; count a wrong try against it. Raises on refusal.
+def render_for_timing(locale: str | None) -> None:
+    """The work of a code mail without sending it, so an unknown address answers as fast."""
+    mailer.render("email_code", locale, code="000000", minutes=10, name="")
+
+
+def verify_email_code(email: str, purpose: str, code: str, *, flow_id: str | None, ip: str | None,
+                      account: Account | None = None) -> None:
+    """Accept the current code of this flow once; count a wrong try against it. Raises on refusal.
 
     The caller commits in both cases, so a wrong try is counted even when refused.
     """
     cfg = current_app.config
     now = clock.now()
+    email = (email or "").lower()
     current = db.session.scalar(
         select(EmailCode)
         .where(
-            EmailCode.account_id == account.id,
+            EmailCode.email == email,
             EmailCode.purpose == purpose,
             EmailCode.flow_id == flow_id,
             EmailCode.superseded_at.is_(None),
@@ -81,18 +100,22 @@ def verify_email_code(account: Account, purpose: str, code: str, *, flow_id: str
         .order_by(EmailCode.id.desc())
         .limit(1)
     )
+    actor = account.id if account else "anonymous"
     code = (code or "").strip().replace(" ", "")
     if current is None or current.used_at is not None or current.expires_at <= now:
-        audit.record("email_code.failed", actor=account.id, account=account, outcome="failure", ip=ip, why="expired or used")
+        audit.record("email_code.failed", actor=actor, subject=email, account=account, outcome="failure", ip=ip,
+                     why="expired or used")
         raise InvalidEmailCode()
     if current.attempts >= cfg["EMAIL_CODE_MAX_ATTEMPTS"]:
-        audit.record("email_code.failed", actor=account.id, account=account, outcome="failure", ip=ip, why="too many tries")
+        audit.record("email_code.failed", actor=actor, subject=email, account=account, outcome="failure", ip=ip,
+                     why="too many tries")
         raise TooManyAttempts()
     if not (len(code) == 6 and code.isdigit() and crypto.equal(current.code_hash, _hash(code))):
         current.attempts += 1
-        audit.record("email_code.failed", actor=account.id, account=account, outcome="failure", ip=ip, why="wrong code")
+        audit.record("email_code.failed", actor=actor, subject=email, account=account, outcome="failure", ip=ip,
+                     why="wrong code")
         if current.attempts >= cfg["EMAIL_CODE_MAX_ATTEMPTS"]:
             raise TooManyAttempts()
         raise InvalidEmailCode()
     current.used_at = now
-    audit.record("email_code.verified", actor=account.id, account=account, ip=ip, purpose=purpose)
+    audit.record("email_code.verified", actor=actor, subject=email, account=account, ip=ip, purpose=purpose)

@@ -22,9 +22,9 @@ log = logging.getLogger(__name__)
 CLAIM_SECONDS = 60
 
 
-def queue(recipient: str, kind: str, locale: str | None = None, **context) -> OutboxMail:
-    """Render mail ``kind`` (templates/mail/<kind>.txt, .html, subject in <kind>.subject)
-    in ``locale`` and add it to the outbox in the current transaction."""
+def render(kind: str, locale: str | None = None, **context) -> tuple[str, str, str]:
+    """Mail ``kind`` (templates/mail/<kind>.subject.txt, .txt, .html) in ``locale``:
+    (subject, text, html)."""
     locale = locale if locale in current_app.config["LANGUAGES"] else current_app.config["LANGUAGES"][0]
     context.setdefault("product", current_app.config["PRODUCT_NAME"])
     context.setdefault("issuer", current_app.config["ISSUER"])
@@ -33,6 +33,12 @@ def queue(recipient: str, kind: str, locale: str | None = None, **context) -> Ou
         subject = render_template(f"mail/{kind}.subject.txt", **context).strip()
         text = render_template(f"mail/{kind}.txt", **context)
         html = render_template(f"mail/{kind}.html", **context)
+    return subject, text, html
+
+
+def queue(recipient: str, kind: str, locale: str | None = None, **context) -> OutboxMail:
+    """Render a mail and add it to the outbox in the current transaction."""
+    subject, text, html = render(kind, locale, **context)
     item = OutboxMail(recipient=recipient, subject=subject, text=text, html=html, kind=kind)
     db.session.add(item)
     return item

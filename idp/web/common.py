@@ -12,6 +12,10 @@ from ..services import sessions
 MAX_OWNED_FLOWS = 8
 
 
+def login_limit() -> str:
+    return current_app.config["RATELIMIT_LOGIN_PER_IP"]
+
+
 def client_ip() -> str | None:
     return request.remote_addr
 

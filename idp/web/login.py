@@ -11,22 +11,18 @@ from ..errors import DomainError, FlowExpired
 from ..extensions import db, limiter
 from ..flows import LoginFlow
 from ..models import Client
-from ..services import sessions, totp
+from ..services import password_policy, sessions, totp
 from . import common
 
 bp = Blueprint("login", __name__)
 
 
-def _login_limit():
-    return current_app.config["RATELIMIT_LOGIN_PER_IP"]
-
-
-def start_for(return_to: str):
+def start_for(return_to: str, login_hint: str | None = None):
     """Send a browser without a session through the login steps, then to ``return_to``
     (a path on this site)."""
     if not return_to.startswith("/") or return_to.startswith("//"):
         return_to = "/account"
-    flow = LoginFlow.create(data={"return_to": return_to})
+    flow = LoginFlow.create(data={"return_to": return_to, "login_hint": login_hint})
     db.session.commit()
     common.own_flow(flow.id)
     return redirect(url_for("login.step", flow_id=flow.id))
@@ -50,8 +46,12 @@ def _page(flow: LoginFlow, error: str | None = None, status: int = 200):
         context.update(totp_secret=totp.format_secret(secret), totp_qr=totp.qr_data_uri(uri))
     if flow.state == "consent":
         context.update(scopes=(flow.data.get("consent_scope") or "").split(), account=account)
-    if flow.state in ("verify_email", "email_code", "totp", "totp_enroll") and account is not None:
+    if account is not None:
         context["account_email"] = account.email
+    if flow.state in ("forgot_email", "forgot_code"):
+        context["reset_email"] = flow.data.get("reset_email") or flow.email or ""
+    if flow.state == "new_password":
+        context["rules"] = password_policy.RULES
     if flow.state in ("resume", "done"):
         return redirect(url_for("account.home"))
     return render_template(f"steps/{flow.state}.html", **context), status
@@ -68,7 +68,7 @@ def step(flow_id):
 
 
 @bp.route("/login/<flow_id>", methods=["POST"])
-@limiter.limit(_login_limit, methods=["POST"])
+@limiter.limit(common.login_limit, methods=["POST"])
 def submit(flow_id):
     try:
         flow = LoginFlow.load(flow_id, common.owned_flows())
@@ -89,6 +89,45 @@ def submit(flow_id):
     if new_state == "resume":
         return _finish(flow, ctx)
     return redirect(url_for("login.step", flow_id=flow.id))
+
+
+def _link_action(flow_id: str, state: str, action: str):
+    """The links on a step page (forgot password, reset two-step verification)."""
+    try:
+        flow = LoginFlow.load(flow_id, common.owned_flows())
+        flow.advance(state, {}, common.context(), action=action)
+    except DomainError as err:
+        db.session.rollback()
+        return common.render_error(err)
+    db.session.commit()
+    return redirect(url_for("login.step", flow_id=flow.id))
+
+
+@bp.route("/login/<flow_id>/forgot-password")
+def forgot_password(flow_id):
+    return _link_action(flow_id, "password", "forgot")
+
+
+@bp.route("/login/<flow_id>/reset-2fa")
+def reset_2fa(flow_id):
+    return _link_action(flow_id, "totp", "reset_2fa")
+
+
+@bp.route("/login/<flow_id>/password-check", methods=["POST"])
+@limiter.limit("120 per minute")
+def password_check(flow_id):
+    from flask import abort, jsonify
+
+    try:
+        flow = LoginFlow.load(flow_id, common.owned_flows())
+    except DomainError:
+        abort(404)
+    account = flow.account
+    if flow.state != "new_password" or account is None:
+        abort(404)
+    verdict = password_policy.check(request.form.get("password", ""), request.form.get("password_confirm", ""),
+                                    email=account.email, name=account.name)
+    return jsonify(rules=verdict.rules, ok=verdict.ok)
 
 
 def _finish(flow: LoginFlow, ctx):

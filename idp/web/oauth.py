@@ -164,6 +164,10 @@ def authorize():
         grant = authorization.get_consent_grant(end_user=None)
     except OAuth2Error as err:
         return _error(err, response_mode if response_mode in ("query", "form_post") else "query", params.get("state"))
+    except ValueError:
+        # Authlib refuses to put characters outside RFC 6749's set into an error text,
+        # which happens when it echoes a malformed parameter back: no client to return to.
+        return render_template("oauth_error.html", error="invalid_request", description=None), 400
     redirect_uri = grant.redirect_uri
     state = params.get("state")
 

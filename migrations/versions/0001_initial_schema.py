@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-23 13:01:53.004652
+Create Date: 2026-11-23 13:12:45.886038
 
 """
 from alembic import op
@@ -42,6 +42,7 @@ def upgrade():
     sa.Column('id', sa.String(length=32), nullable=False),
     sa.Column('name', sa.String(length=200), nullable=False),
     sa.Column('kind', sa.String(length=20), nullable=False),
+    sa.Column('plan', sa.String(length=40), nullable=False),
     sa.Column('created_at', sa.DateTime(), nullable=False),
     sa.PrimaryKeyConstraint('id')
     )
@@ -138,6 +139,23 @@ def upgrade():
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('code_hash')
     )
+    op.create_table('connector_users',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('administration_id', sa.String(length=32), nullable=False),
+    sa.Column('username', sa.String(length=40), nullable=False),
+    sa.Column('password_hash', sa.String(length=255), nullable=True),
+    sa.Column('password_set_at', sa.DateTime(), nullable=True),
+    sa.Column('failed_attempts', sa.Integer(), nullable=False),
+    sa.Column('first_failed_at', sa.DateTime(), nullable=True),
+    sa.Column('locked_until', sa.DateTime(), nullable=True),
+    sa.Column('lockouts', sa.Integer(), nullable=False),
+    sa.Column('last_reset_at', sa.DateTime(), nullable=True),
+    sa.Column('created_at', sa.DateTime(), nullable=False),
+    sa.ForeignKeyConstraint(['administration_id'], ['administrations.id'], ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('administration_id'),
+    sa.UniqueConstraint('username')
+    )
     op.create_table('consents',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('account_id', sa.String(length=32), nullable=False),
@@ -150,6 +168,20 @@ def upgrade():
     )
     with op.batch_alter_table('consents', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_consents_account_id'), ['account_id'], unique=False)
+
+    op.create_table('firm_clients',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('firm_id', sa.String(length=32), nullable=False),
+    sa.Column('administration_id', sa.String(length=32), nullable=False),
+    sa.Column('created_at', sa.DateTime(), nullable=False),
+    sa.ForeignKeyConstraint(['administration_id'], ['administrations.id'], ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['firm_id'], ['administrations.id'], ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('firm_id', 'administration_id')
+    )
+    with op.batch_alter_table('firm_clients', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_firm_clients_administration_id'), ['administration_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_firm_clients_firm_id'), ['firm_id'], unique=False)
 
     op.create_table('flows',
     sa.Column('id', sa.String(length=64), nullable=False),
@@ -167,6 +199,35 @@ def upgrade():
     with op.batch_alter_table('flows', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_flows_account_id'), ['account_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_flows_expires_at'), ['expires_at'], unique=False)
+
+    op.create_table('invitations',
+    sa.Column('id', sa.String(length=32), nullable=False),
+    sa.Column('email', sa.String(length=320), nullable=False),
+    sa.Column('name', sa.String(length=200), nullable=False),
+    sa.Column('administration_name', sa.String(length=200), nullable=False),
+    sa.Column('plan', sa.String(length=40), nullable=False),
+    sa.Column('role', sa.String(length=20), nullable=False),
+    sa.Column('firm_id', sa.String(length=32), nullable=True),
+    sa.Column('target_id', sa.String(length=32), nullable=True),
+    sa.Column('token_hash', sa.String(length=64), nullable=False),
+    sa.Column('locale', sa.String(length=5), nullable=False),
+    sa.Column('created_by', sa.String(length=200), nullable=False),
+    sa.Column('created_at', sa.DateTime(), nullable=False),
+    sa.Column('expires_at', sa.DateTime(), nullable=False),
+    sa.Column('sent_at', sa.DateTime(), nullable=False),
+    sa.Column('accepted_at', sa.DateTime(), nullable=True),
+    sa.Column('revoked_at', sa.DateTime(), nullable=True),
+    sa.Column('account_id', sa.String(length=32), nullable=True),
+    sa.Column('administration_id', sa.String(length=32), nullable=True),
+    sa.ForeignKeyConstraint(['account_id'], ['accounts.id'], ondelete='SET NULL'),
+    sa.ForeignKeyConstraint(['administration_id'], ['administrations.id'], ondelete='SET NULL'),
+    sa.ForeignKeyConstraint(['firm_id'], ['administrations.id'], ondelete='SET NULL'),
+    sa.ForeignKeyConstraint(['target_id'], ['administrations.id'], ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('token_hash')
+    )
+    with op.batch_alter_table('invitations', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_invitations_email'), ['email'], unique=False)
 
     op.create_table('memberships',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -228,7 +289,8 @@ def upgrade():
 
     op.create_table('email_codes',
     sa.Column('id', sa.Integer(), nullable=False),
-    sa.Column('account_id', sa.String(length=32), nullable=False),
+    sa.Column('email', sa.String(length=320), nullable=False),
+    sa.Column('account_id', sa.String(length=32), nullable=True),
     sa.Column('flow_id', sa.String(length=64), nullable=True),
     sa.Column('purpose', sa.String(length=30), nullable=False),
     sa.Column('code_hash', sa.String(length=64), nullable=False),
@@ -243,6 +305,7 @@ def upgrade():
     )
     with op.batch_alter_table('email_codes', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_email_codes_account_id'), ['account_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_email_codes_email'), ['email'], unique=False)
         batch_op.create_index(batch_op.f('ix_email_codes_flow_id'), ['flow_id'], unique=False)
 
     # ### end Alembic commands ###
@@ -252,6 +315,7 @@ def downgrade():
     # ### commands auto generated by Alembic - please adjust! ###
     with op.batch_alter_table('email_codes', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_email_codes_flow_id'))
+        batch_op.drop_index(batch_op.f('ix_email_codes_email'))
         batch_op.drop_index(batch_op.f('ix_email_codes_account_id'))
 
     op.drop_table('email_codes')
@@ -271,15 +335,25 @@ def downgrade():
         batch_op.drop_index(batch_op.f('ix_memberships_account_id'))
 
     op.drop_table('memberships')
+    with op.batch_alter_table('invitations', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_invitations_email'))
+
+    op.drop_table('invitations')
     with op.batch_alter_table('flows', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_flows_expires_at'))
         batch_op.drop_index(batch_op.f('ix_flows_account_id'))
 
     op.drop_table('flows')
+    with op.batch_alter_table('firm_clients', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_firm_clients_firm_id'))
+        batch_op.drop_index(batch_op.f('ix_firm_clients_administration_id'))
+
+    op.drop_table('firm_clients')
     with op.batch_alter_table('consents', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_consents_account_id'))
 
     op.drop_table('consents')
+    op.drop_table('connector_users')
     op.drop_table('authorization_codes')
     op.drop_table('signing_keys')
     with op.batch_alter_table('revoked_tokens', schema=None) as batch_op:

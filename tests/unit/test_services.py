@@ -105,11 +105,11 @@ def test_totp_secret_is_encrypted_at_rest(account):
 
 
 def test_email_codes(account):
-    email_codes.issue_email_code(account, "verify_email", flow_id=None, locale="en", ip=None)
+    email_codes.issue_email_code(account.email, "verify_email", account=account, flow_id=None, locale="en", ip=None)
     with pytest.raises(ResendTooSoon):
-        email_codes.issue_email_code(account, "verify_email", flow_id=None, locale="en", ip=None)
+        email_codes.issue_email_code(account.email, "verify_email", account=account, flow_id=None, locale="en", ip=None)
     with pytest.raises(InvalidEmailCode):
-        email_codes.verify_email_code(account, "verify_email", "abc", flow_id=None, ip=None)
+        email_codes.verify_email_code(account.email, "verify_email", "abc", flow_id=None, ip=None)
 
 
 def test_email_code_hash_is_keyed(ctx):

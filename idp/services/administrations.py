@@ -1,0 +1,106 @@
+"""Administrations, firms, memberships, firm access and connector users."""
+
+from __future__ import annotations
+
+import secrets
+import string
+
+from sqlalchemy import select
+
+from ..extensions import db
+from ..models import Account, Administration, ConnectorUser, FirmClient, Membership
+
+ROLES = ("owner", "accountant", "employee")
+_ALPHABET = string.ascii_uppercase + string.digits
+
+
+def new_connector_username() -> str:
+    """Like U4BBGA0008: 'U', five capitals or digits, four digits; unique."""
+    for _ in range(20):
+        candidate = "U" + "".join(secrets.choice(_ALPHABET) for _ in range(5)) + f"{secrets.randbelow(10**4):04d}"
+        if db.session.scalar(select(ConnectorUser.id).where(ConnectorUser.username == candidate)) is None:
+            return candidate
+    raise RuntimeError("could not find a free connector username")
+
+
+def create_company(name: str, owner: Account, *, plan: str = "basic", firm: Administration | None = None) -> Administration:
+    """A new administration with its owner, the inviting firm's access and its connector user.
+    Adds to the caller's transaction; the caller commits once."""
+    administration = Administration(name=name.strip(), kind="company", plan=plan)
+    db.session.add(administration)
+    db.session.flush()
+    db.session.add(Membership(account_id=owner.id, administration_id=administration.id, role="owner"))
+    if firm is not None:
+        db.session.add(FirmClient(firm_id=firm.id, administration_id=administration.id))
+    db.session.add(ConnectorUser(administration_id=administration.id, username=new_connector_username()))
+    db.session.flush()
+    return administration
+
+
+def create_firm(name: str) -> Administration:
+    firm = Administration(name=name.strip(), kind="firm")
+    db.session.add(firm)
+    db.session.flush()
+    return firm
+
+
+def add_member(account: Account, administration: Administration, role: str) -> Membership:
+    existing = db.session.scalar(
+        select(Membership).where(Membership.account_id == account.id, Membership.administration_id == administration.id)
+    )
+    if existing is not None:
+        return existing
+    membership = Membership(account_id=account.id, administration_id=administration.id, role=role)
+    db.session.add(membership)
+    db.session.flush()
+    return membership
+
+
+def find(identifier: str) -> Administration | None:
+    """An administration by id, or by its name when that name is unique."""
+    found = db.session.get(Administration, identifier)
+    if found is not None:
+        return found
+    named = list(db.session.scalars(select(Administration).where(Administration.name == identifier).limit(2)))
+    return named[0] if len(named) == 1 else None
+
+
+def firm_clients(firm: Administration) -> list[Administration]:
+    return list(
+        db.session.scalars(
+            select(Administration)
+            .join(FirmClient, FirmClient.administration_id == Administration.id)
+            .where(FirmClient.firm_id == firm.id)
+            .order_by(Administration.name)
+        )
+    )
+
+
+def accessible(account: Account) -> list[dict]:
+    """The administrations a person may work in, with their role: own memberships, and for an
+    accountant of a firm every client administration of that firm (role accountant)."""
+    seen: dict[str, dict] = {}
+    for m in account.memberships:
+        seen[m.administration.id] = {"id": m.administration.id, "name": m.administration.name, "role": m.role}
+    for m in account.memberships:
+        if m.administration.kind == "firm" and m.role in ("owner", "accountant"):
+            for client in firm_clients(m.administration):
+                seen.setdefault(client.id, {"id": client.id, "name": client.name, "role": "accountant"})
+    return sorted(seen.values(), key=lambda a: (a["name"].lower(), a["id"]))
+
+
+def is_firm_accountant(account: Account, firm: Administration) -> bool:
+    return firm.kind == "firm" and any(
+        m.administration_id == firm.id and m.role in ("owner", "accountant") for m in account.memberships
+    )
+
+
+def owners(administration: Administration) -> list[Account]:
+    return list(
+        db.session.scalars(
+            select(Account)
+            .join(Membership, Membership.account_id == Account.id)
+            .where(Membership.administration_id == administration.id, Membership.role == "owner")
+            .order_by(Membership.created_at)
+        )
+    )

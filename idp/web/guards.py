@@ -1,0 +1,74 @@
+"""Request guards in front of the views: malformed requests get a clean 4xx, never a 500."""
+
+from __future__ import annotations
+
+import base64
+import io
+
+from flask import abort, jsonify, request
+from werkzeug.wrappers import Response
+
+CREDENTIAL_ENDPOINTS = {"oauth.token", "oauth.introspect", "oauth.revoke"}
+
+
+class BodyLimit:
+    """WSGI middleware: a body sent without Content-Length (chunked) is read up to the
+    limit; a longer one is answered 413 instead of being silently cut off."""
+
+    def __init__(self, wsgi_app, limit: int):
+        self.wsgi_app = wsgi_app
+        self.limit = limit
+
+    def __call__(self, environ, start_response):
+        if not environ.get("CONTENT_LENGTH") and environ.get("REQUEST_METHOD") in ("POST", "PUT", "PATCH"):
+            chunked = "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower()
+            if chunked or environ.get("wsgi.input_terminated"):
+                body = environ["wsgi.input"].read(self.limit + 1)
+                if len(body) > self.limit:
+                    return Response("Request body too large", status=413)(environ, start_response)
+                environ["wsgi.input"] = io.BytesIO(body)
+                environ["CONTENT_LENGTH"] = str(len(body))
+                environ.pop("HTTP_TRANSFER_ENCODING", None)
+                environ["wsgi.input_terminated"] = False
+        return self.wsgi_app(environ, start_response)
+
+
+def _wellformed_authorization(header: str) -> bool:
+    parts = header.split(None, 1)
+    if len(parts) != 2:
+        return False
+    if parts[0].lower() == "basic":
+        try:
+            base64.b64decode(parts[1].strip().encode("ascii"), validate=True).decode("utf-8")
+        except (ValueError, UnicodeError):
+            return False
+    return True
+
+
+def _csrf_protected() -> bool:
+    from flask import current_app
+
+    from ..extensions import csrf
+
+    view = current_app.view_functions.get(request.endpoint)
+    return view is not None and f"{view.__module__}.{view.__name__}" not in csrf._exempt_views
+
+
+def before_request():
+    """Runs before CSRF protection and the views."""
+    limit = request.max_content_length
+    if limit is not None and request.content_length is not None and request.content_length > limit:
+        abort(413)
+    if request.method == "POST" and request.mimetype == "multipart/form-data" and _csrf_protected():
+        # A part without a name would reach the CSRF check as a None key.
+        if None in request.form or None in request.files:
+            abort(400)
+    if request.endpoint in CREDENTIAL_ENDPOINTS:
+        header = request.headers.get("Authorization")
+        if header is not None and not _wellformed_authorization(header):
+            response = jsonify(error="invalid_client", error_description="Malformed Authorization header.")
+            response.status_code = 401
+            response.headers["WWW-Authenticate"] = 'Basic realm="idp"'
+            response.headers["Cache-Control"] = "no-store"
+            return response
+    return None

@@ -1,0 +1,186 @@
+"""F1 invitations in the firm's client management, and F2 the invitee's acceptance pages."""
+
+from __future__ import annotations
+
+from flask import Blueprint, abort, jsonify, redirect, render_template, request, url_for
+
+from ..errors import DomainError, InvitationUnusable
+from ..extensions import db, limiter
+from ..flows import InvitationFlow
+from ..models import Administration
+from ..services import administrations, invitations, password_policy
+from . import common
+from .login import start_for
+
+bp = Blueprint("invitations", __name__)
+
+
+# -- F2: the invitee -------------------------------------------------------------------
+
+
+@bp.route("/invitation/<token>")
+def open_link(token):
+    try:
+        invitation = invitations.by_token(token)
+    except InvitationUnusable as err:
+        return render_template("invitation/unusable.html", error=err.message(), state=err.state), err.status
+    flow = InvitationFlow.start(invitation)
+    db.session.commit()
+    common.own_flow(flow.id)
+    return redirect(url_for("invitations.step", flow_id=flow.id))
+
+
+def _load(flow_id):
+    flow = InvitationFlow.load(flow_id, common.owned_flows())
+    flow.check_live()
+    return flow
+
+
+def _page(flow: InvitationFlow, error: str | None = None, status: int = 200):
+    try:
+        invitation = flow.invitation if flow.state != "done" else None
+    except InvitationUnusable as err:
+        return render_template("invitation/unusable.html", error=err.message(), state=err.state), err.status
+    context = {"flow": flow, "state": flow.state, "error": error, "invitation": invitation, "email": flow.email,
+               "plans": invitations.PLANS, "rules": password_policy.RULES}
+    return render_template(f"invitation/{flow.state}.html", **context), status
+
+
+@bp.route("/invitation/flow/<flow_id>", methods=["GET"])
+def step(flow_id):
+    try:
+        flow = _load(flow_id)
+        if flow.state == "signin":
+            sso = common.current_sso()
+            if sso is not None:
+                flow.signed_in_as(sso.account)
+                db.session.commit()
+    except DomainError as err:
+        db.session.rollback()
+        return common.render_error(err)
+    return _page(flow)
+
+
+@bp.route("/invitation/flow/<flow_id>/signin", methods=["POST"])
+def signin(flow_id):
+    try:
+        flow = _load(flow_id)
+    except DomainError as err:
+        return common.render_error(err)
+    return start_for(url_for("invitations.step", flow_id=flow.id), login_hint=flow.email)
+
+
+@bp.route("/invitation/flow/<flow_id>", methods=["POST"])
+@limiter.limit(lambda: common.login_limit(), methods=["POST"])
+def submit(flow_id):
+    try:
+        flow = InvitationFlow.load(flow_id, common.owned_flows())
+    except DomainError as err:
+        return common.render_error(err)
+    try:
+        flow.advance(request.form.get("state", ""), request.form, common.context(),
+                     action=request.form.get("action") or None)
+    except InvitationUnusable as err:
+        db.session.rollback()
+        return render_template("invitation/unusable.html", error=err.message(), state=err.state), err.status
+    except DomainError as err:
+        db.session.commit()
+        return _page(flow, error=err.message(), status=err.status)
+    db.session.commit()
+    return redirect(url_for("invitations.step", flow_id=flow.id))
+
+
+@bp.route("/invitation/flow/<flow_id>/password-check", methods=["POST"])
+@limiter.limit("120 per minute")
+def password_check(flow_id):
+    """The policy verdict for the password typed so far (the page shows it live)."""
+    try:
+        flow = InvitationFlow.load(flow_id, common.owned_flows())
+    except DomainError:
+        abort(404)
+    verdict = password_policy.check(request.form.get("password", ""), request.form.get("password_confirm", ""),
+                                    email=flow.email, name=flow.invitation.name)
+    return jsonify(rules=verdict.rules, ok=verdict.ok)
+
+
+# -- F1: the firm's client management > invitations -------------------------------------
+
+
+def _firm_or_404(firm_id: str):
+    sso = common.current_sso()
+    if sso is None:
+        return None, start_for(request.path)
+    firm = db.session.get(Administration, firm_id) if isinstance(firm_id, str) and len(firm_id) <= 64 else None
+    if firm is None or not administrations.is_firm_accountant(sso.account, firm):
+        abort(404)
+    return (firm, sso.account), None
+
+
+def _inviter(account) -> str:
+    return account.name or account.email
+
+
+def _list_page(firm, account, *, error=None, status=200, form=None, preview_text=None, sent_url=None):
+    from .. import clock
+
+    items = [(inv, inv.status(clock.now())) for inv in invitations.for_firm(firm)]
+    return render_template("firm/invitations.html", firm=firm, items=items, error=error, form=form or {},
+                           preview=preview_text, plans=invitations.PLANS, sent=sent_url), status
+
+
+@bp.route("/firms/<firm_id>/invitations", methods=["GET"])
+def firm_invitations(firm_id):
+    found, redirect_to = _firm_or_404(firm_id)
+    if redirect_to is not None:
+        return redirect_to
+    return _list_page(*found)
+
+
+@bp.route("/firms/<firm_id>/invitations", methods=["POST"])
+@limiter.limit("60 per hour", methods=["POST"])
+def firm_invite(firm_id):
+    found, redirect_to = _firm_or_404(firm_id)
+    if redirect_to is not None:
+        return redirect_to
+    firm, account = found
+    form = {k: request.form.get(k, "").strip() for k in ("email", "name", "administration", "plan")}
+    try:
+        if request.form.get("action") == "preview":
+            from .i18n import current_locale
+
+            from ..services import accounts
+
+            accounts.normalize_email(form["email"])
+            text = invitations.preview(form["email"], form["name"], form["administration"], firm, _inviter(account),
+                                       current_locale())
+            return _list_page(firm, account, form=form, preview_text=text)
+        from .i18n import current_locale
+
+        invitations.create(form["email"], form["name"], form["administration"], firm=firm, plan=form["plan"] or "basic",
+                           actor=account.id, inviter=_inviter(account), locale=current_locale(), ip=common.client_ip())
+    except DomainError as err:
+        db.session.rollback()
+        return _list_page(firm, account, error=err.message(), status=err.status, form=form)
+    db.session.commit()
+    return redirect(url_for("invitations.firm_invitations", firm_id=firm.id, sent=1))
+
+
+@bp.route("/firms/<firm_id>/invitations/<invitation_id>/<action>", methods=["POST"])
+def firm_invitation_action(firm_id, invitation_id, action):
+    found, redirect_to = _firm_or_404(firm_id)
+    if redirect_to is not None:
+        return redirect_to
+    firm, account = found
+    invitation = invitations.get(invitation_id)
+    if invitation is None or invitation.firm_id != firm.id or action not in ("resend", "revoke"):
+        abort(404)
+    try:
+        if action == "resend":
+            invitations.resend(invitation, actor=account.id, inviter=_inviter(account), ip=common.client_ip())
+        else:
+            invitations.revoke(invitation, actor=account.id, ip=common.client_ip())
+    except DomainError as err:
+        db.session.rollback()
+        return _list_page(firm, account, error=err.message(), status=err.status)
+    db.session.commit()
+    return redirect(url_for("invitations.firm_invitations", firm_id=firm.id))

@@ -1,0 +1,295 @@
+"""F1 invite a client and F2 accept the invitation, through the Flask test client."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+
+import pytest
+from sqlalchemy import func, select
+
+from idp import clock
+from idp.extensions import db
+from idp.models import Account, Administration, ConnectorUser, FirmClient, Invitation, Membership
+from idp.services import totp
+from tests.helpers import code_from_mail, exchange_code, last_mail, mail_count
+
+GOOD_PASSWORD = "Zomer-fiets-42-Kaas"
+
+
+def invite(cli, email="klant@example.com", administration="Bakkerij Jansen", *extra):
+    result = cli.invoke(args=["invitations", "create", "--email", email, "--administration", administration,
+                              "--name", "Piet Jansen", "--json", *extra])
+    assert result.exit_code == 0, result.output
+    return json.loads(result.output)
+
+
+@pytest.fixture
+def firm(cli):
+    return json.loads(cli.invoke(args=["firms", "create", "--name", "Boekhouders BV", "--json"]).output)["administration_id"]
+
+
+def path_of(url):
+    return url.replace("http://idp.test", "")
+
+
+def accept_until(browser, app, url, state, email="klant@example.com", password=GOOD_PASSWORD):
+    browser.get(path_of(url))
+    assert browser.step_state == "intro", (browser.status, browser.alert)
+    if state == "intro":
+        return
+    browser.submit()
+    assert browser.step_state == "email_code"
+    if state == "email_code":
+        return
+    browser.submit(email_code=code_from_mail(app, email))
+    assert browser.step_state == "password", browser.alert
+    if state == "password":
+        return
+    browser.submit(password=password, password_confirm=password)
+    assert browser.step_state == "contract", browser.alert
+
+
+def count(app, model, *where):
+    with app.app_context():
+        return db.session.scalar(select(func.count()).select_from(model).where(*where))
+
+
+def test_invitation_mail_and_cli_output(app, cli, firm):
+    data = invite(cli, "klant@example.com", "Bakkerij Jansen", "--firm", firm)
+    assert data["invitation_url"].startswith("http://idp.test/invitation/")
+    mail = last_mail(app, "klant@example.com")
+    assert data["invitation_url"] in mail.text and "Boekhouders BV" in mail.text
+    assert data["invitation_url"] in mail.html
+
+
+def test_accept_creates_everything_in_one_go(app, cli, browser, firm):
+    data = invite(cli, "klant@example.com", "Bakkerij Jansen", "--firm", firm)
+    accept_until(browser, app, data["invitation_url"], "contract")
+    assert "Bakkerij Jansen" in browser.page.ids["contract"] and "Boekhouders BV" in browser.page.ids["contract"]
+    assert count(app, Account) == 0  # nothing exists before the confirmation
+    browser.submit(accept_terms="yes")
+    assert browser.status == 400 and browser.alert and browser.step_state == "contract"
+    browser.submit(accept_terms="yes", accept_privacy="yes")
+    assert browser.status == 200 and "continue" in browser.page.ids or "Sign in" in browser.text
+    with app.app_context():
+        account = db.session.scalar(select(Account).where(Account.email == "klant@example.com"))
+        assert account.name == "Piet Jansen" and not account.totp_enrolled
+        (membership,) = account.memberships
+        assert membership.role == "owner" and membership.administration.name == "Bakkerij Jansen"
+        administration = membership.administration
+        assert db.session.scalar(select(FirmClient).where(FirmClient.administration_id == administration.id)).firm_id == firm
+        connector = db.session.scalar(select(ConnectorUser).where(ConnectorUser.administration_id == administration.id))
+        assert re.fullmatch(r"U[A-Z0-9]{5}\d{4}", connector.username) and connector.password_hash is None
+        assert db.session.get(Invitation, data["id"]).accepted_at is not None
+
+
+def test_the_new_account_signs_in_with_first_login(app, cli, browser, portal):
+    data = invite(cli)
+    accept_until(browser, app, data["invitation_url"], "contract")
+    browser.submit(accept_terms="yes", accept_privacy="yes")
+    browser.forget()
+    clock.freeze(dt.datetime(2026, 11, 23, 9, 0, 5))
+    browser.authorize(portal["client_id"], scope="openid email administrations")
+    browser.sign_in("klant@example.com", GOOD_PASSWORD, first_time=True)
+    code = browser.callback_params()["code"]
+    body = exchange_code(browser.http, portal, code, browser.verifier).get_json()
+    info = browser.http.get("/userinfo", headers={"Authorization": "Bearer " + body["access_token"]}).get_json()
+    assert [a["name"] for a in info["administrations"]] == ["Bakkerij Jansen"]
+    assert info["administrations"][0]["role"] == "owner"
+
+
+def test_wrong_code_and_password_policy(app, cli, browser):
+    data = invite(cli)
+    accept_until(browser, app, data["invitation_url"], "email_code")
+    browser.submit(email_code="000000" if code_from_mail(app, "klant@example.com") != "000000" else "111111")
+    assert browser.status == 400 and browser.step_state == "email_code"
+    browser.submit(email_code=code_from_mail(app, "klant@example.com"))
+    for bad, confirm in [("short1!", "short1!"), ("password1234", "password1234"), ("klant-Zomer-fiets-42", "klant-Zomer-fiets-42"),
+                         (GOOD_PASSWORD, GOOD_PASSWORD + "x"), ("aaaaaaaaaaaaaaaa", "aaaaaaaaaaaaaaaa")]:
+        browser.submit(password=bad, password_confirm=confirm)
+        assert browser.status == 400 and browser.alert and browser.step_state == "password", bad
+    browser.submit(password=GOOD_PASSWORD, password_confirm=GOOD_PASSWORD)
+    assert browser.step_state == "contract"
+
+
+def test_live_password_check(app, cli, browser):
+    data = invite(cli)
+    accept_until(browser, app, data["invitation_url"], "password")
+    url = browser.page.ids and browser.url + "/password-check"
+    token = browser.page.forms["step"]["fields"]["csrf_token"]
+    verdict = browser.http.post(url, data={"password": "short", "password_confirm": "", "csrf_token": token}).get_json()
+    assert verdict["ok"] is False and verdict["rules"]["length"] is False
+    verdict = browser.http.post(url, data={"password": GOOD_PASSWORD, "password_confirm": GOOD_PASSWORD,
+                                           "csrf_token": token}).get_json()
+    assert verdict["ok"] is True
+
+
+def test_used_expired_revoked_and_replaced_links(app, cli, browser):
+    data = invite(cli)
+    accept_until(browser, app, data["invitation_url"], "contract")
+    browser.submit(accept_terms="yes", accept_privacy="yes")
+    other = type(browser)(app)
+    other.get(path_of(data["invitation_url"]))
+    assert other.status == 410 and other.alert
+
+    clock.freeze(dt.datetime(2026, 11, 23, 9, 0))
+    late = invite(cli, "late@example.com", "Late BV")
+    clock.advance(days=14, seconds=1)
+    other.get(path_of(late["invitation_url"]))
+    assert other.status == 410 and other.alert
+
+    revoked = invite(cli, "gone@example.com", "Gone BV")
+    assert cli.invoke(args=["invitations", "revoke", revoked["id"]]).exit_code == 0
+    other.get(path_of(revoked["invitation_url"]))
+    assert other.status == 410 and other.alert
+
+    resent = invite(cli, "again@example.com", "Again BV")
+    new = json.loads(cli.invoke(args=["invitations", "resend", resent["id"], "--json"]).output)
+    assert new["invitation_url"] != resent["invitation_url"]
+    other.get(path_of(resent["invitation_url"]))
+    assert other.status == 404 and other.alert
+    other.get(path_of(new["invitation_url"]))
+    assert other.step_state == "intro"
+    assert mail_count(app, "again@example.com") == 2
+    other.get("/invitation/not-a-real-token-at-all-xxxxxxxx")
+    assert other.status == 404
+
+
+def test_revoked_while_accepting_leaves_nothing(app, cli, browser):
+    data = invite(cli)
+    accept_until(browser, app, data["invitation_url"], "contract")
+    cli.invoke(args=["invitations", "revoke", data["id"]])
+    browser.submit(accept_terms="yes", accept_privacy="yes")
+    assert browser.status == 410
+    assert count(app, Account) == 0 and count(app, Administration) == 0
+
+
+def test_failure_in_the_middle_leaves_nothing_half_written(app, cli, browser, monkeypatch):
+    from idp.services import administrations
+
+    data = invite(cli)
+    accept_until(browser, app, data["invitation_url"], "contract")
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("the disk is full")
+
+    monkeypatch.setattr(administrations, "new_connector_username", broken)
+    app.config["PROPAGATE_EXCEPTIONS"] = False
+    browser.submit(accept_terms="yes", accept_privacy="yes")
+    assert browser.status == 500
+    assert count(app, Account) == 0 and count(app, Administration) == 0 and count(app, Membership) == 0
+    with app.app_context():
+        assert db.session.get(Invitation, data["id"]).accepted_at is None
+
+
+def test_step_out_of_order_and_foreign_flow(app, cli, browser):
+    data = invite(cli)
+    accept_until(browser, app, data["invitation_url"], "email_code")
+    fields = dict(browser.page.forms["step"]["fields"])
+    browser.post(browser.page.forms["step"]["action"], dict(fields, state="contract", accept_terms="yes", accept_privacy="yes"))
+    assert browser.status == 409
+    stranger = type(browser)(app)
+    stranger.get(browser.url)
+    assert stranger.status == 404
+
+
+def test_existing_account_signs_in_and_only_gets_the_membership(app, cli, browser, person):
+    clock.freeze(dt.datetime(2026, 11, 23, 9, 0, 5))
+    browser.get("/account")
+    browser.sign_in(person["email"], person["password"], first_time=True)
+    browser.forget()
+    data = invite(cli, person["email"], "Tweede Zaak")
+    browser.get(path_of(data["invitation_url"]))
+    assert browser.step_state is None and "signin" in browser.url or browser.page.forms["step"]
+    browser.submit()  # "Sign in"
+    assert browser.step_state == "email"
+    assert browser.page.forms["step"]["fields"]["email"] == person["email"]
+    clock.advance(seconds=30)
+    browser.sign_in(person["email"], person["password"])
+    assert browser.step_state == "contract", (browser.status, browser.url)
+    browser.submit(accept_terms="yes", accept_privacy="yes")
+    assert count(app, Account) == 1
+    with app.app_context():
+        account = db.session.get(Account, person["sub"])
+        assert [m.administration.name for m in account.memberships] == ["Tweede Zaak"]
+
+
+def test_existing_account_signed_in_as_someone_else(app, cli, browser, person):
+    clock.freeze(dt.datetime(2026, 11, 23, 9, 0, 5))
+    browser.get("/account")
+    browser.sign_in(person["email"], person["password"], first_time=True)
+    cli.invoke(args=["users", "create", "--email", "other@example.com", "--password", "pw"])
+    data = invite(cli, "other@example.com", "Andere Zaak")
+    browser.get(path_of(data["invitation_url"]))
+    assert browser.status == 409 and browser.alert
+
+
+# -- F1: the firm's client management ------------------------------------------------------
+
+
+@pytest.fixture
+def accountant(app, cli, browser, firm):
+    """An accountant of the firm, signed in."""
+    data = invite(cli, "boekhouder@example.com", "Boekhouders BV", "--firm", firm, "--role", "accountant")
+    accept_until(browser, app, data["invitation_url"], "contract", email="boekhouder@example.com")
+    browser.submit(accept_terms="yes", accept_privacy="yes")
+    clock.freeze(dt.datetime(2026, 11, 23, 9, 0, 5))
+    browser.get("/account")
+    browser.sign_in("boekhouder@example.com", GOOD_PASSWORD, first_time=True)
+    return browser
+
+
+def test_accountant_invites_a_client_from_client_management(app, accountant, firm):
+    page = f"/firms/{firm}/invitations"
+    accountant.get("/account")
+    assert any(page in v for v in [accountant.text])
+    accountant.get(page)
+    assert accountant.status == 200
+    accountant.submit("invite", email="nieuw@example.com", name="Nieuwe Klant", administration="Nieuw BV", action="preview")
+    assert "Nieuw BV" in accountant.page.ids["preview"] and "Boekhouders BV" in accountant.page.ids["preview"]
+    assert mail_count(app, "nieuw@example.com") == 0
+    accountant.submit("invite", action="send")
+    assert accountant.status == 200 and "Nieuw BV" in accountant.page.ids["invitations"]
+    assert mail_count(app, "nieuw@example.com") == 1
+    # resend and revoke from the list
+    resend = next(f for f in accountant.page.forms.values() if f["action"].endswith("/resend"))
+    accountant.post(resend["action"], resend["fields"])
+    assert mail_count(app, "nieuw@example.com") == 2
+    revoke = next(f for f in accountant.page.forms.values() if f["action"].endswith("/revoke"))
+    accountant.post(revoke["action"], revoke["fields"])
+    assert "status-revoked" in accountant.text
+
+
+def test_invite_form_refuses_bad_input(accountant, firm):
+    accountant.get(f"/firms/{firm}/invitations")
+    accountant.submit("invite", email="not an address", name="X", administration="X BV", action="send")
+    assert accountant.status == 400 and accountant.alert
+    accountant.submit("invite", email="x@example.com", name="X", administration="", action="send")
+    assert accountant.status == 400 and accountant.alert
+
+
+def test_client_management_is_for_the_firms_accountants_only(app, browser, person, firm):
+    browser.get(f"/firms/{firm}/invitations")
+    assert browser.step_state == "email"  # not signed in: sign in first
+    clock.freeze(dt.datetime(2026, 11, 23, 9, 0, 5))
+    browser.sign_in(person["email"], person["password"], first_time=True)
+    browser.get(f"/firms/{firm}/invitations")
+    assert browser.status == 404
+
+
+def test_accountant_sees_the_firms_client_administrations(app, cli, accountant, firm, portal):
+    data = invite(cli, "klant@example.com", "Bakkerij Jansen", "--firm", firm)
+    client = type(accountant)(app)
+    accept_until(client, app, data["invitation_url"], "contract")
+    client.submit(accept_terms="yes", accept_privacy="yes")
+    clock.advance(seconds=30)
+    accountant.authorize(portal["client_id"], scope="openid administrations")
+    code = accountant.callback_params()["code"]
+    body = exchange_code(accountant.http, portal, code, accountant.verifier).get_json()
+    from tests.functional.test_protocol import decode
+
+    claims = decode(accountant.http, body["id_token"]).claims
+    names = {(a["name"], a["role"]) for a in claims["administrations"]}
+    assert names == {("Bakkerij Jansen", "accountant"), ("Boekhouders BV", "accountant")}
