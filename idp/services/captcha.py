@@ -2,7 +2,7 @@
 
 ``new_challenge()`` is what the ``<altcha-widget>`` fetches: a challenge signed with a
 key derived from the app secret, valid for ten minutes. The browser searches for the
-counter the challenge was built from; on a scale of ``CAPTCHA_MAX_NUMBER`` that takes
+counter the challenge was built from, drawn below ``CAPTCHA_MAX_NUMBER``; that takes
 about a second. ``verify()`` checks the payload the widget puts into the form field
 ``altcha``: signature, expiry and solution, and that the challenge was not used
 before. The used challenge is added to the session; the caller commits, as with every
@@ -28,13 +28,16 @@ from . import crypto
 log = logging.getLogger(__name__)
 
 # Key derivation the browser repeats for every counter it tries. PBKDF2 runs natively
-# in the browser (WebCrypto), so a bot in native code gains little over a person.
+# in the browser (WebCrypto), so a bot in native code gains little over a person
+# (plain SHA-256 would be some 50 times faster outside a browser).
 ALGORITHM = "PBKDF2/SHA-256"
-COST = 250
+COST = 1000
 # Challenges are refused this long after they were issued.
 LIFETIME = 10 * 60
-# The counter is drawn below this; the browser tries about half of it on average.
-DEFAULT_MAX_NUMBER = 2_000
+# The counter is drawn below this (config key CAPTCHA_MAX_NUMBER); the browser tries
+# half of it on average. A try takes about 0.3 ms per core at COST 1000, so two
+# cores need 0.75 s on average and 1.5 s at most.
+DEFAULT_MAX_NUMBER = 10_000
 # A real payload is under 1 kB; anything much larger is not worth decoding.
 MAX_PAYLOAD_LENGTH = 4096
 

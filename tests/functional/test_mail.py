@@ -101,3 +101,19 @@ def test_without_smtp_nothing_is_sent_and_dev_mailbox_shows_it(app, client):
 @pytest.mark.config(ENV="production")
 def test_dev_mailbox_is_absent_in_production(app, client):
     assert client.get("/dev/mailbox").status_code == 404
+
+
+def test_flows_complete_while_the_relay_is_down(smtp_app, sink, cli):
+    """The invitation is created with the relay down; its mail goes out when the relay returns."""
+    import json
+
+    clock.freeze(dt.datetime(2026, 11, 23, 9, 0))
+    sink.stop()
+    data = json.loads(cli.invoke(args=["invitations", "create", "--email", "klant@example.com",
+                                       "--administration", "Bakkerij", "--json"]).output)
+    assert deliver(smtp_app) == (0, 1)
+    sink.start()
+    clock.advance(minutes=1)
+    assert deliver(smtp_app) == (1, 0)
+    (message,) = sink.wait_for("klant@example.com")
+    assert data["invitation_url"] in text_of(message)

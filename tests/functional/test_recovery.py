@@ -1,0 +1,208 @@
+"""F5 forgotten password, F6 reset two-step verification, lockout, and the account page."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from sqlalchemy import select
+
+from idp import clock
+from idp.extensions import db
+from idp.models import Account, OutboxMail
+from idp.services import totp
+from tests.functional.test_protocol import FULL, introspect, refresh, tokens_for
+from tests.helpers import code_from_mail, last_mail, mail_count
+
+NEW_PASSWORD = "Winter-boot-77-Haring"
+
+
+@pytest.fixture
+def enrolled(browser, portal, person):
+    """A person who did the first login; the browser is closed again. Returns the TOTP secret."""
+    clock.freeze(dt.datetime(2026, 11, 23, 9, 0, 5))
+    browser.authorize(portal["client_id"])
+    browser.sign_in(person["email"], person["password"], first_time=True)
+    secret = browser.totp_secret
+    browser.forget()
+    clock.advance(seconds=30)
+    return secret
+
+
+def to_password_step(browser, portal, email):
+    browser.authorize(portal["client_id"])
+    browser.submit(email=email)
+    assert browser.step_state == "password"
+
+
+def follow_link(browser, link_id):
+    import re
+
+    href = re.search(rf'id="{link_id}" href="([^"]+)"', browser.text).group(1)
+    browser.get(href.replace("&amp;", "&"))
+
+
+def test_forgot_password_back_into_the_authorization(app, browser, portal, person, enrolled):
+    to_password_step(browser, portal, person["email"])
+    follow_link(browser, "forgot-password")
+    assert browser.step_state == "forgot_email"
+    assert browser.page.forms["step"]["fields"]["email"] == person["email"]
+    browser.submit()
+    assert browser.step_state == "forgot_code"
+    browser.submit(email_code=code_from_mail(app, person["email"]))
+    assert browser.step_state == "forgot_totp"
+    browser.submit(totp_code=totp.code_for(enrolled))
+    assert browser.step_state == "new_password"
+    browser.submit(password="short", password_confirm="short")
+    assert browser.status == 400 and browser.alert
+    browser.submit(password=NEW_PASSWORD, password_confirm=NEW_PASSWORD)
+    assert "code" in browser.callback_params()
+    assert "password" in last_mail(app, person["email"]).subject.lower() or "wachtwoord" in last_mail(app, person["email"]).subject.lower()
+    browser.forget()
+    clock.advance(seconds=60)
+    browser.totp_secret = enrolled
+    browser.authorize(portal["client_id"])
+    browser.sign_in(person["email"], NEW_PASSWORD)
+    assert "code" in browser.callback_params()
+
+
+def test_forgot_password_for_an_unknown_address_looks_the_same(app, browser, portal, person, enrolled):
+    to_password_step(browser, portal, "nobody@example.com")
+    follow_link(browser, "forgot-password")
+    browser.submit()
+    unknown = (browser.status, browser.step_state)
+    other = type(browser)(app)
+    to_password_step(other, portal, person["email"])
+    follow_link(other, "forgot-password")
+    other.submit()
+    assert unknown == (other.status, other.step_state) == (200, "forgot_code")
+    assert mail_count(app, "nobody@example.com") == 0
+    browser.submit(email_code="123456")
+    assert browser.status == 400 and browser.step_state == "forgot_code"
+
+
+def test_new_password_ends_other_sessions_and_refresh_tokens(app, browser, portal, person, enrolled):
+    # Another device is signed in and holds a refresh token.
+    device = type(browser)(app)
+    device.totp_secret = enrolled
+    device.authorize(portal["client_id"], scope=FULL)
+    device.sign_in(person["email"], person["password"])
+    code = device.callback_params()["code"]
+    from tests.helpers import exchange_code
+
+    body = exchange_code(device.http, portal, code, device.verifier).get_json()
+    clock.advance(seconds=30)
+    to_password_step(browser, portal, person["email"])
+    follow_link(browser, "forgot-password")
+    browser.submit()
+    browser.submit(email_code=code_from_mail(app, person["email"]))
+    browser.submit(totp_code=totp.code_for(enrolled))
+    browser.submit(password=NEW_PASSWORD, password_confirm=NEW_PASSWORD)
+    assert refresh(browser.http, portal, body["refresh_token"]).status_code == 400
+    assert introspect(browser.http, portal, body["access_token"])["active"] is False
+    device.authorize(portal["client_id"], prompt="none")
+    assert device.callback_params()["error"] == "login_required"
+
+
+def test_reset_two_step_verification(app, browser, portal, person, enrolled):
+    to_password_step(browser, portal, person["email"])
+    browser.submit(password=person["password"])
+    assert browser.step_state == "totp"
+    follow_link(browser, "reset-2fa")
+    assert browser.step_state == "reset_email"
+    browser.submit(email="someone@example.com")
+    assert browser.status == 400 and browser.alert
+    browser.submit(email=person["email"])
+    assert browser.step_state == "reset_code"
+    browser.submit(email_code=code_from_mail(app, person["email"]))
+    assert browser.step_state == "totp_enroll"
+    new_secret = browser.page.ids["totp-secret"].replace(" ", "").strip()
+    assert new_secret != enrolled
+    browser.submit(totp_code=totp.code_for(enrolled))  # the old app's code does not enrol
+    assert browser.status == 400
+    browser.submit(totp_code=totp.code_for(new_secret))
+    assert "code" in browser.callback_params()
+    mail = last_mail(app, person["email"])
+    assert mail.kind == "totp_reset"
+    # The old secret stops working at once.
+    browser.forget()
+    clock.advance(seconds=30)
+    to_password_step(browser, portal, person["email"])
+    browser.submit(password=person["password"])
+    browser.submit(totp_code=totp.code_for(enrolled))
+    assert browser.status == 400
+    browser.submit(totp_code=totp.code_for(new_secret))
+    assert "code" in browser.callback_params()
+
+
+def test_reset_2fa_needs_the_password_first(app, browser, portal, person, enrolled):
+    to_password_step(browser, portal, person["email"])
+    import re
+
+    assert 'id="reset-2fa"' not in browser.text
+    browser.get(browser.url + "/reset-2fa")
+    assert browser.status == 409
+
+
+def test_repeated_lockouts_need_support(app, browser, portal, person, enrolled, cli):
+    for round_ in range(3):
+        to_password_step(browser, portal, person["email"])
+        for _ in range(5):
+            browser.submit(password="wrong")
+        assert browser.status == 423
+        clock.advance(minutes=16)
+    import json
+
+    shown = json.loads(cli.invoke(args=["accounts", "show", person["email"], "--json"]).output)
+    assert shown["status"] == "locked"
+    clock.advance(days=2)
+    to_password_step(browser, portal, person["email"])
+    browser.submit(password=person["password"])
+    assert browser.status == 423
+    with app.app_context():
+        kinds = [m.kind for m in db.session.scalars(select(OutboxMail).where(OutboxMail.recipient == person["email"]))]
+    assert kinds.count("account_locked") == 3
+
+
+def test_lockout_message_does_not_tell_whether_the_password_was_right(app, browser, portal, person, enrolled):
+    to_password_step(browser, portal, person["email"])
+    for _ in range(5):
+        browser.submit(password="wrong")
+    wrong = (browser.status, browser.alert)
+    browser.submit(password=person["password"])
+    assert (browser.status, browser.alert) == wrong
+
+
+def test_wrong_totp_codes_lock_too(app, browser, portal, person, enrolled):
+    to_password_step(browser, portal, person["email"])
+    browser.submit(password=person["password"])
+    for _ in range(5):
+        browser.submit(totp_code="000000")
+    assert browser.status == 423
+
+
+def test_change_password_on_the_account_page(app, browser, portal, person, enrolled):
+    browser.totp_secret = enrolled
+    browser.get("/account")
+    browser.sign_in(person["email"], person["password"])
+    browser.get("/account")
+    assert browser.page.ids["account-email"] == person["email"]
+    form = "password-form"
+    browser.submit(form, current_password="wrong", password=NEW_PASSWORD, password_confirm=NEW_PASSWORD,
+                   totp_code=browser.next_totp())
+    assert browser.status == 401 and browser.alert
+    clock.advance(seconds=30)
+    browser.submit(form, current_password=person["password"], password=NEW_PASSWORD, password_confirm=NEW_PASSWORD,
+                   totp_code="000000")
+    assert browser.status == 400 and browser.alert
+    browser.submit(form, current_password=person["password"], password="short", password_confirm="short",
+                   totp_code=browser.next_totp())
+    assert browser.status == 400
+    clock.advance(seconds=30)
+    browser.submit(form, current_password=person["password"], password=NEW_PASSWORD, password_confirm=NEW_PASSWORD,
+                   totp_code=browser.next_totp())
+    assert browser.status == 200 and "role=\"status\"" in browser.text
+    assert last_mail(app, person["email"]).kind == "password_changed"
+    # This session stays.
+    browser.get("/account")
+    assert browser.status == 200 and browser.page.ids.get("account-email") == person["email"]
