@@ -66,7 +66,7 @@ DEFAULTS: dict = {
     # Languages offered; the first is the default.
     "LANGUAGES": ["nl", "en"],
     # Name shown on pages and in mail.
-    "PRODUCT_NAME": "Account",
+    "PRODUCT_NAME": "Suite ID",
     "SUPPORT_CONTACT": "support",
 }
 

@@ -59,14 +59,20 @@ function guard(widget) {
       event.preventDefault();
     }
   });
-  // The whole box starts the check, not only its checkbox and label.
+  // The whole box starts the check, not only its checkbox and label: a click elsewhere
+  // in it ticks the checkbox, as the person would.
   widget.addEventListener("click", (event) => {
-    if (event.target.closest("input, label, a, button, [data-popover]")) {
-      return;
+    const checkbox = widget.querySelector('input[type="checkbox"]');
+    if (
+      !checkbox ||
+      (checkbox.parentElement && checkbox.parentElement.contains(event.target)) ||
+      event.target.closest("input, label, a, button, [data-popover]")
+    ) {
+      return; // the widget's own controls handle their clicks
     }
     const current = typeof widget.getState === "function" ? widget.getState() : null;
-    if (["unverified", "expired", "error"].includes(current) && typeof widget.verify === "function") {
-      widget.verify();
+    if (["unverified", "expired", "error"].includes(current)) {
+      checkbox.click();
     }
   });
   const state = typeof widget.getState === "function" ? widget.getState() : "unverified";

@@ -242,7 +242,7 @@ class Browser:
         from idp import clock
 
         current = clock.timestamp() // 30
-        counter = max(getattr(self, "_last_counter", current - 2) + 1, current - 1)
+        counter = max(getattr(self, "_last_counter", current - 1) + 1, current - 1)
         assert counter <= current + 1, "no unused code left in this window: advance the clock"
         self._last_counter = counter
         return totp.code_for(self.totp_secret, counter)

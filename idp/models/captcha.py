@@ -11,6 +11,8 @@ from ..extensions import db
 
 
 class UsedCaptcha(db.Model):
+    """A solved challenge, remembered until the challenge would have expired."""
+
     __tablename__ = "used_captchas"
 
     # The challenge's HMAC signature (hex); unique per challenge.

@@ -95,6 +95,10 @@ def check_password(email: str, password: str, *, ip: str | None) -> Account:
     if account is None:
         audit.record("login.password", subject=email, outcome="failure", ip=ip, why="unknown address")
         raise InvalidCredentials()
+    if account.disabled_at is not None and not ok:
+        # Only the right password learns that the account is disabled.
+        audit.record("login.password", actor=account.id, account=account, outcome="failure", ip=ip, why="disabled")
+        raise InvalidCredentials()
     _check_usable(account)
     if not ok:
         _count_failure(account, ip, "password")

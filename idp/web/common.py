@@ -59,13 +59,28 @@ def render_error(error: DomainError, template: str = "message.html", **context):
     return render_template(template, error=error.message(), **context), error.status
 
 
+def allow_form_targets(uris) -> None:
+    """Let this page's forms end in a redirect to these addresses (the relying app's
+    redirect or post-logout URI): browsers apply form-action to the redirects that
+    follow a form submission."""
+    from urllib.parse import urlsplit
+
+    origins = set(g.get("form_targets", ()))
+    for uri in uris:
+        parts = urlsplit(uri or "")
+        if parts.scheme in ("http", "https") and parts.netloc:
+            origins.add(f"{parts.scheme}://{parts.netloc}")
+    g.form_targets = sorted(origins)
+
+
 def security_headers(response):
     nonce = g.get("csp_nonce", "")
+    form_action = " ".join(["'self'", *g.get("form_targets", ())])
     response.headers.setdefault(
         "Content-Security-Policy",
         "default-src 'self'; img-src 'self' data:; style-src 'self'; "
         f"script-src 'self'{f' {chr(39)}nonce-{nonce}{chr(39)}' if nonce else ''}; "
-        "form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'",
+        f"form-action {form_action}; frame-ancestors 'none'; base-uri 'none'; object-src 'none'",
     )
     response.headers.setdefault("X-Frame-Options", "DENY")
     response.headers.setdefault("X-Content-Type-Options", "nosniff")

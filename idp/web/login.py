@@ -32,6 +32,8 @@ def _page(flow: LoginFlow, error: str | None = None, status: int = 200):
     params = flow.data.get("authorize") or {}
     g.ui_locales = flow.data.get("ui_locales")
     client = db.session.get(Client, params["client_id"]) if params.get("client_id") else None
+    if client is not None:
+        common.allow_form_targets([params.get("redirect_uri")] if params.get("redirect_uri") else client.redirect_uris)
     context = {
         "flow": flow,
         "state": flow.state,

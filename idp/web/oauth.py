@@ -303,6 +303,8 @@ def logout():
         for k in ("id_token_hint", "post_logout_redirect_uri", "state", "client_id", "ui_locales")
         if request.values.get(k)
     ]
+    if end_request.redirect_uri:
+        common.allow_form_targets([end_request.redirect_uri])
     if sso is not None and (request.method == "GET" or request.form.get("confirm") != "yes"):
         return render_template("logout_confirm.html", fields=fields, client_name=client_name)
     if sso is not None:

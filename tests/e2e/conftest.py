@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import email
 import email.policy
+import json
 import os
 import re
 import secrets
-import shutil
 import signal
 import socket
 import subprocess
@@ -31,6 +31,8 @@ from pathlib import Path
 
 import pytest
 import requests
+
+from .helpers import Person, first_login, watch_console
 
 REPO = Path(__file__).resolve().parents[2]
 CHROMIUM = "/usr/bin/chromium"
@@ -45,13 +47,6 @@ CHROMIUM_ARGS = [
 E2E_DATABASE = "e2e"
 STARTUP_TIMEOUT = 40  # seconds for a server to answer
 DEFAULT_TIMEOUT_MS = 15_000  # Playwright actions, navigations and expect()
-
-
-def pytest_collection_modifyitems(items):
-    here = Path(__file__).parent
-    for item in items:
-        if Path(str(item.fspath)).is_relative_to(here):
-            item.add_marker(pytest.mark.e2e)
 
 
 def free_port() -> int:
@@ -275,8 +270,6 @@ class Portal:
 
 @pytest.fixture(scope="session")
 def portal(provider, tmp_path_factory):
-    import json
-
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     client = json.loads(
@@ -309,53 +302,9 @@ def portal(provider, tmp_path_factory):
 # -- accounts ---------------------------------------------------------------------------
 
 
-@dataclass
-class Person:
-    email: str
-    password: str
-    name: str
-    sub: str
-    authenticator: "Authenticator | None" = None
-
-
-class Authenticator:
-    """The person's authenticator app. The provider accepts a code of the current
-    30-second step or a neighbour, but never a step at or before the last one it
-    accepted; ``code()`` hands out the earliest step that is still acceptable and
-    waits for the clock only when that step is not yet within reach."""
-
-    STEP = 30
-
-    def __init__(self, secret: str):
-        import pyotp
-
-        self.secret = secret
-        self._totp = pyotp.TOTP(secret)
-        self.last_step: int | None = None
-
-    def code(self) -> str:
-        now_step = int(time.time()) // self.STEP
-        step = now_step if self.last_step is None else max(now_step, self.last_step + 1)
-        if step > now_step + 1:
-            # Only reachable after three logins within one minute: wait for the clock.
-            time.sleep((step - 1) * self.STEP - time.time() + 0.5)
-        self.last_step = step
-        return self._totp.generate_otp(step)
-
-    def wrong_code(self) -> str:
-        """A code that matches none of the steps the provider would accept now."""
-        now_step = int(time.time()) // self.STEP
-        valid = {self._totp.generate_otp(s) for s in range(now_step - 2, now_step + 3)}
-        candidate = int(self._totp.generate_otp(now_step))
-        while f"{candidate:06d}" in valid:
-            candidate = (candidate + 1) % 1_000_000
-        return f"{candidate:06d}"
-
-
 @pytest.fixture
 def make_person(provider):
     """Create an account (it still has to verify its e-mail and enrol TOTP)."""
-    import json
 
     def make(name: str = "Anna de Vries", password: str | None = None) -> Person:
         address = f"{name.split()[0].lower()}-{uuid.uuid4().hex[:10]}@example.com"
@@ -395,6 +344,7 @@ def new_context(browser):
     def make(**options):
         options.setdefault("locale", "en-US")
         context = browser.new_context(**options)
+        watch_console(context)
         context.set_default_timeout(DEFAULT_TIMEOUT_MS)
         context.set_default_navigation_timeout(DEFAULT_TIMEOUT_MS)
         contexts.append(context)
@@ -417,4 +367,16 @@ def docs_dir() -> Path:
     return path
 
 
-__all__ = ["Authenticator", "Mail", "Mailbox", "Person", "free_port", "shutil"]
+
+@pytest.fixture
+def enrolled_person(make_person, new_context, provider, portal, mailbox):
+    """A person who has completed the first sign-in (e-mail verified, authenticator
+    enrolled). Returns the person and the page, still signed in at the portal."""
+
+    def make(name: str = "Bram Jansen", **context_options):
+        person = make_person(name)
+        page = new_context(**context_options).new_page()
+        first_login(page, portal.url, provider.url, mailbox, person)
+        return person, page
+
+    return make

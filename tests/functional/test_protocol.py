@@ -530,3 +530,9 @@ def test_client_credentials_token_expires(app, client):
     access = token_request(client, service, {"grant_type": "client_credentials"}).get_json()["access_token"]
     clock.advance(seconds=3601)
     assert introspect(client, service, access)["active"] is False
+
+
+def test_step_pages_let_forms_redirect_to_the_client_only(browser, portal):
+    browser.authorize(portal["client_id"])
+    csp = browser.response.headers["Content-Security-Policy"]
+    assert "form-action 'self' http://app.test;" in csp

@@ -1,0 +1,121 @@
+"""F9: what support staff do for people who are locked out. The console and the CLI call
+these same functions, so their effects and audit entries are the same."""
+
+from __future__ import annotations
+
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import func, or_, select
+
+from .. import clock
+from ..errors import InvalidInput
+from ..extensions import db
+from ..models import Account, Administration, AuditEvent, ConnectorUser, Invitation, Membership
+from . import accounts, audit, mailer, sessions
+
+PAGE_SIZE = 20
+
+
+def require_reason(reason: str | None) -> str:
+    reason = (reason or "").strip()
+    if not reason:
+        raise InvalidInput(_l("Give a reason for this action."))
+    if len(reason) > 500:
+        raise InvalidInput(_l("Keep the reason under 500 characters."))
+    return reason
+
+
+def search(q: str, page: int = 1) -> tuple[list[Account], bool]:
+    """Accounts whose e-mail or name contains ``q``, or who own a connector user whose
+    username contains it. Returns one page and whether there is a next one."""
+    q = (q or "").strip().lower()[:100]
+    if len(q) < 2:
+        return [], False
+    like = f"%{q.replace('%', '').replace('_', '')}%"
+    by_connector = (
+        select(Membership.account_id)
+        .join(ConnectorUser, ConnectorUser.administration_id == Membership.administration_id)
+        .where(func.lower(ConnectorUser.username).like(like))
+    )
+    query = (
+        select(Account)
+        .where(or_(func.lower(Account.email).like(like), func.lower(Account.name).like(like), Account.id.in_(by_connector)))
+        .order_by(Account.email)
+        .offset((max(page, 1) - 1) * PAGE_SIZE)
+        .limit(PAGE_SIZE + 1)
+    )
+    found = list(db.session.scalars(query))
+    return found[:PAGE_SIZE], len(found) > PAGE_SIZE
+
+
+def overview(account: Account) -> dict:
+    now = clock.now()
+    owned = [m.administration for m in account.memberships if m.role == "owner"]
+    return {
+        "status": account.status(now),
+        "connectors": [a.connector for a in owned if a.connector is not None],
+        "invitations": list(db.session.scalars(
+            select(Invitation).where(func.lower(Invitation.email) == account.email.lower()).order_by(Invitation.created_at.desc())
+        )),
+        "events": list(db.session.scalars(
+            select(AuditEvent)
+            .where(or_(AuditEvent.account_id == account.id, AuditEvent.subject == account.email))
+            .order_by(AuditEvent.at.desc(), AuditEvent.id.desc())
+            .limit(50)
+        )),
+        "now": now,
+    }
+
+
+def unlock(account: Account, *, actor: str, ip: str | None, reason: str | None) -> None:
+    accounts.unlock(account, actor=actor, ip=ip, reason=(reason or "").strip() or None)
+
+
+def reset_2fa(account: Account, *, actor: str, ip: str | None, reason: str) -> None:
+    """The old secret stops at once; the next sign-in enrols a new one; the person is told."""
+    reason = require_reason(reason)
+    account.totp_secret = None
+    account.totp_enrolled_at = None
+    account.totp_last_counter = 0
+    audit.record("support.reset_2fa", actor=actor, account=account, ip=ip, reason=reason)
+    mailer.queue(account.email, "totp_cleared", None, name=account.name, email=account.email)
+
+
+def disable(account: Account, *, actor: str, ip: str | None, reason: str) -> None:
+    """Sign-in refused; every session ends and every token is revoked."""
+    from ..oauth import tokens
+
+    reason = require_reason(reason)
+    if account.disabled_at is None:
+        account.disabled_at = clock.now()
+    ended = sessions.end_all_for(account)
+    revoked = tokens.revoke_for_account(account)
+    audit.record("support.disable", actor=actor, account=account, ip=ip, reason=reason, sessions_ended=ended,
+                 tokens_revoked=revoked)
+
+
+def enable(account: Account, *, actor: str, ip: str | None, reason: str) -> None:
+    reason = require_reason(reason)
+    account.disabled_at = None
+    audit.record("support.enable", actor=actor, account=account, ip=ip, reason=reason)
+
+
+def release_reset_throttle(connector: ConnectorUser, *, actor: str, ip: str | None, reason: str | None) -> None:
+    connector.last_reset_at = None
+    audit.record("support.release_reset_throttle", actor=actor, subject=connector.username, ip=ip,
+                 reason=(reason or "").strip() or None, administration=connector.administration_id)
+
+
+def find_connector(username: str) -> ConnectorUser | None:
+    username = (username or "").strip().upper()
+    return db.session.scalar(select(ConnectorUser).where(ConnectorUser.username == username))
+
+
+def get_account(account_id: str) -> Account | None:
+    if not isinstance(account_id, str) or len(account_id) > 64:
+        return None
+    return db.session.get(Account, account_id)
+
+
+def administration_name(administration_id: str) -> str:
+    administration = db.session.get(Administration, administration_id)
+    return administration.name if administration else administration_id
