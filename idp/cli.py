@@ -80,7 +80,7 @@ def cli():
 
 def register(app) -> None:
     """Commands that need the app are added to its CLI too (tests use app.test_cli_runner)."""
-    for command in (serve, clients, users, firms, invitations_group, accounts, keys_group, mail_group, audit_group):
+    for command in COMMANDS:
         app.cli.add_command(command)
 
 
@@ -256,6 +256,113 @@ def _create_account(email, password, name, role, as_json):
     _emit({"sub": account.id}, as_json, f"sub: {account.id}")
 
 
+@click.group("staff")
+def staff():
+    """Support staff."""
+
+
+@staff.command("create")
+@click.option("--email", required=True)
+@click.option("--password", required=True)
+@click.option("--name", default="")
+@click.option("--json", "as_json", is_flag=True)
+@with_appcontext
+def staff_create(email, password, name, as_json):
+    """Create a support-staff account (it enrols TOTP at first sign-in like everyone)."""
+    _create_account(email, password, name, "support", as_json)
+
+
+@click.group("support")
+def support_group():
+    """What support staff do: unlock, release, reset 2FA, disable, enable."""
+
+
+def _account_or_fail(email):
+    from .services import accounts
+
+    account = accounts.find_by_email(email.strip())
+    if account is None:
+        _fail(f"no account with e-mail {email!r}")
+    return account
+
+
+def _support_action(func, target, reason):
+    from .errors import DomainError
+    from .extensions import db
+
+    try:
+        func(target, actor=cli_actor(), ip=None, reason=reason)
+    except DomainError as exc:
+        _fail(exc.message())
+    db.session.commit()
+
+
+@support_group.command("unlock")
+@click.argument("email")
+@click.option("--reason")
+@with_appcontext
+def support_unlock(email, reason):
+    """End a lockout (also one that only support may end)."""
+    from .services import support
+
+    _support_action(support.unlock, _account_or_fail(email), reason)
+    click.echo(f"unlocked {email}")
+
+
+@support_group.command("release-reset-throttle")
+@click.argument("username")
+@click.option("--reason")
+@with_appcontext
+def support_release(username, reason):
+    """Allow a connector user another password reset within 24 hours."""
+    from .services import support
+
+    connector = support.find_connector(username.split("@")[0])
+    if connector is None:
+        _fail(f"no connector user {username!r}")
+    _support_action(support.release_reset_throttle, connector, reason)
+    click.echo(f"released {connector.username}")
+
+
+@support_group.command("reset-2fa")
+@click.argument("email")
+@click.option("--reason", required=True)
+@with_appcontext
+def support_reset_2fa(email, reason):
+    """Switch two-step verification off; the next sign-in enrols a new authenticator."""
+    from .services import support
+
+    _support_action(support.reset_2fa, _account_or_fail(email), reason)
+    click.echo(f"two-step verification reset for {email}")
+
+
+@support_group.command("disable")
+@click.argument("email")
+@click.option("--reason", required=True)
+@with_appcontext
+def support_disable(email, reason):
+    """Refuse sign-in, end every session and revoke every token."""
+    from .services import support
+
+    _support_action(support.disable, _account_or_fail(email), reason)
+    click.echo(f"disabled {email}")
+
+
+@support_group.command("enable")
+@click.argument("email")
+@click.option("--reason", required=True)
+@with_appcontext
+def support_enable(email, reason):
+    """Allow sign-in again."""
+    from .services import support
+
+    _support_action(support.enable, _account_or_fail(email), reason)
+    click.echo(f"enabled {email}")
+
+
+support_group.name = "support"
+
+
 @click.group("firms")
 def firms():
     """Accountancy firms."""
@@ -268,14 +375,11 @@ def firms():
 def firms_create(name, as_json):
     """Create an accountancy firm (an administration of kind firm)."""
     from .extensions import db
-    from .models import Administration
-    from .services import audit
+    from .services import administrations, audit
 
-    if not name.strip():
-        _fail("--name must not be empty")
-    firm = Administration(name=name.strip(), kind="firm")
-    db.session.add(firm)
-    db.session.flush()
+    if not name.strip() or len(name.strip()) > 200:
+        _fail("--name must be 1 to 200 characters")
+    firm = administrations.create_firm(name)
     audit.record("firm.created", actor=cli_actor(), subject=firm.id, name=firm.name)
     db.session.commit()
     _emit({"administration_id": firm.id}, as_json, f"administration_id: {firm.id}")
@@ -490,8 +594,9 @@ def _db_group():
     return db
 
 
-for _command in (serve, clients, users, firms, invitations_group, accounts, keys_group, mail_group, audit_group,
-                 _db_group()):
+COMMANDS = (serve, clients, users, staff, firms, invitations_group, accounts, support_group, keys_group, mail_group,
+            audit_group)
+for _command in (*COMMANDS, _db_group()):
     cli.add_command(_command)
 
 

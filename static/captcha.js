@@ -1,8 +1,9 @@
 // The proof-of-work CAPTCHA of a form: <altcha-widget id="captcha" name="altcha">
 // (templates/_captcha.html). Loaded as a module after static/vendor/altcha/altcha.min.js.
 //
-// - The widget build we serve has no built-in workers (they would be blob: URLs and
-//   inline styles, which our Content-Security-Policy refuses), so the workers are
+// - We serve the widget's "external" build: the default build injects a <style> element
+//   and starts its workers from blob: URLs, both refused by our Content-Security-Policy.
+//   This one takes its CSS from vendor/altcha/altcha.css, and its workers are
 //   registered here from our own origin (the widget's data-workers URL).
 // - The form's submit buttons stay disabled until the widget reports the state
 //   "verified", and are disabled again when it expires or fails (the widget resets

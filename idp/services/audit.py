@@ -35,7 +35,7 @@ def record(
 
 
 def recent(subject: str | None = None, limit: int = 50) -> list[AuditEvent]:
-    query = select(AuditEvent).order_by(AuditEvent.at.desc(), AuditEvent.id.desc()).limit(limit)
+    query = select(AuditEvent).order_by(AuditEvent.id.desc()).limit(limit)
     if subject:
         query = query.where(AuditEvent.subject == subject.strip().lower())
     return list(db.session.scalars(query))

@@ -35,9 +35,9 @@ COST = 1000
 # Challenges are refused this long after they were issued.
 LIFETIME = 10 * 60
 # The counter is drawn below this (config key CAPTCHA_MAX_NUMBER); the browser tries
-# half of it on average. A try takes about 0.3 ms per core at COST 1000, so two
-# cores need 0.75 s on average and 1.5 s at most.
-DEFAULT_MAX_NUMBER = 10_000
+# half of it on average. A try takes about 0.3 ms per core at COST 1000, so a browser
+# on two cores needs about 0.6 s on average and 1.2-1.5 s at most.
+DEFAULT_MAX_NUMBER = 8_000
 # A real payload is under 1 kB; anything much larger is not worth decoding.
 MAX_PAYLOAD_LENGTH = 4096
 

@@ -169,3 +169,19 @@ def test_email_code_attempts(account):
             flow.advance("email_code", {"email_code": "99999x"}, CTX)
     with pytest.raises(TooManyAttempts):
         flow.advance("email_code", {"email_code": "99999x"}, CTX)
+
+
+def test_audit_trail_is_append_only(account):
+    from idp.models import AuditEvent
+    from idp.services import audit
+
+    event = audit.record("test.event", account=account)
+    db.session.commit()
+    event.reason = "changed"
+    with pytest.raises(RuntimeError):
+        db.session.commit()
+    db.session.rollback()
+    db.session.delete(db.session.get(AuditEvent, event.id))
+    with pytest.raises(RuntimeError):
+        db.session.commit()
+    db.session.rollback()

@@ -1,0 +1,143 @@
+"""F9 the support console at /support: staff only, with a fresh sign-in and a reason for every action."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from flask import Blueprint, abort, redirect, render_template, request, url_for
+from flask_babel import gettext
+
+from .. import clock
+from ..errors import DomainError, InvalidInput
+from ..extensions import db, limiter
+from ..models import ConnectorUser
+from ..services import invitations, support
+from . import common
+from .login import start_for
+
+bp = Blueprint("support", __name__, url_prefix="/support")
+
+FRESH = dt.timedelta(minutes=15)
+ACCOUNT_ACTIONS = {
+    "unlock": support.unlock,
+    "reset-2fa": support.reset_2fa,
+    "disable": support.disable,
+    "enable": support.enable,
+}
+DESTRUCTIVE = {"reset-2fa", "disable"}
+
+
+def _staff():
+    """(staff account, None) or (None, response): sign in first, staff only, signed in
+    within the last 15 minutes (otherwise sign in again)."""
+    sso = common.current_sso()
+    here = request.path if request.method == "GET" else url_for("support.search")
+    if sso is None:
+        return None, start_for(here)
+    if sso.account.role != "support":
+        abort(404)
+    if clock.now() - sso.auth_time > FRESH:
+        return None, start_for(here, login_hint=sso.account.email)
+    return sso.account, None
+
+
+def _actor(staff) -> str:
+    return f"staff:{staff.email}"
+
+
+@bp.route("", methods=["GET"])
+@limiter.limit("60 per minute")
+def search():
+    staff, redirect_to = _staff()
+    if redirect_to is not None:
+        return redirect_to
+    q = request.args.get("q", "")
+    try:
+        page = max(int(request.args.get("page", "1")), 1)
+    except ValueError:
+        page = 1
+    results, more = support.search(q, page)
+    return render_template("support/search.html", q=q, results=results, page=page, more=more,
+                           now=clock.now(), staff=staff)
+
+
+@bp.route("/accounts/<account_id>", methods=["GET"])
+def account(account_id):
+    staff, redirect_to = _staff()
+    if redirect_to is not None:
+        return redirect_to
+    return _account_page(account_id)
+
+
+def _account_page(account_id, *, error=None, message=None, status=200):
+    target = support.get_account(account_id)
+    if target is None:
+        abort(404)
+    return render_template("support/account.html", account=target, error=error, message=message,
+                           administration_name=support.administration_name, **support.overview(target)), status
+
+
+def _done(account_id, message):
+    return redirect(url_for("support.account", account_id=account_id, done=message))
+
+
+@bp.route("/accounts/<account_id>/<action>", methods=["POST"])
+def account_action(account_id, action):
+    staff, redirect_to = _staff()
+    if redirect_to is not None:
+        return redirect_to
+    target = support.get_account(account_id)
+    if target is None or action not in ACCOUNT_ACTIONS:
+        abort(404)
+    try:
+        reason = support.require_reason(request.form.get("reason"))
+        if action in DESTRUCTIVE and request.form.get("confirm") != "yes":
+            raise InvalidInput(gettext("Tick the box to confirm this action."))
+        ACCOUNT_ACTIONS[action](target, actor=_actor(staff), ip=common.client_ip(), reason=reason)
+    except DomainError as err:
+        db.session.rollback()
+        return _account_page(account_id, error=err.message(), status=err.status)
+    db.session.commit()
+    return _done(account_id, action)
+
+
+@bp.route("/connectors/<int:connector_id>/release", methods=["POST"])
+def release(connector_id):
+    staff, redirect_to = _staff()
+    if redirect_to is not None:
+        return redirect_to
+    connector = db.session.get(ConnectorUser, connector_id)
+    owner_id = request.form.get("account_id", "")
+    if connector is None:
+        abort(404)
+    try:
+        reason = support.require_reason(request.form.get("reason"))
+        support.release_reset_throttle(connector, actor=_actor(staff), ip=common.client_ip(), reason=reason)
+    except DomainError as err:
+        db.session.rollback()
+        return _account_page(owner_id, error=err.message(), status=err.status)
+    db.session.commit()
+    return _done(owner_id, "release")
+
+
+@bp.route("/invitations/<invitation_id>/<action>", methods=["POST"])
+def invitation_action(invitation_id, action):
+    staff, redirect_to = _staff()
+    if redirect_to is not None:
+        return redirect_to
+    invitation = invitations.get(invitation_id)
+    owner_id = request.form.get("account_id", "")
+    if invitation is None or action not in ("resend", "revoke"):
+        abort(404)
+    try:
+        reason = support.require_reason(request.form.get("reason"))
+        if action == "resend":
+            inviter = invitation.firm.name if invitation.firm else gettext("Support")
+            invitations.resend(invitation, actor=_actor(staff), inviter=inviter, ip=common.client_ip())
+        else:
+            invitations.revoke(invitation, actor=_actor(staff), ip=common.client_ip(), reason=reason)
+    except DomainError as err:
+        db.session.rollback()
+        return _account_page(owner_id, error=err.message(), status=err.status)
+    db.session.commit()
+    return _done(owner_id, action)
