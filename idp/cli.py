@@ -302,10 +302,16 @@ def _support_action(func, target, reason):
 @click.option("--reason")
 @with_appcontext
 def support_unlock(email, reason):
-    """End a lockout (also one that only support may end)."""
-    from .services import support
+    """End a lockout (also one that only support may end). A connector username unlocks that connector user."""
+    from .services import connectors, support
 
-    _support_action(support.unlock, _account_or_fail(email), reason)
+    if "@" not in email:
+        connector = support.find_connector(email)
+        if connector is None:
+            _fail(f"no account or connector user {email!r}")
+        _support_action(connectors.unlock, connector, reason)
+    else:
+        _support_action(support.unlock, _account_or_fail(email), reason)
     click.echo(f"unlocked {email}")
 
 
@@ -361,6 +367,28 @@ def support_enable(email, reason):
 
 
 support_group.name = "support"
+
+
+@click.group("connectors")
+def connectors_group():
+    """Connector users (machine users of administrations)."""
+
+
+@connectors_group.command("show")
+@click.option("--administration", "administration_id", required=True, help="The administration's id.")
+@click.option("--json", "as_json", is_flag=True)
+@with_appcontext
+def connectors_show(administration_id, as_json):
+    """The connector user of an administration."""
+    from .services import connectors
+
+    connector = connectors.for_administration(administration_id)
+    if connector is None:
+        _fail(f"no administration with id {administration_id!r} (or it has no connector user)")
+    _emit({"username": connector.username}, as_json, connector.username)
+
+
+connectors_group.name = "connectors"
 
 
 @click.group("firms")
@@ -594,8 +622,8 @@ def _db_group():
     return db
 
 
-COMMANDS = (serve, clients, users, staff, firms, invitations_group, accounts, support_group, keys_group, mail_group,
-            audit_group)
+COMMANDS = (serve, clients, users, staff, firms, invitations_group, connectors_group, accounts, support_group, keys_group,
+            mail_group, audit_group)
 for _command in (*COMMANDS, _db_group()):
     cli.add_command(_command)
 

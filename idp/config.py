@@ -65,6 +65,8 @@ DEFAULTS: dict = {
     "MAIL_POLL_INTERVAL": 1.0,
     # Languages offered; the first is the default.
     "LANGUAGES": ["nl", "en"],
+    # The domain people may type after a connector username in the reset portal.
+    "CONNECTOR_DOMAIN": "connect.example",
     # Name shown on pages and in mail.
     "PRODUCT_NAME": "Suite ID",
     "SUPPORT_CONTACT": "support",

@@ -1,7 +1,8 @@
 """Stored step machines: a Flow row and one `advance()` that refuses illegal steps."""
 
 from .base import Context, FlowMachine
+from .connector import ConnectorResetFlow
 from .invitation import InvitationFlow
 from .login import LoginFlow
 
-__all__ = ["Context", "FlowMachine", "InvitationFlow", "LoginFlow"]
+__all__ = ["ConnectorResetFlow", "Context", "FlowMachine", "InvitationFlow", "LoginFlow"]

@@ -2,6 +2,7 @@
 
 from .accounts import Account, Administration, ConnectorUser, FirmClient, Invitation, Membership
 from .audit import AuditEvent
+from .captcha import UsedCaptcha
 from .flows import EmailCode, Flow
 from .oauth import AuthorizationCode, Client, Consent, RevokedToken, Session, SigningKey, Token
 from .outbox import OutboxMail
@@ -24,4 +25,5 @@ __all__ = [
     "Session",
     "SigningKey",
     "Token",
+    "UsedCaptcha",
 ]

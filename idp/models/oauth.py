@@ -13,7 +13,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from .. import clock
 from ..extensions import db
-from .accounts import Account
+from .accounts import Account, ConnectorUser
 from .base import created_at, new_id
 
 
@@ -173,6 +173,8 @@ class Token(db.Model, TokenMixin):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     client_id: Mapped[str] = mapped_column(ForeignKey("clients.id", ondelete="CASCADE"), nullable=False, index=True)
     account_id: Mapped[str | None] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
+    # A connector user's token (password grant): the machine user, not a person.
+    connector_id: Mapped[int | None] = mapped_column(ForeignKey("connector_users.id", ondelete="CASCADE"), index=True)
     grant_id: Mapped[str] = mapped_column(String(32), default=new_id, nullable=False, index=True)
     session_id: Mapped[str | None] = mapped_column(String(64), index=True)
     access_token_hash: Mapped[str] = mapped_column(String(64), unique=True, nullable=False)
@@ -188,6 +190,7 @@ class Token(db.Model, TokenMixin):
 
     client: Mapped[Client] = relationship(lazy="joined")
     account: Mapped[Account | None] = relationship(lazy="joined")
+    connector: Mapped[ConnectorUser | None] = relationship(lazy="joined")
 
     def check_client(self, client):
         return self.client_id == client.get_client_id()

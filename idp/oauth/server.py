@@ -168,6 +168,24 @@ class ClientCredentialsGrant(grants.ClientCredentialsGrant):
     TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
 
 
+class ConnectorPasswordGrant(grants.ResourceOwnerPasswordCredentialsGrant):
+    """The password grant, for connector users only (never people's accounts), through
+    clients registered for it. The bare username, without the connector domain."""
+
+    TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
+
+    def authenticate_user(self, username, password):
+        from authlib.oauth2.rfc6749.errors import InvalidGrantError
+
+        from ..services import connectors
+
+        connector = connectors.authenticate(username, password, ip=g.get("remote_addr"))
+        db.session.commit()  # failed tries and lockouts count even though the request fails
+        if connector is None:
+            raise InvalidGrantError("The username or password is not correct, or the user is locked.")
+        return connector
+
+
 class IdpOpenIDCode(OpenIDCode):
     """ID tokens: RS256 with the current key's `kid`, our issuer, `sid`, `auth_time`.
 
@@ -253,6 +271,9 @@ class IdpIntrospectionEndpoint(IntrospectionEndpoint):
         if token.account is not None:
             payload["sub"] = token.account.id
             payload["aud"] = token.client_id
+        elif getattr(token, "connector", None) is not None:
+            payload["sub"] = token.connector.username
+            payload["administration"] = token.connector.administration_id
         else:
             payload["sub"] = token.client_id
         return payload
@@ -366,6 +387,7 @@ def init_oauth(app) -> None:
         authorization.register_grant(AuthorizationCodeGrant, [PKCE(required=True), IdpOpenIDCode(require_nonce=False)])
         authorization.register_grant(RefreshTokenGrant)
         authorization.register_grant(ClientCredentialsGrant)
+        authorization.register_grant(ConnectorPasswordGrant)
         authorization.register_endpoint(IdpIntrospectionEndpoint)
         authorization.register_endpoint(IdpRevocationEndpoint)
         authorization.register_endpoint(IdpUserInfoEndpoint(resource_protector=require_oauth))

@@ -11,7 +11,7 @@ from sqlalchemy import select, update
 
 from .. import clock
 from ..extensions import db
-from ..models import Account, AuthorizationCode, Token
+from ..models import Account, AuthorizationCode, ConnectorUser, Token
 from ..services import audit
 from ..services.crypto import token_hash
 from . import machine_tokens
@@ -23,27 +23,24 @@ log = logging.getLogger(__name__)
 
 
 def generate_bearer_token(grant_type, client, user=None, scope=None, expires_in=None, include_refresh_token=True):
-    """Authlib's token generator: 256-bit opaque tokens; a refresh token only where
-    the client may refresh and, for people, only with `offline_access`."""
+    """Authlib's token generator. People's tokens are opaque 256-bit values, with a refresh
+    token where the client may refresh and `offline_access` was granted. Machine tokens
+    (client credentials, connector users) carry no person's scopes and no refresh token;
+    client-credentials tokens are self-contained."""
     expires_in = expires_in or current_app.config["ACCESS_TOKEN_LIFETIME"]
-    if grant_type == "client_credentials":
+    machine = grant_type in ("client_credentials", "password")
+    if machine:
         scope = " ".join(s for s in (scope or "").split() if s not in PERSONAL_SCOPES)
-        token = {"token_type": "Bearer", "access_token": machine_tokens.issue(client.get_client_id(), scope, expires_in),
-                 "expires_in": expires_in}
-        if scope:
-            token["scope"] = scope
-        return token
-    token = {
-        "token_type": "Bearer",
-        "access_token": generate_token(43),
-        "expires_in": expires_in,
-    }
+    if grant_type == "client_credentials":
+        access_token = machine_tokens.issue(client.get_client_id(), scope, expires_in)
+    else:
+        access_token = generate_token(43)
+    token = {"token_type": "Bearer", "access_token": access_token, "expires_in": expires_in}
     if scope:
         token["scope"] = scope
-    wants_refresh = include_refresh_token and client.check_grant_type("refresh_token")
-    if wants_refresh and grant_type == "authorization_code":
-        wants_refresh = "offline_access" in (scope or "").split()
-    if wants_refresh and grant_type != "client_credentials":
+    if machine or not include_refresh_token or not client.check_grant_type("refresh_token"):
+        return token
+    if grant_type == "refresh_token" or "offline_access" in (scope or "").split():
         token["refresh_token"] = generate_token(43)
     return token
 
@@ -60,6 +57,7 @@ def save_token(token: dict, request) -> Token:
     row = Token(
         client_id=request.client.get_client_id(),
         account_id=user.id if isinstance(user, Account) else None,
+        connector_id=user.id if isinstance(user, ConnectorUser) else None,
         access_token_hash=token_hash(token["access_token"]),
         refresh_token_hash=token_hash(token["refresh_token"]) if token.get("refresh_token") else None,
         scope=token.get("scope", ""),

@@ -11,15 +11,9 @@ from .. import clock
 from ..errors import AccountDisabled, AccountLocked, InvalidCredentials, InvalidEmail, InvalidTotp
 from ..extensions import db
 from ..models import Account
-from . import audit, mailer, passwords, password_policy, sessions, totp
+from . import audit, lockout, mailer, passwords, password_policy, sessions, totp
 from ..errors import PasswordRejected
 
-LOCK_AFTER = 5
-LOCK_WINDOW = dt.timedelta(minutes=15)
-LOCK_FOR = dt.timedelta(minutes=15)
-# After this many lockouts in a row, only support unlocks the account.
-LOCKOUTS_UNTIL_SUPPORT = 3
-UNTIL_SUPPORT = dt.datetime(9999, 12, 31)
 
 
 def normalize_email(value: str) -> str:
@@ -55,36 +49,21 @@ def create_account(email: str, password: str, name: str = "", role: str = "user"
 
 
 def _check_usable(account: Account) -> None:
-    now = clock.now()
     if account.disabled_at is not None:
         raise AccountDisabled()
-    if account.locked_until is not None and account.locked_until > now:
+    if lockout.is_locked(account):
         raise AccountLocked()
 
 
 def _count_failure(account: Account, ip: str | None, what: str) -> None:
     """One more failed password or code; the fifth within 15 minutes locks the account."""
-    now = clock.now()
-    if account.first_failed_at is None or now - account.first_failed_at > LOCK_WINDOW:
-        account.first_failed_at = now
-        account.failed_attempts = 0
-    account.failed_attempts += 1
-    if account.failed_attempts >= LOCK_AFTER:
-        account.lockouts += 1
-        until_support = account.lockouts >= LOCKOUTS_UNTIL_SUPPORT
-        account.locked_until = UNTIL_SUPPORT if until_support else now + LOCK_FOR
-        account.failed_attempts = 0
-        account.first_failed_at = None
-        audit.record("account.locked", account=account, outcome="failure", ip=ip, after=what,
-                     until="support" if until_support else account.locked_until.isoformat())
-        mailer.queue(account.email, "account_locked", None, name=account.name, email=account.email,
-                     until=None if until_support else account.locked_until.strftime("%Y-%m-%d %H:%M"))
-
-
-def _clear_failures(account: Account) -> None:
-    account.failed_attempts = 0
-    account.first_failed_at = None
-    account.lockouts = 0
+    if not lockout.count_failure(account):
+        return
+    until_support = lockout.until_support(account)
+    audit.record("account.locked", account=account, outcome="failure", ip=ip, after=what,
+                 until="support" if until_support else account.locked_until.isoformat())
+    mailer.queue(account.email, "account_locked", None, name=account.name, email=account.email,
+                 until=None if until_support else account.locked_until.strftime("%Y-%m-%d %H:%M"))
 
 
 def check_password(email: str, password: str, *, ip: str | None) -> Account:
@@ -103,7 +82,7 @@ def check_password(email: str, password: str, *, ip: str | None) -> Account:
     if not ok:
         _count_failure(account, ip, "password")
         audit.record("login.password", actor=account.id, account=account, outcome="failure", ip=ip)
-        if account.locked_until is not None and account.locked_until > clock.now():
+        if lockout.is_locked(account):
             raise AccountLocked()
         raise InvalidCredentials()
     if passwords.needs_rehash(account.password_hash):
@@ -120,11 +99,11 @@ def check_totp(account: Account, code: str, *, ip: str | None) -> None:
     if counter is None:
         _count_failure(account, ip, "totp")
         audit.record("login.totp", actor=account.id, account=account, outcome="failure", ip=ip)
-        if account.locked_until is not None and account.locked_until > clock.now():
+        if lockout.is_locked(account):
             raise AccountLocked()
         raise InvalidTotp()
     account.totp_last_counter = counter
-    _clear_failures(account)
+    lockout.clear(account)
     audit.record("login.totp", actor=account.id, account=account, ip=ip)
 
 
@@ -137,7 +116,7 @@ def enrol_totp(account: Account, secret: str, code: str, *, ip: str | None) -> N
     account.totp_secret = totp.seal(secret)
     account.totp_enrolled_at = clock.now()
     account.totp_last_counter = counter
-    _clear_failures(account)
+    lockout.clear(account)
     audit.record("totp.enrolled", actor=account.id, account=account, ip=ip)
 
 
@@ -180,8 +159,5 @@ def verify_current_password(account: Account, password: str, *, ip: str | None) 
 
 
 def unlock(account: Account, *, actor: str, ip: str | None, reason: str | None) -> None:
-    account.locked_until = None
-    account.lockouts = 0
-    account.failed_attempts = 0
-    account.first_failed_at = None
+    lockout.unlock(account)
     audit.record("account.unlocked", actor=actor, account=account, ip=ip, reason=reason)

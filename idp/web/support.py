@@ -120,6 +120,27 @@ def release(connector_id):
     return _done(owner_id, "release")
 
 
+@bp.route("/connectors/<int:connector_id>/unlock", methods=["POST"])
+def unlock_connector(connector_id):
+    from ..services import connectors
+
+    staff, redirect_to = _staff()
+    if redirect_to is not None:
+        return redirect_to
+    connector = db.session.get(ConnectorUser, connector_id)
+    owner_id = request.form.get("account_id", "")
+    if connector is None:
+        abort(404)
+    try:
+        reason = support.require_reason(request.form.get("reason"))
+        connectors.unlock(connector, actor=_actor(staff), ip=common.client_ip(), reason=reason)
+    except DomainError as err:
+        db.session.rollback()
+        return _account_page(owner_id, error=err.message(), status=err.status)
+    db.session.commit()
+    return _done(owner_id, "unlock-connector")
+
+
 @bp.route("/invitations/<invitation_id>/<action>", methods=["POST"])
 def invitation_action(invitation_id, action):
     staff, redirect_to = _staff()

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-23 13:12:45.886038
+Create Date: 2026-11-23 13:24:07.018961
 
 """
 from alembic import op
@@ -117,6 +117,14 @@ def upgrade():
     sa.Column('publish_until', sa.DateTime(), nullable=True),
     sa.PrimaryKeyConstraint('kid')
     )
+    op.create_table('used_captchas',
+    sa.Column('signature', sa.String(length=128), nullable=False),
+    sa.Column('expires_at', sa.DateTime(), nullable=False),
+    sa.PrimaryKeyConstraint('signature')
+    )
+    with op.batch_alter_table('used_captchas', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_used_captchas_expires_at'), ['expires_at'], unique=False)
+
     op.create_table('authorization_codes',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('code_hash', sa.String(length=64), nullable=False),
@@ -190,11 +198,13 @@ def upgrade():
     sa.Column('account_id', sa.String(length=32), nullable=True),
     sa.Column('data', sa.JSON(), nullable=False),
     sa.Column('attempts', sa.Integer(), nullable=False),
+    sa.Column('link_hash', sa.String(length=64), nullable=True),
     sa.Column('created_at', sa.DateTime(), nullable=False),
     sa.Column('expires_at', sa.DateTime(), nullable=False),
     sa.Column('completed_at', sa.DateTime(), nullable=True),
     sa.ForeignKeyConstraint(['account_id'], ['accounts.id'], ondelete='CASCADE'),
-    sa.PrimaryKeyConstraint('id')
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('link_hash')
     )
     with op.batch_alter_table('flows', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_flows_account_id'), ['account_id'], unique=False)
@@ -260,33 +270,6 @@ def upgrade():
     with op.batch_alter_table('sessions', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_sessions_account_id'), ['account_id'], unique=False)
 
-    op.create_table('tokens',
-    sa.Column('id', sa.Integer(), nullable=False),
-    sa.Column('client_id', sa.String(length=64), nullable=False),
-    sa.Column('account_id', sa.String(length=32), nullable=True),
-    sa.Column('grant_id', sa.String(length=32), nullable=False),
-    sa.Column('session_id', sa.String(length=64), nullable=True),
-    sa.Column('access_token_hash', sa.String(length=64), nullable=False),
-    sa.Column('refresh_token_hash', sa.String(length=64), nullable=True),
-    sa.Column('scope', sa.String(length=500), nullable=False),
-    sa.Column('issued_at', sa.DateTime(), nullable=False),
-    sa.Column('expires_in', sa.Integer(), nullable=False),
-    sa.Column('refresh_expires_at', sa.DateTime(), nullable=True),
-    sa.Column('auth_time', sa.Integer(), nullable=True),
-    sa.Column('refresh_used_at', sa.DateTime(), nullable=True),
-    sa.Column('revoked_at', sa.DateTime(), nullable=True),
-    sa.ForeignKeyConstraint(['account_id'], ['accounts.id'], ondelete='CASCADE'),
-    sa.ForeignKeyConstraint(['client_id'], ['clients.id'], ondelete='CASCADE'),
-    sa.PrimaryKeyConstraint('id'),
-    sa.UniqueConstraint('access_token_hash'),
-    sa.UniqueConstraint('refresh_token_hash')
-    )
-    with op.batch_alter_table('tokens', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_tokens_account_id'), ['account_id'], unique=False)
-        batch_op.create_index(batch_op.f('ix_tokens_client_id'), ['client_id'], unique=False)
-        batch_op.create_index(batch_op.f('ix_tokens_grant_id'), ['grant_id'], unique=False)
-        batch_op.create_index(batch_op.f('ix_tokens_session_id'), ['session_id'], unique=False)
-
     op.create_table('email_codes',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('email', sa.String(length=320), nullable=False),
@@ -308,24 +291,55 @@ def upgrade():
         batch_op.create_index(batch_op.f('ix_email_codes_email'), ['email'], unique=False)
         batch_op.create_index(batch_op.f('ix_email_codes_flow_id'), ['flow_id'], unique=False)
 
+    op.create_table('tokens',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('client_id', sa.String(length=64), nullable=False),
+    sa.Column('account_id', sa.String(length=32), nullable=True),
+    sa.Column('connector_id', sa.Integer(), nullable=True),
+    sa.Column('grant_id', sa.String(length=32), nullable=False),
+    sa.Column('session_id', sa.String(length=64), nullable=True),
+    sa.Column('access_token_hash', sa.String(length=64), nullable=False),
+    sa.Column('refresh_token_hash', sa.String(length=64), nullable=True),
+    sa.Column('scope', sa.String(length=500), nullable=False),
+    sa.Column('issued_at', sa.DateTime(), nullable=False),
+    sa.Column('expires_in', sa.Integer(), nullable=False),
+    sa.Column('refresh_expires_at', sa.DateTime(), nullable=True),
+    sa.Column('auth_time', sa.Integer(), nullable=True),
+    sa.Column('refresh_used_at', sa.DateTime(), nullable=True),
+    sa.Column('revoked_at', sa.DateTime(), nullable=True),
+    sa.ForeignKeyConstraint(['account_id'], ['accounts.id'], ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['client_id'], ['clients.id'], ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['connector_id'], ['connector_users.id'], ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('access_token_hash'),
+    sa.UniqueConstraint('refresh_token_hash')
+    )
+    with op.batch_alter_table('tokens', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_tokens_account_id'), ['account_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_tokens_client_id'), ['client_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_tokens_connector_id'), ['connector_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_tokens_grant_id'), ['grant_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_tokens_session_id'), ['session_id'], unique=False)
+
     # ### end Alembic commands ###
 
 
 def downgrade():
     # ### commands auto generated by Alembic - please adjust! ###
+    with op.batch_alter_table('tokens', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_tokens_session_id'))
+        batch_op.drop_index(batch_op.f('ix_tokens_grant_id'))
+        batch_op.drop_index(batch_op.f('ix_tokens_connector_id'))
+        batch_op.drop_index(batch_op.f('ix_tokens_client_id'))
+        batch_op.drop_index(batch_op.f('ix_tokens_account_id'))
+
+    op.drop_table('tokens')
     with op.batch_alter_table('email_codes', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_email_codes_flow_id'))
         batch_op.drop_index(batch_op.f('ix_email_codes_email'))
         batch_op.drop_index(batch_op.f('ix_email_codes_account_id'))
 
     op.drop_table('email_codes')
-    with op.batch_alter_table('tokens', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_tokens_session_id'))
-        batch_op.drop_index(batch_op.f('ix_tokens_grant_id'))
-        batch_op.drop_index(batch_op.f('ix_tokens_client_id'))
-        batch_op.drop_index(batch_op.f('ix_tokens_account_id'))
-
-    op.drop_table('tokens')
     with op.batch_alter_table('sessions', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_sessions_account_id'))
 
@@ -355,6 +369,10 @@ def downgrade():
     op.drop_table('consents')
     op.drop_table('connector_users')
     op.drop_table('authorization_codes')
+    with op.batch_alter_table('used_captchas', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_used_captchas_expires_at'))
+
+    op.drop_table('used_captchas')
     op.drop_table('signing_keys')
     with op.batch_alter_table('revoked_tokens', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_revoked_tokens_expires_at'))

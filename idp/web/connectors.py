@@ -1,0 +1,121 @@
+"""F7 the connector-user password portal, and the link the owner receives."""
+
+from __future__ import annotations
+
+from flask import Blueprint, abort, current_app, jsonify, redirect, render_template, request, url_for
+
+from ..errors import DomainError
+from ..extensions import db, limiter
+from ..flows import ConnectorResetFlow
+from ..services import captcha, password_policy
+from ..services.connectors import ConnectorResetRefused
+from . import common
+
+bp = Blueprint("connectors", __name__, url_prefix="/connector-password")
+
+STEP_LIMIT = "10 per minute; 60 per hour"
+
+
+@bp.route("", methods=["GET"])
+@limiter.limit("30 per minute")
+def start():
+    flow = ConnectorResetFlow.start()
+    db.session.commit()
+    common.own_flow(flow.id)
+    return redirect(url_for("connectors.step", flow_id=flow.id))
+
+
+@bp.route("/challenge", methods=["GET"])
+@limiter.limit("30 per minute")
+def challenge():
+    response = jsonify(captcha.new_challenge())
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _page(flow, error=None, status=200):
+    return render_template(f"connector/{flow.state}.html", flow=flow, state=flow.state, error=error,
+                           domain=current_app.config["CONNECTOR_DOMAIN"],
+                           username=flow.data.get("username", "")), status
+
+
+@bp.route("/flow/<flow_id>", methods=["GET"])
+def step(flow_id):
+    try:
+        flow = ConnectorResetFlow.load(flow_id, common.owned_flows())
+        flow.check_live()
+    except DomainError as err:
+        return common.render_error(err, "connector/expired.html")
+    return _page(flow)
+
+
+@bp.route("/flow/<flow_id>", methods=["POST"])
+@limiter.limit(STEP_LIMIT)
+def submit(flow_id):
+    try:
+        flow = ConnectorResetFlow.load(flow_id, common.owned_flows())
+    except DomainError as err:
+        return common.render_error(err, "connector/expired.html")
+    try:
+        flow.advance(request.form.get("state", ""), request.form, common.context())
+    except ConnectorResetRefused as err:
+        db.session.commit()  # the audit entry of the refusal
+        return _page(flow, error=err.message(), status=err.status)
+    except DomainError as err:
+        db.session.rollback()
+        return common.render_error(err, "connector/expired.html")
+    db.session.commit()
+    return redirect(url_for("connectors.step", flow_id=flow.id))
+
+
+# -- the owner's link ---------------------------------------------------------------
+
+
+def _link_flow(token):
+    flow = ConnectorResetFlow.by_link(token)
+    if flow is None:
+        return None, (render_template("connector/link_unusable.html"), 410)
+    return flow, None
+
+
+@bp.route("/<token>", methods=["GET"])
+def link(token):
+    flow, refused = _link_flow(token)
+    if refused:
+        return refused
+    return _set_password_page(flow, token)
+
+
+def _set_password_page(flow, token, error=None, status=200):
+    connector = flow.connector
+    return render_template("connector/set_password.html", flow=flow, token=token, connector=connector,
+                           email=f"{connector.username}@{current_app.config['CONNECTOR_DOMAIN']}",
+                           rules=password_policy.RULES, error=error), status
+
+
+@bp.route("/<token>", methods=["POST"])
+@limiter.limit(STEP_LIMIT)
+def set_password(token):
+    flow, refused = _link_flow(token)
+    if refused:
+        return refused
+    try:
+        flow.set_password(request.form, common.context())
+    except DomainError as err:
+        db.session.rollback()
+        return _set_password_page(flow, token, error=err.message(), status=err.status)
+    db.session.commit()
+    return render_template("connector/done.html", username=flow.connector.username)
+
+
+@bp.route("/<token>/password-check", methods=["POST"])
+@limiter.limit("120 per minute")
+def password_check(token):
+    flow = ConnectorResetFlow.by_link(token)
+    if flow is None:
+        abort(404)
+    connector = flow.connector
+    verdict = password_policy.check(request.form.get("password", ""), request.form.get("password_confirm", ""),
+                                    email=f"{connector.username}@{current_app.config['CONNECTOR_DOMAIN']}",
+                                    name=connector.administration.name)
+    return jsonify(rules=verdict.rules, ok=verdict.ok)
