@@ -52,7 +52,16 @@ def setup() -> dict:
     password = "Demo-" + secrets.token_urlsafe(9)
     email = "demo@example.com"
     idp("users", "create", "--email", email, "--password", password, "--name", "Demo Ondernemer", "--json")
-    state = {"client": client, "email": email, "password": password}
+    staff_password = "Staff-" + secrets.token_urlsafe(9)
+    idp("staff", "create", "--email", "support@example.com", "--password", staff_password, "--name", "Support", "--json")
+    firm = json.loads(idp("firms", "create", "--name", "Demo Accountants", "--json"))["administration_id"]
+    bank = json.loads(idp("clients", "create", "--name", "Demo bank", "--grant-type", "password", "--json"))
+    invitation = json.loads(
+        idp("invitations", "create", "--email", "client@example.com", "--name", "Client Example",
+            "--administration", "Demo Bakery", "--firm", firm, "--json")
+    )
+    state = {"client": client, "email": email, "password": password, "staff_password": staff_password,
+             "bank": bank, "invitation": invitation}
     STATE.write_text(json.dumps(state, indent=2))
     STATE.chmod(0o600)
     return state
@@ -92,6 +101,13 @@ def main() -> None:
 
   Demo account        {state['email']}
   Password            {state['password']}
+
+  An invitation       {state['invitation']['invitation_url']}
+                      (for client@example.com from the firm Demo Accountants: accept it,
+                      then sign in through the demo portal with the new account)
+  Support console     {ISSUER}/support   support@example.com / {state['staff_password']}
+  Bank connector      BANK_CLIENT_ID={state['bank']['client_id']} BANK_CLIENT_SECRET={state['bank']['client_secret']}
+                      (see clients/bank_connector/README.md)
 
   The first sign-in checks the e-mail address (code in the dev mailbox) and sets up
   an authenticator app (scan the QR code or type the key). Without an app at hand:
