@@ -67,6 +67,8 @@ DEFAULTS: dict = {
     "LANGUAGES": ["nl", "en"],
     # The domain people may type after a connector username in the reset portal.
     "CONNECTOR_DOMAIN": "connect.example",
+    # Proof-of-work size of the connector portal's CAPTCHA (about a second in a browser).
+    "CAPTCHA_MAX_NUMBER": 8000,
     # Name shown on pages and in mail.
     "PRODUCT_NAME": "Suite ID",
     "SUPPORT_CONTACT": "support",
