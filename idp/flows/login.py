@@ -6,7 +6,7 @@ from __future__ import annotations
 from flask_babel import lazy_gettext as _l
 
 from .. import clock
-from ..errors import EmailMismatch, StepOutOfOrder
+from ..errors import DomainError, EmailMismatch, StepOutOfOrder
 from ..extensions import db
 from ..models import Account, Consent
 from ..services import accounts, email_codes, totp
@@ -103,16 +103,19 @@ class LoginFlow(FlowMachine):
         self.row.account_id = account.id
         return self._after_password(account)
 
-    def step_verify_email(self, form, ctx: Context) -> str:
+    def _send_code_to_typed_address(self, form, ctx: Context, purpose: str) -> None:
+        """The person types the account's address once more; then a code goes to it."""
         account = self.account
         try:
             typed = accounts.normalize_email(form.get("email", ""))
-        except Exception:
+        except DomainError:
             raise EmailMismatch() from None
         if typed != account.email.lower():
             raise EmailMismatch()
-        email_codes.issue_email_code(account.email, EMAIL_CODE_PURPOSE, account=account, flow_id=self.id,
-                                     locale=ctx.locale, ip=ctx.ip)
+        email_codes.issue_email_code(account.email, purpose, account=account, flow_id=self.id, locale=ctx.locale, ip=ctx.ip)
+
+    def step_verify_email(self, form, ctx: Context) -> str:
+        self._send_code_to_typed_address(form, ctx, EMAIL_CODE_PURPOSE)
         return "email_code"
 
     def action_resend(self, form, ctx: Context) -> None:
@@ -194,15 +197,7 @@ class LoginFlow(FlowMachine):
         self.row.state = "reset_email"
 
     def step_reset_email(self, form, ctx: Context) -> str:
-        account = self.account
-        try:
-            typed = accounts.normalize_email(form.get("email", ""))
-        except Exception:
-            raise EmailMismatch() from None
-        if typed != account.email.lower():
-            raise EmailMismatch()
-        email_codes.issue_email_code(account.email, RESET_2FA_PURPOSE, account=account, flow_id=self.id,
-                                     locale=ctx.locale, ip=ctx.ip)
+        self._send_code_to_typed_address(form, ctx, RESET_2FA_PURPOSE)
         return "reset_code"
 
     def step_reset_code(self, form, ctx: Context) -> str:

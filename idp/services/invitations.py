@@ -96,7 +96,7 @@ def create(
     return invitation, url
 
 
-def resend(invitation: Invitation, *, actor: str, inviter: str, ip: str | None = None) -> str:
+def resend(invitation: Invitation, *, actor: str, inviter: str, ip: str | None = None, reason: str | None = None) -> str:
     """A fresh link, valid 14 days from now; the old link stops working."""
     state = invitation.status(clock.now())
     if state in ("accepted", "revoked"):
@@ -108,7 +108,7 @@ def resend(invitation: Invitation, *, actor: str, inviter: str, ip: str | None =
     invitation.sent_at = now
     url = _url(token)
     mailer.queue(invitation.email, "invitation", invitation.locale, **_mail_context(invitation, url, inviter))
-    audit.record("invitation.resent", actor=actor, subject=invitation.email, ip=ip, invitation=invitation.id)
+    audit.record("invitation.resent", actor=actor, subject=invitation.email, ip=ip, reason=reason, invitation=invitation.id)
     return url
 
 

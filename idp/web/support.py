@@ -101,64 +101,55 @@ def account_action(account_id, action):
     return _done(account_id, action)
 
 
-@bp.route("/connectors/<int:connector_id>/release", methods=["POST"])
-def release(connector_id):
+def _act(perform):
+    """A staff action on something shown on an account page: staff check, required
+    reason, the service call, the audit entry (by the service), back to the page."""
     staff, redirect_to = _staff()
     if redirect_to is not None:
         return redirect_to
-    connector = db.session.get(ConnectorUser, connector_id)
     owner_id = request.form.get("account_id", "")
-    if connector is None:
-        abort(404)
     try:
         reason = support.require_reason(request.form.get("reason"))
-        support.release_reset_throttle(connector, actor=_actor(staff), ip=common.client_ip(), reason=reason)
+        perform(actor=_actor(staff), ip=common.client_ip(), reason=reason)
     except DomainError as err:
         db.session.rollback()
         return _account_page(owner_id, error=err.message(), status=err.status)
     db.session.commit()
-    return _done(owner_id, "release")
+    return _done(owner_id, request.path.rsplit("/", 1)[-1])
+
+
+def _connector_or_404(connector_id: int) -> ConnectorUser:
+    connector = db.session.get(ConnectorUser, connector_id)
+    if connector is None:
+        abort(404)
+    return connector
+
+
+@bp.route("/connectors/<int:connector_id>/release", methods=["POST"])
+def release(connector_id):
+    connector = _connector_or_404(connector_id)
+    return _act(lambda **kw: support.release_reset_throttle(connector, **kw))
 
 
 @bp.route("/connectors/<int:connector_id>/unlock", methods=["POST"])
 def unlock_connector(connector_id):
     from ..services import connectors
 
-    staff, redirect_to = _staff()
-    if redirect_to is not None:
-        return redirect_to
-    connector = db.session.get(ConnectorUser, connector_id)
-    owner_id = request.form.get("account_id", "")
-    if connector is None:
-        abort(404)
-    try:
-        reason = support.require_reason(request.form.get("reason"))
-        connectors.unlock(connector, actor=_actor(staff), ip=common.client_ip(), reason=reason)
-    except DomainError as err:
-        db.session.rollback()
-        return _account_page(owner_id, error=err.message(), status=err.status)
-    db.session.commit()
-    return _done(owner_id, "unlock-connector")
+    connector = _connector_or_404(connector_id)
+    return _act(lambda **kw: connectors.unlock(connector, **kw))
 
 
 @bp.route("/invitations/<invitation_id>/<action>", methods=["POST"])
 def invitation_action(invitation_id, action):
-    staff, redirect_to = _staff()
-    if redirect_to is not None:
-        return redirect_to
     invitation = invitations.get(invitation_id)
-    owner_id = request.form.get("account_id", "")
     if invitation is None or action not in ("resend", "revoke"):
         abort(404)
-    try:
-        reason = support.require_reason(request.form.get("reason"))
+
+    def perform(actor, ip, reason):
         if action == "resend":
             inviter = invitation.firm.name if invitation.firm else gettext("Support")
-            invitations.resend(invitation, actor=_actor(staff), inviter=inviter, ip=common.client_ip())
+            invitations.resend(invitation, actor=actor, inviter=inviter, ip=ip, reason=reason)
         else:
-            invitations.revoke(invitation, actor=_actor(staff), ip=common.client_ip(), reason=reason)
-    except DomainError as err:
-        db.session.rollback()
-        return _account_page(owner_id, error=err.message(), status=err.status)
-    db.session.commit()
-    return _done(owner_id, action)
+            invitations.revoke(invitation, actor=actor, ip=ip, reason=reason)
+
+    return _act(perform)

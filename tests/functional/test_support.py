@@ -168,3 +168,22 @@ def test_cli_parity(app, cli, customer, person):
     assert actions[:4] == ["account.unlocked", "support.enable", "support.disable", "support.reset_2fa"]
     assert all(e["actor"].startswith("cli:") for e in log[:4])
     assert log[3]["reason"] == "Lost phone"
+
+
+def test_console_invitation_and_connector_actions(app, staff, cli, browser):
+    from tests.functional.test_invitations import accept_until, invite
+
+    data = invite(cli, "klant@example.com", "Bakkerij Jansen")
+    client = type(browser)(app)
+    accept_until(client, app, data["invitation_url"], "contract")
+    client.submit(accept_terms="yes", accept_privacy="yes")
+    second = invite(cli, "klant@example.com", "Tweede Zaak")
+    open_account(staff, "klant@example.com")
+    staff.submit(f"revoke-{second['id']}", reason="Sent by mistake")
+    assert staff.status == 200 and "status-revoked" in staff.text
+    (event,) = events(app, "invitation.revoked")
+    assert event.reason == "Sent by mistake" and event.actor == f"staff:{STAFF[0]}"
+    release_form = next(k for k in staff.page.forms if k.startswith("release-"))
+    staff.submit(release_form, reason="Owner asked on the phone")
+    assert staff.status == 200
+    assert events(app, "support.release_reset_throttle")[0].reason == "Owner asked on the phone"
