@@ -8,7 +8,7 @@
                                      untranslated or fuzzy messages, placeholders
                                      that differ from the English text, texts in
                                      the code that are not in the catalog yet, or
-                                     a messages.mo older than its messages.po
+                                     a messages.mo that differs from its .po
 
 English is the source language and needs no catalog; Dutch is the default.
 Run from anywhere: paths are taken relative to the repository root.
