@@ -74,6 +74,30 @@ class Mailbox:
         self._mails: list[Mail] = []
         self._taken: set[int] = set()
         self._cond = threading.Condition()
+        self._controller = None
+        self.port: int | None = None
+
+    # the relay itself: the provider's IDP_MAIL_PORT stays the same across a restart
+
+    def start_relay(self, port: int | None = None) -> None:
+        from aiosmtpd.controller import Controller
+
+        assert self._controller is None, "the SMTP sink is already running"
+        if port is not None:
+            self.port = port
+        controller = Controller(self, hostname="127.0.0.1", port=self.port)
+        controller.start()  # a stopped controller's event loop is closed: always a new one
+        self._controller = controller
+
+    def stop_relay(self) -> None:
+        """Take the SMTP sink off the network: connections to its port are refused."""
+        if self._controller is not None:
+            self._controller.stop()
+            self._controller = None
+
+    @property
+    def relay_running(self) -> bool:
+        return self._controller is not None
 
     # aiosmtpd handler hook
     async def handle_DATA(self, server, session, envelope):
@@ -117,14 +141,10 @@ class Mailbox:
 
 @pytest.fixture(scope="session")
 def mailbox():
-    from aiosmtpd.controller import Controller
-
     box = Mailbox()
-    controller = Controller(box, hostname="127.0.0.1", port=free_port())
-    controller.start()
-    box.port = controller.port
+    box.start_relay(free_port())
     yield box
-    controller.stop()
+    box.stop_relay()
 
 
 # -- processes ------------------------------------------------------------------------
@@ -222,6 +242,27 @@ class Provider:
         )
         assert result.returncode == 0, f"idp {' '.join(args)} failed ({result.returncode}):\n{result.stderr}"
         return result.stdout
+
+    def cli_json(self, *args: str):
+        """Run an ``idp`` command that prints JSON (pass ``--json``); returns the data."""
+        return json.loads(self.cli(*args))
+
+    def log_size(self) -> int:
+        return self.log.stat().st_size
+
+    def wait_for_log(self, *texts: str, since: int = 0, timeout: float = 10) -> str:
+        """The first line of the server's log, written after byte ``since``, that
+        contains every one of ``texts``."""
+        deadline = time.monotonic() + timeout
+        while True:
+            with open(self.log, "rb") as log:
+                log.seek(since)
+                for line in log.read().decode(errors="replace").splitlines():
+                    if all(text in line for text in texts):
+                        return line
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no line with {texts} in {self.log} within {timeout} s:\n{_log_tail(self.log)}")
+            time.sleep(0.1)
 
 
 @pytest.fixture(scope="session")
@@ -361,10 +402,13 @@ def page(new_context):
 
 
 @pytest.fixture
-def docs_dir() -> Path:
-    path = REPO / "docs"
-    path.mkdir(exist_ok=True)
-    return path
+def docs_dir(tmp_path_factory) -> Path:
+    """Where screenshots go: the README's docs/ with IDP_UPDATE_SCREENSHOTS=1, else a temporary folder."""
+    if os.environ.get("IDP_UPDATE_SCREENSHOTS"):
+        path = REPO / "docs"
+        path.mkdir(exist_ok=True)
+        return path
+    return tmp_path_factory.mktemp("screenshots")
 
 
 

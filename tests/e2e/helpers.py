@@ -6,6 +6,7 @@ names, ``img#totp-qr``, ``#totp-secret``, ``role="alert"`` and the portal's ids.
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from dataclasses import dataclass
@@ -49,6 +50,10 @@ class Authenticator:
         if step > now_step + 1:
             time.sleep(max(0.0, (step - 1) * self.STEP - time.time() + 0.5))
         self.last_step = step
+        return self._totp.generate_otp(step)
+
+    def code_at(self, step: int) -> str:
+        """The code the app shows during 30-second step ``step`` (nothing is recorded)."""
         return self._totp.generate_otp(step)
 
     def wrong_code(self) -> str:
@@ -154,6 +159,15 @@ def first_login(page: Page, portal_url: str, provider_url: str, mailbox, person:
     """The first sign-in of a new account, from the portal back to the portal:
     e-mail, password, the e-mail address once more, the mailed code, TOTP enrolment."""
     open_login(page, portal_url, provider_url)
+    authenticator = first_login_steps(page, mailbox, person, screenshot)
+    page.wait_for_url(portal_home(portal_url))
+    expect_signed_in(page, person)
+    return authenticator
+
+
+def first_login_steps(page: Page, mailbox, person: Person, screenshot: Path | None = None) -> Authenticator:
+    """The steps of a first sign-in, from the e-mail step until the first authenticator
+    code is submitted; where the browser goes next is the caller's to check."""
     enter_email_and_password(page, person, screenshot)
 
     # The e-mail address is verified once more, with a code sent to it.
@@ -165,7 +179,15 @@ def first_login(page: Page, portal_url: str, provider_url: str, mailbox, person:
     response = submit(page, email_code=code)
     assert response.ok, f"e-mail code step answered {response.status}: {alert_text(page)}"
 
-    # Enrolment: a QR code that really renders, and the manual key.
+    authenticator = enrol_authenticator(page)
+    person.authenticator = authenticator
+    submit(page, totp_code=authenticator.code())
+    return authenticator
+
+
+def enrol_authenticator(page: Page) -> Authenticator:
+    """On the enrolment step: check that the QR code really renders and read the manual
+    key into a new authenticator app (the caller submits its first code)."""
     qr = page.locator("img#totp-qr")
     expect(qr).to_be_visible()
     box = qr.bounding_box()
@@ -175,13 +197,7 @@ def first_login(page: Page, portal_url: str, provider_url: str, mailbox, person:
     secret_text = page.locator("#totp-secret").inner_text()
     secret = re.sub(r"\s+", "", secret_text)
     assert re.fullmatch(r"[A-Z2-7]{16,}=*", secret), f"not a base32 key: {secret_text!r}"
-    authenticator = Authenticator(secret)
-    person.authenticator = authenticator
-
-    submit(page, totp_code=authenticator.code())
-    page.wait_for_url(portal_home(portal_url))
-    expect_signed_in(page, person)
-    return authenticator
+    return Authenticator(secret)
 
 
 def login(page: Page, portal_url: str, provider_url: str, person: Person) -> None:
@@ -203,3 +219,86 @@ def expect_signed_in(page: Page, person: Person) -> None:
     claims = page.locator("#claims")
     expect(claims).to_be_visible()
     expect(claims).to_contain_text(person.sub)
+
+
+# -- mail, invitations, the portal's claims ------------------------------------------------
+
+
+def link_in(mail, base_url: str) -> str:
+    """The one link under ``base_url`` in a mail's text part."""
+    links = sorted(set(re.findall(re.escape(base_url) + r"/[^\s<>\"']+", mail.text)))
+    assert len(links) == 1, f"expected one link under {base_url} in {mail.subject!r}, found {links}:\n{mail.text}"
+    return links[0]
+
+
+RULE_OK = re.compile(r"(^|\s)ok(\s|$)")
+RULE_BAD = re.compile(r"(^|\s)bad(\s|$)")
+
+
+def type_new_password(page: Page, password: str, confirmation: str | None = None) -> None:
+    """Type a new password and its confirmation as a person does (the page checks them
+    live against the policy)."""
+    field(page, "password").fill(password)
+    field(page, "password_confirm").fill(password if confirmation is None else confirmation)
+
+
+def expect_password_rules(page: Page, *, ok: list[str] | None = None, bad: list[str] | None = None) -> None:
+    """The live policy list ``#password-rules``: each named rule shown as met or not.
+    Without ``ok``/``bad``: every rule is met."""
+    rules = page.locator("#password-rules li")
+    if ok is None and bad is None:
+        expect(rules.first).to_be_visible()
+        for i in range(rules.count()):
+            expect(rules.nth(i)).to_have_class(RULE_OK)
+        return
+    for name in ok or []:
+        expect(page.locator(f"#password-rules li[data-rule={name}]")).to_have_class(RULE_OK)
+    for name in bad or []:
+        expect(page.locator(f"#password-rules li[data-rule={name}]")).to_have_class(RULE_BAD)
+
+
+def accept_invitation(page: Page, url: str, mailbox, email: str, password: str, *,
+                      weak_password: str | None = None, contract: tuple[str, ...] = ()) -> None:
+    """F2 in the browser, from the link in the invitation mail to the done page: Next,
+    the mailed code, a new password (the live policy list turns all green first; a
+    ``weak_password`` is typed before it and must show as bad), the contract data
+    (``contract``: texts it must show), terms and privacy, confirm."""
+    page.goto(url)
+    expect(page.locator("#invitation-email")).to_have_text(email)
+    response = submit(page)
+    assert response.ok, f"the invitation's first step answered {response.status}: {alert_text(page)}"
+
+    expect(field(page, "email_code")).to_be_visible()
+    response = submit(page, email_code=mailbox.code_for(email))
+    assert response.ok, f"the invitation's code step answered {response.status}: {alert_text(page)}"
+
+    expect(field(page, "password")).to_be_visible()
+    if weak_password is not None:
+        type_new_password(page, weak_password)
+        expect_password_rules(page, ok=["length", "confirmed"], bad=["not_common", "strong"])
+    type_new_password(page, password)
+    expect_password_rules(page)
+    response = submit(page)
+    assert response.ok, f"the invitation's password step answered {response.status}: {alert_text(page)}"
+
+    details = page.locator("#contract")
+    expect(details).to_contain_text(email)
+    for text in contract:
+        expect(details).to_contain_text(text)
+    field(page, "accept_terms").check()
+    field(page, "accept_privacy").check()
+    response = submit(page)
+    assert response.ok, f"confirming the invitation answered {response.status}: {alert_text(page)}"
+    expect(page.locator("#step")).to_have_count(0)
+    expect(page.locator("a#continue")).to_be_visible()
+
+
+def portal_administrations(page: Page) -> dict[str, list[dict]]:
+    """The ``administrations`` claim as the portal shows it, per table that has it:
+    ``{"#claims": [...], "#userinfo": [...]}`` (ID token claims, userinfo answer)."""
+    found = {}
+    for table in ("#claims", "#userinfo"):
+        row = page.locator(f"{table} tr").filter(has=page.locator("th", has_text=re.compile(r"^\s*administrations\s*$")))
+        if row.count():
+            found[table] = json.loads(row.locator("td").inner_text())
+    return found

@@ -8,7 +8,6 @@ of a provider app; the posted solution goes through ``captcha.verify()``.
 from __future__ import annotations
 
 import datetime as dt
-import os
 import secrets
 import threading
 import time
@@ -16,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from flask import Flask, g, jsonify, render_template_string, request
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 from werkzeug.serving import make_server
 
 from idp import clock
@@ -27,8 +26,6 @@ from idp.web.common import security_headers
 pytestmark = pytest.mark.e2e
 
 REPO = Path(__file__).resolve().parents[2]
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 TIMEOUT_MS = 30_000
 
 PAGE = """<!doctype html>
@@ -101,13 +98,10 @@ def site(app):
 
 
 @pytest.fixture(scope="module")
-def chromium():
-    if not (os.path.isfile(CHROMIUM) and os.access(CHROMIUM, os.X_OK)):
-        pytest.fail(f"the browser tests need Debian's Chromium at {CHROMIUM} (they never download one)", pytrace=False)
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
+def chromium(browser):
+    """The session's Chromium (conftest.py): one process may run only one Playwright
+    sync API at a time, so this module does not start a second one."""
+    return browser
 
 
 @pytest.fixture
