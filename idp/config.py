@@ -47,7 +47,8 @@ DEFAULTS: dict = {
     "RATELIMIT_ENABLED": True,
     # Readable limit strings (Flask-Limiter / limits syntax).
     "RATELIMIT_LOGIN_PER_IP": "30 per minute; 300 per hour",
-    "RATELIMIT_TOKEN_PER_IP": "",
+    # Sign-in tries per e-mail address, whether or not it has an account (on top of the lockout).
+    "RATELIMIT_LOGIN_PER_ACCOUNT": "20 per hour",
     # Lifetimes in seconds.
     "FLOW_LIFETIME": 30 * 60,
     "EMAIL_CODE_LIFETIME": 10 * 60,

@@ -8,10 +8,12 @@ from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import func, select
 
 from .. import clock
-from ..errors import AccountDisabled, AccountLocked, InvalidCredentials, InvalidEmail, InvalidTotp
+from ..errors import AccountDisabled, AccountLocked, InvalidCredentials, InvalidEmail, InvalidTotp, TooManyAttempts
 from ..extensions import db
 from ..models import Account
-from . import audit, lockout, mailer, passwords, password_policy, sessions, totp
+from flask_babel import lazy_gettext as _l
+
+from . import audit, lockout, mailer, passwords, password_policy, sessions, throttles, totp
 from ..errors import PasswordRejected
 
 
@@ -69,6 +71,9 @@ def _count_failure(account: Account, ip: str | None, what: str) -> None:
 def check_password(email: str, password: str, *, ip: str | None) -> Account:
     """The account whose password this is, or InvalidCredentials (the same for an unknown
     address, at the same cost). A locked or disabled account is refused whatever the password."""
+    if not throttles.allow("login-account", email, "RATELIMIT_LOGIN_PER_ACCOUNT"):
+        audit.record("login.throttled", subject=email, outcome="failure", ip=ip)
+        raise TooManyAttempts(_l("Too many sign-in attempts for this address. Wait a while and try again."))
     account = find_by_email(email)
     ok = passwords.verify_password(account.password_hash if account else None, password or "")
     if account is None:
