@@ -308,12 +308,15 @@ class IdpRevocationEndpoint(RevocationEndpoint):
 
 class IdpUserInfoEndpoint(UserInfoEndpoint):
     def __call__(self, request):
+        """Claims of the person behind the token; a machine token (no person) is refused."""
+        from authlib.consts import default_json_headers
         from authlib.oauth2.rfc6750.errors import InvalidTokenError
 
         token = self.resource_protector.acquire_token("openid")
-        if token.get_user() is None:
+        user = token.get_user()
+        if user is None:
             raise InvalidTokenError()
-        return super().__call__(request)
+        return 200, self.generate_user_info(user, token.scope), default_json_headers
     def get_issuer(self):
         return current_app.config["ISSUER"]
 

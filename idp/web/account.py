@@ -7,7 +7,6 @@ from flask_babel import gettext
 
 from ..errors import DomainError
 from ..extensions import db, limiter
-from ..models import Administration
 from ..services import accounts, administrations, password_policy
 from . import common
 from .login import start_for
