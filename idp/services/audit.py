@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from ..extensions import db
 from ..models import Account, AuditEvent
@@ -37,7 +37,7 @@ def record(
 def recent(subject: str | None = None, limit: int = 50) -> list[AuditEvent]:
     query = select(AuditEvent).order_by(AuditEvent.id.desc()).limit(limit)
     if subject:
-        query = query.where(AuditEvent.subject == subject.strip().lower())
+        query = query.where(func.lower(AuditEvent.subject) == subject.strip().lower())
     return list(db.session.scalars(query))
 
 

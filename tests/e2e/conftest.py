@@ -116,19 +116,27 @@ class Mailbox:
         with self._cond:
             return [m for m in self._mails if to is None or m.to == to.lower()]
 
-    def wait_for_mail(self, to: str, timeout: float = 15) -> Mail:
+    def wait_for_mail(self, to: str, timeout: float = 15, match: str | re.Pattern | None = None) -> Mail:
+        """The next mail to ``to`` not handed out yet; with ``match``, the next one whose
+        subject or text contains that regular expression (mails skipped over stay
+        available for later calls)."""
         to = to.lower()
+        pattern = re.compile(match) if match is not None else None
         deadline = time.monotonic() + timeout
         with self._cond:
             while True:
                 for i, mail in enumerate(self._mails):
-                    if i not in self._taken and mail.to == to:
-                        self._taken.add(i)
-                        return mail
+                    if i in self._taken or mail.to != to:
+                        continue
+                    if pattern is not None and not (pattern.search(mail.subject) or pattern.search(mail.text)):
+                        continue
+                    self._taken.add(i)
+                    return mail
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     seen = sorted({m.to for m in self._mails})
-                    raise AssertionError(f"no mail to {to} within {timeout} s (mail arrived for: {seen})")
+                    wanted = f" matching {pattern.pattern!r}" if pattern is not None else ""
+                    raise AssertionError(f"no mail to {to}{wanted} within {timeout} s (mail arrived for: {seen})")
                 self._cond.wait(remaining)
 
     def code_for(self, to: str, timeout: float = 15) -> str:
