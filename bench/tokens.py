@@ -198,6 +198,11 @@ def cmdline(pid: int) -> str:
     return raw.replace(b"\0", b" ").decode(errors="replace").strip()
 
 
+def _argv_key(cmd: str) -> list[str]:
+    """A command line with every path reduced to its last part."""
+    return [os.path.basename(a) for a in cmd.split()]
+
+
 def server_memory(root_pid: int) -> list[tuple[str, int, int | None, str]]:
     """(role, pid, RSS KiB, cmdline) for a pre-fork server started as root_pid.
 
@@ -221,7 +226,7 @@ def server_memory(root_pid: int) -> list[tuple[str, int, int | None, str]]:
         # A pre-forked worker shares its master's command line; anything
         # else (e.g. a mail delivery loop) is a helper process.
         kid_cmd = cmdline(kid)
-        same = kid_cmd == master_cmd or kid_cmd.split()[1:] == master_cmd.split()[1:]
+        same = _argv_key(kid_cmd) == _argv_key(master_cmd)
         rows.append(("worker" if same else "helper", kid, rss_kib(kid), kid_cmd))
     return rows
 
@@ -403,6 +408,8 @@ def bench_node(procs: Processes, tmp: Path, args: argparse.Namespace) -> TokenRu
                        args, proc.pid)
     except BenchError as exc:
         run.error = str(exc)
+    except Exception as exc:  # noqa: BLE001 - report, and let the idp part run
+        run.error = f"{type(exc).__name__}: {exc}"
     finally:
         if proc is not None:
             procs.stop(proc)
@@ -484,6 +491,9 @@ def start_idp(procs: Processes, tmp: Path, args: argparse.Namespace,
         "IDP_ISSUER": issuer,
         "IDP_RATELIMIT_ENABLED": "false",
         "IDP_SECRET_KEY": secrets.token_hex(32),
+        # gunicorn (>= 25.1) puts its control socket in $XDG_RUNTIME_DIR, else
+        # in ~/.gunicorn/: keep this instance's socket in the temporary directory.
+        "XDG_RUNTIME_DIR": str(tmp),
     })
     for key in ("IDP_REDIS_URL",):  # in-process state only; a fresh instance
         env.pop(key, None)
@@ -516,8 +526,12 @@ def bench_idp_tokens(server: IdpServer, args: argparse.Namespace) -> TokenRun:
         if urllib.parse.urlsplit(token_endpoint).hostname != HOST:
             raise BenchError(f"token_endpoint {token_endpoint} is not on {HOST}")
         measure_tokens(run, token_endpoint, client_id, secret, args, server.proc.pid)
-    except (BenchError, KeyError, TypeError) as exc:
-        run.error = str(exc) if isinstance(exc, BenchError) else f"unexpected output: {exc!r}"
+    except BenchError as exc:
+        run.error = str(exc)
+    except (KeyError, TypeError) as exc:
+        run.error = f"unexpected output of `idp clients create`: {exc!r}"
+    except Exception as exc:  # noqa: BLE001 - report, and let the login part run
+        run.error = f"{type(exc).__name__}: {exc}"
     return run
 
 
@@ -710,19 +724,26 @@ class LoginDriver:
 
     MAX_STEPS = 15
     MAX_REDIRECTS = 10
-    trail: list[str] = []  # the visible fields of each step of the last login
+    trail: list[str]  # the visible fields of each step of the last login
 
     def __init__(self, client: LoginClient, mail: MailSink, timeout: float) -> None:
         self.client = client
         self.mail = mail
         self.timeout = timeout
+        self._mail_since = mail.count()  # mails before this index are not for this login
+        self.trail = []
 
     def login(self, account: Account) -> dict:
-        import pyotp
+        """One complete login in a fresh cookie jar; returns the token response."""
         import requests
 
-        http = requests.Session()
-        http.headers["Accept-Language"] = "en"
+        with requests.Session() as http:
+            http.headers["Accept-Language"] = "en"
+            return self._login(http, account)
+
+    def _login(self, http, account: Account) -> dict:
+        import pyotp
+
         verifier = secrets.token_urlsafe(48)
         challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
         state = secrets.token_urlsafe(16)
@@ -817,8 +838,6 @@ class LoginDriver:
                 raw = http.get(action, params=data, allow_redirects=False, timeout=self.timeout)
             resp, url = self._follow(http, raw)
         raise BenchError(f"login did not finish within {self.MAX_STEPS} steps: {' -> '.join(trail)}")
-
-    _mail_since = 0
 
     def _follow(self, http, resp):
         """Follow redirects by hand; stop (None, location) at the client's redirect_uri."""
