@@ -507,7 +507,7 @@ def start_idp(procs: Processes, tmp: Path, args: argparse.Namespace,
     log = tmp / "idp-serve.log"
     with open(log, "wb") as fh:
         proc = procs.start("idp", [idp_executable(), "serve", "--host", HOST, "--port", str(port),
-                                   "--workers", str(args.workers)],
+                                   "--workers", str(args.workers), "--server", args.server],
                            env=env, cwd=workdir, stdout=fh, stderr=subprocess.STDOUT,
                            stdin=subprocess.DEVNULL)
     discovery = wait_http_ok(f"{issuer}/.well-known/openid-configuration", proc, log, timeout=60)
@@ -1165,6 +1165,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--warmup", type=int, default=3, help="seconds of unmeasured warm-up load (3)")
     p.add_argument("--wrk-timeout", type=int, default=5, help="wrk per-request timeout, seconds (5)")
     p.add_argument("--workers", type=int, default=2, help="idp serve --workers (2)")
+    p.add_argument("--server", choices=["granian", "gunicorn"], default="granian",
+                   help="idp serve --server: the WSGI server (granian)")
     p.add_argument("--node-workers", type=int, default=1,
                    help="node-oidc-provider processes (node:cluster); 1 = one event loop (1)")
     p.add_argument("--logins", type=int, default=20, help="accounts / measured logins (20; 0 skips)")

@@ -92,18 +92,58 @@ def register(app) -> None:
 @click.option("--port", default=5000, show_default=True, type=int)
 @click.option("--workers", default=2, show_default=True, type=click.IntRange(1, 64))
 @click.option("--threads", default=4, show_default=True, type=click.IntRange(1, 64), help="Threads per worker.")
+@click.option(
+    "--server",
+    type=click.Choice(["granian", "gunicorn"]),
+    default="granian",
+    show_default=True,
+    help="The WSGI server (see bench/README.md for why granian is the default).",
+)
 @click.option("--no-mail", is_flag=True, help="Do not run the mail delivery loop beside the server.")
 @with_appcontext
-def serve(host, port, workers, threads, no_mail):
-    """Serve production-style with gunicorn, and deliver queued mail."""
-    from gunicorn.app.base import BaseApplication
-
+def serve(host, port, workers, threads, server, no_mail):
+    """Serve production-style (N worker processes), and deliver queued mail."""
     from .extensions import db
     from .services import keys
 
     keys.ensure()
     db.session.remove()
     db.engine.dispose()
+    deliverer = None
+    if not no_mail:
+        deliverer = subprocess.Popen([sys.executable, "-m", "idp.cli", "mail", "deliver", "--loop"])
+    try:
+        click.echo(f"idp serving on http://{host}:{port} with {workers} {server} workers", err=True)
+        (_serve_granian if server == "granian" else _serve_gunicorn)(host, port, workers, threads)
+    finally:
+        if deliverer is not None:
+            deliverer.send_signal(signal.SIGTERM)
+            try:
+                deliverer.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                deliverer.kill()
+
+
+def _serve_granian(host, port, workers, threads):
+    from granian import Granian
+    from granian.constants import Interfaces
+
+    Granian(
+        "idp:create_app",
+        factory=True,
+        address=host,
+        port=port,
+        interface=Interfaces.WSGI,
+        websockets=False,
+        workers=workers,
+        blocking_threads=threads,
+        respawn_failed_workers=True,
+        log_access=False,
+    ).serve()
+
+
+def _serve_gunicorn(host, port, workers, threads):
+    from gunicorn.app.base import BaseApplication
 
     class Server(BaseApplication):
         def load_config(self):
@@ -123,19 +163,7 @@ def serve(host, port, workers, threads, no_mail):
 
             return create_app()
 
-    deliverer = None
-    if not no_mail:
-        deliverer = subprocess.Popen([sys.executable, "-m", "idp.cli", "mail", "deliver", "--loop"])
-    try:
-        click.echo(f"idp serving on http://{host}:{port} with {workers} workers", err=True)
-        Server().run()
-    finally:
-        if deliverer is not None:
-            deliverer.send_signal(signal.SIGTERM)
-            try:
-                deliverer.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                deliverer.kill()
+    Server().run()
 
 
 # -- clients ----------------------------------------------------------------------

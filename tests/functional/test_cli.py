@@ -121,3 +121,35 @@ def test_migrations_match_the_models(tmp_path):
     with create_engine(url).connect() as connection:
         diff = compare_metadata(MigrationContext.configure(connection), db.metadata)
     assert diff == []
+
+
+@pytest.mark.parametrize("server", ["granian", "gunicorn"])
+def test_serve_answers_on_both_servers(server, tmp_path):
+    import signal
+    import time
+    import urllib.request
+
+    from tests.smtp_sink import free_port
+
+    port = free_port()
+    env = {"IDP_DATABASE_URL": f"sqlite:///{tmp_path}/serve.db", "IDP_ISSUER": f"http://127.0.0.1:{port}",
+           "XDG_RUNTIME_DIR": str(tmp_path)}
+    assert run_idp(env, "db", "upgrade", tmp_path=tmp_path).returncode == 0
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("IDP_")}
+    full_env.update({"IDP_INSTANCE_PATH": str(tmp_path), "IDP_ENV": "development", **env})
+    proc = subprocess.Popen([sys.executable, "-m", "idp.cli", "serve", "--port", str(port), "--workers", "1",
+                             "--server", server, "--no-mail"], env=full_env, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/.well-known/openid-configuration", timeout=2) as r:
+                    assert json.load(r)["issuer"] == f"http://127.0.0.1:{port}"
+                    break
+            except OSError:
+                assert time.monotonic() < deadline, "the server did not answer"
+                time.sleep(0.2)
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=20)
