@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import JSON, DateTime, Integer, String, event
+from sqlalchemy import JSON, Integer, String, event
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ..extensions import db

@@ -12,14 +12,14 @@ from authlib.oauth2.rfc6750 import BearerTokenValidator
 from authlib.oauth2.rfc7009 import RevocationEndpoint
 from authlib.oauth2.rfc7636 import CodeChallenge
 from authlib.oauth2.rfc7662 import IntrospectionEndpoint
-from authlib.oidc.core import OpenIDCode, UserInfo, UserInfoEndpoint
+from authlib.oidc.core import OpenIDCode, UserInfoEndpoint
 from authlib.oidc.rpinitiated import EndSessionEndpoint
 from flask import current_app, g
 from sqlalchemy import select
 
 from .. import clock
 from ..extensions import db
-from ..models import Account, AuthorizationCode, Client, Token
+from ..models import AuthorizationCode, Client
 from ..services.crypto import token_hash
 from . import claims, machine_tokens, tokens
 
@@ -175,7 +175,6 @@ class ConnectorPasswordGrant(grants.ResourceOwnerPasswordCredentialsGrant):
     TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
 
     def authenticate_user(self, username, password):
-        from authlib.oauth2.rfc6749.errors import InvalidGrantError
 
         from ..services import connectors
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 
 from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import func, select

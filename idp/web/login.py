@@ -6,7 +6,6 @@ from urllib.parse import urlencode
 
 from flask import Blueprint, current_app, g, redirect, render_template, request, url_for
 
-from .. import clock
 from ..errors import DomainError, FlowExpired
 from ..extensions import db, limiter
 from ..flows import LoginFlow

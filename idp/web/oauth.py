@@ -16,7 +16,7 @@ from sqlalchemy import select
 
 from .. import clock
 from ..errors import DomainError
-from ..extensions import csrf, db, limiter
+from ..extensions import csrf, db
 from ..flows import LoginFlow
 from ..models import Consent
 from ..oauth import authorization, backchannel

@@ -12,7 +12,6 @@ from sqlalchemy import func, select
 from idp import clock
 from idp.extensions import db
 from idp.models import Account, Administration, ConnectorUser, FirmClient, Invitation, Membership
-from idp.services import totp
 from tests.helpers import code_from_mail, exchange_code, last_mail, mail_count
 
 GOOD_PASSWORD = "Zomer-fiets-42-Kaas"

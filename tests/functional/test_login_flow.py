@@ -11,7 +11,7 @@ from idp import clock
 from idp.extensions import db
 from idp.models import Account, AuditEvent
 from idp.services import totp
-from tests.helpers import code_from_mail, exchange_code, mail_count
+from tests.helpers import code_from_mail, mail_count
 
 
 def start(browser, client, **params):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs
 
 import pytest
 from joserfc import jwt
@@ -16,7 +16,6 @@ from tests.helpers import (
     basic,
     exchange_code,
     make_client,
-    parse,
     pkce_pair,
     token_request,
 )
@@ -454,7 +453,6 @@ def test_security_headers_on_pages(browser, portal):
 def test_backchannel_logout(app, browser, person):
     import threading
     from http.server import BaseHTTPRequestHandler, HTTPServer
-    from urllib.parse import parse_qs
 
     received = []
 

@@ -9,9 +9,9 @@ from sqlalchemy import select
 
 from idp import clock
 from idp.extensions import db
-from idp.models import Account, OutboxMail
+from idp.models import OutboxMail
 from idp.services import totp
-from tests.functional.test_protocol import FULL, introspect, refresh, tokens_for
+from tests.functional.test_protocol import FULL, introspect, refresh
 from tests.helpers import code_from_mail, last_mail, mail_count
 
 NEW_PASSWORD = "Winter-boot-77-Haring"
@@ -137,7 +137,6 @@ def test_reset_two_step_verification(app, browser, portal, person, enrolled):
 
 def test_reset_2fa_needs_the_password_first(app, browser, portal, person, enrolled):
     to_password_step(browser, portal, person["email"])
-    import re
 
     assert 'id="reset-2fa"' not in browser.text
     browser.get(browser.url + "/reset-2fa")

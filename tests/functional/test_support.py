@@ -11,7 +11,6 @@ from sqlalchemy import select
 from idp import clock
 from idp.extensions import db
 from idp.models import Account, AuditEvent
-from idp.services import totp
 from tests.functional.test_protocol import FULL, introspect, refresh
 from tests.helpers import exchange_code, last_mail
 
@@ -77,7 +76,7 @@ def test_search_and_account_page(app, staff, customer, person):
 
 
 def test_reset_2fa_with_a_reason(app, staff, customer, person, portal):
-    href = open_account(staff, person["email"])
+    open_account(staff, person["email"])
     staff.submit("reset-2fa", reason="", confirm="yes")
     assert staff.status == 400 and staff.alert
     staff.submit("reset-2fa", reason="Lost phone, called from known number")

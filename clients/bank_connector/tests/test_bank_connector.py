@@ -19,12 +19,13 @@ import sys
 import time
 from base64 import b64decode
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
+from urllib.parse import unquote
 
 import pytest
+
+from clients.testing import InProcessAdapter
 import requests
 from flask import Flask, jsonify, request
-from requests.structures import CaseInsensitiveDict
 
 from clients.bank_connector import ConfigError, Settings, load_settings, main
 
@@ -130,38 +131,6 @@ class FakeProvider:
             return jsonify(active=True, token_type="Bearer", scope="", iss=ISSUER, iat=data["exp"] - 3600, **data)
 
         return app
-
-
-class InProcessAdapter(requests.adapters.BaseAdapter):
-    """Hands a prepared ``requests`` request to a Flask app's test client."""
-
-    def __init__(self, app: Flask):
-        super().__init__()
-        self.client = app.test_client()
-
-    def send(self, request, **kwargs):
-        url = urlsplit(request.url)
-        headers = {k: v for k, v in request.headers.items() if k.lower() != "content-length"}
-        body = request.body.encode() if isinstance(request.body, str) else request.body
-        result = self.client.open(
-            url.path,
-            base_url=f"{url.scheme}://{url.netloc}",
-            query_string=url.query,
-            method=request.method,
-            headers=headers,
-            data=body,
-        )
-        response = requests.Response()
-        response.status_code = result.status_code
-        response.headers = CaseInsensitiveDict(dict(result.headers))
-        response._content = result.get_data()
-        response.encoding = "utf-8"
-        response.url = request.url
-        response.request = request
-        return response
-
-    def close(self):
-        pass
 
 
 @pytest.fixture

@@ -22,12 +22,13 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
+
+from clients.testing import InProcessAdapter
 import requests
 from authlib.oidc.core.util import create_half_hash
 from flask import Flask, jsonify, request
 from joserfc import jwt
 from joserfc.jwk import KeySet, RSAKey
-from requests.structures import CaseInsensitiveDict
 
 from clients.portal import ConfigError, create_app
 from clients.portal.app import load_settings
@@ -180,38 +181,6 @@ class FakeProvider:
             return jsonify({**ANN, "sub": sub, "locale": "nl-NL"})
 
         return app
-
-
-class InProcessAdapter(requests.adapters.BaseAdapter):
-    """Hands a prepared ``requests`` request to a Flask app's test client."""
-
-    def __init__(self, app: Flask):
-        super().__init__()
-        self.client = app.test_client()
-
-    def send(self, request, **kwargs):
-        url = urlsplit(request.url)
-        headers = {k: v for k, v in request.headers.items() if k.lower() != "content-length"}
-        body = request.body.encode() if isinstance(request.body, str) else request.body
-        result = self.client.open(
-            url.path,
-            base_url=f"{url.scheme}://{url.netloc}",
-            query_string=url.query,
-            method=request.method,
-            headers=headers,
-            data=body,
-        )
-        response = requests.Response()
-        response.status_code = result.status_code
-        response.headers = CaseInsensitiveDict(dict(result.headers))
-        response._content = result.get_data()
-        response.encoding = "utf-8"
-        response.url = request.url
-        response.request = request
-        return response
-
-    def close(self):
-        pass
 
 
 @pytest.fixture(scope="module")
