@@ -6,7 +6,7 @@ from __future__ import annotations
 from flask_babel import lazy_gettext as _l
 
 from .. import clock
-from ..errors import DomainError, EmailMismatch, StepOutOfOrder
+from ..errors import DomainError, EmailMismatch, ResendTooSoon, StepOutOfOrder
 from ..extensions import db
 from ..models import Account, Consent
 from ..services import accounts, email_codes, totp
@@ -52,9 +52,10 @@ class LoginFlow(FlowMachine):
         return cls.create(data={"authorize": authorize_params, "login_hint": login_hint, "ui_locales": ui_locales})
 
     @classmethod
-    def for_consent(cls, account: Account, authorize_params: dict, ui_locales: str | None = None):
-        flow = cls.create(state="consent", account_id=account.id, data={"authorize": authorize_params, "ui_locales": ui_locales})
-        return flow
+    def for_consent(cls, account: Account, sid: str, authorize_params: dict, ui_locales: str | None = None):
+        """Consent in a session that exists already (no sign-in happens in this flow)."""
+        return cls.create(state="consent", account_id=account.id,
+                          data={"authorize": authorize_params, "ui_locales": ui_locales, "sid": sid})
 
     # -- helpers -------------------------------------------------------------
 
@@ -153,20 +154,24 @@ class LoginFlow(FlowMachine):
         only an existing account gets a mail."""
         email = accounts.normalize_email(form.get("email", ""))
         self.update_data(reset_email=email)
-        account = accounts.find_by_email(email)
-        if account is not None and account.disabled_at is None:
-            email_codes.issue_email_code(email, FORGOT_PURPOSE, account=account, flow_id=self.id, locale=ctx.locale, ip=ctx.ip)
-        else:
-            email_codes.render_for_timing(ctx.locale)
+        self._send_forgot_code(email, ctx)
         return "forgot_code"
 
-    def _resend_forgot(self, ctx: Context) -> None:
-        account = accounts.find_by_email(self.data.get("reset_email", ""))
-        if account is not None and account.disabled_at is None:
-            email_codes.issue_email_code(account.email, FORGOT_PURPOSE, account=account, flow_id=self.id,
-                                         locale=ctx.locale, ip=ctx.ip)
-        else:
+    def _send_forgot_code(self, email: str, ctx: Context) -> None:
+        """A code for an existing, usable account; for anyone else (and when a code went out a
+        moment ago) the same work without a mail, so the answer never tells."""
+        account = accounts.find_by_email(email)
+        if account is None or account.disabled_at is not None:
             email_codes.render_for_timing(ctx.locale)
+            return
+        try:
+            email_codes.issue_email_code(email, FORGOT_PURPOSE, account=account, flow_id=self.id, locale=ctx.locale,
+                                         ip=ctx.ip)
+        except ResendTooSoon:
+            email_codes.render_for_timing(ctx.locale)
+
+    def _resend_forgot(self, ctx: Context) -> None:
+        self._send_forgot_code(self.data.get("reset_email", ""), ctx)
 
     def step_forgot_code(self, form, ctx: Context) -> str:
         email = self.data.get("reset_email", "")

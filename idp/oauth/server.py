@@ -15,11 +15,11 @@ from authlib.oauth2.rfc7662 import IntrospectionEndpoint
 from authlib.oidc.core import OpenIDCode, UserInfoEndpoint
 from authlib.oidc.rpinitiated import EndSessionEndpoint
 from flask import current_app, g
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from .. import clock
 from ..extensions import db
-from ..models import AuthorizationCode, Client
+from ..models import AuthorizationCode, Client, Token
 from ..services.crypto import token_hash
 from . import claims, machine_tokens, tokens
 
@@ -117,19 +117,24 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
                 AuthorizationCode.code_hash == token_hash(code), AuthorizationCode.client_id == client.get_client_id()
             )
         )
-        if row is None:
+        if row is None or row.is_expired() and row.used_at is None:
             return None
-        if row.used_at is not None:
+        # Claim the code in one conditional UPDATE, so two requests racing with the same
+        # code cannot both pass; the loser is treated as reuse.
+        claimed = db.session.execute(
+            update(AuthorizationCode)
+            .where(AuthorizationCode.id == row.id, AuthorizationCode.used_at.is_(None))
+            .values(used_at=clock.now())
+        ).rowcount
+        db.session.commit()
+        if not claimed:
             tokens.report_reuse("authorization_code", row, client.get_client_id())
-            return None
-        if row.is_expired():
             return None
         return row
 
     def delete_authorization_code(self, authorization_code):
-        # Kept, marked used: a second redemption is then recognised as reuse.
-        authorization_code.used_at = clock.now()
-        db.session.commit()
+        # Kept, marked used (when it was claimed): a second redemption is recognised as reuse.
+        pass
 
     def authenticate_user(self, authorization_code):
         account = authorization_code.account
@@ -151,6 +156,16 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
                 # A rotated-away refresh token came back: someone holds a copy.
                 tokens.report_reuse("refresh_token", row, row.client_id)
             return None
+        # Rotate in one conditional UPDATE: of two racing requests only one wins.
+        claimed = db.session.execute(
+            update(Token)
+            .where(Token.id == row.id, Token.refresh_used_at.is_(None), Token.revoked_at.is_(None))
+            .values(refresh_used_at=clock.now())
+        ).rowcount
+        db.session.commit()
+        if not claimed:
+            tokens.report_reuse("refresh_token", row, row.client_id)
+            return None
         return row
 
     def authenticate_user(self, refresh_token):
@@ -160,8 +175,8 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
         return account
 
     def revoke_old_credential(self, refresh_token):
-        refresh_token.refresh_used_at = clock.now()
-        db.session.commit()
+        # Already marked used when it was claimed in authenticate_refresh_token.
+        pass
 
 
 class ClientCredentialsGrant(grants.ClientCredentialsGrant):
@@ -250,10 +265,14 @@ class IdpIntrospectionEndpoint(IntrospectionEndpoint):
     def authenticate_token(self, request, client):
         self.check_params(request, client)
         g.introspected_string = request.form.get("token", "")
-        return self.query_token(request.form["token"], request.form.get("token_type_hint"))
+        token = self.query_token(request.form["token"], request.form.get("token_type_hint"))
+        if token is not None and not self.check_permission(token, client, request):
+            return None
+        return token
 
     def check_permission(self, token, client, request):
-        return True
+        # A client learns about its own tokens only (others get {"active": false}).
+        return token.check_client(client)
 
     def introspect_token(self, token, kind="access_token"):
         payload = {

@@ -29,6 +29,7 @@ def generate_bearer_token(grant_type, client, user=None, scope=None, expires_in=
     client-credentials tokens are self-contained."""
     expires_in = expires_in or current_app.config["ACCESS_TOKEN_LIFETIME"]
     machine = grant_type in ("client_credentials", "password")
+    scope = client.get_allowed_scope(scope)
     if machine:
         scope = " ".join(s for s in (scope or "").split() if s not in PERSONAL_SCOPES)
     if grant_type == "client_credentials":

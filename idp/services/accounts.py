@@ -113,6 +113,7 @@ def check_totp(account: Account, code: str, *, ip: str | None) -> None:
 
 def enrol_totp(account: Account, secret: str, code: str, *, ip: str | None) -> None:
     """Make ``secret`` the account's authenticator once the first code from it is right."""
+    _check_usable(account)
     counter = totp.matching_counter(secret, code)
     if counter is None:
         audit.record("totp.enrol", actor=account.id, account=account, outcome="failure", ip=ip)
@@ -135,7 +136,7 @@ def set_password(account: Account, password: str, confirmation: str | None, *, i
         raise PasswordRejected(verdict.failed())
     account.password_hash = passwords.hash_password(password)
     account.password_changed_at = clock.now()
-    ended = sessions.end_all_for(account, except_sid=keep_sid)
+    ended = sessions.end_all_for(account, except_sid=keep_sid, notify=True)
     revoked = tokens.revoke_for_account(account)
     audit.record("password.changed", actor=actor or account.id, account=account, ip=ip, sessions_ended=ended,
                  tokens_revoked=revoked)

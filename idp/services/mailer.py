@@ -103,6 +103,7 @@ def deliver_due(limit: int = 50) -> tuple[int, int]:
             item.claimed_until = None
             if item.attempts >= current_app.config["MAIL_MAX_ATTEMPTS"]:
                 item.status = "abandoned"
+                item.text, item.html = "", None
                 log.error("mail %s to %s abandoned after %s attempts: %s", item.id, item.recipient, item.attempts, exc)
             else:
                 backoff = min(current_app.config["MAIL_RETRY_BASE"] * 2 ** (item.attempts - 1), 3600)
@@ -114,6 +115,8 @@ def deliver_due(limit: int = 50) -> tuple[int, int]:
             item.status = "sent"
             item.sent_at = clock.now()
             item.claimed_until = None
+            # Codes and links do not stay readable in the database once delivered.
+            item.text, item.html = "", None
         finally:
             socket.setdefaulttimeout(previous_timeout)
         db.session.commit()

@@ -46,11 +46,22 @@ def end(session: Session, *, ip: str | None, actor: str | None = None) -> None:
     audit.record("logout", actor=actor or session.account_id, account=session.account, ip=ip)
 
 
-def end_all_for(account: Account, *, except_sid: str | None = None) -> int:
-    query = update(Session).where(Session.account_id == account.id, Session.ended_at.is_(None))
+def end_all_for(account: Account, *, except_sid: str | None = None, notify: bool = False) -> int:
+    """End the account's sessions (but ``except_sid``); with ``notify`` the clients that
+    want back-channel logout are told (best effort, before the caller commits)."""
+    query = select(Session).where(Session.account_id == account.id, Session.ended_at.is_(None))
     if except_sid:
         query = query.where(Session.id != except_sid)
-    return db.session.execute(query.values(ended_at=clock.now())).rowcount
+    ended = list(db.session.scalars(query))
+    now = clock.now()
+    for session in ended:
+        session.ended_at = now
+    if notify:
+        from ..oauth import backchannel
+
+        for session in ended:
+            backchannel.notify(session)
+    return len(ended)
 
 
 def active_for(account: Account) -> list[Session]:

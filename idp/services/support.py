@@ -87,7 +87,7 @@ def disable(account: Account, *, actor: str, ip: str | None, reason: str) -> Non
     reason = require_reason(reason)
     if account.disabled_at is None:
         account.disabled_at = clock.now()
-    ended = sessions.end_all_for(account)
+    ended = sessions.end_all_for(account, notify=True)
     revoked = tokens.revoke_for_account(account)
     audit.record("support.disable", actor=actor, account=account, ip=ip, reason=reason, sessions_ended=ended,
                  tokens_revoked=revoked)

@@ -63,6 +63,13 @@ def before_request():
         # A part without a name would reach the CSRF check as a None key.
         if None in request.form or None in request.files:
             abort(400)
+    if request.endpoint in CREDENTIAL_ENDPOINTS and request.method == "POST":
+        # RFC 6749 section 3.2: parameters must not be sent more than once.
+        if any(len(values) > 1 for values in request.form.listvalues()):
+            response = jsonify(error="invalid_request", error_description="A parameter was sent more than once.")
+            response.status_code = 400
+            response.headers["Cache-Control"] = "no-store"
+            return response
     if request.endpoint in CREDENTIAL_ENDPOINTS:
         header = request.headers.get("Authorization")
         if header is not None and not _wellformed_authorization(header):

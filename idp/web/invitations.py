@@ -96,10 +96,11 @@ def password_check(flow_id):
     """The policy verdict for the password typed so far (the page shows it live)."""
     try:
         flow = InvitationFlow.load(flow_id, common.owned_flows())
+        name = flow.invitation.name
     except DomainError:
         abort(404)
     verdict = password_policy.check(request.form.get("password", ""), request.form.get("password_confirm", ""),
-                                    email=flow.email, name=flow.invitation.name)
+                                    email=flow.email, name=name)
     return jsonify(rules=verdict.rules, ok=verdict.ok)
 
 

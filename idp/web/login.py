@@ -10,6 +10,7 @@ from ..errors import DomainError, FlowExpired
 from ..extensions import db, limiter
 from ..flows import LoginFlow
 from ..models import Client
+from ..oauth import backchannel
 from ..services import password_policy, sessions, totp
 from . import common
 
@@ -87,8 +88,11 @@ def submit(flow_id):
         db.session.commit()
         return _page(flow, error=err.message(), status=err.status)
     db.session.commit()
-    if new_state == "resume":
+    if new_state == "resume" and not flow.data.get("sid"):
         return _finish(flow, ctx)
+    if new_state == "resume":
+        # Consent given or refused: the session stays as it is; back to the authorization.
+        return _back_to_authorization(flow)
     return redirect(url_for("login.step", flow_id=flow.id))
 
 
@@ -135,12 +139,23 @@ def _finish(flow: LoginFlow, ctx):
     """Authentication is complete: a new SSO session and a new cookie, then back to
     the authorization request (or the page that asked for sign-in)."""
     account = flow.account
+    previous = common.current_sso()
+    if previous is not None:
+        # A new sign-in in this browser (prompt=login, another account) ends the one before.
+        sessions.end(previous, ip=ctx.ip)
     sso = sessions.start(account, flow.data.get("amr", ["pwd"]), ip=ctx.ip, user_agent=ctx.user_agent)
+    flow.update_data(sid=sso.id)
     params = flow.data.get("authorize")
     if not params:
         flow.move_to("done")
     db.session.commit()
+    if previous is not None:
+        backchannel.notify(previous)
     common.renew_session(sso.id)
     if params:
-        return redirect(url_for("oauth.authorize") + "?" + urlencode({**params, "_flow": flow.id}))
+        return _back_to_authorization(flow)
     return redirect(flow.data.get("return_to") or url_for("account.home"))
+
+
+def _back_to_authorization(flow: LoginFlow):
+    return redirect(url_for("oauth.authorize") + "?" + urlencode({**flow.data["authorize"], "_flow": flow.id}))

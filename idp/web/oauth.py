@@ -176,6 +176,8 @@ def authorize():
 
     if response_mode not in ("query", "form_post"):
         return fail(InvalidRequestError, "Unsupported 'response_mode'.")
+    if len(params.get("nonce") or "") > 500:
+        return fail(InvalidRequestError, "The 'nonce' is too long.")
     prompts = set(params.get("prompt", "").split())
     if not prompts <= PROMPTS or ("none" in prompts and len(prompts) > 1):
         return fail(InvalidRequestError, "Invalid 'prompt'.")
@@ -208,7 +210,8 @@ def authorize():
         or (not just_signed_in and max_age is not None and (now - sso.auth_time).total_seconds() > max_age)
     )
     if need_login:
-        if "none" in prompts:
+        if "none" in prompts or (just_signed_in and hint_sub is not None and hint_sub != sso.account_id):
+            # Also when the person just signed in as someone else than the hint names: no loop.
             return fail(LoginRequiredError)
         flow = LoginFlow.start(params, login_hint=params.get("login_hint"), ui_locales=params.get("ui_locales"))
         db.session.commit()
@@ -223,7 +226,7 @@ def authorize():
             if "none" in prompts:
                 return fail(ConsentRequiredError)
             if flow is None:
-                flow = LoginFlow.for_consent(account, params, ui_locales=params.get("ui_locales"))
+                flow = LoginFlow.for_consent(account, sso.id, params, ui_locales=params.get("ui_locales"))
                 flow.update_data(consent_scope=scope)
                 db.session.commit()
                 common.own_flow(flow.id)

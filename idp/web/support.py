@@ -101,12 +101,9 @@ def account_action(account_id, action):
     return _done(account_id, action)
 
 
-def _act(perform):
-    """A staff action on something shown on an account page: staff check, required
-    reason, the service call, the audit entry (by the service), back to the page."""
-    staff, redirect_to = _staff()
-    if redirect_to is not None:
-        return redirect_to
+def _act(staff, perform):
+    """A staff action on something shown on an account page: required reason, the
+    service call, the audit entry (by the service), back to the page."""
     owner_id = request.form.get("account_id", "")
     try:
         reason = support.require_reason(request.form.get("reason"))
@@ -127,20 +124,29 @@ def _connector_or_404(connector_id: int) -> ConnectorUser:
 
 @bp.route("/connectors/<int:connector_id>/release", methods=["POST"])
 def release(connector_id):
+    staff, redirect_to = _staff()
+    if redirect_to is not None:
+        return redirect_to
     connector = _connector_or_404(connector_id)
-    return _act(lambda **kw: support.release_reset_throttle(connector, **kw))
+    return _act(staff, lambda **kw: support.release_reset_throttle(connector, **kw))
 
 
 @bp.route("/connectors/<int:connector_id>/unlock", methods=["POST"])
 def unlock_connector(connector_id):
     from ..services import connectors
 
+    staff, redirect_to = _staff()
+    if redirect_to is not None:
+        return redirect_to
     connector = _connector_or_404(connector_id)
-    return _act(lambda **kw: connectors.unlock(connector, **kw))
+    return _act(staff, lambda **kw: connectors.unlock(connector, **kw))
 
 
 @bp.route("/invitations/<invitation_id>/<action>", methods=["POST"])
 def invitation_action(invitation_id, action):
+    staff, redirect_to = _staff()
+    if redirect_to is not None:
+        return redirect_to
     invitation = invitations.get(invitation_id)
     if invitation is None or action not in ("resend", "revoke"):
         abort(404)
@@ -152,4 +158,4 @@ def invitation_action(invitation_id, action):
         else:
             invitations.revoke(invitation, actor=actor, ip=ip, reason=reason)
 
-    return _act(perform)
+    return _act(staff, perform)
