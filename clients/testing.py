@@ -39,3 +39,16 @@ class InProcessAdapter(requests.adapters.BaseAdapter):
 
     def close(self):
         pass
+
+
+def route_requests(monkeypatch, app: Flask, base_url: str) -> None:
+    """Send every ``requests`` call under ``base_url`` to ``app``; anything else fails
+    as if there were no network."""
+    adapter = InProcessAdapter(app)
+
+    def get_adapter(session, url):
+        if url.startswith(base_url + "/"):
+            return adapter
+        raise requests.ConnectionError(f"no network in tests: {url}")
+
+    monkeypatch.setattr(requests.Session, "get_adapter", get_adapter)

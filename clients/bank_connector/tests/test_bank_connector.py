@@ -23,8 +23,7 @@ from urllib.parse import unquote
 
 import pytest
 
-from clients.testing import InProcessAdapter
-import requests
+from clients.testing import route_requests
 from flask import Flask, jsonify, request
 
 from clients.bank_connector import ConfigError, Settings, load_settings, main
@@ -136,14 +135,7 @@ class FakeProvider:
 @pytest.fixture
 def provider(monkeypatch):
     fake = FakeProvider()
-    adapter = InProcessAdapter(fake.app)
-
-    def get_adapter(session, url):
-        if url.startswith(ISSUER + "/"):
-            return adapter
-        raise requests.ConnectionError(f"no network in tests: {url}")
-
-    monkeypatch.setattr(requests.Session, "get_adapter", get_adapter)
+    route_requests(monkeypatch, fake.app, ISSUER)
     return fake
 
 

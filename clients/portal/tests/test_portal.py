@@ -23,8 +23,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
 
-from clients.testing import InProcessAdapter
-import requests
+from clients.testing import route_requests
 from authlib.oidc.core.util import create_half_hash
 from flask import Flask, jsonify, request
 from joserfc import jwt
@@ -191,14 +190,7 @@ def signing_key():
 @pytest.fixture
 def provider(signing_key, monkeypatch):
     fake = FakeProvider(signing_key)
-    adapter = InProcessAdapter(fake.app)
-
-    def get_adapter(session, url):
-        if url.startswith(ISSUER + "/"):
-            return adapter
-        raise requests.ConnectionError(f"no network in tests: {url}")
-
-    monkeypatch.setattr(requests.Session, "get_adapter", get_adapter)
+    route_requests(monkeypatch, fake.app, ISSUER)
     return fake
 
 
