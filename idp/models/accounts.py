@@ -9,10 +9,10 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from .. import clock
 from ..extensions import db
-from .base import created_at, new_id
+from .base import LockoutState, created_at, new_id
 
 
-class Account(db.Model):
+class Account(db.Model, LockoutState):
     __tablename__ = "accounts"
 
     # The opaque, stable `sub` of every token.
@@ -29,10 +29,6 @@ class Account(db.Model):
     # The time-step counter of the last accepted TOTP code: no replay.
     totp_last_counter: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
     disabled_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
-    failed_attempts: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
-    first_failed_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
-    locked_until: Mapped[dt.datetime | None] = mapped_column(DateTime)
-    lockouts: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
     created_at: Mapped[dt.datetime] = created_at()
 
     memberships: Mapped[list[Membership]] = relationship(back_populates="account", lazy="selectin")
@@ -48,7 +44,7 @@ class Account(db.Model):
     def status(self, now: dt.datetime) -> str:
         if self.disabled_at is not None:
             return "disabled"
-        if self.locked_until is not None and self.locked_until > now:
+        if self.locked_at(now):
             return "locked"
         return "active"
 
@@ -88,7 +84,7 @@ class FirmClient(db.Model):
     administration: Mapped[Administration] = relationship(foreign_keys=[administration_id], lazy="joined")
 
 
-class ConnectorUser(db.Model):
+class ConnectorUser(db.Model, LockoutState):
     """An administration's machine user (koppelgebruiker) for banks and scanning services."""
 
     __tablename__ = "connector_users"
@@ -100,10 +96,6 @@ class ConnectorUser(db.Model):
     username: Mapped[str] = mapped_column(String(40), unique=True, nullable=False)
     password_hash: Mapped[str | None] = mapped_column(String(255))
     password_set_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
-    failed_attempts: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
-    first_failed_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
-    locked_until: Mapped[dt.datetime | None] = mapped_column(DateTime)
-    lockouts: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
     # The 24-hour throttle on password resets: the last reset requested, unless released.
     last_reset_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
     created_at: Mapped[dt.datetime] = created_at()

@@ -3,8 +3,10 @@
 import secrets
 import uuid
 
-from sqlalchemy import DateTime
-from sqlalchemy.orm import mapped_column
+import datetime as dt
+
+from sqlalchemy import DateTime, Integer
+from sqlalchemy.orm import Mapped, mapped_column
 
 from .. import clock
 
@@ -19,3 +21,15 @@ def new_token(nbytes: int = 32) -> str:
 
 def created_at():
     return mapped_column(DateTime, default=clock.now, nullable=False)
+
+
+class LockoutState:
+    """The failed-try counters that services.lockout keeps for accounts and connector users."""
+
+    failed_attempts: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
+    first_failed_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    locked_until: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    lockouts: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
+
+    def locked_at(self, now: dt.datetime) -> bool:
+        return self.locked_until is not None and self.locked_until > now

@@ -15,7 +15,7 @@ UNTIL_SUPPORT = dt.datetime(9999, 12, 31)
 
 
 def is_locked(principal) -> bool:
-    return principal.locked_until is not None and principal.locked_until > clock.now()
+    return principal.locked_at(clock.now())
 
 
 def count_failure(principal) -> bool:
