@@ -84,6 +84,10 @@ def create_app(test_config: dict | None = None) -> Flask:
             "dev_mailbox": app.config["DEV_MAILBOX"],
         }
 
+    from sqlalchemy.exc import DataError
+
+    app.register_error_handler(DataError, guards.unrepresentable_input)
+
     @app.errorhandler(CSRFError)
     def _csrf(err):
         return render_template("message.html", error=gettext("This form has expired. Please try again.")), 400

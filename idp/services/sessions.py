@@ -6,7 +6,7 @@ import datetime as dt
 import secrets
 
 from flask import current_app
-from sqlalchemy import select, update
+from sqlalchemy import select
 
 from .. import clock
 from ..extensions import db

@@ -79,3 +79,19 @@ def before_request():
             response.headers["Cache-Control"] = "no-store"
             return response
     return None
+
+
+def unrepresentable_input(error):
+    """Input the database cannot hold or compare (PostgreSQL refuses NUL characters):
+    nothing of ours matches it, so the request is answered 400 instead of failing."""
+    from ..extensions import db
+
+    db.session.rollback()
+    if request.endpoint in CREDENTIAL_ENDPOINTS:
+        response = jsonify(error="invalid_request", error_description="A parameter cannot be processed.")
+        response.headers["Cache-Control"] = "no-store"
+        return response, 400
+    from flask import render_template
+    from flask_babel import gettext
+
+    return render_template("message.html", error=gettext("This request cannot be handled")), 400

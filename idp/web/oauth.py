@@ -176,8 +176,8 @@ def authorize():
 
     if response_mode not in ("query", "form_post"):
         return fail(InvalidRequestError, "Unsupported 'response_mode'.")
-    if len(params.get("nonce") or "") > 500:
-        return fail(InvalidRequestError, "The 'nonce' is too long.")
+    if len(params.get("nonce") or "") > 500 or "\x00" in (params.get("nonce") or ""):
+        return fail(InvalidRequestError, "The 'nonce' is too long or contains a NUL character.")
     prompts = set(params.get("prompt", "").split())
     if not prompts <= PROMPTS or ("none" in prompts and len(prompts) > 1):
         return fail(InvalidRequestError, "Invalid 'prompt'.")

@@ -943,3 +943,14 @@ def test_introspect_and_revoke_with_malformed_tokens(client, portal, machine, pa
         assert isinstance(response.get_json().get("error"), str)
     if path == "/introspect" and response.status_code == 200:
         assert response.get_json() == {"active": False}, (body[:300], response.get_json())
+
+
+@pytest.mark.parametrize("path,method", [("/authorize?client_id=%00&response_type=code", "GET"),
+                                          ("/token", "POST")])
+def test_nul_bytes_get_a_clean_answer(client, portal, path, method):
+    """PostgreSQL cannot compare with a NUL character; SQLite can: either way, no 500."""
+    data = {"grant_type": "client_credentials", "client_id": "\x00", "client_secret": "x"} if method == "POST" else None
+    response = client.open(path, method=method, data=data)
+    assert 400 <= response.status_code < 500
+    if method == "POST":
+        assert response.get_json()["error"] in ("invalid_request", "invalid_client")

@@ -108,7 +108,6 @@ def test_machine_tokens_carry_only_registered_scopes(app, client):
 
 
 def test_locked_account_cannot_sign_in_through_2fa_reset(app, browser, portal, person):
-    import re
 
     b = signed_in_browser(browser, portal, person)
     b.forget()

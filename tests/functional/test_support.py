@@ -186,3 +186,9 @@ def test_console_invitation_and_connector_actions(app, staff, cli, browser):
     staff.submit(release_form, reason="Owner asked on the phone")
     assert staff.status == 200
     assert events(app, "support.release_reset_throttle")[0].reason == "Owner asked on the phone"
+
+
+def test_nul_in_an_account_id(app, staff):
+    """No account has it: 404 where the database can compare it, 400 where it cannot (PostgreSQL)."""
+    staff.get("/support/accounts/%00")
+    assert staff.status in (400, 404)
