@@ -10,8 +10,7 @@ from ..errors import DomainError, FlowExpired
 from ..extensions import db, limiter
 from ..flows import LoginFlow
 from ..models import Client
-from ..oauth import backchannel
-from ..services import password_policy, sessions, totp
+from ..services import backchannel, password_policy, sessions, totp
 from . import common
 
 bp = Blueprint("login", __name__)
