@@ -219,6 +219,7 @@ class Server:
         self._log_file.close()
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the group into the node id
 def pytest_collection_modifyitems(items):
     here = Path(__file__).parent
     for item in items:
