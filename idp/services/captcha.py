@@ -37,7 +37,7 @@ MAX_PAYLOAD_LENGTH = 4096
 
 
 def _key() -> bytes:
-    return crypto._derive(b"altcha")
+    return crypto.derive_key("altcha")
 
 
 def _max_number() -> int:
