@@ -15,15 +15,21 @@ def users():
     """People's accounts."""
 
 
-@users.command("create")
-@click.option("--email", required=True)
-@click.option("--password", required=True)
-@click.option("--name", default="")
-@click.option("--json", "as_json", is_flag=True)
-@with_appcontext
-def users_create(email, password, name, as_json):
-    """Create an account; it verifies its e-mail and enrols TOTP at first login."""
-    _create_account(email, password, name, "user", as_json)
+@click.group("staff")
+def staff():
+    """Support staff."""
+
+
+def _create_command(role: str, summary: str) -> click.Command:
+    @click.option("--email", required=True)
+    @click.option("--password", required=True)
+    @click.option("--name", default="")
+    @click.option("--json", "as_json", is_flag=True)
+    @with_appcontext
+    def create(email, password, name, as_json):
+        _create_account(email, password, name, role, as_json)
+
+    return click.command("create", help=summary)(create)
 
 
 def _create_account(email, password, name, role, as_json):
@@ -44,20 +50,9 @@ def _create_account(email, password, name, role, as_json):
     emit({"sub": account.id}, as_json, f"sub: {account.id}")
 
 
-@click.group("staff")
-def staff():
-    """Support staff."""
-
-
-@staff.command("create")
-@click.option("--email", required=True)
-@click.option("--password", required=True)
-@click.option("--name", default="")
-@click.option("--json", "as_json", is_flag=True)
-@with_appcontext
-def staff_create(email, password, name, as_json):
-    """Create a support-staff account (it enrols TOTP at first sign-in like everyone)."""
-    _create_account(email, password, name, "support", as_json)
+users.add_command(_create_command("user", "Create an account; it verifies its e-mail and enrols TOTP at first login."))
+staff.add_command(_create_command(
+    "support", "Create a support-staff account (it enrols TOTP at first sign-in like everyone)."))
 
 
 @click.group("connectors")
