@@ -11,8 +11,9 @@ Settings (environment):
   another run that was given another database name.
 - IDP_TEST_REDIS_URL: give the provider this Redis (with the worker's key prefix).
 
-Under ``pytest -n`` the e2e tests form one xdist group: with ``--dist loadgroup`` (the
-default in setup.cfg) one worker runs them all against one set of servers.
+Under ``pytest -n`` each worker that runs e2e tests starts its own servers, mail sink and
+browser, on its own database. (xdist's ``--dist loadgroup`` would keep them on one worker,
+but it does not group under pytest 9.2, whose node ids it can no longer rewrite.)
 """
 
 from __future__ import annotations
@@ -217,14 +218,6 @@ class Server:
         except (ProcessLookupError, PermissionError):
             pass
         self._log_file.close()
-
-
-@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the group into the node id
-def pytest_collection_modifyitems(items):
-    here = Path(__file__).parent
-    for item in items:
-        if here in Path(item.fspath).parents:
-            item.add_marker(pytest.mark.xdist_group("e2e"))
 
 
 def _prepare_postgres(url: str) -> str:
