@@ -17,7 +17,7 @@ install: $(BIN)/idp
 run: install
 	$(BIN)/python scripts/demo.py
 
-## Run every test: on SQLite, and again on PostgreSQL/Redis when IDP_TEST_DATABASE_URL is set.
+## Run every test in parallel (IDP_TEST_WORKERS, default 2): on SQLite, and again on PostgreSQL/Redis when IDP_TEST_DATABASE_URL is set.
 test: install
 	$(BIN)/python scripts/test.py
 

@@ -27,10 +27,7 @@ from __future__ import annotations
 import argparse
 import base64
 import concurrent.futures
-import email
-import email.policy
 import hashlib
-import html.parser
 import json
 import os
 import re
@@ -54,6 +51,11 @@ REPO_ROOT = BENCH_DIR.parent
 NODE_DIR = BENCH_DIR / "node"
 LUA_SCRIPT = BENCH_DIR / "post_token.lua"
 HOST = "127.0.0.1"  # the only address this benchmark ever talks to
+
+# The test suite's SMTP sink and form parser (tests/ is a package at the repository root).
+sys.path.insert(0, str(REPO_ROOT))
+from tests.forms import FormParser, parse  # noqa: E402
+from tests.smtp_sink import Sink  # noqa: E402
 
 NODE_CLIENT_ID = "bench"
 NODE_CLIENT_SECRET = "bench-secret"
@@ -540,161 +542,16 @@ def bench_idp_tokens(server: IdpServer, args: argparse.Namespace) -> TokenRun:
 # --------------------------------------------------------------------------
 
 
-class MailSink:
-    """An aiosmtpd server on 127.0.0.1 that keeps every received message."""
-
-    def __init__(self) -> None:
-        self.messages: list[tuple[float, list[str], str]] = []  # (time, rcpts, text)
-        self._cond = threading.Condition()
-        self._controller = None
-        self.port: int | None = None
-
-    async def handle_DATA(self, server, session, envelope):  # aiosmtpd handler hook
-        msg = email.message_from_bytes(envelope.original_content or envelope.content,
-                                       policy=email.policy.default)
-        texts = []
-        for part in msg.walk():
-            if part.get_content_type() == "text/plain":
-                try:
-                    texts.append(part.get_content())
-                except (LookupError, ValueError):
-                    texts.append(part.get_payload(decode=True).decode(errors="replace"))
-        rcpts = [r.lower() for r in envelope.rcpt_tos]
-        with self._cond:
-            self.messages.append((time.monotonic(), rcpts, "\n".join(texts)))
-            self._cond.notify_all()
-        return "250 Message accepted for delivery"
-
-    def start(self) -> int:
-        from aiosmtpd.controller import Controller
-
-        self.port = free_port()
-        self._controller = Controller(self, hostname=HOST, port=self.port)
-        self._controller.start()
-        return self.port
-
-    def stop(self) -> None:
-        if self._controller is not None:
-            try:
-                self._controller.stop()
-            except Exception:  # noqa: BLE001 - cleanup must not mask the real error
-                pass
-            self._controller = None
-
-    def count(self) -> int:
-        with self._cond:
-            return len(self.messages)
-
-    def wait_code(self, address: str, since_index: int, timeout: float) -> str:
-        """Newest 6-digit code mailed to `address` in a message after since_index."""
-        address = address.lower()
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            while True:
-                for _, rcpts, text in reversed(self.messages[since_index:]):
-                    if address in rcpts:
-                        m = re.search(r"(?<!\d)(\d{6})(?!\d)", text)
-                        if m:
-                            return m.group(1)
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise BenchError(f"no mail with a 6-digit code reached {address} "
-                                     f"within {timeout:.0f}s ({len(self.messages)} mails received)")
-                self._cond.wait(min(remaining, 1.0))
-
-
 # --------------------------------------------------------------------------
 # HTML step pages
 # --------------------------------------------------------------------------
 
 
-@dataclass
-class Form:
-    attrs: dict[str, str]
-    inputs: list[dict[str, str]] = field(default_factory=list)
-    buttons: list[dict[str, str]] = field(default_factory=list)
-
-
-class StepPageParser(html.parser.HTMLParser):
-    """Collects the forms, the #totp-secret text and role=alert texts of a page."""
-
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.forms: list[Form] = []
-        self._form: Form | None = None
-        self.totp_secret: str | None = None
-        self.alerts: list[str] = []
-        self._captures: list[dict] = []  # open elements whose text is collected
-        self._textarea: dict[str, str] | None = None
-        self._select: dict[str, str] | None = None
-
-    def handle_starttag(self, tag, attrs):
-        a = {k: (v if v is not None else "") for k, v in attrs}
-        for cap in self._captures:
-            if cap["tag"] == tag:
-                cap["depth"] += 1
-        if a.get("id") == "totp-secret":
-            self._captures.append({"kind": "totp", "tag": tag, "depth": 1, "text": []})
-        if a.get("role") == "alert":
-            self._captures.append({"kind": "alert", "tag": tag, "depth": 1, "text": []})
-        if tag == "form":
-            self._form = Form(a)
-            self.forms.append(self._form)
-        elif self._form is not None:
-            form = self._form
-            if tag == "input":
-                form.inputs.append(a)
-            elif tag == "button":
-                form.buttons.append(a)
-            elif tag == "textarea":
-                self._textarea = dict(a, value="")
-                form.inputs.append(self._textarea)
-            elif tag == "select":
-                self._select = dict(a, value="")
-                form.inputs.append(self._select)
-            elif tag == "option" and self._select is not None:
-                if "selected" in a or not self._select.get("value"):
-                    self._select["value"] = a.get("value", "")
-
-    def handle_startendtag(self, tag, attrs):
-        self.handle_starttag(tag, attrs)
-        self.handle_endtag(tag)
-
-    def handle_endtag(self, tag):
-        if tag == "form":
-            self._form = None
-        elif tag == "textarea":
-            self._textarea = None
-        elif tag == "select":
-            self._select = None
-        still_open = []
-        for cap in self._captures:
-            if cap["tag"] == tag:
-                cap["depth"] -= 1
-            if cap["depth"] <= 0:
-                text = " ".join("".join(cap["text"]).split())
-                if cap["kind"] == "totp":
-                    self.totp_secret = text
-                else:
-                    self.alerts.append(text)
-            else:
-                still_open.append(cap)
-        self._captures = still_open
-
-    def handle_data(self, data):
-        for cap in self._captures:
-            cap["text"].append(data)
-        if self._textarea is not None:
-            self._textarea["value"] += data
-
-    def step_form(self) -> Form | None:
-        for form in self.forms:
-            if form.attrs.get("id") == "step":
-                return form
-        for form in self.forms:  # a consent page without #step, if any
-            if any(b.get("name") == "decision" for b in form.buttons):
-                return form
-        return None
+def step_form(page: FormParser) -> dict | None:
+    """The form#step of a page, or a consent form (one with a decision button)."""
+    if "step" in page.forms:
+        return page.forms["step"]
+    return next((f for f in page.forms.values() if any(n == "decision" for n, _ in f["buttons"])), None)
 
 
 # --------------------------------------------------------------------------
@@ -726,7 +583,7 @@ class LoginDriver:
     MAX_REDIRECTS = 10
     trail: list[str]  # the visible fields of each step of the last login
 
-    def __init__(self, client: LoginClient, mail: MailSink, timeout: float) -> None:
+    def __init__(self, client: LoginClient, mail: Sink, timeout: float) -> None:
         self.client = client
         self.mail = mail
         self.timeout = timeout
@@ -764,24 +621,23 @@ class LoginDriver:
             if resp is None:  # redirected back to the client
                 self.trail = trail + ["code exchange"]
                 return self._finish(http, url, state, verifier)
-            page = StepPageParser()
-            page.feed(resp.text)
-            page.close()
-            form = page.step_form()
-            if page.totp_secret:
-                account.totp_secret = re.sub(r"\s+", "", page.totp_secret)
+            page = parse(resp.text)
+            form = step_form(page)
+            alerts = [" ".join(a.split()) for a in page.alert_texts]
+            if page.ids.get("totp-secret"):
+                account.totp_secret = re.sub(r"\s+", "", page.ids["totp-secret"])
             if form is None:
                 raise BenchError(f"no form#step on {_path(url)} (HTTP {resp.status_code}"
-                                 f"{'; alert: ' + '; '.join(page.alerts) if page.alerts else ''}); "
+                                 f"{'; alert: ' + '; '.join(alerts) if alerts else ''}); "
                                  f"steps so far: {' -> '.join(trail) or 'none'}")
             if resp.status_code >= 400:
                 raise BenchError(f"step {_path(url)} answered {resp.status_code}"
-                                 f"{': ' + '; '.join(page.alerts) if page.alerts else ''}; "
+                                 f"{': ' + '; '.join(alerts) if alerts else ''}; "
                                  f"steps so far: {' -> '.join(trail) or 'none'}")
             data: list[tuple[str, str]] = []
             names = []
             mail_mark = None
-            for inp in form.inputs:
+            for inp in form["inputs"]:
                 name, kind = inp.get("name"), inp.get("type", "text").lower()
                 if not name or "disabled" in inp:
                     continue
@@ -817,9 +673,12 @@ class LoginDriver:
             if mail_mark:
                 # The code was mailed when this step was reached; take the
                 # newest code sent to this address since the previous step.
-                code = self.mail.wait_code(account.email, self._mail_since, timeout=30)
+                try:
+                    code = self.mail.code_for(account.email, since=self._mail_since, timeout=30)
+                except AssertionError as exc:
+                    raise BenchError(str(exc)) from None
                 data.append(("email_code", code))
-            buttons = [b for b in form.buttons if b.get("type", "submit").lower() == "submit"]
+            buttons = [b for b in form["button_attrs"] if b.get("type", "submit").lower() == "submit"]
             chosen = next((b for b in buttons if b.get("name") == "decision"
                            and b.get("value") == "allow"), None)
             if chosen is None:
@@ -828,8 +687,8 @@ class LoginDriver:
                 data.append((chosen["name"], chosen.get("value", "")))
                 names.append(f"{chosen['name']}={chosen.get('value', '')}")
             trail.append("+".join(names) or _path(url))
-            action = urllib.parse.urljoin(resp.url if resp.url else url, form.attrs.get("action") or url)
-            method = (form.attrs.get("method") or "get").lower()
+            action = urllib.parse.urljoin(resp.url if resp.url else url, form["action"] or url)
+            method = form["method"]
             self._mail_since = self.mail.count()
             if method == "post":
                 raw = http.post(action, data=data, allow_redirects=False, timeout=self.timeout,
@@ -892,7 +751,7 @@ class LoginResult:
     error: str | None = None
 
 
-def bench_logins(server: IdpServer, mail: MailSink, args: argparse.Namespace) -> LoginResult:
+def bench_logins(server: IdpServer, mail: Sink, args: argparse.Namespace) -> LoginResult:
     res = LoginResult(concurrency=args.login_concurrency)
     n = args.logins
     try:
@@ -1198,7 +1057,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
     signal.signal(signal.SIGHUP, _raise_keyboard_interrupt)
     procs = Processes()
-    mail = MailSink()
+    mail = Sink()
     tmp = Path(tempfile.mkdtemp(prefix="idp-bench-"))
     node_run = TokenRun("node-oidc-provider", error="skipped")
     idp_run = TokenRun(f"idp ({args.workers} workers)", error="skipped")
@@ -1214,7 +1073,7 @@ def main(argv: list[str] | None = None) -> int:
             print("-- idp: fresh instance, db upgrade, serve", flush=True)
             server = None
             try:
-                mail_port = mail.start() if args.logins > 0 else None
+                mail_port = mail.start().port if args.logins > 0 else None
                 server = start_idp(procs, tmp, args, mail_port)
             except BenchError as exc:
                 idp_run.error = str(exc)

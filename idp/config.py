@@ -49,6 +49,15 @@ DEFAULTS: dict = {
     "RATELIMIT_LOGIN_PER_IP": "30 per minute; 300 per hour",
     # Sign-in tries per e-mail address, whether or not it has an account (on top of the lockout).
     "RATELIMIT_LOGIN_PER_ACCOUNT": "20 per hour",
+    # Per-IP limits of the other endpoints people reach without signing in, and of the
+    # support search. The live password verdict is asked for at every keystroke.
+    "RATELIMIT_PASSWORD_CHECK": "120 per minute",
+    "RATELIMIT_SUPPORT_SEARCH": "60 per minute",
+    # The connector reset portal: opening it, fetching a CAPTCHA challenge, and its steps.
+    "RATELIMIT_CONNECTOR_START": "30 per minute",
+    "RATELIMIT_CONNECTOR_STEP": "10 per minute; 60 per hour",
+    # Invitations a firm's accountant sends from the firm page.
+    "RATELIMIT_FIRM_INVITE": "60 per hour",
     # Lifetimes in seconds.
     "FLOW_LIFETIME": 30 * 60,
     "EMAIL_CODE_LIFETIME": 10 * 60,
@@ -60,6 +69,21 @@ DEFAULTS: dict = {
     "ID_TOKEN_LIFETIME": 3600,
     "REFRESH_TOKEN_LIFETIME": 30 * 24 * 3600,
     "SESSION_LIFETIME": 12 * 3600,
+    # An invitation link works this long (re-sending gives a fresh link).
+    "INVITATION_LIFETIME": 14 * 24 * 3600,
+    # The connector reset flow, and so its mailed link, lasts this long.
+    "CONNECTOR_FLOW_LIFETIME": 10 * 60,
+    # A connector user may reset its password once in this interval (support can release it).
+    "CONNECTOR_RESET_INTERVAL": 24 * 3600,
+    # Support actions need a sign-in at most this old (seconds); older means sign in again.
+    "SUPPORT_FRESH_LOGIN": 15 * 60,
+    # Lockout of accounts and connector users: this many failed tries within the window
+    # lock for LOCKOUT_DURATION; after LOCKOUTS_UNTIL_SUPPORT lockouts in a row only
+    # support unlocks. Seconds.
+    "LOCKOUT_AFTER_FAILURES": 5,
+    "LOCKOUT_WINDOW": 15 * 60,
+    "LOCKOUT_DURATION": 15 * 60,
+    "LOCKOUTS_UNTIL_SUPPORT": 3,
     # Mail delivery: attempts before a mail is abandoned, and the first backoff.
     "MAIL_MAX_ATTEMPTS": 12,
     "MAIL_RETRY_BASE": 5,
@@ -68,12 +92,38 @@ DEFAULTS: dict = {
     "LANGUAGES": ["nl", "en"],
     # The domain people may type after a connector username in the reset portal.
     "CONNECTOR_DOMAIN": "connect.example",
-    # Proof-of-work size of the connector portal's CAPTCHA (about a second in a browser).
+    # Proof-of-work CAPTCHA of the connector portal. The browser searches a counter drawn
+    # below CAPTCHA_MAX_NUMBER (half of it on average); one try is a PBKDF2 of
+    # CAPTCHA_COST iterations, about 0.3 ms per core at 1000, so a browser on two cores
+    # needs about 0.6 s on average and 1.2-1.5 s at most. Challenges expire after
+    # CAPTCHA_LIFETIME seconds.
     "CAPTCHA_MAX_NUMBER": 8000,
+    "CAPTCHA_COST": 1000,
+    "CAPTCHA_LIFETIME": 10 * 60,
     # Name shown on pages and in mail.
     "PRODUCT_NAME": "Suite ID",
     "SUPPORT_CONTACT": "support",
 }
+
+
+# Settings above that must be positive whole numbers (checked at start-up).
+POSITIVE_NUMBERS = (
+    "INVITATION_LIFETIME", "CONNECTOR_FLOW_LIFETIME", "CONNECTOR_RESET_INTERVAL", "SUPPORT_FRESH_LOGIN",
+    "LOCKOUT_AFTER_FAILURES", "LOCKOUT_WINDOW", "LOCKOUT_DURATION", "LOCKOUTS_UNTIL_SUPPORT",
+    "CAPTCHA_COST", "CAPTCHA_LIFETIME",
+)
+
+
+def limit(key: str):
+    """A Flask-Limiter limit read from the setting ``key`` at request time, so
+    ``IDP_<KEY>`` and test settings apply: ``@limiter.limit(config.limit("RATELIMIT_..."))``."""
+
+    def value() -> str:
+        from flask import current_app
+
+        return current_app.config[key]
+
+    return value
 
 
 def _check_url(name: str, value: str, schemes: tuple[str, ...]) -> None:
@@ -125,6 +175,9 @@ def validate(app) -> None:
         if not 0 < port < 65536:
             raise ConfigError(f"IDP_MAIL_PORT must be between 1 and 65535, got {port}")
         c["MAIL_PORT"] = port
+    for key in POSITIVE_NUMBERS:
+        if isinstance(c[key], bool) or not isinstance(c[key], int) or c[key] <= 0:
+            raise ConfigError(f"IDP_{key} must be a positive whole number, got {c[key]!r}")
     if not isinstance(c["RATELIMIT_ENABLED"], bool):
         raise ConfigError("IDP_RATELIMIT_ENABLED must be true or false")
     secret = c["SECRET_KEY"]

@@ -1,4 +1,9 @@
-"""Fixtures: a fresh app per test on SQLite, or on PostgreSQL when IDP_TEST_DATABASE_URL is set."""
+"""Fixtures: a fresh app per test on SQLite, or on PostgreSQL when IDP_TEST_DATABASE_URL is set.
+
+Under ``pytest -n`` every xdist worker gets its own PostgreSQL database (``<db>_<worker>``,
+created when missing) and its own Redis key prefix, so workers never see each other's rows
+or rate-limit counters.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +17,7 @@ from idp.extensions import db, limiter
 from idp.services import keys
 
 from .helpers import Browser, make_client, make_account
+from .isolation import WORKER, redis_key_prefix, worker_database
 
 TEST_DB = os.environ.get("IDP_TEST_DATABASE_URL")
 TEST_REDIS = os.environ.get("IDP_TEST_REDIS_URL")
@@ -20,9 +26,14 @@ ISSUER = "http://idp.test"
 _schema_ready: set[str] = set()
 
 
+@pytest.fixture(scope="session")
+def _worker_db_url():
+    return worker_database(TEST_DB, WORKER) if TEST_DB else None
+
+
 @pytest.fixture
-def db_url(tmp_path):
-    return TEST_DB or f"sqlite:///{tmp_path / 'test.db'}"
+def db_url(tmp_path, _worker_db_url):
+    return _worker_db_url or f"sqlite:///{tmp_path / 'test.db'}"
 
 
 @pytest.fixture
@@ -37,6 +48,7 @@ def app(db_url, tmp_path, request):
         "RATELIMIT_ENABLED": False,
         "REDIS_URL": "",
         "EMAIL_CODE_RESEND_INTERVAL": 30,
+        "RATELIMIT_STORAGE_OPTIONS": {"key_prefix": redis_key_prefix(WORKER)},
     }
     marker = request.node.get_closest_marker("config")
     if marker:

@@ -3,77 +3,31 @@
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import hashlib
 import json
 import re
 import secrets
-from html.parser import HTMLParser
 from urllib.parse import parse_qs, urlencode, urlsplit
 
+from joserfc import jwt
+from joserfc.jwk import KeySet
 from sqlalchemy import select
 
+from idp import clock
 from idp.extensions import db
+from idp.flows import Context
 from idp.models import OutboxMail
 from idp.services import totp
 
+from .forms import FormParser, parse  # noqa: F401 - the tests take them from here
+
 ISSUER = "http://idp.test"
+# The fixed morning the tests freeze the clock at, and the request context of unit tests.
+T0 = dt.datetime(2026, 11, 23, 9, 0, 5)
+CTX = Context(ip="127.0.0.1", locale="en")
 REDIRECT_URI = "http://app.test/callback"
 POST_LOGOUT_URI = "http://app.test/bye"
-
-
-class FormParser(HTMLParser):
-    """Collects forms (action, fields) and texts of elements with an id."""
-
-    def __init__(self):
-        super().__init__()
-        self.forms: dict[str, dict] = {}
-        self._form = None
-        self.ids: dict[str, str] = {}
-        self._stack: list[str | None] = []
-        self.alert_texts: list[str] = []
-        self._alert_depth = 0
-        self.images: dict[str, str] = {}
-
-    def handle_starttag(self, tag, attrs):
-        a = dict(attrs)
-        if tag == "form":
-            self._form = {"action": a.get("action", ""), "fields": {}, "buttons": []}
-            self.forms[a.get("id") or f"form{len(self.forms)}"] = self._form
-        elif tag == "input" and self._form is not None and a.get("name"):
-            if a.get("type") in ("checkbox", "radio") and "checked" not in a:
-                pass
-            else:
-                self._form["fields"][a["name"]] = a.get("value", "")
-        elif tag == "button" and self._form is not None:
-            self._form["buttons"].append((a.get("name"), a.get("value")))
-        if tag == "img" and a.get("id"):
-            self.images[a["id"]] = a.get("src", "")
-        if tag not in ("input", "img", "br", "meta", "link"):
-            self._stack.append(a.get("id"))
-            if a.get("role") == "alert":
-                self._alert_depth = len(self._stack)
-                self.alert_texts.append("")
-
-    def handle_endtag(self, tag):
-        if tag == "form":
-            self._form = None
-        if tag not in ("input", "img", "br", "meta", "link") and self._stack:
-            if self._alert_depth == len(self._stack):
-                self._alert_depth = 0
-            self._stack.pop()
-
-    def handle_data(self, data):
-        for element_id in self._stack:
-            if element_id:
-                self.ids[element_id] = self.ids.get(element_id, "") + data
-        if self._alert_depth:
-            self.alert_texts[-1] += data
-
-
-def parse(html: str) -> FormParser:
-    parser = FormParser()
-    parser.feed(html)
-    return parser
 
 
 def pkce_pair() -> tuple[str, str]:
@@ -268,3 +222,74 @@ def token_request(http, client, data, auth="basic"):
 def basic(client) -> dict:
     raw = f"{client['client_id']}:{client.get('client_secret', '')}".encode()
     return {"Authorization": "Basic " + base64.b64encode(raw).decode()}
+
+
+# -- tokens as a relying party gets them -------------------------------------------------
+
+FULL = "openid profile email offline_access administrations"
+
+
+def tokens_for(browser, client, scope=FULL, **params):
+    browser.authorize(client["client_id"], scope=scope, **params)
+    params = browser.callback_params()
+    response = exchange_code(browser.http, client, params["code"], browser.verifier)
+    assert response.status_code == 200, response.get_json()
+    return response.get_json()
+
+
+def decode(http, token):
+    jwks = http.get("/jwks.json").get_json()
+    return jwt.decode(token, KeySet.import_key_set(jwks), algorithms=["RS256"])
+
+
+def introspect(http, client, token, hint=None):
+    data = {"token": token}
+    if hint:
+        data["token_type_hint"] = hint
+    return http.post("/introspect", data=data, headers=basic(client)).get_json()
+
+
+def refresh(http, client, token):
+    return token_request(http, client, {"grant_type": "refresh_token", "refresh_token": token})
+
+
+def signed_in_browser(browser, portal, person):
+    """The browser after a first sign-in at ``portal`` (the clock frozen at a fixed morning)."""
+    clock.freeze(T0)
+    browser.authorize(portal["client_id"])
+    browser.sign_in(person["email"], person["password"], first_time=True)
+    browser.first_code = browser.callback_params()["code"]
+    return browser
+
+
+# -- invitations -------------------------------------------------------------------------
+
+GOOD_PASSWORD = "Zomer-fiets-42-Kaas"
+
+
+def invite(cli, email="klant@example.com", administration="Bakkerij Jansen", *extra):
+    result = cli.invoke(args=["invitations", "create", "--email", email, "--administration", administration,
+                              "--name", "Piet Jansen", "--json", *extra])
+    assert result.exit_code == 0, result.output
+    return json.loads(result.output)
+
+
+def path_of(url):
+    return url.replace("http://idp.test", "")
+
+
+def accept_until(browser, app, url, state, email="klant@example.com", password=GOOD_PASSWORD):
+    browser.get(path_of(url))
+    assert browser.step_state == "intro", (browser.status, browser.alert)
+    if state == "intro":
+        return
+    browser.submit()
+    assert browser.step_state == "email_code"
+    if state == "email_code":
+        return
+    browser.submit(email_code=code_from_mail(app, email))
+    assert browser.step_state == "password", browser.alert
+    if state == "password":
+        return
+    browser.submit(password=password, password_confirm=password)
+    assert browser.step_state == "contract", browser.alert

@@ -1,9 +1,10 @@
-"""A real SMTP server for tests (aiosmtpd), keeping what it receives."""
+"""A real SMTP server for tests and the benchmark (aiosmtpd), keeping what it receives."""
 
 from __future__ import annotations
 
 import email
 import email.policy
+import re
 import socket
 import threading
 import time
@@ -43,6 +44,25 @@ class Sink:
     def to(self, address: str) -> list:
         with self._lock:
             return [m for m in self.messages if address in m["To"]]
+
+    def count(self) -> int:
+        with self._lock:
+            return len(self.messages)
+
+    def code_for(self, address: str, since: int = 0, timeout: float = 10.0) -> str:
+        """The newest 6-digit code mailed to ``address`` in a message after the first ``since``."""
+        deadline = time.monotonic() + timeout
+        while True:
+            with self._lock:
+                found = [m for m in self.messages[since:] if address.lower() in str(m["To"]).lower()]
+            for message in reversed(found):
+                match = re.search(r"(?<!\d)(\d{6})(?!\d)", text_of(message))
+                if match:
+                    return match.group(1)
+            if time.monotonic() >= deadline:
+                raise AssertionError(f"no mail with a 6-digit code reached {address} within {timeout:.0f}s "
+                                     f"({self.count()} mails received)")
+            time.sleep(0.05)
 
     def wait_for(self, address: str, count: int = 1, timeout: float = 10.0):
         deadline = time.monotonic() + timeout

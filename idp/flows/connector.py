@@ -17,7 +17,6 @@ from ..services.connectors import ConnectorResetRefused
 from ..services.crypto import token_hash
 from .base import Context, FlowMachine
 
-LIFETIME = 10 * 60
 
 
 class ConnectorResetFlow(FlowMachine):
@@ -31,7 +30,7 @@ class ConnectorResetFlow(FlowMachine):
 
     @classmethod
     def start(cls):
-        return cls.create(lifetime=LIFETIME)
+        return cls.create(lifetime=current_app.config["CONNECTOR_FLOW_LIFETIME"])
 
     def step_identify(self, form, ctx: Context) -> str:
         solved = captcha.verify(form.get("altcha", ""))

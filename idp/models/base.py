@@ -1,5 +1,6 @@
-"""Column helpers shared by the models."""
+"""Column helpers shared by the models, and the hash tokens and secrets are stored as."""
 
+import hashlib
 import secrets
 import uuid
 
@@ -17,6 +18,11 @@ def new_id() -> str:
 
 def new_token(nbytes: int = 32) -> str:
     return secrets.token_urlsafe(nbytes)
+
+
+def token_hash(value: str) -> str:
+    """SHA-256 of a random 256-bit token: enough, since such a token cannot be guessed."""
+    return hashlib.sha256(value.encode()).hexdigest()
 
 
 def created_at():

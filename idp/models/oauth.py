@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import hmac
 
 from authlib.oauth2.rfc6749 import ClientMixin, TokenMixin, scope_to_list
@@ -14,11 +13,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from .. import clock
 from ..extensions import db
 from .accounts import Account, ConnectorUser
-from .base import created_at, new_id
-
-
-def sha256(value: str) -> str:
-    return hashlib.sha256(value.encode()).hexdigest()
+from .base import created_at, new_id, token_hash
 
 
 class Client(db.Model, ClientMixin):
@@ -75,7 +70,7 @@ class Client(db.Model, ClientMixin):
     def check_client_secret(self, client_secret):
         if not self.secret_hash or not isinstance(client_secret, str):
             return False
-        return hmac.compare_digest(self.secret_hash, sha256(client_secret))
+        return hmac.compare_digest(self.secret_hash, token_hash(client_secret))
 
     def check_endpoint_auth_method(self, method, endpoint):
         if endpoint == "token":

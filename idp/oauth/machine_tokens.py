@@ -5,30 +5,20 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-import functools
 import hashlib
 import hmac
 import json
 import secrets
 
-from flask import current_app
 from sqlalchemy import select
 
 from .. import clock
 from ..extensions import db
 from ..models import RevokedToken
-from ..services.crypto import token_hash
+from ..services.crypto import derive_key, token_hash
 from .clients import query_client
 
 PREFIX = "mt1."
-
-
-@functools.lru_cache(maxsize=4)
-def _key(secret: str) -> bytes:
-    from cryptography.hazmat.primitives import hashes
-    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-
-    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"idp:machine-token").derive(secret.encode())
 
 
 def _b64(data: bytes) -> str:
@@ -40,7 +30,7 @@ def _unb64(text: str) -> bytes:
 
 
 def _mac(body: str) -> str:
-    return _b64(hmac.new(_key(current_app.config["SECRET_KEY"]), body.encode(), hashlib.sha256).digest())
+    return _b64(hmac.new(derive_key("machine-token"), body.encode(), hashlib.sha256).digest())
 
 
 def issue(client_id: str, scope: str, expires_in: int) -> str:

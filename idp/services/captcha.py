@@ -1,9 +1,9 @@
 """Proof-of-work CAPTCHA (ALTCHA): no third-party service, no tracking.
 
 ``new_challenge()`` is what the ``<altcha-widget>`` fetches: a challenge signed with a
-key derived from the app secret, valid for ten minutes. The browser searches for the
-counter the challenge was built from, drawn below ``CAPTCHA_MAX_NUMBER``; that takes
-about a second. ``verify()`` checks the payload the widget puts into the form field
+key derived from the app secret, valid for ``CAPTCHA_LIFETIME`` (ten minutes). The
+browser searches for the counter the challenge was built from, drawn below
+``CAPTCHA_MAX_NUMBER``; that takes about a second (the sizes are explained in config.py). ``verify()`` checks the payload the widget puts into the form field
 ``altcha``: signature, expiry and solution, and that the challenge was not used
 before. The used challenge is added to the session; the caller commits, as with every
 other service.
@@ -21,6 +21,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 
 from .. import clock
+from ..config import DEFAULTS
 from ..extensions import db
 from ..models.captcha import UsedCaptcha
 from . import crypto
@@ -31,27 +32,20 @@ log = logging.getLogger(__name__)
 # in the browser (WebCrypto), so a bot in native code gains little over a person
 # (plain SHA-256 would be some 50 times faster outside a browser).
 ALGORITHM = "PBKDF2/SHA-256"
-COST = 1000
-# Challenges are refused this long after they were issued.
-LIFETIME = 10 * 60
-# The counter is drawn below this (config key CAPTCHA_MAX_NUMBER); the browser tries
-# half of it on average. A try takes about 0.3 ms per core at COST 1000, so a browser
-# on two cores needs about 0.6 s on average and 1.2-1.5 s at most.
-DEFAULT_MAX_NUMBER = 8_000
 # A real payload is under 1 kB; anything much larger is not worth decoding.
 MAX_PAYLOAD_LENGTH = 4096
 
 
 def _key() -> bytes:
-    return crypto._derive(b"altcha")
+    return crypto.derive_key("altcha")
 
 
 def _max_number() -> int:
-    value = current_app.config.get("CAPTCHA_MAX_NUMBER", DEFAULT_MAX_NUMBER)
+    value = current_app.config.get("CAPTCHA_MAX_NUMBER", DEFAULTS["CAPTCHA_MAX_NUMBER"])
     try:
         value = int(value)
     except (TypeError, ValueError):
-        value = DEFAULT_MAX_NUMBER
+        value = DEFAULTS["CAPTCHA_MAX_NUMBER"]
     return max(1, value)
 
 
@@ -59,9 +53,9 @@ def new_challenge() -> dict:
     """A fresh signed challenge as a JSON-serialisable dict (``parameters``, ``signature``)."""
     challenge = altcha.create_challenge(
         ALGORITHM,
-        COST,
+        current_app.config["CAPTCHA_COST"],
         counter=secrets.randbelow(_max_number()),
-        expires_at=clock.timestamp() + LIFETIME,
+        expires_at=clock.timestamp() + current_app.config["CAPTCHA_LIFETIME"],
         hmac_secret=_key(),
     )
     return challenge.to_dict()

@@ -16,7 +16,6 @@ from ..models import Account, ConnectorUser
 from . import administrations, audit, lockout, mailer, password_policy, passwords, tokens
 
 USERNAME = re.compile(r"^[A-Z0-9]{4,40}$")
-RESET_INTERVAL_HOURS = 24
 
 
 class ConnectorResetRefused(DomainError):
@@ -68,7 +67,7 @@ def reset_refusal(connector: ConnectorUser | None) -> str | None:
     if owner_of(connector) is None:
         return "no owner address"
     last = connector.last_reset_at
-    if last is not None and (clock.now() - last).total_seconds() < RESET_INTERVAL_HOURS * 3600:
+    if last is not None and (clock.now() - last).total_seconds() < current_app.config["CONNECTOR_RESET_INTERVAL"]:
         return "24-hour limit"
     return None
 
@@ -77,7 +76,8 @@ def note_reset_requested(connector: ConnectorUser, *, link: str, ip: str | None,
     owner = owner_of(connector)
     connector.last_reset_at = clock.now()
     mailer.queue(owner.email, "connector_reset", locale, name=owner.name, username=connector.username,
-                 administration=connector.administration.name, url=link, minutes=10)
+                 administration=connector.administration.name, url=link,
+                 minutes=current_app.config["CONNECTOR_FLOW_LIFETIME"] // 60)
     audit.record("connector.reset_requested", subject=connector.username, ip=ip, owner=owner.id,
                  administration=connector.administration_id)
 

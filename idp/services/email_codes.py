@@ -77,7 +77,8 @@ def issue_email_code(
 
 def render_for_timing(locale: str | None) -> None:
     """The work of a code mail without sending it, so an unknown address answers as fast."""
-    mailer.render("email_code", locale, code="000000", minutes=10, name="")
+    mailer.render("email_code", locale, code="000000",
+                  minutes=current_app.config["EMAIL_CODE_LIFETIME"] // 60, name="")
 
 
 def verify_email_code(email: str, purpose: str, code: str, *, flow_id: str | None, ip: str | None,

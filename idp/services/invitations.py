@@ -16,8 +16,11 @@ from ..models import Account, Administration, Invitation
 from . import accounts, administrations, audit, mailer
 from .crypto import token_hash
 
-LIFETIME = dt.timedelta(days=14)
 PLANS = {"basic": _l("Basic"), "plus": _l("Plus")}
+
+
+def _lifetime() -> dt.timedelta:
+    return dt.timedelta(seconds=current_app.config["INVITATION_LIFETIME"])
 
 
 def _url(token: str) -> str:
@@ -32,7 +35,7 @@ def _mail_context(invitation: Invitation, url: str, inviter: str) -> dict:
         "inviter": inviter,
         "role": invitation.role,
         "url": url,
-        "days": LIFETIME.days,
+        "days": _lifetime().days,
     }
 
 
@@ -84,7 +87,7 @@ def create(
         token_hash=token_hash(token),
         locale=locale if locale in current_app.config["LANGUAGES"] else "nl",
         created_by=actor,
-        expires_at=now + LIFETIME,
+        expires_at=now + _lifetime(),
         sent_at=now,
     )
     db.session.add(invitation)
@@ -104,7 +107,7 @@ def resend(invitation: Invitation, *, actor: str, inviter: str, ip: str | None =
     token = secrets.token_urlsafe(32)
     now = clock.now()
     invitation.token_hash = token_hash(token)
-    invitation.expires_at = now + LIFETIME
+    invitation.expires_at = now + _lifetime()
     invitation.sent_at = now
     url = _url(token)
     mailer.queue(invitation.email, "invitation", invitation.locale, **_mail_context(invitation, url, inviter))

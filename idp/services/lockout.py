@@ -1,17 +1,21 @@
-"""Counting failed tries of an account or a connector user: five within 15 minutes lock it
-for 15 minutes; after three lockouts in a row only support unlocks it."""
+"""Counting failed tries of an account or a connector user: LOCKOUT_AFTER_FAILURES (five)
+within LOCKOUT_WINDOW (15 minutes) lock it for LOCKOUT_DURATION (15 minutes); after
+LOCKOUTS_UNTIL_SUPPORT (three) lockouts in a row only support unlocks it."""
 
 from __future__ import annotations
 
 import datetime as dt
 
+from flask import current_app
+
 from .. import clock
 
-LOCK_AFTER = 5
-LOCK_WINDOW = dt.timedelta(minutes=15)
-LOCK_FOR = dt.timedelta(minutes=15)
-LOCKOUTS_UNTIL_SUPPORT = 3
+# locked_until of a lockout only support ends.
 UNTIL_SUPPORT = dt.datetime(9999, 12, 31)
+
+
+def _seconds(key: str) -> dt.timedelta:
+    return dt.timedelta(seconds=current_app.config[key])
 
 
 def is_locked(principal) -> bool:
@@ -21,21 +25,21 @@ def is_locked(principal) -> bool:
 def count_failure(principal) -> bool:
     """One more failure; True when this one locked the principal."""
     now = clock.now()
-    if principal.first_failed_at is None or now - principal.first_failed_at > LOCK_WINDOW:
+    if principal.first_failed_at is None or now - principal.first_failed_at > _seconds("LOCKOUT_WINDOW"):
         principal.first_failed_at = now
         principal.failed_attempts = 0
     principal.failed_attempts += 1
-    if principal.failed_attempts < LOCK_AFTER:
+    if principal.failed_attempts < current_app.config["LOCKOUT_AFTER_FAILURES"]:
         return False
     principal.lockouts += 1
-    principal.locked_until = UNTIL_SUPPORT if until_support(principal) else now + LOCK_FOR
+    principal.locked_until = UNTIL_SUPPORT if until_support(principal) else now + _seconds("LOCKOUT_DURATION")
     principal.failed_attempts = 0
     principal.first_failed_at = None
     return True
 
 
 def until_support(principal) -> bool:
-    return principal.lockouts >= LOCKOUTS_UNTIL_SUPPORT
+    return principal.lockouts >= current_app.config["LOCKOUTS_UNTIL_SUPPORT"]
 
 
 def clear(principal) -> None:

@@ -1,7 +1,11 @@
 """F9: what support staff do for people who are locked out. The console and the CLI call
-these same functions, so their effects and audit entries are the same."""
+these same functions, so their effects and audit entries are the same; ``ACTIONS`` lists
+them once for both."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
 
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, or_, select
@@ -10,7 +14,7 @@ from .. import clock
 from ..errors import InvalidInput
 from ..extensions import db
 from ..models import Account, Administration, AuditEvent, ConnectorUser, Invitation, Membership
-from . import accounts, audit, mailer, sessions, tokens
+from . import accounts, audit, connectors, mailer, sessions, tokens
 
 PAGE_SIZE = 20
 
@@ -117,3 +121,42 @@ def get_account(account_id: str) -> Account | None:
 def administration_name(administration_id: str) -> str:
     administration = db.session.get(Administration, administration_id)
     return administration.name if administration else administration_id
+
+
+@dataclass(frozen=True)
+class Action:
+    """One thing support staff do to one subject. ``perform(subject, actor=, ip=, reason=)``
+    writes the audit entry ``audit_action``; the caller commits."""
+
+    name: str
+    perform: Callable[..., None]
+    # "account" (found by e-mail) or "connector" (found by username)
+    subject: str
+    reason_required: bool
+    # the console asks for a confirmation first
+    destructive: bool
+    audit_action: str
+    summary: str
+
+
+ACTIONS: dict[str, Action] = {a.name: a for a in (
+    Action("unlock", unlock, "account", False, False, "account.unlocked",
+           "End a lockout (also one that only support may end)."),
+    Action("unlock-connector", connectors.unlock, "connector", False, False, "connector.unlocked",
+           "End a connector user's lockout."),
+    Action("release-reset-throttle", release_reset_throttle, "connector", False, False,
+           "support.release_reset_throttle", "Allow a connector user another password reset within 24 hours."),
+    Action("reset-2fa", reset_2fa, "account", True, True, "support.reset_2fa",
+           "Switch two-step verification off; the next sign-in enrols a new authenticator."),
+    Action("disable", disable, "account", True, True, "support.disable",
+           "Refuse sign-in, end every session and revoke every token."),
+    Action("enable", enable, "account", True, False, "support.enable", "Allow sign-in again."),
+)}
+
+
+def find_subject(kind: str, name: str) -> Account | ConnectorUser | None:
+    """The account with e-mail ``name`` or the connector user with username ``name``
+    (a typed ``@domain`` is ignored)."""
+    if kind == "account":
+        return accounts.find_by_email((name or "").strip())
+    return find_connector((name or "").split("@")[0])

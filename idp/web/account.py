@@ -6,6 +6,7 @@ from flask import Blueprint, abort, jsonify, redirect, render_template, request,
 from flask_babel import gettext
 
 from ..errors import DomainError
+from .. import config
 from ..extensions import db, limiter
 from ..services import accounts, administrations, password_policy
 from . import common
@@ -70,7 +71,7 @@ def change_password():
 
 
 @bp.route("/account/password-check", methods=["POST"])
-@limiter.limit("120 per minute")
+@limiter.limit(config.limit("RATELIMIT_PASSWORD_CHECK"))
 def password_check():
     sso = common.current_sso()
     if sso is None:

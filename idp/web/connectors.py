@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, abort, current_app, jsonify, redirect, render_template, request, url_for
 
 from ..errors import DomainError
+from .. import config
 from ..extensions import db, limiter
 from ..flows import ConnectorResetFlow
 from ..services import captcha, password_policy
@@ -13,11 +14,11 @@ from . import common
 
 bp = Blueprint("connectors", __name__, url_prefix="/connector-password")
 
-STEP_LIMIT = "10 per minute; 60 per hour"
+STEP_LIMIT = config.limit("RATELIMIT_CONNECTOR_STEP")
 
 
 @bp.route("", methods=["GET"])
-@limiter.limit("30 per minute")
+@limiter.limit(config.limit("RATELIMIT_CONNECTOR_START"))
 def start():
     flow = ConnectorResetFlow.start()
     db.session.commit()
@@ -26,7 +27,7 @@ def start():
 
 
 @bp.route("/challenge", methods=["GET"])
-@limiter.limit("30 per minute")
+@limiter.limit(config.limit("RATELIMIT_CONNECTOR_START"))
 def challenge():
     response = jsonify(captcha.new_challenge())
     response.headers["Cache-Control"] = "no-store"
@@ -109,7 +110,7 @@ def set_password(token):
 
 
 @bp.route("/<token>/password-check", methods=["POST"])
-@limiter.limit("120 per minute")
+@limiter.limit(config.limit("RATELIMIT_PASSWORD_CHECK"))
 def password_check(token):
     flow = ConnectorResetFlow.by_link(token)
     if flow is None:

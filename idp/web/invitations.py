@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, abort, jsonify, redirect, render_template, request, url_for
 
 from ..errors import DomainError, InvitationUnusable
+from .. import config
 from ..extensions import db, limiter
 from ..flows import InvitationFlow
 from ..models import Administration
@@ -91,7 +92,7 @@ def submit(flow_id):
 
 
 @bp.route("/invitation/flow/<flow_id>/password-check", methods=["POST"])
-@limiter.limit("120 per minute")
+@limiter.limit(config.limit("RATELIMIT_PASSWORD_CHECK"))
 def password_check(flow_id):
     """The policy verdict for the password typed so far (the page shows it live)."""
     try:
@@ -138,7 +139,7 @@ def firm_invitations(firm_id):
 
 
 @bp.route("/firms/<firm_id>/invitations", methods=["POST"])
-@limiter.limit("60 per hour", methods=["POST"])
+@limiter.limit(config.limit("RATELIMIT_FIRM_INVITE"), methods=["POST"])
 def firm_invite(firm_id):
     found, redirect_to = _firm_or_404(firm_id)
     if redirect_to is not None:

@@ -7,6 +7,7 @@ from urllib.parse import urlencode
 from flask import Blueprint, current_app, g, redirect, render_template, request, url_for
 
 from ..errors import DomainError, FlowExpired
+from .. import config
 from ..extensions import db, limiter
 from ..flows import LoginFlow
 from ..models import Client
@@ -118,7 +119,7 @@ def reset_2fa(flow_id):
 
 
 @bp.route("/login/<flow_id>/password-check", methods=["POST"])
-@limiter.limit("120 per minute")
+@limiter.limit(config.limit("RATELIMIT_PASSWORD_CHECK"))
 def password_check(flow_id):
     from flask import abort, jsonify
 

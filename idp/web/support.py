@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 
-from flask import Blueprint, abort, redirect, render_template, request, url_for
+from flask import Blueprint, abort, current_app, redirect, render_template, request, url_for
 from flask_babel import gettext
 
-from .. import clock
+from .. import clock, config
 from ..errors import DomainError, InvalidInput
 from ..extensions import db, limiter
 from ..models import ConnectorUser
@@ -17,7 +17,6 @@ from .login import start_for
 
 bp = Blueprint("support", __name__, url_prefix="/support")
 
-FRESH = dt.timedelta(minutes=15)
 ACCOUNT_ACTIONS = {
     "unlock": support.unlock,
     "reset-2fa": support.reset_2fa,
@@ -36,7 +35,7 @@ def _staff():
         return None, start_for(here)
     if sso.account.role != "support":
         abort(404)
-    if clock.now() - sso.auth_time > FRESH:
+    if clock.now() - sso.auth_time > dt.timedelta(seconds=current_app.config["SUPPORT_FRESH_LOGIN"]):
         return None, start_for(here, login_hint=sso.account.email)
     return sso.account, None
 
@@ -46,7 +45,7 @@ def _actor(staff) -> str:
 
 
 @bp.route("", methods=["GET"])
-@limiter.limit("60 per minute")
+@limiter.limit(config.limit("RATELIMIT_SUPPORT_SEARCH"))
 def search():
     staff, redirect_to = _staff()
     if redirect_to is not None:

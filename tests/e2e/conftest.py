@@ -6,9 +6,14 @@ fresh accounts, so tests do not depend on each other's state.
 
 Settings (environment):
 - IDP_TEST_DATABASE_URL: run the provider on PostgreSQL. The e2e run uses its own
-  database ``e2e`` on that server (created when missing, schema wiped at start), so it
-  never disturbs other test runs that use the database named in the URL.
-- IDP_TEST_REDIS_URL: give the provider this Redis.
+  database ``<db>_e2e`` (``<db>_e2e_<worker>`` under xdist) on that server, created when
+  missing and its schema wiped at start, so it never disturbs the functional tests nor
+  another run that was given another database name.
+- IDP_TEST_REDIS_URL: give the provider this Redis (with the worker's key prefix).
+
+Under ``pytest -n`` each worker that runs e2e tests starts its own servers, mail sink and
+browser, on its own database. (xdist's ``--dist loadgroup`` would keep them on one worker,
+but it does not group under pytest 9.2, whose node ids it can no longer rewrite.)
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from ..isolation import redis_key_prefix, worker_database
 from .helpers import Person, first_login, watch_console
 
 REPO = Path(__file__).resolve().parents[2]
@@ -44,7 +50,6 @@ CHROMIUM_ARGS = [
     "--no-first-run",
     "--disable-sync",
 ]
-E2E_DATABASE = "e2e"
 STARTUP_TIMEOUT = 40  # seconds for a server to answer
 DEFAULT_TIMEOUT_MS = 15_000  # Playwright actions, navigations and expect()
 
@@ -216,25 +221,16 @@ class Server:
 
 
 def _prepare_postgres(url: str) -> str:
-    """Point ``url`` at the database ``e2e`` on the same server, create it when missing
+    """Point ``url`` at this run's e2e database on the same server (created when missing)
     and give it an empty public schema. Returns the SQLAlchemy URL to use."""
     import psycopg
     from sqlalchemy.engine import make_url
 
-    base = make_url(url)
-    libpq = base.set(drivername="postgresql")
-    with psycopg.connect(libpq.render_as_string(hide_password=False), autocommit=True) as conn:
-        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (E2E_DATABASE,)).fetchone()
-        if not exists:
-            try:
-                conn.execute(f'CREATE DATABASE "{E2E_DATABASE}"')
-            except psycopg.errors.DuplicateDatabase:
-                pass
-    target = libpq.set(database=E2E_DATABASE)
-    with psycopg.connect(target.render_as_string(hide_password=False), autocommit=True) as conn:
+    target = make_url(worker_database(url, suffix="_e2e"))
+    with psycopg.connect(target.set(drivername="postgresql").render_as_string(hide_password=False), autocommit=True) as conn:
         conn.execute("DROP SCHEMA IF EXISTS public CASCADE")
         conn.execute("CREATE SCHEMA public")
-    return base.set(drivername="postgresql+psycopg", database=E2E_DATABASE).render_as_string(hide_password=False)
+    return target.render_as_string(hide_password=False)
 
 
 @dataclass
@@ -294,6 +290,7 @@ def provider(mailbox, tmp_path_factory):
     )
     if os.environ.get("IDP_TEST_REDIS_URL"):
         env["IDP_REDIS_URL"] = os.environ["IDP_TEST_REDIS_URL"]
+        env["IDP_RATELIMIT_STORAGE_OPTIONS"] = json.dumps({"key_prefix": redis_key_prefix() + "_E2E"})
     (tmp / "instance").mkdir()
     upgrade = subprocess.run([*_idp_command(), "db", "upgrade"], env=env, cwd=REPO, capture_output=True, text=True, timeout=120)
     assert upgrade.returncode == 0, f"idp db upgrade failed:\n{upgrade.stderr}"

@@ -69,7 +69,7 @@ def make_site(idp_app) -> Flask:
         with idp_app.app_context():
             lifetime = request.args.get("lifetime", type=int)
             if lifetime:  # a challenge issued long enough ago that `lifetime` seconds remain
-                clock.freeze(clock.now() - dt.timedelta(seconds=captcha.LIFETIME - lifetime))
+                clock.freeze(clock.now() - dt.timedelta(seconds=idp_app.config["CAPTCHA_LIFETIME"] - lifetime))
             try:
                 return jsonify(captcha.new_challenge())
             finally:

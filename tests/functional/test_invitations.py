@@ -12,42 +12,11 @@ from sqlalchemy import func, select
 from idp import clock
 from idp.extensions import db
 from idp.models import Account, Administration, ConnectorUser, FirmClient, Invitation, Membership
-from tests.helpers import code_from_mail, exchange_code, last_mail, mail_count
-
-GOOD_PASSWORD = "Zomer-fiets-42-Kaas"
-
-
-def invite(cli, email="klant@example.com", administration="Bakkerij Jansen", *extra):
-    result = cli.invoke(args=["invitations", "create", "--email", email, "--administration", administration,
-                              "--name", "Piet Jansen", "--json", *extra])
-    assert result.exit_code == 0, result.output
-    return json.loads(result.output)
-
+from tests.helpers import GOOD_PASSWORD, accept_until, code_from_mail, exchange_code, invite, last_mail, mail_count, path_of
 
 @pytest.fixture
 def firm(cli):
     return json.loads(cli.invoke(args=["firms", "create", "--name", "Boekhouders BV", "--json"]).output)["administration_id"]
-
-
-def path_of(url):
-    return url.replace("http://idp.test", "")
-
-
-def accept_until(browser, app, url, state, email="klant@example.com", password=GOOD_PASSWORD):
-    browser.get(path_of(url))
-    assert browser.step_state == "intro", (browser.status, browser.alert)
-    if state == "intro":
-        return
-    browser.submit()
-    assert browser.step_state == "email_code"
-    if state == "email_code":
-        return
-    browser.submit(email_code=code_from_mail(app, email))
-    assert browser.step_state == "password", browser.alert
-    if state == "password":
-        return
-    browser.submit(password=password, password_confirm=password)
-    assert browser.step_state == "contract", browser.alert
 
 
 def count(app, model, *where):
@@ -287,7 +256,7 @@ def test_accountant_sees_the_firms_client_administrations(app, cli, accountant, 
     accountant.authorize(portal["client_id"], scope="openid administrations")
     code = accountant.callback_params()["code"]
     body = exchange_code(accountant.http, portal, code, accountant.verifier).get_json()
-    from tests.functional.test_protocol import decode
+    from tests.helpers import decode
 
     claims = decode(accountant.http, body["id_token"]).claims
     names = {(a["name"], a["role"]) for a in claims["administrations"]}

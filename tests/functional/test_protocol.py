@@ -6,51 +6,28 @@ import datetime as dt
 from urllib.parse import parse_qs
 
 import pytest
-from joserfc import jwt
-from joserfc.jwk import KeySet
 
 from idp import clock
 from tests.helpers import (
+    FULL,
     POST_LOGOUT_URI,
     REDIRECT_URI,
     basic,
+    decode,
     exchange_code,
+    introspect,
     make_client,
     pkce_pair,
+    refresh,
+    signed_in_browser,
     token_request,
+    tokens_for,
 )
-
-FULL = "openid profile email offline_access administrations"
-
 
 @pytest.fixture
 def signed_in(browser, portal, person):
     """A browser with an SSO session (first login done)."""
-    clock.freeze(dt.datetime(2026, 11, 23, 9, 0, 5))
-    browser.authorize(portal["client_id"])
-    browser.sign_in(person["email"], person["password"], first_time=True)
-    browser.first_code = browser.callback_params()["code"]
-    return browser
-
-
-def tokens_for(browser, client, scope=FULL, **params):
-    browser.authorize(client["client_id"], scope=scope, **params)
-    params = browser.callback_params()
-    response = exchange_code(browser.http, client, params["code"], browser.verifier)
-    assert response.status_code == 200, response.get_json()
-    return response.get_json()
-
-
-def decode(http, token):
-    jwks = http.get("/jwks.json").get_json()
-    return jwt.decode(token, KeySet.import_key_set(jwks), algorithms=["RS256"])
-
-
-def introspect(http, client, token, hint=None):
-    data = {"token": token}
-    if hint:
-        data["token_type_hint"] = hint
-    return http.post("/introspect", data=data, headers=basic(client)).get_json()
+    return signed_in_browser(browser, portal, person)
 
 
 # -- discovery and keys ---------------------------------------------------------------
@@ -242,10 +219,6 @@ def test_id_token_hint(signed_in, portal, person):
 
 
 # -- refresh tokens --------------------------------------------------------------------
-
-
-def refresh(http, client, token):
-    return token_request(http, client, {"grant_type": "refresh_token", "refresh_token": token})
 
 
 def test_refresh_token_only_with_offline_access(signed_in, portal):

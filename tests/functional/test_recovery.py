@@ -11,7 +11,7 @@ from idp import clock
 from idp.extensions import db
 from idp.models import OutboxMail
 from idp.services import totp
-from tests.functional.test_protocol import FULL, introspect, refresh
+from tests.helpers import FULL, introspect, refresh
 from tests.helpers import code_from_mail, last_mail, mail_count
 
 NEW_PASSWORD = "Winter-boot-77-Haring"

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from idp import clock
 from idp.extensions import db
 from idp.models import Account, AuditEvent
-from tests.functional.test_protocol import FULL, introspect, refresh
+from tests.helpers import FULL, introspect, refresh
 from tests.helpers import exchange_code, last_mail
 
 STAFF = ("helpdesk@example.com", "Staff-password-2026!")
@@ -170,7 +170,7 @@ def test_cli_parity(app, cli, customer, person):
 
 
 def test_console_invitation_and_connector_actions(app, staff, cli, browser):
-    from tests.functional.test_invitations import accept_until, invite
+    from tests.helpers import accept_until, invite
 
     data = invite(cli, "klant@example.com", "Bakkerij Jansen")
     client = type(browser)(app)

@@ -9,11 +9,13 @@ import json
 
 import altcha
 import pytest
+from flask import current_app
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 
 from idp import clock
+from idp.config import DEFAULTS
 from idp.extensions import db
 from idp.models.captcha import UsedCaptcha
 from idp.services import captcha
@@ -54,7 +56,7 @@ def test_challenge_is_json_for_the_widget(ctx, app):
     assert json.loads(json.dumps(challenge)) == challenge
     params = challenge["parameters"]
     assert params["algorithm"] == captcha.ALGORITHM == "PBKDF2/SHA-256"
-    assert params["cost"] == captcha.COST
+    assert params["cost"] == current_app.config["CAPTCHA_COST"] == 1000
     assert {"nonce", "salt", "keyPrefix", "keyLength"} <= params.keys()
     assert abs(params["expiresAt"] - (clock.timestamp() + 600)) <= 2
     assert len(challenge["signature"]) == 64
@@ -75,7 +77,7 @@ def test_max_number_is_configurable(ctx):
 def test_default_max_number(app):
     app.config.pop("CAPTCHA_MAX_NUMBER")
     with app.app_context():
-        assert captcha._max_number() == captcha.DEFAULT_MAX_NUMBER
+        assert captcha._max_number() == DEFAULTS["CAPTCHA_MAX_NUMBER"] == 8000
 
 
 def test_valid_solution_is_accepted_once(ctx):
@@ -181,13 +183,13 @@ def test_tampered_payload_is_refused(ctx, change):
 
 def test_challenge_signed_with_another_key_is_refused(ctx):
     foreign = altcha.create_challenge(
-        captcha.ALGORITHM, captcha.COST, counter=3, expires_at=clock.timestamp() + 600, hmac_secret=b"another key"
+        captcha.ALGORITHM, current_app.config["CAPTCHA_COST"], counter=3, expires_at=clock.timestamp() + 600, hmac_secret=b"another key"
     )
     assert captcha.verify(solve(foreign.to_dict())) is False
 
 
 def test_unsigned_challenge_is_refused(ctx):
-    unsigned = altcha.create_challenge(captcha.ALGORITHM, captcha.COST, counter=3, expires_at=clock.timestamp() + 600)
+    unsigned = altcha.create_challenge(captcha.ALGORITHM, current_app.config["CAPTCHA_COST"], counter=3, expires_at=clock.timestamp() + 600)
     assert captcha.verify(solve(unsigned.to_dict())) is False
 
 

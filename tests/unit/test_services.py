@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
-
 import pytest
 
 from idp import clock
@@ -19,26 +17,9 @@ from idp.errors import (
     TooManyAttempts,
 )
 from idp.extensions import db
-from idp.flows import Context, LoginFlow
+from idp.flows import LoginFlow
 from idp.services import accounts, crypto, email_codes, passwords, totp
-
-T0 = dt.datetime(2026, 11, 23, 9, 0, 5)
-CTX = Context(ip="127.0.0.1", locale="en")
-
-
-@pytest.fixture
-def ctx(app):
-    clock.freeze(T0)
-    with app.test_request_context():
-        yield
-    clock.freeze(None)
-
-
-@pytest.fixture
-def account(ctx):
-    a = accounts.create_account("Anna@Example.com", "secret password", name="Anna")
-    db.session.commit()
-    return a
+from tests.helpers import CTX
 
 
 def test_normalize_email():

@@ -1,0 +1,51 @@
+"""What the commands share: failing with one line, printing text or JSON, who acts, URL checks."""
+
+from __future__ import annotations
+
+import contextlib
+import getpass
+import json
+import os
+from urllib.parse import urlsplit
+
+import click
+
+
+def fail(message: str):
+    raise click.ClickException(message)
+
+
+def emit(data, as_json: bool, text: str | None = None) -> None:
+    if as_json:
+        click.echo(json.dumps(data, indent=None, sort_keys=True))
+    else:
+        click.echo(text if text is not None else json.dumps(data, indent=2, sort_keys=True))
+
+
+def cli_actor() -> str:
+    try:
+        user = getpass.getuser()
+    except Exception:
+        user = str(os.getuid())
+    return f"cli:{user}"
+
+
+def check_uri(value: str, option: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.fragment:
+        fail(f"{option} must be an absolute http(s) URL without a fragment: {value!r}")
+    return value
+
+
+@contextlib.contextmanager
+def committed():
+    """Run a service call: a refused step fails the command with its message, a
+    successful one is committed."""
+    from ..errors import DomainError
+    from ..extensions import db
+
+    try:
+        yield
+    except DomainError as exc:
+        fail(exc.message())
+    db.session.commit()

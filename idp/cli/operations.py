@@ -1,0 +1,90 @@
+"""`idp keys`, `mail`, `audit` and `db`: what operators run."""
+
+from __future__ import annotations
+
+import signal
+
+import click
+from flask import current_app
+from flask.cli import with_appcontext
+
+from .common import cli_actor, emit
+
+
+@click.group("keys")
+def keys_group():
+    """Signing keys."""
+
+
+@keys_group.command("rotate")
+@with_appcontext
+def keys_rotate():
+    """Publish a new signing key; old keys stay published until their tokens expire."""
+    from ..services import audit, keys
+    from ..extensions import db
+
+    row = keys.rotate()
+    audit.record("keys.rotated", actor=cli_actor(), subject=row.kid)
+    db.session.commit()
+    click.echo(f"new signing key: {row.kid}")
+
+
+@click.group("mail")
+def mail_group():
+    """Queued mail."""
+
+
+@mail_group.command("deliver")
+@click.option("--loop", is_flag=True, help="Keep delivering until stopped.")
+@with_appcontext
+def mail_deliver(loop):
+    """Send queued mail over SMTP (once, or in a loop)."""
+    import threading
+
+    from ..services import mailer
+
+    if not current_app.config["MAIL_SERVER"]:
+        if not loop:
+            click.echo("no IDP_MAIL_SERVER configured: mail stays queued", err=True)
+            return
+        click.echo("no IDP_MAIL_SERVER configured: mail stays queued (dev mailbox in development)", err=True)
+    if loop:
+        stop = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        signal.signal(signal.SIGINT, lambda *_: stop.set())
+        mailer.deliver_forever(stop)
+        return
+    sent, failed = mailer.deliver_due()
+    click.echo(f"sent {sent}, failed {failed}")
+
+
+@click.group("audit")
+def audit_group():
+    """The audit trail."""
+
+
+@audit_group.command("list")
+@click.option("--subject", help="Only events about this e-mail address.")
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 10000))
+@click.option("--json", "as_json", is_flag=True)
+@with_appcontext
+def audit_list(subject, limit, as_json):
+    """Audit events, newest first."""
+    from ..services import audit
+
+    events = [audit.as_dict(e) for e in audit.recent(subject, limit)]
+    if as_json:
+        emit(events, True)
+        return
+    for e in events:
+        click.echo(f"{e['at']}  {e['action']:<28} {e['outcome']:<8} {e['subject'] or '-':<32} {e['actor']}  {e['ip'] or ''}")
+
+
+def db_group():
+    from flask_migrate.cli import db
+
+    db.help = "Database migrations (`idp db upgrade` applies them)."
+    return db
+
+
+COMMANDS = (keys_group, mail_group, audit_group)

@@ -1,0 +1,92 @@
+"""`idp serve`: the provider under granian or gunicorn, with the mail loop beside it."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+
+import click
+from flask.cli import with_appcontext
+
+
+@click.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5000, show_default=True, type=int)
+@click.option("--workers", default=2, show_default=True, type=click.IntRange(1, 64))
+@click.option("--threads", default=4, show_default=True, type=click.IntRange(1, 64), help="Threads per worker.")
+@click.option(
+    "--server",
+    type=click.Choice(["granian", "gunicorn"]),
+    default="granian",
+    show_default=True,
+    help="The WSGI server (see bench/README.md for why granian is the default).",
+)
+@click.option("--no-mail", is_flag=True, help="Do not run the mail delivery loop beside the server.")
+@with_appcontext
+def serve(host, port, workers, threads, server, no_mail):
+    """Serve production-style (N worker processes), and deliver queued mail."""
+    from ..extensions import db
+    from ..services import keys
+
+    keys.ensure()
+    db.session.remove()
+    db.engine.dispose()
+    deliverer = None
+    if not no_mail:
+        deliverer = subprocess.Popen([sys.executable, "-m", "idp.cli", "mail", "deliver", "--loop"])
+    try:
+        click.echo(f"idp serving on http://{host}:{port} with {workers} {server} workers", err=True)
+        (_serve_granian if server == "granian" else _serve_gunicorn)(host, port, workers, threads)
+    finally:
+        if deliverer is not None:
+            deliverer.send_signal(signal.SIGTERM)
+            try:
+                deliverer.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                deliverer.kill()
+
+
+def _serve_granian(host, port, workers, threads):
+    from granian import Granian
+    from granian.constants import Interfaces
+
+    Granian(
+        "idp:create_app",
+        factory=True,
+        address=host,
+        port=port,
+        interface=Interfaces.WSGI,
+        websockets=False,
+        workers=workers,
+        blocking_threads=threads,
+        respawn_failed_workers=True,
+        log_access=False,
+    ).serve()
+
+
+def _serve_gunicorn(host, port, workers, threads):
+    from gunicorn.app.base import BaseApplication
+
+    class Server(BaseApplication):
+        def load_config(self):
+            self.cfg.set("bind", f"{host}:{port}")
+            self.cfg.set("workers", workers)
+            self.cfg.set("threads", threads)
+            self.cfg.set("worker_class", "gthread")
+            self.cfg.set("keepalive", 5)
+            self.cfg.set("accesslog", None)
+            self.cfg.set("graceful_timeout", 10)
+            self.cfg.set("proc_name", "idp")
+            # Several servers on one machine must not share gunicorn's control socket.
+            self.cfg.set("control_socket_disable", True)
+
+        def load(self):
+            from .. import create_app
+
+            return create_app()
+
+    Server().run()
+
+
+COMMANDS = (serve,)

@@ -1,0 +1,63 @@
+"""Key rotation and mail delivery backoff at a frozen clock."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+
+from idp import clock
+from idp.extensions import db
+from idp.models import OutboxMail
+from idp.services import keys, mailer
+
+
+def kids():
+    keys.clear_cache()
+    return [k["kid"] for k in keys.public_jwks()["keys"]]
+
+
+def test_rotation_keeps_the_old_key_published_until_its_tokens_expired(ctx):
+    keys.ensure()
+    first = keys.signing_key()[0]
+    new = keys.rotate()
+    assert keys.signing_key()[0] == new.kid != first
+    assert set(kids()) == {first, new.kid}
+    clock.advance(seconds=3600 + 300 - 1)  # the longest token lifetime and a margin
+    assert first in kids()
+    clock.advance(seconds=1)
+    assert kids() == [new.kid]
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def relay_down(app, ctx):
+    app.config.update(MAIL_SERVER="127.0.0.1", MAIL_PORT=_closed_port(), MAIL_MAX_ATTEMPTS=4, MAIL_RETRY_BASE=5)
+    item = mailer.queue("anna@example.com", "email_code", "en", code="123456", minutes=10, name="Anna")
+    db.session.commit()
+    return item
+
+
+def test_a_failed_delivery_backs_off_doubling(relay_down):
+    waits = []
+    for _ in range(3):
+        assert mailer.deliver_due() == (0, 1)
+        db.session.refresh(relay_down)
+        waits.append((relay_down.next_attempt_at - clock.now()).total_seconds())
+        assert mailer.deliver_due() == (0, 0)  # not due yet
+        clock.advance(seconds=waits[-1])
+    assert waits == [5, 10, 20]
+
+
+def test_a_mail_is_abandoned_after_the_last_attempt(relay_down):
+    for _ in range(4):
+        mailer.deliver_due()
+        clock.advance(hours=1)
+    db.session.refresh(relay_down)
+    assert relay_down.status == "abandoned" and relay_down.attempts == 4 and relay_down.text == ""
+    assert mailer.deliver_due() == (0, 0)
