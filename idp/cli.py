@@ -650,6 +650,9 @@ def _db_group():
     from flask_migrate.cli import db
 
     db.help = "Database migrations (`idp db upgrade` applies them)."
+    from .ops.commands import prune_command
+
+    db.add_command(prune_command)  # idp db prune
     return db
 
 

@@ -1,4 +1,4 @@
-"""What `idp serve` sets up around its workers: a shared metrics directory."""
+"""What `idp serve` sets up around its workers: a shared metrics directory and the hourly prune."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -46,4 +47,9 @@ def start(app) -> Sidecars:
     """Call before the workers and the mail loop start: they inherit the environment."""
     directory, owned = _fresh_metrics_dir()
     metrics.enable_multiprocess(directory)
-    return Sidecars(directory, owned, None)
+    pruner = None
+    interval = app.config["PRUNE_INTERVAL"]
+    if interval:
+        # Every instance runs one; the advisory lock lets one of them work at a time.
+        pruner = subprocess.Popen([sys.executable, "-m", "idp.cli", "db", "prune", "--every", str(interval)])
+    return Sidecars(directory, owned, pruner)

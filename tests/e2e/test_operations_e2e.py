@@ -37,3 +37,9 @@ def test_the_mail_loop_counts_in_the_same_scrape(provider, mailbox):
     while scrape(provider.url, "idp_mails_total", event="sent") < before + 1:
         assert time.monotonic() < deadline, "the delivered mail was not counted"
         time.sleep(0.2)
+
+
+def test_serve_prunes_at_start_and_then_every_interval(provider):
+    # The first round runs when the server starts; the counts are logged.
+    line = provider.wait_for_log("pruned", "flows", "tokens", timeout=20)
+    assert "authorization_codes" in line and "outbox" in line
