@@ -112,6 +112,9 @@ def create_app(test_config: dict | None = None) -> Flask:
         if exc is not None:
             db.session.rollback()
 
+    from . import ops
+
+    ops.init_app(app)  # health, metrics, request ids, logs, forwarded headers: wraps every middleware
     from .cli import register
 
     register(app)

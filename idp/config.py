@@ -103,6 +103,18 @@ DEFAULTS: dict = {
     # Name shown on pages and in mail.
     "PRODUCT_NAME": "Suite ID",
     "SUPPORT_CONTACT": "support",
+    # -- operating many instances (CONTRACT section 10) --
+    # How many proxies in front set X-Forwarded-For / -Proto (and X-Request-Id); 0 ignores those headers.
+    "TRUSTED_PROXIES": 0,
+    # "text" (one readable line) or "json" (one JSON object per line, with the request id).
+    "LOG_FORMAT": "text",
+    # Bearer token that may read /metrics from other hosts; loopback clients need none.
+    "METRICS_TOKEN": "",
+    # `idp serve` prunes expired rows this often (seconds; 0 = never), PRUNE_BATCH_SIZE ids per DELETE.
+    "PRUNE_INTERVAL": 3600,
+    "PRUNE_BATCH_SIZE": 1000,
+    # Sent and abandoned mail stays this long (seconds) for support questions, then is pruned.
+    "OUTBOX_RETENTION": 7 * 24 * 3600,
 }
 
 
@@ -183,6 +195,28 @@ def validate(app) -> None:
     secret = c["SECRET_KEY"]
     if secret and (len(str(secret)) < 32 or str(secret).lower() in ("dev", "secret", "changeme")):
         raise ConfigError("IDP_SECRET_KEY must be a random value of at least 32 characters")
+    validate_operations(c)
+
+
+def _int_setting(c, name: str, minimum: int) -> None:
+    value = c[name]
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ConfigError(f"IDP_{name} must be a whole number of at least {minimum}, got {value!r}")
+
+
+def validate_operations(c) -> None:
+    """The settings of CONTRACT section 10."""
+    if c["ENV"] == "production" and not c.get("TESTING") and not c["SECRET_KEY"] \
+            and c["DATABASE_URL"] and not str(c["DATABASE_URL"]).startswith("sqlite"):
+        # Each machine would generate its own secret: sessions and encrypted keys would not carry over.
+        raise ConfigError("IDP_SECRET_KEY must be set in production with a shared database (every instance needs the same one)")
+    for name, minimum in (("TRUSTED_PROXIES", 0), ("PRUNE_INTERVAL", 0), ("PRUNE_BATCH_SIZE", 1), ("OUTBOX_RETENTION", 0)):
+        _int_setting(c, name, minimum)
+    if c["LOG_FORMAT"] not in ("text", "json"):
+        raise ConfigError(f"IDP_LOG_FORMAT must be 'text' or 'json', got {c['LOG_FORMAT']!r}")
+    token = c["METRICS_TOKEN"]
+    if token and len(str(token)) < 32:
+        raise ConfigError("IDP_METRICS_TOKEN must be a random value of at least 32 characters")
 
 
 def _instance_secret(instance_path: str) -> str:

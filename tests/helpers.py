@@ -48,13 +48,13 @@ def make_client(app, name="App", first_party=True, grant_types=("authorization_c
     args += list(extra)
     result = app.test_cli_runner().invoke(args=args)
     assert result.exit_code == 0, result.output
-    return json.loads(result.output)
+    return json.loads(result.stdout)
 
 
 def make_account(app, email, password, name=""):
     result = app.test_cli_runner().invoke(args=["users", "create", "--email", email, "--password", password, "--name", name, "--json"])
     assert result.exit_code == 0, result.output
-    return {"sub": json.loads(result.output)["sub"], "email": email, "password": password}
+    return {"sub": json.loads(result.stdout)["sub"], "email": email, "password": password}
 
 
 def last_mail(app, to: str) -> OutboxMail:

@@ -83,7 +83,10 @@ def audit_list(subject, limit, as_json):
 def db_group():
     from flask_migrate.cli import db
 
+    from ..ops.commands import prune_command
+
     db.help = "Database migrations (`idp db upgrade` applies them)."
+    db.add_command(prune_command)  # idp db prune
     return db
 
 

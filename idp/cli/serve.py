@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import click
+from flask import current_app
 from flask.cli import with_appcontext
 
 
@@ -27,11 +28,13 @@ from flask.cli import with_appcontext
 def serve(host, port, workers, threads, server, no_mail):
     """Serve production-style (N worker processes), and deliver queued mail."""
     from ..extensions import db
+    from ..ops import serving
     from ..services import keys
 
     keys.ensure()
     db.session.remove()
     db.engine.dispose()
+    sidecars = serving.start(current_app)  # metrics directory for the workers, hourly prune
     deliverer = None
     if not no_mail:
         deliverer = subprocess.Popen([sys.executable, "-m", "idp.cli", "mail", "deliver", "--loop"])
@@ -45,6 +48,7 @@ def serve(host, port, workers, threads, server, no_mail):
                 deliverer.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 deliverer.kill()
+        sidecars.stop()
 
 
 def _serve_granian(host, port, workers, threads):

@@ -6,6 +6,7 @@ from sqlalchemy import func, select
 
 from ..extensions import db
 from ..models import Account, AuditEvent
+from ..ops import events
 
 
 def record(
@@ -31,6 +32,7 @@ def record(
         detail={k: v for k, v in detail.items() if v is not None},
     )
     db.session.add(event)
+    events.security_event(event)
     return event
 
 

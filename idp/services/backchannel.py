@@ -15,6 +15,7 @@ from sqlalchemy import select
 from .. import clock
 from ..extensions import db
 from ..models import AuthorizationCode, Client, Session
+from ..ops import metrics
 from . import keys
 
 log = logging.getLogger(__name__)
@@ -69,4 +70,5 @@ def notify(session: Session) -> dict[str, bool]:
         except (urllib.error.URLError, OSError, ValueError) as exc:
             log.warning("back-channel logout to client %s failed: %s", client.id, exc)
             results[client.id] = False
+        metrics.BACKCHANNEL_DELIVERIES.labels("delivered" if results[client.id] else "failed").inc()
     return results

@@ -16,6 +16,7 @@ from sqlalchemy import or_, select, update
 from .. import clock
 from ..extensions import db, mail
 from ..models import OutboxMail
+from ..ops import metrics
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +42,7 @@ def queue(recipient: str, kind: str, locale: str | None = None, **context) -> Ou
     subject, text, html = render(kind, locale, **context)
     item = OutboxMail(recipient=recipient, subject=subject, text=text, html=html, kind=kind)
     db.session.add(item)
+    metrics.mail("queued", kind)
     return item
 
 
@@ -98,6 +100,7 @@ def deliver_due(limit: int = 50) -> tuple[int, int]:
             mail.send(msg)
         except (smtplib.SMTPException, OSError, socket.timeout) as exc:
             failed += 1
+            metrics.mail("failed", item.kind)
             item.attempts += 1
             item.last_error = str(exc)[:500]
             item.claimed_until = None
@@ -111,6 +114,7 @@ def deliver_due(limit: int = 50) -> tuple[int, int]:
                 log.warning("mail %s to %s not sent (attempt %s), retry in %ss: %s", item.id, item.recipient, item.attempts, backoff, exc)
         else:
             sent += 1
+            metrics.mail("sent", item.kind)
             item.attempts += 1
             item.status = "sent"
             item.sent_at = clock.now()

@@ -1,0 +1,58 @@
+"""What operators of many instances need: forwarded headers, request ids, logs, metrics, health."""
+
+from __future__ import annotations
+
+from urllib.parse import unquote
+
+from flask import Flask, request
+
+from . import logs, metrics
+from .requests import CLIENT_ID_KEY, ENDPOINT_KEY, RequestObserver
+
+CLIENT_AUTH_ENDPOINTS = {"oauth.token", "oauth.introspect", "oauth.revoke"}
+
+
+def init_app(app: Flask) -> None:
+    """Call last in create_app: the middleware must wrap every other one."""
+    from werkzeug.middleware.proxy_fix import ProxyFix
+
+    from ..web import health
+
+    logs.configure(app.config["LOG_FORMAT"])
+    proxies = app.config["TRUSTED_PROXIES"]
+    app.wsgi_app = RequestObserver(app.wsgi_app, trust_proxy=proxies > 0)
+    if proxies:
+        # Outermost, so everything below (limits, audit, logs) sees the client behind the proxies.
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies)
+    app.register_blueprint(health.bp)
+    app.after_request(_note_request)
+
+
+def _parsed_form() -> dict:
+    """The form if the view read it; the hook never parses a body itself (it may be too large or malformed)."""
+    return request.__dict__.get("form") or {}
+
+
+def _client_id() -> str | None:
+    if request.endpoint == "oauth.authorize":
+        value = request.args.get("client_id")
+    elif request.endpoint in CLIENT_AUTH_ENDPOINTS:
+        value = _parsed_form().get("client_id")
+        try:
+            auth = request.authorization
+        except (ValueError, UnicodeError):  # a malformed header was answered already; it names no client
+            auth = None
+        if not value and auth is not None and auth.type == "basic" and auth.username:
+            value = unquote(auth.username)  # RFC 6749 2.3.1: form-encoded in Basic
+    else:
+        return None
+    return value[:100] if value else None
+
+
+def _note_request(response):
+    environ = request.environ
+    environ[ENDPOINT_KEY] = request.endpoint
+    environ[CLIENT_ID_KEY] = _client_id()
+    if request.endpoint == "oauth.token" and response.status_code == 200:
+        metrics.token_issued(_parsed_form().get("grant_type"))
+    return response

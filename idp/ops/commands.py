@@ -1,0 +1,51 @@
+"""`idp db prune`: delete what has expired, once or every N seconds (as `idp serve` runs it)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import threading
+
+import click
+from flask.cli import with_appcontext
+
+log = logging.getLogger(__name__)
+
+
+def _print(counts: dict | None, as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps(counts if counts is not None else {"skipped": True}, sort_keys=True))
+    elif counts is None:
+        click.echo("another instance is pruning: skipped")
+    else:
+        for name, count in counts.items():
+            click.echo(f"{name}: {count}")
+
+
+@click.command("prune")
+@click.option("--json", "as_json", is_flag=True, help="Print the counts as one JSON object.")
+@click.option("--every", type=click.IntRange(min=1), help="Prune every N seconds until stopped.")
+@with_appcontext
+def prune_command(as_json, every):
+    """Delete expired flows, codes, sessions, tokens and old delivered mail; print how many."""
+    from ..extensions import db
+    from ..services import prune
+
+    if every is None:
+        _print(prune.prune_once_everywhere(), as_json)
+        return
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    while not stop.is_set():
+        try:
+            counts = prune.prune_once_everywhere()
+            if counts is not None:
+                log.info("pruned %s", ", ".join(f"{k} {v}" for k, v in counts.items()), extra={"pruned": counts})
+        except Exception:  # a database hiccup must not end the loop; the next round tries again
+            log.exception("prune round failed")
+            db.session.rollback()
+        finally:
+            db.session.remove()
+        stop.wait(every)

@@ -1,0 +1,129 @@
+"""Prometheus metrics of the provider: what they count, and the text that /metrics answers.
+
+Under `idp serve` every worker (and the mail loop beside them) writes its samples to
+files in PROMETHEUS_MULTIPROC_DIR and a scrape sums them; without that variable (tests,
+`flask run`) the counts live in this process only.
+"""
+
+from __future__ import annotations
+
+import os
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics, generate_latest, values
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.multiprocess import MultiProcessCollector
+
+# The *_created series double the text of every scrape for nothing Prometheus needs.
+disable_created_metrics()
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+# Every metric carries a label: a labelled metric creates its storage on first use, so
+# metrics defined before `idp serve` switches to multiprocess mode still write to files.
+REGISTRY = CollectorRegistry(auto_describe=True)
+
+REQUESTS = Counter(
+    "idp_http_requests", "HTTP requests answered, by endpoint and status.", ["endpoint", "status"], registry=REGISTRY
+)
+LATENCY = Histogram(
+    "idp_http_request_duration_seconds",
+    "Time from the request's arrival to its response, by endpoint.",
+    ["endpoint"],
+    registry=REGISTRY,
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+)
+TOKENS_ISSUED = Counter("idp_tokens_issued", "Successful token responses, by grant type.", ["grant_type"], registry=REGISTRY)
+SIGN_INS = Counter(
+    "idp_sign_ins",
+    "Sign-in steps by outcome: success (a session started), failure (a wrong password or code), throttled.",
+    ["kind", "outcome"],
+    registry=REGISTRY,
+)
+LOCKOUTS = Counter("idp_lockouts", "Accounts and connector users locked after too many failures.", ["kind"], registry=REGISTRY)
+SECURITY_EVENTS = Counter(
+    "idp_security_events", "Audit-trail events, by action and outcome.", ["action", "outcome"], registry=REGISTRY
+)
+MAILS = Counter("idp_mails", "Mail queued, sent and failed (a failed try that will be retried or abandoned).",
+                ["event", "kind"], registry=REGISTRY)
+BACKCHANNEL_DELIVERIES = Counter(
+    "idp_backchannel_deliveries", "Back-channel logout deliveries, by outcome (delivered, failed).", ["outcome"],
+    registry=REGISTRY,
+)
+
+GRANT_TYPES = frozenset({
+    "authorization_code", "refresh_token", "client_credentials", "password",
+    "urn:ietf:params:oauth:grant-type:device_code", "urn:ietf:params:oauth:grant-type:token-exchange",
+})
+# Audit actions that are a sign-in step, and the kind of sign-in they are.
+_SIGN_IN_ACTIONS = {
+    "login.password": "password",
+    "login.totp": "totp",
+    "login.throttled": "password",
+    "login.success": "session",
+    "connector.login": "connector",
+}
+_LOCKOUT_ACTIONS = {"account.locked": "account", "connector.locked": "connector"}
+
+
+def enable_multiprocess(directory: str) -> None:
+    """Make this process and the workers it forks write samples to ``directory``."""
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = directory
+    values.ValueClass = values.get_value_class()
+
+
+def security_event(action: str, outcome: str) -> None:
+    SECURITY_EVENTS.labels(action, outcome).inc()
+    if action in _SIGN_IN_ACTIONS:
+        result = "throttled" if action == "login.throttled" else ("success" if outcome == "success" else "failure")
+        SIGN_INS.labels(_SIGN_IN_ACTIONS[action], result).inc()
+    if action in _LOCKOUT_ACTIONS:
+        LOCKOUTS.labels(_LOCKOUT_ACTIONS[action]).inc()
+
+
+def mail(event: str, kind: str) -> None:
+    """``event`` is queued, sent or failed."""
+    MAILS.labels(event, kind).inc()
+
+
+def token_issued(grant_type: str | None) -> None:
+    TOKENS_ISSUED.labels(grant_type if grant_type in GRANT_TYPES else "other").inc()
+
+
+def request_done(endpoint: str, status: int, seconds: float) -> None:
+    REQUESTS.labels(endpoint, str(status)).inc()
+    LATENCY.labels(endpoint).observe(seconds)
+
+
+class OutboxBacklog:
+    """Collected at scrape time: mail waiting in the outbox, and how long the oldest due one waits."""
+
+    def collect(self):
+        from sqlalchemy.exc import SQLAlchemyError
+
+        from ..extensions import db
+        from ..services import outbox_stats
+
+        try:
+            queued, oldest_due_age = outbox_stats.backlog()
+        except SQLAlchemyError:
+            # The database is away: the rest of the scrape is still worth having (/readyz says why).
+            db.session.rollback()
+            return
+        yield GaugeMetricFamily("idp_outbox_queued", "Mails in the outbox not yet sent or abandoned.", value=queued)
+        yield GaugeMetricFamily(
+            "idp_outbox_oldest_due_seconds", "Age of the oldest mail due for delivery (0 when none is due).",
+            value=oldest_due_age,
+        )
+
+
+def render() -> bytes:
+    """The Prometheus text of every worker's samples and the outbox backlog."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry)
+        text = generate_latest(registry)
+    else:
+        text = generate_latest(REGISTRY)
+    backlog = CollectorRegistry()
+    backlog.register(OutboxBacklog())
+    return text + generate_latest(backlog)

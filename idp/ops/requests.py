@@ -1,0 +1,99 @@
+"""WSGI middleware around the app: the request id, one log line and the metrics of every request."""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+
+from . import logs, metrics
+
+# What we accept from a proxy as a request id: short and log-safe.
+_SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:+/=-]{1,128}")
+
+ENDPOINT_KEY = "idp.endpoint"
+CLIENT_ID_KEY = "idp.client_id"
+
+
+def request_id_from(environ, trust_proxy: bool) -> str:
+    if trust_proxy:
+        offered = environ.get("HTTP_X_REQUEST_ID", "")
+        if _SANE_REQUEST_ID.fullmatch(offered):
+            return offered
+    return uuid.uuid4().hex
+
+
+class RequestObserver:
+    """Outside Flask, so it also sees what middleware below it answers (413 on a large body)."""
+
+    def __init__(self, wsgi_app, trust_proxy: bool):
+        self.wsgi_app = wsgi_app
+        self.trust_proxy = trust_proxy
+
+    def __call__(self, environ, start_response):
+        started = time.perf_counter()
+        rid = request_id_from(environ, self.trust_proxy)
+        logs.request_id.set(rid)
+        status = [500]
+
+        def _start_response(status_line, headers, exc_info=None):
+            status[0] = int(status_line[:3])
+            headers = [(k, v) for k, v in headers if k.lower() != "x-request-id"]
+            headers.append(("X-Request-Id", rid))
+            return start_response(status_line, headers, exc_info)
+
+        def _finish():
+            seconds = time.perf_counter() - started
+            endpoint = environ.get(ENDPOINT_KEY) or "unmatched"
+            try:
+                metrics.request_done(endpoint, status[0], seconds)
+                logs.request_done(
+                    method=environ.get("REQUEST_METHOD", ""),
+                    path=environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", ""),
+                    status=status[0],
+                    duration_ms=seconds * 1000,
+                    client_id=environ.get(CLIENT_ID_KEY),
+                    remote_addr=environ.get("REMOTE_ADDR"),
+                )
+            finally:
+                logs.request_id.set(None)
+
+        try:
+            body = self.wsgi_app(environ, _start_response)
+        except BaseException:
+            _finish()
+            raise
+        return _Body(body, _finish)
+
+
+class _Body:
+    """The response body, calling ``finish`` once: when it is exhausted or closed, whichever is first."""
+
+    def __init__(self, body, finish):
+        self._body = body
+        self._iter = iter(body)
+        self._finish = finish
+        self._done = False
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        try:
+            return next(self._iter)
+        except StopIteration:
+            self._end()
+            raise
+
+    def close(self):
+        try:
+            close = getattr(self._body, "close", None)
+            if close is not None:
+                close()
+        finally:
+            self._end()
+
+    def _end(self):
+        if not self._done:
+            self._done = True
+            self._finish()

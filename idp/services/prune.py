@@ -1,0 +1,140 @@
+"""Deleting what has expired, a batch of rows per transaction, so no table is locked for long.
+
+What stays although it looks old, and why:
+- e-mail codes sent in the last hour: they count towards EMAIL_CODE_MAX_PER_HOUR (so their
+  flows stay too, which would take the codes with them);
+- authorization codes until they expire (a second redemption revokes what the first issued)
+  and while their SSO session lasts (back-channel logout finds the session's clients by them);
+- a token family (one grant_id) until no member's access or refresh token can still be used:
+  presenting a rotated-away refresh token revokes the family, so the used rows must stay;
+- the audit trail, always.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Callable
+
+from flask import current_app
+from sqlalchemy import and_, delete, exists, func, or_, select, text
+
+from .. import clock
+from ..extensions import db
+from ..models import AuthorizationCode, EmailCode, Flow, OutboxMail, RevokedToken, Session, Token, UsedCaptcha
+
+log = logging.getLogger(__name__)
+
+# pg_try_advisory_lock key: "idp prune" as a number, shared by every instance.
+ADVISORY_LOCK_KEY = 0x1D9_9A0E
+EMAIL_CODE_COUNT_WINDOW = dt.timedelta(hours=1)  # email_codes.issue counts the codes of the last hour
+
+
+def _in_batches(id_column, where, batch_size: int) -> int:
+    """Delete the rows matching ``where``, ``batch_size`` ids per DELETE and commit."""
+    table = id_column.class_
+    total = 0
+    while True:
+        ids = list(db.session.scalars(select(id_column).where(where).order_by(id_column).limit(batch_size)))
+        if not ids:
+            return total
+        db.session.execute(delete(table).where(id_column.in_(ids)).execution_options(synchronize_session=False))
+        db.session.commit()
+        total += len(ids)
+        if len(ids) < batch_size:
+            return total
+
+
+def _dead_token_families(now: dt.datetime, batch_size: int) -> int:
+    """Delete token families (by grant_id) none of whose members can still be used."""
+    total = 0
+    after = ""
+    while True:
+        # Families with at least one member whose refresh lifetime is over, in grant_id order.
+        grants = list(
+            db.session.scalars(
+                select(Token.grant_id)
+                .where(Token.grant_id > after, or_(Token.refresh_expires_at.is_(None), Token.refresh_expires_at <= now))
+                .group_by(Token.grant_id)
+                .order_by(Token.grant_id)
+                .limit(batch_size)
+            )
+        )
+        if not grants:
+            return total
+        after = grants[-1]
+        rows = db.session.execute(
+            select(Token.grant_id, Token.issued_at, Token.expires_in, Token.refresh_expires_at).where(
+                Token.grant_id.in_(grants)
+            )
+        ).all()
+        alive = {
+            row.grant_id
+            for row in rows
+            if row.issued_at + dt.timedelta(seconds=row.expires_in) > now
+            or (row.refresh_expires_at is not None and row.refresh_expires_at > now)
+        }
+        dead = [g for g in grants if g not in alive]
+        if dead:
+            result = db.session.execute(
+                delete(Token).where(Token.grant_id.in_(dead)).execution_options(synchronize_session=False)
+            )
+            total += result.rowcount
+        db.session.commit()
+        if len(grants) < batch_size:
+            return total
+
+
+def prune(now: dt.datetime | None = None, batch_size: int | None = None) -> dict[str, int]:
+    """Delete what has expired; returns how many rows of each kind went."""
+    now = now or clock.now()
+    batch = batch_size or current_app.config["PRUNE_BATCH_SIZE"]
+    recent_codes = now - EMAIL_CODE_COUNT_WINDOW
+    outbox_before = now - dt.timedelta(seconds=current_app.config["OUTBOX_RETENTION"])
+    active_session = exists().where(
+        Session.id == AuthorizationCode.session_id, Session.ended_at.is_(None), Session.expires_at > now
+    )
+    steps: list[tuple[str, Callable[[], int]]] = [
+        ("email_codes", lambda: _in_batches(
+            EmailCode.id, and_(EmailCode.expires_at <= now, EmailCode.created_at <= recent_codes), batch)),
+        ("flows", lambda: _in_batches(
+            Flow.id,
+            and_(Flow.expires_at <= now, ~exists().where(EmailCode.flow_id == Flow.id, EmailCode.created_at > recent_codes)),
+            batch)),
+        ("sessions", lambda: _in_batches(Session.id, or_(Session.ended_at.is_not(None), Session.expires_at <= now), batch)),
+        ("authorization_codes", lambda: _in_batches(
+            AuthorizationCode.id, and_(AuthorizationCode.expires_at <= now, ~active_session), batch)),
+        ("tokens", lambda: _dead_token_families(now, batch)),
+        ("revoked_tokens", lambda: _in_batches(RevokedToken.token_hash, RevokedToken.expires_at <= now, batch)),
+        ("used_captchas", lambda: _in_batches(UsedCaptcha.signature, UsedCaptcha.expires_at <= now, batch)),
+        ("outbox", lambda: _in_batches(
+            OutboxMail.id,
+            and_(OutboxMail.status.in_(("sent", "abandoned")), func.coalesce(OutboxMail.sent_at, OutboxMail.created_at) <= outbox_before),
+            batch)),
+    ]
+    counts = {}
+    for name, step in steps:
+        try:
+            counts[name] = step()
+        except Exception:
+            db.session.rollback()
+            raise
+    return counts
+
+
+def prune_once_everywhere(now: dt.datetime | None = None) -> dict[str, int] | None:
+    """``prune()`` unless another instance is pruning right now (PostgreSQL advisory lock);
+    None when it was. On SQLite there is one machine, so no lock is needed."""
+    if db.engine.dialect.name != "postgresql":
+        return prune(now)
+    with db.engine.connect() as lock_connection:
+        got = lock_connection.execute(text("SELECT pg_try_advisory_lock(:key)"), {"key": ADVISORY_LOCK_KEY}).scalar()
+        lock_connection.commit()
+        if not got:
+            log.info("prune: another instance is pruning, skipped")
+            return None
+        try:
+            return prune(now)
+        finally:
+            lock_connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": ADVISORY_LOCK_KEY})
+            lock_connection.commit()

@@ -1,0 +1,188 @@
+"""`idp db prune`: exactly what has expired goes, what is still needed stays, counts are printed."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import pytest
+from sqlalchemy import func, select
+
+from idp import clock
+from idp.extensions import db
+from idp.models import (AuditEvent, AuthorizationCode, EmailCode, Flow, OutboxMail, RevokedToken, Session, Token,
+                        UsedCaptcha)
+from idp.ops.commands import prune_command
+from idp.services import audit
+
+from ..helpers import make_account, make_client
+
+NOW = dt.datetime(2026, 3, 2, 12, 0, 0)
+MIN = dt.timedelta(minutes=1)
+HOUR = dt.timedelta(hours=1)
+DAY = dt.timedelta(days=1)
+
+
+def seed(app, account_id: str, client_id: str) -> dict[str, set]:
+    """Rows of every kind, expired and live; returns the keys that must survive."""
+    add = db.session.add
+    # Flows: expired long ago; live; expired but its code still counts towards the hourly limit.
+    add(Flow(id="flow-dead", kind="login", state="password", created_at=NOW - 2 * HOUR, expires_at=NOW - HOUR))
+    add(Flow(id="flow-live", kind="login", state="password", created_at=NOW - 5 * MIN, expires_at=NOW + 25 * MIN))
+    add(Flow(id="flow-recent-code", kind="login", state="verify_email", created_at=NOW - 50 * MIN, expires_at=NOW - 20 * MIN))
+    db.session.flush()
+
+    def code(key, created, expires, flow_id=None):
+        add(EmailCode(email=f"{key}@example.com", purpose="verify", code_hash=key, created_at=created, expires_at=expires,
+                      flow_id=flow_id))
+
+    code("code-dead", NOW - 2 * HOUR, NOW - 110 * MIN)
+    code("code-in-hourly-window", NOW - 40 * MIN, NOW - 30 * MIN, flow_id="flow-recent-code")
+    code("code-live", NOW - 2 * MIN, NOW + 8 * MIN)
+
+    def session(sid, expires, ended=None):
+        add(Session(id=sid, account_id=account_id, auth_time=NOW - HOUR, expires_at=expires, ended_at=ended,
+                    created_at=NOW - HOUR))
+
+    session("sess-ended", NOW + HOUR, ended=NOW - MIN)
+    session("sess-expired", NOW - MIN)
+    session("sess-active", NOW + HOUR)
+    db.session.flush()
+
+    def authz(key, expires, session_id=None, used=None):
+        add(AuthorizationCode(code_hash=key, client_id=client_id, account_id=account_id, session_id=session_id,
+                              auth_time=clock.to_timestamp(NOW - HOUR), created_at=expires - MIN, expires_at=expires,
+                              used_at=used))
+
+    authz("authz-dead", NOW - MIN, used=NOW - 2 * MIN)
+    authz("authz-dead-of-ended-session", NOW - MIN, session_id="sess-ended")
+    authz("authz-used-not-expired", NOW + 30 * dt.timedelta(seconds=1), used=NOW - dt.timedelta(seconds=10))
+    authz("authz-of-active-session", NOW - 30 * MIN, session_id="sess-active")
+
+    def token(key, grant, issued, expires_in, refresh_expires=None, refresh_used=None, revoked=None):
+        add(Token(client_id=client_id, account_id=account_id, grant_id=grant, access_token_hash=f"a-{key}",
+                  refresh_token_hash=f"r-{key}" if refresh_expires else None, issued_at=issued, expires_in=expires_in,
+                  refresh_expires_at=refresh_expires, refresh_used_at=refresh_used, revoked_at=revoked))
+
+    # A family where nothing can be used any more: two rotated members, both past every lifetime.
+    token("dead-1", "grant-dead", NOW - 40 * DAY, 3600, NOW - 10 * DAY, refresh_used=NOW - 39 * DAY)
+    token("dead-2", "grant-dead", NOW - 39 * DAY, 3600, NOW - 9 * DAY, revoked=NOW - 20 * DAY)
+    # A family whose old, rotated-away member must stay: the newest member is still usable.
+    token("fam-old", "grant-live", NOW - 40 * DAY, 3600, NOW - 10 * DAY, refresh_used=NOW - DAY)
+    token("fam-new", "grant-live", NOW - DAY, 3600, NOW + 29 * DAY)
+    # Access tokens without refresh: expired, and still valid.
+    token("access-dead", "grant-access-dead", NOW - 2 * HOUR, 3600)
+    token("access-live", "grant-access-live", NOW - 10 * MIN, 3600)
+
+    add(RevokedToken(token_hash="revoked-dead", expires_at=NOW - MIN))
+    add(RevokedToken(token_hash="revoked-live", expires_at=NOW + MIN))
+    add(UsedCaptcha(signature="captcha-dead", expires_at=NOW - MIN))
+    add(UsedCaptcha(signature="captcha-live", expires_at=NOW + MIN))
+
+    def mail(key, status, created, sent=None):
+        add(OutboxMail(recipient=f"{key}@example.com", subject=key, text="", kind="test", status=status,
+                       created_at=created, next_attempt_at=created, sent_at=sent))
+
+    mail("mail-sent-old", "sent", NOW - 8 * DAY, NOW - 8 * DAY)
+    mail("mail-sent-recent", "sent", NOW - DAY, NOW - DAY)
+    mail("mail-abandoned-old", "abandoned", NOW - 9 * DAY)
+    mail("mail-queued-old", "queued", NOW - 30 * DAY)
+    audit.record("test.old_event", subject="old@example.com")
+    db.session.commit()
+    return {
+        "flows": {"flow-live", "flow-recent-code"},
+        "email_codes": {"code-in-hourly-window", "code-live"},
+        "sessions": {"sess-active"},
+        "authorization_codes": {"authz-used-not-expired", "authz-of-active-session"},
+        "tokens": {"a-fam-old", "a-fam-new", "a-access-live"},
+        "revoked_tokens": {"revoked-live"},
+        "used_captchas": {"captcha-live"},
+        "outbox": {"mail-sent-recent@example.com", "mail-queued-old@example.com"},
+    }
+
+
+def remaining() -> dict[str, set]:
+    return {
+        "flows": set(db.session.scalars(select(Flow.id))),
+        "email_codes": set(db.session.scalars(select(EmailCode.code_hash))),
+        "sessions": set(db.session.scalars(select(Session.id))),
+        "authorization_codes": set(db.session.scalars(select(AuthorizationCode.code_hash))),
+        "tokens": set(db.session.scalars(select(Token.access_token_hash))),
+        "revoked_tokens": set(db.session.scalars(select(RevokedToken.token_hash))),
+        "used_captchas": set(db.session.scalars(select(UsedCaptcha.signature))),
+        "outbox": set(db.session.scalars(select(OutboxMail.recipient))),
+    }
+
+
+EXPECTED_COUNTS = {"flows": 1, "email_codes": 1, "sessions": 2, "authorization_codes": 2, "tokens": 3,
+                   "revoked_tokens": 1, "used_captchas": 1, "outbox": 2}
+
+
+@pytest.fixture
+def seeded(app):
+    client = make_client(app, name="Portal")
+    person = make_account(app, "anna@example.com", "correct horse battery staple")
+    clock.freeze(NOW)
+    with app.app_context():
+        db.session.execute(db.delete(OutboxMail))  # the fixtures' own mail is not part of the picture
+        db.session.commit()
+        keep = seed(app, person["sub"], client["client_id"])
+        audit_rows = db.session.scalar(select(func.count()).select_from(AuditEvent))
+    return keep, audit_rows
+
+
+@pytest.mark.parametrize("batch_size", [1000, 1])
+def test_prune_deletes_exactly_what_has_expired(app, seeded, batch_size):
+    keep, audit_rows = seeded
+    app.config["PRUNE_BATCH_SIZE"] = batch_size
+    result = app.test_cli_runner().invoke(prune_command, ["--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output) == EXPECTED_COUNTS
+    with app.app_context():
+        assert remaining() == keep
+        assert db.session.scalar(select(func.count()).select_from(AuditEvent)) == audit_rows
+
+
+def test_prune_prints_how_many_of_each_and_a_second_run_finds_nothing(app, seeded):
+    first = app.test_cli_runner().invoke(prune_command, [])
+    assert first.exit_code == 0, first.output
+    assert "tokens: 3" in first.output.splitlines() and "sessions: 2" in first.output.splitlines()
+    again = app.test_cli_runner().invoke(prune_command, ["--json"])
+    assert set(json.loads(again.output).values()) == {0}
+
+
+def test_what_stays_goes_once_it_has_expired(app, seeded):
+    keep, _ = seeded
+    clock.freeze(NOW + 31 * DAY)
+    with app.app_context():
+        db.session.execute(db.update(Session).values(expires_at=NOW + 31 * DAY - MIN))
+        db.session.commit()
+    result = app.test_cli_runner().invoke(prune_command, ["--json"])
+    assert result.exit_code == 0, result.output
+    with app.app_context():
+        left = remaining()
+    assert left["tokens"] == set() and left["authorization_codes"] == set() and left["sessions"] == set()
+    assert left["flows"] == set() and left["email_codes"] == set()
+    assert left["outbox"] == {"mail-queued-old@example.com"}  # queued mail is never pruned
+
+
+def test_only_one_instance_prunes_at_a_time_on_postgresql(app, seeded):
+    from sqlalchemy import create_engine, text
+
+    from idp.services.prune import ADVISORY_LOCK_KEY
+
+    if not app.config["DATABASE_URL"].startswith("postgresql"):
+        pytest.skip("SQLite serves one machine; the advisory lock is PostgreSQL's")
+    other = create_engine(app.config["DATABASE_URL"])
+    try:
+        with other.connect() as instance_b:
+            assert instance_b.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": ADVISORY_LOCK_KEY}).scalar()
+            busy = app.test_cli_runner().invoke(prune_command, ["--json"])
+            assert json.loads(busy.stdout) == {"skipped": True}
+            with app.app_context():
+                assert remaining()["tokens"] != seeded[0]["tokens"]  # nothing was deleted
+            instance_b.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": ADVISORY_LOCK_KEY})
+        done = app.test_cli_runner().invoke(prune_command, ["--json"])
+        assert json.loads(done.stdout) == EXPECTED_COUNTS
+    finally:
+        other.dispose()
