@@ -95,6 +95,15 @@ DEFAULTS: dict = {
     "MAIL_MAX_ATTEMPTS": 12,
     "MAIL_RETRY_BASE": 5,
     "MAIL_POLL_INTERVAL": 1.0,
+    # Back-channel logout (through its own outbox, by the same delivery loop): how long one
+    # POST to a client may take, tries before a logout is abandoned, the first backoff
+    # (doubling, at most an hour: 12 tries span about two and a half hours), and how long
+    # one delivery round may spend on logouts before it leaves the rest to the next, so a
+    # hanging client never holds up mail for long. Seconds.
+    "BACKCHANNEL_TIMEOUT": 3,
+    "BACKCHANNEL_MAX_ATTEMPTS": 12,
+    "BACKCHANNEL_RETRY_BASE": 5,
+    "BACKCHANNEL_ROUND_SECONDS": 10,
     # Languages offered; the first is the default.
     "LANGUAGES": ["nl", "en"],
     # The domain people may type after a connector username in the reset portal.
@@ -130,6 +139,7 @@ POSITIVE_NUMBERS = (
     "INVITATION_LIFETIME", "CONNECTOR_FLOW_LIFETIME", "CONNECTOR_RESET_INTERVAL", "SUPPORT_FRESH_LOGIN",
     "LOCKOUT_AFTER_FAILURES", "LOCKOUT_WINDOW", "LOCKOUT_DURATION", "LOCKOUTS_UNTIL_SUPPORT",
     "CAPTCHA_COST", "CAPTCHA_LIFETIME",
+    "BACKCHANNEL_TIMEOUT", "BACKCHANNEL_MAX_ATTEMPTS", "BACKCHANNEL_RETRY_BASE", "BACKCHANNEL_ROUND_SECONDS",
 )
 
 

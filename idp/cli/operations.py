@@ -62,7 +62,7 @@ def mail_group():
 @click.option("--loop", is_flag=True, help="Keep delivering until stopped.")
 @with_appcontext
 def mail_deliver(loop):
-    """Send queued mail over SMTP (once, or in a loop)."""
+    """Send queued mail over SMTP and back-channel logouts to clients (once, or in a loop)."""
     import threading
 
     from ..services import mailer
@@ -70,16 +70,23 @@ def mail_deliver(loop):
     if not current_app.config["MAIL_SERVER"]:
         if not loop:
             click.echo("no IDP_MAIL_SERVER configured: mail stays queued", err=True)
-            return
-        click.echo("no IDP_MAIL_SERVER configured: mail stays queued (dev mailbox in development)", err=True)
+        else:
+            click.echo("no IDP_MAIL_SERVER configured: mail stays queued (dev mailbox in development)", err=True)
     if loop:
         stop = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
         signal.signal(signal.SIGINT, lambda *_: stop.set())
         mailer.deliver_forever(stop)
         return
-    sent, failed = mailer.deliver_due()
-    click.echo(f"sent {sent}, failed {failed}")
+    from ..services import backchannel
+
+    if current_app.config["MAIL_SERVER"]:
+        sent, failed = mailer.deliver_due()
+        click.echo(f"sent {sent}, failed {failed}")
+    # Back-channel logouts need no relay: they leave even while mail stays queued.
+    delivered, not_delivered = backchannel.deliver_due()
+    if delivered or not_delivered:
+        click.echo(f"back-channel logouts: delivered {delivered}, failed {not_delivered}")
 
 
 @click.group("audit")

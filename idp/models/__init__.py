@@ -5,7 +5,7 @@ from .audit import AuditEvent
 from .captcha import UsedCaptcha
 from .flows import EmailCode, Flow
 from .oauth import AuthorizationCode, Client, Consent, RevokedToken, Session, SigningKey, Token
-from .outbox import OutboxMail
+from .outbox import OutboxLogout, OutboxMail
 
 __all__ = [
     "Account",
@@ -20,6 +20,7 @@ __all__ = [
     "EmailCode",
     "Flow",
     "Membership",
+    "OutboxLogout",
     "OutboxMail",
     "RevokedToken",
     "Session",

@@ -21,7 +21,7 @@ from sqlalchemy import and_, delete, exists, func, or_, select, text
 
 from .. import clock
 from ..extensions import db
-from ..models import AuthorizationCode, EmailCode, Flow, OutboxMail, RevokedToken, Session, Token, UsedCaptcha
+from ..models import AuthorizationCode, EmailCode, Flow, OutboxLogout, OutboxMail, RevokedToken, Session, Token, UsedCaptcha
 
 log = logging.getLogger(__name__)
 
@@ -110,6 +110,11 @@ def prune(now: dt.datetime | None = None, batch_size: int | None = None) -> dict
         ("outbox", lambda: _in_batches(
             OutboxMail.id,
             and_(OutboxMail.status.in_(("sent", "abandoned")), func.coalesce(OutboxMail.sent_at, OutboxMail.created_at) <= outbox_before),
+            batch)),
+        ("backchannel_outbox", lambda: _in_batches(
+            OutboxLogout.id,
+            and_(OutboxLogout.status.in_(("delivered", "abandoned")),
+                 func.coalesce(OutboxLogout.delivered_at, OutboxLogout.created_at) <= outbox_before),
             batch)),
     ]
     counts = {}

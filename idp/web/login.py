@@ -11,7 +11,7 @@ from .. import config
 from ..extensions import db, limiter
 from ..flows import LoginFlow
 from ..models import Client
-from ..services import backchannel, password_policy, sessions, totp
+from ..services import password_policy, sessions, totp
 from . import common
 
 bp = Blueprint("login", __name__)
@@ -149,8 +149,6 @@ def _finish(flow: LoginFlow, ctx):
     if not params:
         flow.move_to("done")
     db.session.commit()
-    if previous is not None:
-        backchannel.notify(previous)
     common.renew_session(sso.id)
     if params:
         return _back_to_authorization(flow)

@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 
 from idp import clock
 from idp.extensions import db
-from idp.models import (AuditEvent, AuthorizationCode, EmailCode, Flow, OutboxMail, RevokedToken, Session, Token,
+from idp.models import (AuditEvent, AuthorizationCode, EmailCode, Flow, OutboxLogout, OutboxMail, RevokedToken, Session, Token,
                         UsedCaptcha)
 from idp.ops.commands import prune_command
 from idp.services import audit
@@ -87,6 +87,15 @@ def seed(app, account_id: str, client_id: str) -> dict[str, set]:
     mail("mail-sent-recent", "sent", NOW - DAY, NOW - DAY)
     mail("mail-abandoned-old", "abandoned", NOW - 9 * DAY)
     mail("mail-queued-old", "queued", NOW - 30 * DAY)
+
+    def logout(key, status, created, delivered=None):
+        add(OutboxLogout(client_id=client_id, session_id=key, account_id=account_id, status=status, created_at=created,
+                         next_attempt_at=created, delivered_at=delivered))
+
+    logout("logout-delivered-old", "delivered", NOW - 8 * DAY, NOW - 8 * DAY)
+    logout("logout-delivered-recent", "delivered", NOW - DAY, NOW - DAY)
+    logout("logout-abandoned-old", "abandoned", NOW - 9 * DAY)
+    logout("logout-queued-old", "queued", NOW - 30 * DAY)
     audit.record("test.old_event", subject="old@example.com")
     db.session.commit()
     return {
@@ -98,6 +107,7 @@ def seed(app, account_id: str, client_id: str) -> dict[str, set]:
         "revoked_tokens": {"revoked-live"},
         "used_captchas": {"captcha-live"},
         "outbox": {"mail-sent-recent@example.com", "mail-queued-old@example.com"},
+        "backchannel_outbox": {"logout-delivered-recent", "logout-queued-old"},
     }
 
 
@@ -111,11 +121,13 @@ def remaining() -> dict[str, set]:
         "revoked_tokens": set(db.session.scalars(select(RevokedToken.token_hash))),
         "used_captchas": set(db.session.scalars(select(UsedCaptcha.signature))),
         "outbox": set(db.session.scalars(select(OutboxMail.recipient))),
+        "backchannel_outbox": set(db.session.scalars(select(OutboxLogout.session_id))),
     }
 
 
 EXPECTED_COUNTS = {"flows": 1, "email_codes": 1, "sessions": 2, "authorization_codes": 2, "tokens": 3,
-                   "revoked_tokens": 1, "used_captchas": 1, "outbox": 2}
+                   "revoked_tokens": 1, "used_captchas": 1, "outbox": 2,
+                   "backchannel_outbox": 2}
 
 
 @pytest.fixture
@@ -164,6 +176,7 @@ def test_what_stays_goes_once_it_has_expired(app, seeded):
     assert left["tokens"] == set() and left["authorization_codes"] == set() and left["sessions"] == set()
     assert left["flows"] == set() and left["email_codes"] == set()
     assert left["outbox"] == {"mail-queued-old@example.com"}  # queued mail is never pruned
+    assert left["backchannel_outbox"] == {"logout-queued-old"}  # nor a logout still owed
 
 
 def test_only_one_instance_prunes_at_a_time_on_postgresql(app, seeded):
