@@ -39,6 +39,19 @@ class RelyingParty:
         self.release = threading.Event()  # set: a hanging endpoint answers
         self.release.set()
         self.server = None
+        self.together = 0  # this many first requests wait until they are all in (two loops at once)
+        self._arrived = 0
+        self._all_in = threading.Event()
+        self._lock = threading.Lock()
+
+    def _meet(self):
+        with self._lock:
+            self._arrived += 1
+            waits = self._arrived <= self.together
+            if self._arrived >= self.together:
+                self._all_in.set()
+        if waits:
+            self._all_in.wait(15)
 
     def up(self):
         rp = self
@@ -47,6 +60,7 @@ class RelyingParty:
             def do_POST(self):
                 body = self.rfile.read(int(self.headers["Content-Length"])).decode()
                 rp.release.wait(30)
+                rp._meet()
                 time.sleep(rp.delay)
                 rp.accepted.append(parse_qs(body)["logout_token"][0])
                 self.send_response(200)
@@ -177,13 +191,46 @@ def test_support_disabling_an_account_owes_every_session_one_logout_and_two_loop
     assert result.exit_code == 0, result.output
     assert rp.accepted == []
 
-    rp.delay = 0.3  # slow enough that the two loops overlap
+    rp.together = 2  # the first two logouts are answered only once both loops are sending one
     rp.up()
     env = {k: v for k, v in os.environ.items() if not k.startswith("IDP_")}
     env.update({"IDP_INSTANCE_PATH": str(tmp_path / "cli"), "IDP_ENV": "development", "IDP_ISSUER": app.config["ISSUER"],
-                "IDP_DATABASE_URL": app.config["DATABASE_URL"], "IDP_SECRET_KEY": app.config["SECRET_KEY"]})
+                "IDP_DATABASE_URL": app.config["DATABASE_URL"], "IDP_SECRET_KEY": app.config["SECRET_KEY"],
+                "IDP_BACKCHANNEL_TIMEOUT": "20"})
     loops = [subprocess.Popen([sys.executable, "-m", "idp.cli", "mail", "deliver"], env=env, text=True,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(2)]
     outputs = [loop.communicate(timeout=60) for loop in loops]
     assert all(loop.returncode == 0 for loop in loops), outputs
+    assert all("back-channel logouts: delivered" in out for out, _ in outputs)  # both loops took part
     assert sorted(c["sid"] for c in claims_of(app, rp.accepted)) == sorted([sid1, sid2, sid3])
+
+
+def test_a_new_sign_in_in_the_same_browser_logs_the_previous_session_out_at_the_relying_party(
+        app, rp, rp_client, person):
+    clock.freeze(T0)
+    browser, previous = signed_in(app, rp_client, person)
+    rp.up()
+    clock.advance(minutes=1)
+    browser.authorize(rp_client["client_id"], prompt="login")
+    browser.sign_in(person["email"], person["password"])
+    current = decode(browser.http, exchange_code(browser.http, rp_client, browser.callback_params()["code"],
+                                                 browser.verifier).get_json()["id_token"]).claims["sid"]
+    assert rp.accepted == []
+    delivery_round(app)
+    assert [c["sid"] for c in claims_of(app, rp.accepted)] == [previous] and current != previous
+
+
+def test_a_password_change_logs_the_other_sessions_out_at_the_relying_party(app, rp, rp_client, person):
+    clock.freeze(T0)
+    laptop, laptop_sid = signed_in(app, rp_client, person)
+    clock.advance(minutes=1)
+    phone, phone_sid = signed_in(app, rp_client, person, first_time=False, secret=laptop.totp_secret)
+    rp.up()
+    clock.advance(minutes=1)
+    phone.get("/account")
+    new_password = "Winter-boot-77-Haring"
+    phone.submit("password-form", current_password=person["password"], password=new_password,
+                 password_confirm=new_password, totp_code=phone.next_totp())
+    assert phone.url.startswith("/account") and phone.status == 200
+    delivery_round(app)
+    assert [c["sid"] for c in claims_of(app, rp.accepted)] == [laptop_sid] and phone_sid != laptop_sid
