@@ -8,7 +8,7 @@ from flask_babel import lazy_gettext as _l
 from .. import clock
 from ..errors import DomainError, EmailMismatch, ResendTooSoon, StepOutOfOrder
 from ..extensions import db
-from ..models import Account, Consent
+from ..models import Account, Client, Consent
 from ..services import accounts, email_codes, totp
 from ..services.crypto import decrypt_text, encrypt_text
 from .base import Context, FlowMachine
@@ -62,6 +62,18 @@ class LoginFlow(FlowMachine):
     @property
     def account(self) -> Account | None:
         return db.session.get(Account, self.row.account_id) if self.row.account_id else None
+
+    @property
+    def client(self) -> Client | None:
+        """The relying app of the authorization this sign-in serves, if any."""
+        client_id = (self.data.get("authorize") or {}).get("client_id")
+        return db.session.get(Client, client_id) if client_id else None
+
+    def signed_in(self, sid: str) -> None:
+        """The SSO session this sign-in started; a sign-in without an authorization ends here."""
+        self.update_data(sid=sid)
+        if not self.data.get("authorize"):
+            self.move_to("done")
 
     @property
     def email(self) -> str | None:

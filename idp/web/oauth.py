@@ -22,7 +22,7 @@ from ..models import Consent
 from ..oauth import authorization, backchannel
 from ..oauth.server import SCOPES
 from ..services import audit, keys, sessions
-from . import common
+from . import browser, caller, headers
 
 bp = Blueprint("oauth", __name__)
 
@@ -145,7 +145,7 @@ def _resumable_flow(flow_id: str | None):
     if not flow_id:
         return None
     try:
-        flow = LoginFlow.load(flow_id, common.owned_flows())
+        flow = LoginFlow.load(flow_id, browser.owned_flows())
     except DomainError:
         return None
     if flow.state != "resume" or flow.expired():
@@ -197,7 +197,7 @@ def authorize():
             err.redirect_uri, err.state = redirect_uri, state
             return _error(err, response_mode)
 
-    sso = common.current_sso()
+    sso = browser.current_sso()
     flow = _resumable_flow(request.values.get("_flow"))
     if flow is not None and (sso is None or flow.row.account_id != sso.account_id):
         flow = None
@@ -215,7 +215,7 @@ def authorize():
             return fail(LoginRequiredError)
         flow = LoginFlow.start(params, login_hint=params.get("login_hint"), ui_locales=params.get("ui_locales"))
         db.session.commit()
-        common.own_flow(flow.id)
+        browser.own_flow(flow.id)
         return redirect(url_for("login.step", flow_id=flow.id))
 
     account = sso.account
@@ -229,7 +229,7 @@ def authorize():
                 flow = LoginFlow.for_consent(account, sso.id, params, ui_locales=params.get("ui_locales"))
                 flow.update_data(consent_scope=scope)
                 db.session.commit()
-                common.own_flow(flow.id)
+                browser.own_flow(flow.id)
             else:
                 flow.update_data(consent_scope=scope)
                 flow.move_to("consent")
@@ -240,7 +240,7 @@ def authorize():
         flow.move_to("done")
         db.session.commit()
         if decision == "deny":
-            audit.record("consent.denied", actor=account.id, account=account, ip=common.client_ip(), client=client.id)
+            audit.record("consent.denied", actor=account.id, account=account, ip=caller.client_ip(), client=client.id)
             db.session.commit()
             return fail(AccessDeniedError)
     g.sso_session = sso
@@ -265,7 +265,7 @@ def _no_store(response):
 @bp.route("/token", methods=["POST"])
 @csrf.exempt
 def token():
-    g.remote_addr = common.client_ip()
+    g.remote_addr = caller.client_ip()
     return _no_store(authorization.create_token_response())
 
 
@@ -298,7 +298,7 @@ def logout():
         end_request = authorization.validate_endpoint_request("end_session")
     except OAuth2Error as err:
         return render_template("oauth_error.html", error=err.error, description=err.get_error_description()), 400
-    sso = common.current_sso()
+    sso = browser.current_sso()
     client_name = end_request.client.name if end_request.client is not None else None
     fields = [
         (k, request.values[k])
@@ -306,7 +306,7 @@ def logout():
         if request.values.get(k)
     ]
     if end_request.redirect_uri:
-        common.allow_form_targets([end_request.redirect_uri])
+        headers.allow_form_targets([end_request.redirect_uri])
     if sso is not None and (request.method == "GET" or request.form.get("confirm") != "yes"):
         return render_template("logout_confirm.html", fields=fields, client_name=client_name)
     if sso is not None:
@@ -314,7 +314,7 @@ def logout():
             validate_csrf(request.form.get("csrf_token"))
         except (CSRFError, Exception):
             return render_template("logout_confirm.html", fields=fields, client_name=client_name), 400
-        sessions.end(sso, ip=common.client_ip())
+        sessions.end(sso, ip=caller.client_ip())
         db.session.commit()
         session.clear()
         backchannel.notify(sso)
