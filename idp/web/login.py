@@ -53,15 +53,17 @@ def _step_context(flow: LoginFlow, state: str) -> dict:
     return context
 
 
-def _page(flow: LoginFlow, error: str | None = None, status: int = 200):
-    if flow.state in ("resume", "done"):
+def _page(flow: LoginFlow, error: str | None = None, status: int = 200, state: str | None = None):
+    """The page of the flow's state (or of ``state``, which a link shows before the flow moves)."""
+    state = state or flow.state
+    if state in ("resume", "done"):
         return redirect(url_for("account.home"))
     client = flow.client
     if client is not None:
         redirect_uri = (flow.data.get("authorize") or {}).get("redirect_uri")
         headers.allow_form_targets([redirect_uri] if redirect_uri else client.redirect_uris)
-    return render_template(f"steps/{flow.state}.html", flow=flow, state=flow.state, error=error, client=client,
-                           **_step_context(flow, flow.state)), status
+    return render_template(f"steps/{state}.html", flow=flow, state=state, error=error, client=client,
+                           **_step_context(flow, state)), status
 
 
 @bp.route("/login/<flow_id>", methods=["GET"])
@@ -89,21 +91,18 @@ def submit(flow_id):
     return redirect(url_for("login.step", flow_id=flow.id))
 
 
-def _link_action(flow_id: str, state: str, action: str):
-    """The links on a step page (forgot password, reset two-step verification)."""
-    flow = LoginFlow.load(flow_id, browser.owned_flows())
-    flow.advance(state, {}, caller.context(), action=action)
-    return redirect(url_for("login.step", flow_id=flow.id))
-
-
 @bp.route("/login/<flow_id>/forgot-password")
 def forgot_password(flow_id):
-    return _link_action(flow_id, "password", "forgot")
+    """Read-only: the first F5 page; the flow moves when its form is posted."""
+    flow = _load(flow_id)
+    return _page(flow, state=flow.linked_page("forgot"))
 
 
 @bp.route("/login/<flow_id>/reset-2fa")
 def reset_2fa(flow_id):
-    return _link_action(flow_id, "totp", "reset_2fa")
+    """Read-only: the first F6 page; the flow moves when its form is posted."""
+    flow = _load(flow_id)
+    return _page(flow, state=flow.linked_page("reset_2fa"))
 
 
 @bp.route("/login/<flow_id>/password-check", methods=["POST"])
