@@ -18,6 +18,7 @@ from .. import clock
 from ..extensions import db
 from ..models import RevokedToken
 from ..services.crypto import token_hash
+from .clients import query_client
 
 PREFIX = "mt1."
 
@@ -71,8 +72,6 @@ class MachineToken:
 
     @property
     def client(self):
-        from .server import query_client
-
         return query_client(self.client_id)
 
     def check_client(self, client):

@@ -1,25 +1,21 @@
-"""Issuing, finding and revoking tokens; families share a grant id."""
+"""Issuing and finding tokens (Authlib's generator, storage and bearer validator); families share a grant id."""
 
 from __future__ import annotations
 
 import datetime as dt
-import logging
 
 from authlib.common.security import generate_token
-from flask import current_app, g
-from sqlalchemy import select, update
+from authlib.oauth2.rfc6750 import BearerTokenValidator
+from flask import current_app
+from sqlalchemy import select
 
 from .. import clock
 from ..extensions import db
 from ..models import Account, AuthorizationCode, ConnectorUser, Token
-from ..services import audit
+from ..services import tokens as token_service
 from ..services.crypto import token_hash
 from . import machine_tokens
-
-# Scopes about a person: meaningless in a token that no person granted.
-PERSONAL_SCOPES = {"openid", "profile", "email", "offline_access", "administrations"}
-
-log = logging.getLogger(__name__)
+from .supported import PERSONAL_SCOPES
 
 
 def generate_bearer_token(grant_type, client, user=None, scope=None, expires_in=None, include_refresh_token=True):
@@ -72,7 +68,7 @@ def save_token(token: dict, request) -> Token:
         row.session_id = code.session_id
         row.auth_time = code.auth_time
         if row.refresh_token_hash:
-            _end_earlier_connections(row)
+            token_service.end_earlier_connections(row)
     elif previous is not None:
         row.grant_id = previous.grant_id
         row.session_id = previous.session_id
@@ -80,21 +76,6 @@ def save_token(token: dict, request) -> Token:
     db.session.add(row)
     db.session.commit()
     return row
-
-
-def _end_earlier_connections(row: Token) -> None:
-    """One connection per application per login: a new offline grant ends the earlier ones."""
-    db.session.execute(
-        update(Token)
-        .where(
-            Token.account_id == row.account_id,
-            Token.client_id == row.client_id,
-            Token.grant_id != row.grant_id,
-            Token.refresh_token_hash.is_not(None),
-            Token.revoked_at.is_(None),
-        )
-        .values(revoked_at=clock.now())
-    )
 
 
 def find_access_token(value: str) -> Token | machine_tokens.MachineToken | None:
@@ -111,29 +92,19 @@ def find_refresh_token(value: str) -> Token | None:
     return db.session.scalar(select(Token).where(Token.refresh_token_hash == token_hash(value)))
 
 
-def revoke_family(grant_id: str) -> int:
-    return db.session.execute(
-        update(Token).where(Token.grant_id == grant_id, Token.revoked_at.is_(None)).values(revoked_at=clock.now())
-    ).rowcount
+def find_by_hint(value: str, hint: str | None) -> tuple[Token | machine_tokens.MachineToken, str] | None:
+    """The token a presented string belongs to and which of its values it is, looking
+    first where the hint points (RFC 7009 and 7662 hints are only hints)."""
+    lookups = [("access_token", find_access_token), ("refresh_token", find_refresh_token)]
+    if hint == "refresh_token":
+        lookups.reverse()
+    for kind, find in lookups:
+        token = find(value)
+        if token is not None:
+            return token, kind
+    return None
 
 
-def revoke_for_account(account: Account) -> int:
-    return db.session.execute(
-        update(Token).where(Token.account_id == account.id, Token.revoked_at.is_(None)).values(revoked_at=clock.now())
-    ).rowcount
-
-
-def report_reuse(kind: str, row, client_id: str) -> None:
-    """A spent code or refresh token came back: revoke what it issued and say so."""
-    revoked = revoke_family(row.grant_id)
-    account = db.session.get(Account, row.account_id) if row.account_id else None
-    audit.record(
-        f"{kind}.reuse_detected",
-        actor=f"client:{client_id}",
-        account=account,
-        outcome="failure",
-        ip=getattr(g, "remote_addr", None),
-        revoked=revoked,
-    )
-    db.session.commit()
-    log.warning("%s reuse for client %s: revoked %s tokens of grant %s", kind, client_id, revoked, row.grant_id)
+class TokenValidator(BearerTokenValidator):
+    def authenticate_token(self, token_string):
+        return find_access_token(token_string)

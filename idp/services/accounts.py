@@ -13,7 +13,7 @@ from ..models import Account
 from ..unit_of_work import kept
 from flask_babel import lazy_gettext as _l
 
-from . import audit, lockout, mailer, passwords, password_policy, sessions, throttles, totp
+from . import audit, lockout, mailer, passwords, password_policy, sessions, throttles, tokens, totp
 from ..errors import PasswordRejected
 
 
@@ -138,8 +138,6 @@ def set_password(account: Account, password: str, confirmation: str | None, *, i
                  keep_sid: str | None = None, locale: str | None = None) -> None:
     """A new password (policy checked): the other sessions end, refresh tokens are revoked,
     and a mail tells the person."""
-    from ..oauth import tokens
-
     verdict = password_policy.check(password, confirmation, email=account.email, name=account.name)
     if not verdict.ok:
         raise PasswordRejected(verdict.failed())

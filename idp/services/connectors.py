@@ -7,14 +7,14 @@ import re
 
 from flask import current_app
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import select, update
+from sqlalchemy import select
 
 from .. import clock
 from ..errors import DomainError, PasswordRejected
 from ..extensions import db
-from ..models import Account, ConnectorUser, Token
+from ..models import Account, ConnectorUser
 from ..unit_of_work import kept
-from . import administrations, audit, lockout, mailer, password_policy, passwords
+from . import administrations, audit, lockout, mailer, password_policy, passwords, tokens
 
 USERNAME = re.compile(r"^[A-Z0-9]{4,40}$")
 RESET_INTERVAL_HOURS = 24
@@ -99,9 +99,7 @@ def set_password(connector: ConnectorUser, password: str, confirmation: str, *, 
     connector.password_hash = passwords.hash_password(password)
     connector.password_set_at = clock.now()
     lockout.unlock(connector)
-    revoked = db.session.execute(
-        update(Token).where(Token.connector_id == connector.id, Token.revoked_at.is_(None)).values(revoked_at=clock.now())
-    ).rowcount
+    revoked = tokens.revoke_for_connector(connector)
     audit.record("connector.password_set", subject=connector.username, ip=ip, tokens_revoked=revoked,
                  administration=connector.administration_id)
     owner = owner_of(connector)
@@ -112,7 +110,15 @@ def set_password(connector: ConnectorUser, password: str, confirmation: str, *, 
 
 def authenticate(username: str, password: str, *, ip: str | None) -> ConnectorUser | None:
     """The connector user these credentials belong to, or None; wrong passwords count towards
-    a lockout with the same rules as accounts. Only bare usernames (no @domain) are taken."""
+    a lockout with the same rules as accounts. Only bare usernames (no @domain) are taken.
+    The outcome is committed at once: failed tries and lockouts count although the token
+    request that brought them fails."""
+    connector = _check_credentials(username, password, ip=ip)
+    db.session.commit()
+    return connector
+
+
+def _check_credentials(username: str, password: str, *, ip: str | None) -> ConnectorUser | None:
     connector = find(username.upper()) if isinstance(username, str) and USERNAME.match(username.upper()) else None
     ok = passwords.verify_password(connector.password_hash if connector else None, password or "")
     if connector is None:

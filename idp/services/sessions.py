@@ -11,7 +11,7 @@ from sqlalchemy import select
 from .. import clock
 from ..extensions import db
 from ..models import Account, Session
-from . import audit
+from . import audit, backchannel
 
 
 def start(account: Account, amr: list[str], *, ip: str | None, user_agent: str | None) -> Session:
@@ -66,8 +66,6 @@ def end_all_for(account: Account, *, except_sid: str | None = None, notify: bool
     for session in ended:
         session.ended_at = now
     if notify:
-        from ..oauth import backchannel
-
         for session in ended:
             backchannel.notify(session)
     return len(ended)

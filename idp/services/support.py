@@ -10,7 +10,7 @@ from .. import clock
 from ..errors import InvalidInput
 from ..extensions import db
 from ..models import Account, Administration, AuditEvent, ConnectorUser, Invitation, Membership
-from . import accounts, audit, mailer, sessions
+from . import accounts, audit, mailer, sessions, tokens
 
 PAGE_SIZE = 20
 
@@ -82,8 +82,6 @@ def reset_2fa(account: Account, *, actor: str, ip: str | None, reason: str) -> N
 
 def disable(account: Account, *, actor: str, ip: str | None, reason: str) -> None:
     """Sign-in refused; every session ends and every token is revoked."""
-    from ..oauth import tokens
-
     reason = require_reason(reason)
     if account.disabled_at is None:
         account.disabled_at = clock.now()

@@ -10,8 +10,7 @@ from flask import Blueprint, abort, current_app, g, jsonify, redirect, render_te
 from ..errors import DomainError
 from ..extensions import limiter
 from ..flows import LoginFlow
-from ..oauth import backchannel
-from ..services import password_policy, sessions, totp
+from ..services import backchannel, password_policy, sessions, totp
 from ..unit_of_work import after_commit
 from . import browser, caller, headers
 

@@ -15,7 +15,7 @@ from sqlalchemy import select
 from .. import clock
 from ..extensions import db
 from ..models import AuthorizationCode, Client, Session
-from ..services import keys
+from . import keys
 
 log = logging.getLogger(__name__)
 EVENT = "http://schemas.openid.net/event/backchannel-logout"

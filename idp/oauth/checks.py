@@ -1,0 +1,98 @@
+"""The checks an authorization request passes beyond Authlib's validation, one small
+function each, run in order by `run` (node-oidc-provider's actions/authorization)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from authlib.oauth2.rfc6749.errors import InvalidRequestError
+from flask import current_app
+from joserfc import jwt
+from joserfc.errors import JoseError
+
+from ..services import keys
+from .supported import ID_TOKEN_ALGORITHMS, NONCE_MAX_LENGTH, PROMPTS_ACCEPTED, RESPONSE_MODES
+
+
+@dataclass
+class AuthorizationRequest:
+    """What the checks established about a request that Authlib accepted."""
+
+    params: dict
+    grant: object
+    response_mode: str = "query"
+    prompts: set[str] = field(default_factory=set)
+    max_age: int | None = None
+    hint_sub: str | None = None  # the `sub` of a valid id_token_hint
+
+    @property
+    def state(self) -> str | None:
+        return self.params.get("state")
+
+    def error(self, err_cls, description: str | None = None):
+        """The error, addressed to the client's redirect URI with the request's state."""
+        kwargs = {"redirect_uri": self.grant.redirect_uri, "state": self.state}
+        return err_cls(description, **kwargs) if description else err_cls(**kwargs)
+
+
+def response_mode_of(params: dict) -> str:
+    """The response mode to answer in; an unsupported one is answered in the query."""
+    mode = params.get("response_mode") or "query"
+    return mode if mode in RESPONSE_MODES else "query"
+
+
+def check_response_mode(req: AuthorizationRequest) -> None:
+    if (req.params.get("response_mode") or "query") not in RESPONSE_MODES:
+        raise req.error(InvalidRequestError, "Unsupported 'response_mode'.")
+    req.response_mode = response_mode_of(req.params)
+
+
+def check_nonce(req: AuthorizationRequest) -> None:
+    nonce = req.params.get("nonce") or ""
+    if len(nonce) > NONCE_MAX_LENGTH or "\x00" in nonce:
+        raise req.error(InvalidRequestError, "The 'nonce' is too long or contains a NUL character.")
+
+
+def check_prompt(req: AuthorizationRequest) -> None:
+    prompts = set(req.params.get("prompt", "").split())
+    if not prompts <= PROMPTS_ACCEPTED or ("none" in prompts and len(prompts) > 1):
+        raise req.error(InvalidRequestError, "Invalid 'prompt'.")
+    req.prompts = prompts
+
+
+def check_max_age(req: AuthorizationRequest) -> None:
+    value = req.params.get("max_age")
+    if value in (None, ""):
+        return
+    try:
+        req.max_age = int(value)
+    except ValueError:
+        req.max_age = -1
+    if req.max_age < 0:
+        raise req.error(InvalidRequestError, "Invalid 'max_age'.")
+
+
+def check_id_token_hint(req: AuthorizationRequest) -> None:
+    """An ID token we issued (its signature checked, its expiry not: it names who the
+    client believes is signed in)."""
+    hint = req.params.get("id_token_hint")
+    if not hint:
+        return
+    try:
+        token = jwt.decode(hint, keys.public_keyset(), algorithms=ID_TOKEN_ALGORITHMS)
+    except (JoseError, ValueError):
+        raise req.error(InvalidRequestError, "Invalid 'id_token_hint'.") from None
+    if token.claims.get("iss") != current_app.config["ISSUER"] or not token.claims.get("sub"):
+        raise req.error(InvalidRequestError, "Invalid 'id_token_hint'.")
+    req.hint_sub = token.claims["sub"]
+
+
+CHECKS = [check_response_mode, check_nonce, check_prompt, check_max_age, check_id_token_hint]
+
+
+def run(params: dict, grant) -> AuthorizationRequest:
+    """Every check in order; the first that fails raises its OAuth2Error."""
+    req = AuthorizationRequest(params=params, grant=grant)
+    for check in CHECKS:
+        check(req)
+    return req

@@ -1,0 +1,116 @@
+"""The grants (RFC 6749): authorization code, refresh token, client credentials, and the
+password grant for connector users. Authlib's templates, filled from our storage."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from authlib.oauth2.rfc6749 import grants
+from authlib.oauth2.rfc6749.errors import InvalidGrantError
+from flask import current_app
+from sqlalchemy import select
+
+from .. import clock
+from ..extensions import db
+from ..models import AuthorizationCode
+from ..services import connectors, tokens as token_service
+from ..services.crypto import token_hash
+from . import tokens
+from .supported import ANY_AUTH_METHODS, CONFIDENTIAL_AUTH_METHODS
+
+
+def _usable(account):
+    return account if account is not None and account.disabled_at is None else None
+
+
+class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
+    """The end user handed to ``create_authorization_response`` is the SSO session: it
+    names the account and when and how it signed in, which the code carries into tokens."""
+
+    TOKEN_ENDPOINT_AUTH_METHODS = ANY_AUTH_METHODS
+
+    def save_authorization_code(self, code, request):
+        sso = request.user
+        data = request.payload.data
+        row = AuthorizationCode(
+            code_hash=token_hash(code),
+            client_id=request.client.get_client_id(),
+            account_id=sso.account_id,
+            session_id=sso.id,
+            redirect_uri=request.payload.redirect_uri or "",
+            scope=request.scope or "",
+            nonce=data.get("nonce"),
+            auth_time=clock.to_timestamp(sso.auth_time),
+            amr=list(sso.amr),
+            code_challenge=data.get("code_challenge"),
+            code_challenge_method=data.get("code_challenge_method"),
+            expires_at=clock.now() + dt.timedelta(seconds=current_app.config["AUTHORIZATION_CODE_LIFETIME"]),
+        )
+        db.session.add(row)
+        db.session.commit()
+        return row
+
+    def query_authorization_code(self, code, client):
+        if not isinstance(code, str) or len(code) > 512:
+            return None
+        row = db.session.scalar(
+            select(AuthorizationCode).where(
+                AuthorizationCode.code_hash == token_hash(code), AuthorizationCode.client_id == client.get_client_id()
+            )
+        )
+        if row is None or row.is_expired() and row.used_at is None:
+            return None
+        if not token_service.claim_code(row):
+            token_service.report_reuse("authorization_code", row, client.get_client_id(), ip=self.request.client_ip)
+            return None
+        return row
+
+    def delete_authorization_code(self, authorization_code):
+        # Kept, marked used (when it was claimed): a second redemption is recognised as reuse.
+        pass
+
+    def authenticate_user(self, authorization_code):
+        return _usable(authorization_code.account)
+
+
+class RefreshTokenGrant(grants.RefreshTokenGrant):
+    TOKEN_ENDPOINT_AUTH_METHODS = ANY_AUTH_METHODS
+    INCLUDE_NEW_REFRESH_TOKEN = True
+
+    def authenticate_refresh_token(self, refresh_token):
+        row = tokens.find_refresh_token(refresh_token)
+        if row is None:
+            return None
+        if not row.is_refresh_usable():
+            if row.refresh_used_at is not None:
+                # A rotated-away refresh token came back: someone holds a copy.
+                token_service.report_reuse("refresh_token", row, row.client_id, ip=self.request.client_ip)
+            return None
+        if not token_service.claim_refresh_token(row):
+            token_service.report_reuse("refresh_token", row, row.client_id, ip=self.request.client_ip)
+            return None
+        return row
+
+    def authenticate_user(self, refresh_token):
+        return _usable(refresh_token.account)
+
+    def revoke_old_credential(self, refresh_token):
+        # Already marked used when it was claimed in authenticate_refresh_token.
+        pass
+
+
+class ClientCredentialsGrant(grants.ClientCredentialsGrant):
+    TOKEN_ENDPOINT_AUTH_METHODS = CONFIDENTIAL_AUTH_METHODS
+
+
+class ConnectorPasswordGrant(grants.ResourceOwnerPasswordCredentialsGrant):
+    """The password grant, for connector users only (never people's accounts), through
+    clients registered for it. The bare username, without the connector domain."""
+
+    TOKEN_ENDPOINT_AUTH_METHODS = CONFIDENTIAL_AUTH_METHODS
+
+    def authenticate_user(self, username, password):
+        connector = connectors.authenticate(username, password, ip=self.request.client_ip)
+        if connector is None:
+            raise InvalidGrantError("The username or password is not correct, or the user is locked.")
+        return connector

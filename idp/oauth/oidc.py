@@ -1,0 +1,67 @@
+"""OpenID Connect Core: the ID token issued with the code grant's tokens, and userinfo."""
+
+from __future__ import annotations
+
+from authlib.consts import default_json_headers
+from authlib.oauth2.rfc6750.errors import InvalidTokenError
+from authlib.oidc.core import OpenIDToken, UserInfoEndpoint
+from flask import current_app
+
+from .. import clock
+from ..services import keys
+from . import claims
+from .supported import ID_TOKEN_ALGORITHMS
+
+
+class IdToken(OpenIDToken):
+    """ID tokens: RS256 with the current key's `kid`, our issuer, `sid`, `auth_time`.
+
+    Only the token half of Authlib's OpenIDCode: prompt is decided by the authorize
+    checks, which know the SSO session, and a nonce is not checked for replay (the code
+    it travels with is single-use), so neither authorize hook is registered."""
+
+    def resolve_client_private_key(self, client):
+        return keys.signing_key()[1]
+
+    def get_client_algorithm(self, client):
+        return ID_TOKEN_ALGORITHMS[0]
+
+    def get_encode_header(self, client):
+        return {"alg": ID_TOKEN_ALGORITHMS[0], "kid": keys.signing_key()[0], "typ": "JWT"}
+
+    def get_client_claims(self, client):
+        now = clock.timestamp()
+        return {
+            "iss": current_app.config["ISSUER"],
+            "aud": client.get_client_id(),
+            "iat": now,
+            "exp": now + current_app.config["ID_TOKEN_LIFETIME"],
+        }
+
+    def get_authorization_code_claims(self, authorization_code):
+        result = super().get_authorization_code_claims(authorization_code)
+        if authorization_code.session_id:
+            result["sid"] = authorization_code.session_id
+        return result
+
+    def generate_user_info(self, user, scope):
+        return claims.user_info(user, scope)
+
+
+class IdpUserInfoEndpoint(UserInfoEndpoint):
+    def __call__(self, request):
+        """Claims of the person behind the token; a machine token (no person) is refused."""
+        token = self.resource_protector.acquire_token("openid")
+        user = token.get_user()
+        if user is None:
+            raise InvalidTokenError()
+        return 200, self.generate_user_info(user, token.scope), default_json_headers
+
+    def get_issuer(self):
+        return current_app.config["ISSUER"]
+
+    def generate_user_info(self, user, scope):
+        return claims.user_info(user, scope)
+
+    def resolve_private_key(self):
+        return keys.signing_key()[1]

@@ -1,0 +1,22 @@
+"""What the provider supports, in one place: the discovery document and the behaviour
+(the registered grants and endpoints, the authorize checks) are both read from here."""
+
+from __future__ import annotations
+
+SCOPES = ["openid", "profile", "email", "offline_access", "administrations"]
+# Scopes about a person: meaningless in a token that no person granted.
+PERSONAL_SCOPES = frozenset(SCOPES)
+CLAIMS = ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "sid", "amr", "at_hash",
+          "name", "email", "email_verified", "administrations"]
+RESPONSE_MODES = ["query", "form_post"]
+# `select_account` is accepted and means nothing here: a browser holds one SSO session.
+PROMPTS = ["consent", "login", "none"]
+PROMPTS_ACCEPTED = frozenset(PROMPTS) | {"select_account"}
+CODE_CHALLENGE_METHODS = ["S256"]
+ID_TOKEN_ALGORITHMS = ["RS256"]
+
+CONFIDENTIAL_AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
+ANY_AUTH_METHODS = CONFIDENTIAL_AUTH_METHODS + ["none"]
+
+# Longest `nonce` taken at /authorize: it is stored with the code and echoed in the ID token.
+NONCE_MAX_LENGTH = 500

@@ -1,0 +1,85 @@
+"""Token bookkeeping the domain decides: claiming codes and refresh tokens, revoking families,
+an account's or a connector user's tokens, and what a replayed credential costs.
+
+The claims and the reuse report commit on their own: they must stand although the token
+request that triggered them is refused."""
+
+from __future__ import annotations
+
+import logging
+
+from sqlalchemy import update
+
+from .. import clock
+from ..extensions import db
+from ..models import Account, AuthorizationCode, ConnectorUser, Token
+from . import audit
+
+log = logging.getLogger(__name__)
+
+
+def claim_code(code: AuthorizationCode) -> bool:
+    """Mark the code used in one conditional UPDATE, so of two requests racing with the
+    same code only one wins; the loser is reuse."""
+    claimed = db.session.execute(
+        update(AuthorizationCode)
+        .where(AuthorizationCode.id == code.id, AuthorizationCode.used_at.is_(None))
+        .values(used_at=clock.now())
+    ).rowcount
+    db.session.commit()
+    return bool(claimed)
+
+
+def claim_refresh_token(token: Token) -> bool:
+    """Rotate in one conditional UPDATE: of two racing requests only one wins."""
+    claimed = db.session.execute(
+        update(Token)
+        .where(Token.id == token.id, Token.refresh_used_at.is_(None), Token.revoked_at.is_(None))
+        .values(refresh_used_at=clock.now())
+    ).rowcount
+    db.session.commit()
+    return bool(claimed)
+
+
+def revoke_family(grant_id: str) -> int:
+    return db.session.execute(
+        update(Token).where(Token.grant_id == grant_id, Token.revoked_at.is_(None)).values(revoked_at=clock.now())
+    ).rowcount
+
+
+def revoke_for_account(account: Account) -> int:
+    return db.session.execute(
+        update(Token).where(Token.account_id == account.id, Token.revoked_at.is_(None)).values(revoked_at=clock.now())
+    ).rowcount
+
+
+def revoke_for_connector(connector: ConnectorUser) -> int:
+    return db.session.execute(
+        update(Token).where(Token.connector_id == connector.id, Token.revoked_at.is_(None)).values(revoked_at=clock.now())
+    ).rowcount
+
+
+def end_earlier_connections(token: Token) -> None:
+    """One connection per application per login: a new offline grant ends the earlier ones."""
+    db.session.execute(
+        update(Token)
+        .where(
+            Token.account_id == token.account_id,
+            Token.client_id == token.client_id,
+            Token.grant_id != token.grant_id,
+            Token.refresh_token_hash.is_not(None),
+            Token.revoked_at.is_(None),
+        )
+        .values(revoked_at=clock.now())
+    )
+
+
+def report_reuse(kind: str, row, client_id: str, *, ip: str | None) -> None:
+    """A spent code or refresh token came back: revoke what it issued and say so."""
+    revoked = revoke_family(row.grant_id)
+    account = db.session.get(Account, row.account_id) if row.account_id else None
+    audit.record(f"{kind}.reuse_detected", actor=f"client:{client_id}", account=account, outcome="failure", ip=ip,
+                 revoked=revoked)
+    db.session.commit()
+    log.warning("%s reuse for client %s: revoked %s tokens of grant %s", kind, client_id, revoked, row.grant_id)
+
