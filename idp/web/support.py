@@ -105,28 +105,21 @@ def _action(name: str, subject: str) -> support.Action:
 
 
 def _perform(staff, action: support.Action, subject, account_id: str, *, done: str):
-    """One action of support.ACTIONS from the console: a reason always (the console asks
-    one for every action), a ticked box for destructive ones, then back to the account page."""
+    return _act(staff, lambda **kw: action.perform(subject, **kw), account_id, done, confirm=action.destructive)
+
+
+def _act(staff, perform, account_id: str, done: str, *, confirm: bool = False):
+    """A staff action from an account page: a reason always (the console asks one for
+    every action), a ticked box where ``confirm``, the service call (which writes the
+    audit entry), then back to the account page."""
     try:
         reason = support.require_reason(request.form.get("reason"))
-        if action.destructive and request.form.get("confirm") != "yes":
+        if confirm and request.form.get("confirm") != "yes":
             raise InvalidInput(gettext("Tick the box to confirm this action."))
-        action.perform(subject, actor=_actor(staff), ip=caller.client_ip(), reason=reason)
+        perform(actor=_actor(staff), ip=caller.client_ip(), reason=reason)
     except DomainError as err:
         return _account_page(account_id, error=err.message(), status=err.status)
     return _done(account_id, done)
-
-
-def _act(staff, perform):
-    """A staff action on an invitation shown on an account page: required reason, the
-    service call, the audit entry (by the service), back to the page."""
-    owner_id = request.form.get("account_id", "")
-    try:
-        reason = support.require_reason(request.form.get("reason"))
-        perform(actor=_actor(staff), ip=caller.client_ip(), reason=reason)
-    except DomainError as err:
-        return _account_page(owner_id, error=err.message(), status=err.status)
-    return _done(owner_id, request.path.rsplit("/", 1)[-1])
 
 
 @bp.route("/invitations/<invitation_id>/<action>", methods=["POST"])
@@ -145,4 +138,4 @@ def invitation_action(invitation_id, action):
         else:
             invitations.revoke(invitation, actor=actor, ip=ip, reason=reason)
 
-    return _act(staff, perform)
+    return _act(staff, perform, request.form.get("account_id", ""), action)
