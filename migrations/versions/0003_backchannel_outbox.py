@@ -1,18 +1,18 @@
 """back-channel logout outbox
 
 Revision ID: 0003
-Revises: 0001
+Revises: 0002
 Create Date: 2026-12-02 00:45:00
 
-Numbered 0003 so that 0002 (the grants table) can come before it: when both are merged,
-set down_revision to "0002".
+Follows 0002 (flows without attempts). A grants migration merged later chains after this
+one (its down_revision "0003").
 """
 from alembic import op
 import sqlalchemy as sa
 
 
 revision = "0003"
-down_revision = "0001"
+down_revision = "0002"
 branch_labels = None
 depends_on = None
 
