@@ -1,4 +1,4 @@
-"""OAuth 2 / OpenID Connect objects: clients, codes, tokens, consents, SSO sessions, keys."""
+"""OAuth 2 / OpenID Connect objects: clients, grants, codes, tokens, consents, SSO sessions, keys."""
 
 from __future__ import annotations
 
@@ -115,6 +115,21 @@ class Session(db.Model):
         return self.ended_at is None and self.expires_at > now
 
 
+class Grant(db.Model):
+    """One authorization of a client, and the family of tokens descending from it (its
+    code, then each refresh). Revoking the grant revokes every token of the family,
+    those saved after the revocation included: each use of a token reads its grant."""
+
+    __tablename__ = "grants"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)  # the grant_id
+    client_id: Mapped[str] = mapped_column(ForeignKey("clients.id", ondelete="CASCADE"), nullable=False, index=True)
+    # None for a connector user's tokens (password grant): no person granted them.
+    account_id: Mapped[str | None] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[dt.datetime] = created_at()
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+
+
 class AuthorizationCode(db.Model, AuthorizationCodeMixin):
     __tablename__ = "authorization_codes"
 
@@ -124,7 +139,7 @@ class AuthorizationCode(db.Model, AuthorizationCodeMixin):
     account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False)
     session_id: Mapped[str | None] = mapped_column(String(64))
     # The family of tokens this code starts; reuse of the code revokes it.
-    grant_id: Mapped[str] = mapped_column(String(32), default=new_id, nullable=False)
+    grant_id: Mapped[str] = mapped_column(ForeignKey("grants.id", ondelete="CASCADE"), nullable=False, index=True)
     redirect_uri: Mapped[str] = mapped_column(Text, default="", nullable=False)
     scope: Mapped[str] = mapped_column(String(500), default="", nullable=False)
     nonce: Mapped[str | None] = mapped_column(String(500))
@@ -138,6 +153,7 @@ class AuthorizationCode(db.Model, AuthorizationCodeMixin):
     used_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
 
     account: Mapped[Account] = relationship(lazy="joined")
+    grant: Mapped[Grant] = relationship(lazy="joined")
 
     def get_redirect_uri(self):
         return self.redirect_uri
@@ -175,7 +191,7 @@ class Token(db.Model, TokenMixin):
     account_id: Mapped[str | None] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
     # A connector user's token (password grant): the machine user, not a person.
     connector_id: Mapped[int | None] = mapped_column(ForeignKey("connector_users.id", ondelete="CASCADE"), index=True)
-    grant_id: Mapped[str] = mapped_column(String(32), default=new_id, nullable=False, index=True)
+    grant_id: Mapped[str] = mapped_column(ForeignKey("grants.id", ondelete="CASCADE"), nullable=False, index=True)
     session_id: Mapped[str | None] = mapped_column(String(64), index=True)
     access_token_hash: Mapped[str] = mapped_column(String(64), unique=True, nullable=False)
     refresh_token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
@@ -187,10 +203,13 @@ class Token(db.Model, TokenMixin):
     # Set when the refresh token was exchanged for a new one (rotation).
     refresh_used_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
     revoked_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    # The access token alone ended (its sign-in session ended); an offline refresh token lives on.
+    access_revoked_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
 
     client: Mapped[Client] = relationship(lazy="joined")
     account: Mapped[Account | None] = relationship(lazy="joined")
     connector: Mapped[ConnectorUser | None] = relationship(lazy="joined")
+    grant: Mapped[Grant] = relationship(lazy="joined")
 
     def check_client(self, client):
         return self.client_id == client.get_client_id()
@@ -208,13 +227,17 @@ class Token(db.Model, TokenMixin):
     def is_expired(self):
         return self.expires_at <= clock.now()
 
+    def family_revoked(self) -> bool:
+        return self.revoked_at is not None or self.grant.revoked_at is not None
+
     def is_revoked(self):
-        return self.revoked_at is not None
+        """Whether the access token is revoked."""
+        return self.family_revoked() or self.access_revoked_at is not None
 
     def is_refresh_usable(self) -> bool:
         now = clock.now()
         return (
-            self.revoked_at is None
+            not self.family_revoked()
             and self.refresh_used_at is None
             and (self.refresh_expires_at is None or self.refresh_expires_at > now)
         )
