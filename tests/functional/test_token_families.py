@@ -116,3 +116,26 @@ def test_a_replayed_refresh_token_revokes_the_family_saved_after_it(signed_in, p
     assert replay.status_code == 400 and replay.get_json()["error"] == "invalid_grant"
     assert not _active(signed_in.http, portal, second["access_token"])
     assert _refresh(signed_in.http, portal, second["refresh_token"]).status_code == 400
+def _logout(browser):
+    browser.get("/logout")
+    browser.submit()
+
+
+def test_logout_ends_the_sessions_access_tokens(signed_in, portal):
+    online = _tokens(signed_in, portal, scope="openid email")
+    offline = _tokens(signed_in, portal, scope=FULL)
+    _logout(signed_in)
+    assert not _active(signed_in.http, portal, online["access_token"])
+    assert not _active(signed_in.http, portal, offline["access_token"])
+    # offline_access was granted: the refresh token outlives the sign-in session.
+    assert _refresh(signed_in.http, portal, offline["refresh_token"]).status_code == 200
+
+
+def test_a_new_sign_in_ends_the_previous_sessions_tokens(signed_in, portal, person):
+    online = _tokens(signed_in, portal, scope="openid email")
+    clock.freeze(dt.datetime(2026, 11, 23, 9, 5, 5))
+    signed_in.authorize(portal["client_id"], prompt="login")
+    signed_in.sign_in(person["email"], person["password"])
+    fresh = exchange_code(signed_in.http, portal, signed_in.callback_params()["code"], signed_in.verifier).get_json()
+    assert not _active(signed_in.http, portal, online["access_token"])
+    assert _active(signed_in.http, portal, fresh["access_token"])
