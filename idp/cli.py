@@ -194,10 +194,17 @@ def clients():
     is_flag=True,
     help="Let this confidential client use the code flow without PKCE (certification suites). Never for public clients.",
 )
+@click.option(
+    "--token-endpoint-auth-method",
+    "auth_method",
+    type=click.Choice(["client_secret_basic", "client_secret_post"]),
+    help="The one method a confidential client authenticates with. Default: either secret method.",
+)
 @click.option("--json", "as_json", is_flag=True)
 @with_appcontext
 def clients_create(
-    name, redirect_uris, post_logout_uris, backchannel_logout_uri, grant_types, scopes, public, first_party, pkce_optional, as_json
+    name, redirect_uris, post_logout_uris, backchannel_logout_uri, grant_types, scopes, public, first_party, pkce_optional,
+    auth_method, as_json
 ):
     """Register a client; prints its client_id and (once) its secret."""
     from .extensions import db
@@ -223,6 +230,8 @@ def clients_create(
         _fail("a public client cannot use client_credentials or password")
     if public and pkce_optional:
         _fail("a public client always uses PKCE")
+    if public and auth_method:
+        _fail("a public client does not authenticate (--token-endpoint-auth-method)")
     client_id = secrets.token_urlsafe(18)
     secret = None if public else secrets.token_urlsafe(32)
     client = Client(
@@ -234,7 +243,7 @@ def clients_create(
         backchannel_logout_uri=backchannel_logout_uri,
         grant_types=grant_types,
         scope=" ".join(scopes),
-        token_endpoint_auth_method="none" if public else "client_secret_basic",
+        token_endpoint_auth_method="none" if public else auth_method or "client_secret_basic client_secret_post",
         first_party=first_party,
         pkce_required=not pkce_optional,
     )

@@ -49,6 +49,10 @@ DEFAULTS: dict = {
     "RATELIMIT_LOGIN_PER_IP": "30 per minute; 300 per hour",
     # Sign-in tries per e-mail address, whether or not it has an account (on top of the lockout).
     "RATELIMIT_LOGIN_PER_ACCOUNT": "20 per hour",
+    # Failed client authentications (token, introspection, revocation), per client and address
+    # and per client from anywhere; once exceeded the client gets 429 whatever it sends.
+    "RATELIMIT_CLIENT_AUTH_FAILURES_PER_ADDRESS": "20 per minute; 100 per hour",
+    "RATELIMIT_CLIENT_AUTH_FAILURES_PER_CLIENT": "600 per hour",
     # Lifetimes in seconds.
     "FLOW_LIFETIME": 30 * 60,
     "EMAIL_CODE_LIFETIME": 10 * 60,

@@ -32,6 +32,8 @@ class Client(db.Model, ClientMixin):
     backchannel_logout_uri: Mapped[str | None] = mapped_column(String(500))
     grant_types: Mapped[list] = mapped_column(JSON, default=list, nullable=False)
     scope: Mapped[str] = mapped_column(String(500), nullable=False)
+    # The methods the client may authenticate with, space-separated: one registered method,
+    # or "client_secret_basic client_secret_post" for a client registered without one.
     token_endpoint_auth_method: Mapped[str] = mapped_column(String(40), nullable=False)
     first_party: Mapped[bool] = mapped_column(Boolean, default=False, nullable=False)
     # PKCE (S256) is required unless an operator registered a confidential client
@@ -77,15 +79,15 @@ class Client(db.Model, ClientMixin):
             return False
         return hmac.compare_digest(self.secret_hash, sha256(client_secret))
 
+    @property
+    def auth_methods(self) -> list[str]:
+        return self.token_endpoint_auth_method.split()
+
     def check_endpoint_auth_method(self, method, endpoint):
-        if endpoint == "token":
-            if self.is_public:
-                return method == "none"
-            return method in ("client_secret_basic", "client_secret_post")
-        # introspection and revocation: any confidential method; public clients may revoke.
+        """The registered method, at every endpoint; public clients may revoke, not introspect."""
         if self.is_public:
-            return method == "none" and endpoint == "revocation"
-        return method in ("client_secret_basic", "client_secret_post")
+            return method == "none" and endpoint in ("token", "revocation")
+        return method in self.auth_methods
 
     def check_response_type(self, response_type):
         return response_type == "code" and "authorization_code" in self.grant_types

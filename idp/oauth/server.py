@@ -11,7 +11,7 @@ from authlib.oauth2.rfc9207 import IssuerParameter
 from flask import current_app
 from flask import request as flask_request
 
-from . import tokens
+from . import client_auth, tokens
 from .clients import query_client
 from .end_session import IdpEndSessionEndpoint
 from .grants import AuthorizationCodeGrant, ClientCredentialsGrant, ConnectorPasswordGrant, RefreshTokenGrant
@@ -66,6 +66,9 @@ class IdpAuthorizationServer(AuthorizationServer):
         oauth2_request = FlaskOAuth2Request(flask_request)
         oauth2_request.client_ip = flask_request.remote_addr
         return oauth2_request
+
+    def authenticate_client(self, request, methods, endpoint="token"):
+        return client_auth.authenticate(super().authenticate_client, request, methods, endpoint)
 
     def validate_requested_scope(self, scope):
         """Scopes we do not offer are left out of the grant rather than refused
