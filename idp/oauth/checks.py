@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from authlib.oauth2.rfc6749.errors import InvalidRequestError
+from authlib.oidc.core.errors import RequestNotSupportedError, RequestURINotSupportedError
 from flask import current_app
 from joserfc import jwt
 from joserfc.errors import JoseError
@@ -39,6 +40,15 @@ def response_mode_of(params: dict) -> str:
     """The response mode to answer in; an unsupported one is answered in the query."""
     mode = params.get("response_mode") or "query"
     return mode if mode in RESPONSE_MODES else "query"
+
+
+def check_request_object(req: AuthorizationRequest) -> None:
+    """Request objects (OpenID Connect Core section 6) are not supported, and discovery says
+    so; one is refused rather than ignored, since its parameters would override the query's."""
+    if "request" in req.params:
+        raise req.error(RequestNotSupportedError, "Request objects ('request') are not supported.")
+    if "request_uri" in req.params:
+        raise req.error(RequestURINotSupportedError, "Request objects by reference ('request_uri') are not supported.")
 
 
 def check_response_mode(req: AuthorizationRequest) -> None:
@@ -87,7 +97,7 @@ def check_id_token_hint(req: AuthorizationRequest) -> None:
     req.hint_sub = token.claims["sub"]
 
 
-CHECKS = [check_response_mode, check_nonce, check_prompt, check_max_age, check_id_token_hint]
+CHECKS = [check_request_object, check_response_mode, check_nonce, check_prompt, check_max_age, check_id_token_hint]
 
 
 def run(params: dict, grant) -> AuthorizationRequest:
