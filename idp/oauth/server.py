@@ -59,6 +59,19 @@ class Issuer(IssuerParameter):
         return current_app.config["ISSUER"]
 
 
+class BearerProtector(ResourceProtector):
+    """The access token in the Authorization header, or in a form-encoded POST body
+    (RFC 6750 section 2.2); never in both, never in the query."""
+
+    def parse_request_authorization(self, request):
+        form = flask_request.form if flask_request.method == "POST" else {}
+        if flask_request.mimetype == "application/x-www-form-urlencoded" and "access_token" in form:
+            if request.headers.get("Authorization"):
+                raise InvalidRequestError("Send the access token once: in the header or in the body.")
+            return self.get_token_validator("bearer"), form["access_token"]
+        return super().parse_request_authorization(request)
+
+
 class IdpAuthorizationServer(AuthorizationServer):
     def create_oauth2_request(self, request):
         # The client's address travels with Authlib's request, for the grants to hand to
@@ -93,7 +106,7 @@ GRANTS = [
 ENDPOINTS = [IdpIntrospectionEndpoint, IdpRevocationEndpoint, IdpEndSessionEndpoint]
 
 authorization = IdpAuthorizationServer()
-require_oauth = ResourceProtector()
+require_oauth = BearerProtector()
 
 
 def init_oauth(app) -> None:

@@ -1,0 +1,83 @@
+"""OpenID requests beyond the basics: request objects are refused (never ignored), as
+discovery says, and userinfo takes the access token in a form-encoded POST body."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+
+import pytest
+
+from idp import clock
+from tests.helpers import REDIRECT_URI, exchange_code
+
+FULL = "openid profile email offline_access administrations"
+
+
+def _b64(data: dict) -> str:
+    return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
+
+
+def _unsigned(claims: dict) -> str:
+    return f"{_b64({'alg': 'none'})}.{_b64(claims)}."
+
+
+@pytest.fixture
+def signed_in(browser, portal, person):
+    clock.freeze(dt.datetime(2026, 11, 23, 9, 0, 5))
+    browser.authorize(portal["client_id"], scope=FULL)
+    browser.sign_in(person["email"], person["password"], first_time=True)
+    return browser
+
+
+def test_discovery_says_request_objects_are_not_supported(client):
+    meta = client.get("/.well-known/openid-configuration").get_json()
+    assert meta["request_parameter_supported"] is False
+    assert meta["request_uri_parameter_supported"] is False
+
+
+def test_an_unsigned_request_object_is_refused_not_ignored(signed_in, portal):
+    request_object = _unsigned({"client_id": portal["client_id"], "response_type": "code",
+                                "redirect_uri": REDIRECT_URI, "scope": "openid", "nonce": "from-the-object"})
+    signed_in.authorize(portal["client_id"], request=request_object, state="st-obj")
+    params = signed_in.callback_params()
+    assert params["error"] == "request_not_supported" and params["state"] == "st-obj"
+    assert "code" not in params
+
+
+def test_a_request_object_is_refused_before_sign_in(browser, portal):
+    browser.authorize(portal["client_id"], request=_unsigned({"scope": "openid"}))
+    assert browser.callback_params()["error"] == "request_not_supported"
+
+
+def test_a_request_uri_is_refused(signed_in, portal):
+    signed_in.authorize(portal["client_id"], request_uri="https://app.test/request.jwt")
+    params = signed_in.callback_params()
+    assert params["error"] == "request_uri_not_supported" and "code" not in params
+
+
+@pytest.fixture
+def access_token(signed_in, portal):
+    body = exchange_code(signed_in.http, portal, signed_in.callback_params()["code"], signed_in.verifier).get_json()
+    return body["access_token"]
+
+
+def test_userinfo_takes_the_access_token_in_a_form_body(client, access_token, person):
+    response = client.post("/userinfo", data={"access_token": access_token})
+    assert response.status_code == 200, response.get_data(as_text=True)
+    assert response.get_json()["email"] == person["email"]
+
+
+def test_userinfo_refuses_a_token_in_both_header_and_body(client, access_token):
+    response = client.post("/userinfo", data={"access_token": access_token},
+                           headers={"Authorization": "Bearer " + access_token})
+    assert response.status_code == 400 and response.get_json()["error"] == "invalid_request"
+
+
+def test_userinfo_refuses_a_wrong_token_in_the_body(client, access_token):
+    assert client.post("/userinfo", data={"access_token": access_token + "x"}).status_code == 401
+
+
+def test_userinfo_does_not_take_the_token_from_the_query(client, access_token):
+    assert client.get("/userinfo?access_token=" + access_token).status_code == 401
