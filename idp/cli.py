@@ -200,11 +200,16 @@ def clients():
     type=click.Choice(["client_secret_basic", "client_secret_post"]),
     help="The one method a confidential client authenticates with. Default: either secret method.",
 )
+@click.option(
+    "--resource-server",
+    is_flag=True,
+    help="An API that may introspect tokens issued to other clients. Default grant types: none.",
+)
 @click.option("--json", "as_json", is_flag=True)
 @with_appcontext
 def clients_create(
     name, redirect_uris, post_logout_uris, backchannel_logout_uri, grant_types, scopes, public, first_party, pkce_optional,
-    auth_method, as_json
+    auth_method, resource_server, as_json
 ):
     """Register a client; prints its client_id and (once) its secret."""
     from .extensions import db
@@ -213,7 +218,10 @@ def clients_create(
     from .services import audit
     from .services.crypto import token_hash
 
-    grant_types = list(dict.fromkeys(grant_types or ["authorization_code", "refresh_token"]))
+    if public and resource_server:
+        _fail("a resource server authenticates: it cannot be --public")
+    default_grants = [] if resource_server else ["authorization_code", "refresh_token"]
+    grant_types = list(dict.fromkeys(grant_types or default_grants))
     scopes = list(dict.fromkeys(s for value in scopes for s in value.split())) or list(SCOPES)
     unknown = [s for s in scopes if s not in SCOPES]
     if unknown:
@@ -246,6 +254,7 @@ def clients_create(
         token_endpoint_auth_method="none" if public else auth_method or "client_secret_basic client_secret_post",
         first_party=first_party,
         pkce_required=not pkce_optional,
+        resource_server=resource_server,
     )
     db.session.add(client)
     audit.record("client.created", actor=cli_actor(), subject=client_id, name=name)

@@ -39,6 +39,8 @@ class Client(db.Model, ClientMixin):
     # PKCE (S256) is required unless an operator registered a confidential client
     # without it (e.g. a certification test suite); public clients always need it.
     pkce_required: Mapped[bool] = mapped_column(Boolean, default=True, nullable=False)
+    # An API behind the relying apps: may introspect tokens issued to other clients.
+    resource_server: Mapped[bool] = mapped_column(Boolean, default=False, nullable=False)
     created_at: Mapped[dt.datetime] = created_at()
 
     @property
