@@ -174,6 +174,29 @@ def clients():
     """Relying applications (OAuth clients)."""
 
 
+def _client_jwks(auth_method, jwks_uri, jwks_file) -> dict | None:
+    """The public JWKS given with --jwks (checked), for private_key_jwt only."""
+    from joserfc.jwk import KeySet
+
+    if auth_method != "private_key_jwt":
+        if jwks_uri or jwks_file:
+            _fail("--jwks-uri and --jwks are for --token-endpoint-auth-method private_key_jwt")
+        return None
+    if bool(jwks_uri) == bool(jwks_file):
+        _fail("private_key_jwt needs one of --jwks-uri or --jwks")
+    if jwks_uri:
+        _check_uri(jwks_uri, "--jwks-uri")
+        return None
+    try:
+        jwks = json.load(jwks_file)
+        keys = KeySet.import_key_set(jwks)
+    except Exception:  # noqa: BLE001 (any unreadable key set is the operator's input error)
+        _fail("--jwks must be a file with a JSON Web Key Set")
+    if any(key.is_private for key in keys.keys):
+        _fail("--jwks must hold public keys only")
+    return jwks
+
+
 @clients.command("create")
 @click.option("--name", required=True)
 @click.option("--redirect-uri", "redirect_uris", multiple=True)
@@ -197,9 +220,11 @@ def clients():
 @click.option(
     "--token-endpoint-auth-method",
     "auth_method",
-    type=click.Choice(["client_secret_basic", "client_secret_post"]),
+    type=click.Choice(["client_secret_basic", "client_secret_post", "private_key_jwt"]),
     help="The one method a confidential client authenticates with. Default: either secret method.",
 )
+@click.option("--jwks-uri", help="private_key_jwt: where the client publishes its public keys.")
+@click.option("--jwks", "jwks_file", type=click.File("r"), help="private_key_jwt: a file with the client's public JWKS.")
 @click.option(
     "--resource-server",
     is_flag=True,
@@ -209,7 +234,7 @@ def clients():
 @with_appcontext
 def clients_create(
     name, redirect_uris, post_logout_uris, backchannel_logout_uri, grant_types, scopes, public, first_party, pkce_optional,
-    auth_method, resource_server, as_json
+    auth_method, jwks_uri, jwks_file, resource_server, as_json
 ):
     """Register a client; prints its client_id and (once) its secret."""
     from .extensions import db
@@ -218,6 +243,7 @@ def clients_create(
     from .services import audit
     from .services.crypto import token_hash
 
+    jwks = _client_jwks(auth_method, jwks_uri, jwks_file)
     if public and resource_server:
         _fail("a resource server authenticates: it cannot be --public")
     default_grants = [] if resource_server else ["authorization_code", "refresh_token"]
@@ -241,7 +267,7 @@ def clients_create(
     if public and auth_method:
         _fail("a public client does not authenticate (--token-endpoint-auth-method)")
     client_id = secrets.token_urlsafe(18)
-    secret = None if public else secrets.token_urlsafe(32)
+    secret = None if public or auth_method == "private_key_jwt" else secrets.token_urlsafe(32)
     client = Client(
         id=client_id,
         name=name.strip() or _fail("--name must not be empty"),
@@ -255,6 +281,8 @@ def clients_create(
         first_party=first_party,
         pkce_required=not pkce_optional,
         resource_server=resource_server,
+        jwks=jwks,
+        jwks_uri=jwks_uri,
     )
     db.session.add(client)
     audit.record("client.created", actor=cli_actor(), subject=client_id, name=name)

@@ -39,6 +39,9 @@ class Client(db.Model, ClientMixin):
     # PKCE (S256) is required unless an operator registered a confidential client
     # without it (e.g. a certification test suite); public clients always need it.
     pkce_required: Mapped[bool] = mapped_column(Boolean, default=True, nullable=False)
+    # private_key_jwt (RFC 7523): the client's public keys, inline or where it publishes them.
+    jwks: Mapped[dict | None] = mapped_column(JSON)
+    jwks_uri: Mapped[str | None] = mapped_column(String(500))
     # An API behind the relying apps: may introspect tokens issued to other clients.
     resource_server: Mapped[bool] = mapped_column(Boolean, default=False, nullable=False)
     created_at: Mapped[dt.datetime] = created_at()
@@ -278,6 +281,17 @@ class SigningKey(db.Model):
     created_at: Mapped[dt.datetime] = created_at()
     retired_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
     publish_until: Mapped[dt.datetime | None] = mapped_column(DateTime)
+
+
+class UsedClientAssertion(db.Model):
+    """A client assertion (private_key_jwt) seen, remembered until it expires: its `jti`
+    may not come back."""
+
+    __tablename__ = "used_client_assertions"
+
+    # SHA-256 of the client id and the assertion's jti.
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    expires_at: Mapped[dt.datetime] = mapped_column(DateTime, nullable=False, index=True)
 
 
 class RevokedToken(db.Model):

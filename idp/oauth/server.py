@@ -117,6 +117,7 @@ def init_oauth(app) -> None:
         for grant, extensions in GRANTS:
             authorization.register_grant(grant, extensions())
         authorization.register_grant(UnsupportedResponseType)
+        authorization.register_client_auth_method(client_auth.PrivateKeyJWT.CLIENT_AUTH_METHOD, client_auth.PrivateKeyJWT())
         for endpoint in ENDPOINTS:
             authorization.register_endpoint(endpoint)
         authorization.register_endpoint(IdpUserInfoEndpoint(resource_protector=require_oauth))

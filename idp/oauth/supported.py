@@ -15,7 +15,8 @@ PROMPTS_ACCEPTED = frozenset(PROMPTS) | {"select_account"}
 CODE_CHALLENGE_METHODS = ["S256"]
 ID_TOKEN_ALGORITHMS = ["RS256"]
 
-CONFIDENTIAL_AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
+SECRET_AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
+CONFIDENTIAL_AUTH_METHODS = SECRET_AUTH_METHODS + ["private_key_jwt"]
 ANY_AUTH_METHODS = CONFIDENTIAL_AUTH_METHODS + ["none"]
 
 # Longest `nonce` taken at /authorize: it is stored with the code and echoed in the ID token.
