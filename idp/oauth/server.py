@@ -99,7 +99,7 @@ class IdpAuthorizationServer(AuthorizationServer):
 # (grant, extensions), in the order Authlib tries them.
 GRANTS = [
     (AuthorizationCodeGrant, lambda: [PKCE(required=True), IdToken()]),
-    (RefreshTokenGrant, list),
+    (RefreshTokenGrant, lambda: [IdToken()]),
     (ClientCredentialsGrant, list),
     (ConnectorPasswordGrant, list),
 ]

@@ -10,7 +10,7 @@ import json
 import pytest
 
 from idp import clock
-from tests.helpers import REDIRECT_URI, exchange_code
+from tests.helpers import REDIRECT_URI, exchange_code, token_request
 
 FULL = "openid profile email offline_access administrations"
 
@@ -81,3 +81,24 @@ def test_userinfo_refuses_a_wrong_token_in_the_body(client, access_token):
 
 def test_userinfo_does_not_take_the_token_from_the_query(client, access_token):
     assert client.get("/userinfo?access_token=" + access_token).status_code == 401
+
+
+def _claims(client, id_token: str) -> dict:
+    from joserfc import jwt
+    from joserfc.jwk import KeySet
+
+    keys = KeySet.import_key_set(client.get("/jwks.json").get_json())
+    return jwt.decode(id_token, keys, algorithms=["RS256"]).claims
+
+
+def test_a_refresh_brings_an_id_token_for_the_same_sign_in(signed_in, portal, client):
+    first = exchange_code(signed_in.http, portal, signed_in.callback_params()["code"], signed_in.verifier).get_json()
+    clock.advance(minutes=10)
+    refreshed = token_request(client, portal, {"grant_type": "refresh_token", "refresh_token": first["refresh_token"]})
+    assert refreshed.status_code == 200
+    before, after = _claims(client, first["id_token"]), _claims(client, refreshed.get_json()["id_token"])
+    assert after["sub"] == before["sub"] and after["aud"] == before["aud"] and after["iss"] == before["iss"]
+    assert after["auth_time"] == before["auth_time"]
+    assert after["iat"] == before["iat"] + 600
+    assert after["sid"] == before["sid"]
+    assert "nonce" not in after
