@@ -175,7 +175,9 @@ class AuthorizationCode(db.Model, AuthorizationCodeMixin):
         return self.auth_time
 
     def get_acr(self):
-        return None
+        from ..oauth.supported import acr_for
+
+        return acr_for(self.amr)
 
     def get_amr(self):
         return list(self.amr) or None

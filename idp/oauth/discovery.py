@@ -7,7 +7,7 @@ from .introspection import IdpIntrospectionEndpoint
 from .revocation import IdpRevocationEndpoint
 from .client_auth import ASSERTION_ALGORITHMS
 from .server import GRANTS
-from .supported import CLAIMS, CODE_CHALLENGE_METHODS, ID_TOKEN_ALGORITHMS, PROMPTS, RESPONSE_MODES, SCOPES
+from .supported import ACR_VALUES, CLAIMS, CODE_CHALLENGE_METHODS, ID_TOKEN_ALGORITHMS, PROMPTS, RESPONSE_MODES, SCOPES
 
 
 def _union(lists) -> list[str]:
@@ -39,6 +39,7 @@ def metadata(issuer: str, languages: list[str]) -> dict:
         "revocation_endpoint_auth_methods_supported": IdpRevocationEndpoint.CLIENT_AUTH_METHODS,
         "code_challenge_methods_supported": CODE_CHALLENGE_METHODS,
         "claims_supported": CLAIMS,
+        "acr_values_supported": ACR_VALUES,
         "claims_parameter_supported": False,
         "request_parameter_supported": False,
         "request_uri_parameter_supported": False,

@@ -102,3 +102,14 @@ def test_a_refresh_brings_an_id_token_for_the_same_sign_in(signed_in, portal, cl
     assert after["iat"] == before["iat"] + 600
     assert after["sid"] == before["sid"]
     assert "nonce" not in after
+
+
+def test_acr_values_are_answered_with_the_strength_of_the_sign_in(signed_in, portal, client):
+    """The person signed in with a password and TOTP: the ID token says so in `acr`."""
+    meta = client.get("/.well-known/openid-configuration").get_json()
+    assert "https://refeds.org/profile/mfa" in meta["acr_values_supported"] and "acr" in meta["claims_supported"]
+    signed_in.authorize(portal["client_id"], acr_values="https://refeds.org/profile/mfa")
+    body = exchange_code(signed_in.http, portal, signed_in.callback_params()["code"], signed_in.verifier).get_json()
+    claims = _claims(client, body["id_token"])
+    assert claims["acr"] == "https://refeds.org/profile/mfa"
+    assert set(claims["amr"]) >= {"pwd", "otp"}
