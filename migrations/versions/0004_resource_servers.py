@@ -15,9 +15,12 @@ branch_labels = None
 depends_on = None
 
 
+# Plain ALTER TABLE, never batch mode: on SQLite a batch would drop and recreate `clients`,
+# and the drop cascades to every client's codes, grants and tokens.
+
+
 def upgrade():
-    with op.batch_alter_table('clients', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('resource_server', sa.Boolean(), nullable=False, server_default=sa.false()))
+    op.add_column('clients', sa.Column('resource_server', sa.Boolean(), nullable=False, server_default=sa.false()))
 
 
 def downgrade():

@@ -23,9 +23,9 @@ def upgrade():
     )
     with op.batch_alter_table('used_client_assertions', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_used_client_assertions_expires_at'), ['expires_at'], unique=False)
-    with op.batch_alter_table('clients', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('jwks', sa.JSON(), nullable=True))
-        batch_op.add_column(sa.Column('jwks_uri', sa.String(length=500), nullable=True))
+    # Plain ALTER TABLE: a batch would recreate `clients`, cascading to its tokens on SQLite.
+    op.add_column('clients', sa.Column('jwks', sa.JSON(), nullable=True))
+    op.add_column('clients', sa.Column('jwks_uri', sa.String(length=500), nullable=True))
 
 
 def downgrade():
