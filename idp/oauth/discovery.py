@@ -40,7 +40,7 @@ def metadata(issuer: str, languages: list[str]) -> dict:
         "code_challenge_methods_supported": CODE_CHALLENGE_METHODS,
         "claims_supported": CLAIMS,
         "acr_values_supported": ACR_VALUES,
-        "claims_parameter_supported": False,
+        "claims_parameter_supported": True,
         "request_parameter_supported": False,
         "request_uri_parameter_supported": False,
         "ui_locales_supported": languages,

@@ -113,3 +113,41 @@ def test_acr_values_are_answered_with_the_strength_of_the_sign_in(signed_in, por
     claims = _claims(client, body["id_token"])
     assert claims["acr"] == "https://refeds.org/profile/mfa"
     assert set(claims["amr"]) >= {"pwd", "otp"}
+
+
+MFA = "https://refeds.org/profile/mfa"
+
+
+def test_discovery_says_the_claims_parameter_is_supported(client):
+    assert client.get("/.well-known/openid-configuration").get_json()["claims_parameter_supported"] is True
+
+
+def _id_token_for(browser, portal, client, **params):
+    browser.authorize(portal["client_id"], **params)
+    body = exchange_code(browser.http, portal, browser.callback_params()["code"], browser.verifier).get_json()
+    return _claims(client, body["id_token"])
+
+
+def test_an_essential_acr_that_is_met_is_in_the_id_token(signed_in, portal, client):
+    claims = json.dumps({"id_token": {"acr": {"essential": True, "values": [MFA]}, "email": {"essential": True}}})
+    token = _id_token_for(signed_in, portal, client, claims=claims)
+    assert token["acr"] == MFA and token["email"]
+
+
+def test_an_essential_acr_that_cannot_be_met_is_refused(signed_in, portal):
+    claims = json.dumps({"id_token": {"acr": {"essential": True, "value": "urn:example:acr:phishing-resistant"}}})
+    signed_in.authorize(portal["client_id"], claims=claims)
+    params = signed_in.callback_params()
+    assert params["error"] == "unmet_authentication_requirements" and "code" not in params
+
+
+def test_a_voluntary_acr_that_cannot_be_met_is_answered_with_the_real_one(signed_in, portal, client):
+    claims = json.dumps({"id_token": {"acr": {"values": ["urn:example:acr:phishing-resistant"]}}})
+    assert _id_token_for(signed_in, portal, client, claims=claims)["acr"] == MFA
+
+
+@pytest.mark.parametrize("claims", ["not json", "[]", '{"id_token": []}', '{"userinfo": {"email": {"essential": 1}}}',
+                                    '{"id_token": {"acr": {"values": "x"}}}', '{"id_token": {"email": 5}}'])
+def test_a_malformed_claims_parameter_is_refused(signed_in, portal, claims):
+    signed_in.authorize(portal["client_id"], claims=claims)
+    assert signed_in.callback_params()["error"] == "invalid_request"
