@@ -67,6 +67,7 @@ def save_token(token: dict, request) -> Token:
         row.grant_id = code.grant_id
         row.session_id = code.session_id
         row.auth_time = code.auth_time
+        token_service.mind_ended_session(row)
         if row.refresh_token_hash:
             token_service.end_earlier_connections(row)
     elif previous is not None:

@@ -15,7 +15,7 @@ from sqlalchemy import select, update
 
 from .. import clock
 from ..extensions import db
-from ..models import Account, AuthorizationCode, ConnectorUser, Grant, Token
+from ..models import Account, AuthorizationCode, ConnectorUser, Grant, Session, Token
 from . import audit
 
 log = logging.getLogger(__name__)
@@ -83,6 +83,24 @@ def revoke_for_connector(connector: ConnectorUser) -> int:
     return db.session.execute(
         update(Token).where(Token.connector_id == connector.id, Token.revoked_at.is_(None)).values(revoked_at=clock.now())
     ).rowcount
+
+
+def _offline(token: Token) -> bool:
+    return "offline_access" in (token.scope or "").split()
+
+
+def mind_ended_session(token: Token) -> None:
+    """A token issued for a code whose sign-in session has ended since (the person logged
+    out before the client redeemed it) ends as the session's other tokens did."""
+    if not token.session_id:
+        return
+    session = db.session.get(Session, token.session_id)
+    if session is None or session.ended_at is None:
+        return
+    if _offline(token):
+        token.access_revoked_at = clock.now()
+    else:
+        token.revoked_at = clock.now()
 
 
 def end_earlier_connections(token: Token) -> None:

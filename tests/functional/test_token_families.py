@@ -139,3 +139,16 @@ def test_a_new_sign_in_ends_the_previous_sessions_tokens(signed_in, portal, pers
     fresh = exchange_code(signed_in.http, portal, signed_in.callback_params()["code"], signed_in.verifier).get_json()
     assert not _active(signed_in.http, portal, online["access_token"])
     assert _active(signed_in.http, portal, fresh["access_token"])
+
+
+def test_a_code_redeemed_after_logout_brings_no_working_access_token(signed_in, portal):
+    signed_in.authorize(portal["client_id"], scope="openid email")
+    online_code, online_verifier = signed_in.callback_params()["code"], signed_in.verifier
+    signed_in.authorize(portal["client_id"], scope=FULL)
+    offline_code, offline_verifier = signed_in.callback_params()["code"], signed_in.verifier
+    _logout(signed_in)
+    online = exchange_code(signed_in.http, portal, online_code, online_verifier).get_json()
+    offline = exchange_code(signed_in.http, portal, offline_code, offline_verifier).get_json()
+    assert not _active(signed_in.http, portal, online["access_token"])
+    assert not _active(signed_in.http, portal, offline["access_token"])
+    assert _refresh(signed_in.http, portal, offline["refresh_token"]).status_code == 200
