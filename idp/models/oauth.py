@@ -181,7 +181,28 @@ class AuthorizationCode(db.Model, AuthorizationCodeMixin):
         return self.expires_at <= clock.now()
 
 
-class Token(db.Model, TokenMixin):
+class IssuedToken(TokenMixin):
+    """What every access token tells Authlib, stored or self-contained: its client, scope
+    and lifetime (from ``client_id``, ``scope``, ``issued_at`` and ``expires_in``)."""
+
+    def check_client(self, client):
+        return self.client_id == client.get_client_id()
+
+    def get_scope(self):
+        return self.scope
+
+    def get_expires_in(self):
+        return self.expires_in
+
+    @property
+    def expires_at(self) -> dt.datetime:
+        return self.issued_at + dt.timedelta(seconds=self.expires_in)
+
+    def is_expired(self):
+        return self.expires_at <= clock.now()
+
+
+class Token(db.Model, IssuedToken):
     """An access token and, where issued, its refresh token; both stored as SHA-256.
 
     Tokens that descend from one authorization (a code, then each refresh) share a
@@ -214,22 +235,6 @@ class Token(db.Model, TokenMixin):
     account: Mapped[Account | None] = relationship(lazy="joined")
     connector: Mapped[ConnectorUser | None] = relationship(lazy="joined")
     grant: Mapped[Grant] = relationship(lazy="joined")
-
-    def check_client(self, client):
-        return self.client_id == client.get_client_id()
-
-    def get_scope(self):
-        return self.scope
-
-    def get_expires_in(self):
-        return self.expires_in
-
-    @property
-    def expires_at(self) -> dt.datetime:
-        return self.issued_at + dt.timedelta(seconds=self.expires_in)
-
-    def is_expired(self):
-        return self.expires_at <= clock.now()
 
     def family_revoked(self) -> bool:
         return self.revoked_at is not None or self.grant.revoked_at is not None
