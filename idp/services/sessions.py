@@ -11,7 +11,7 @@ from sqlalchemy import select
 from .. import clock
 from ..extensions import db
 from ..models import Account, Session
-from . import audit, backchannel
+from . import audit, backchannel, tokens
 
 
 def start(account: Account, amr: list[str], *, ip: str | None, user_agent: str | None) -> Session:
@@ -54,6 +54,7 @@ def end(session: Session, *, ip: str | None, actor: str | None = None) -> None:
     """End the session; its clients are owed a back-channel logout from the same commit."""
     session.ended_at = clock.now()
     backchannel.queue(session)
+    tokens.end_session_tokens(session.id)
     audit.record("logout", actor=actor or session.account_id, account=session.account, ip=ip)
 
 
@@ -67,6 +68,7 @@ def end_all_for(account: Account, *, except_sid: str | None = None, notify: bool
     now = clock.now()
     for session in ended:
         session.ended_at = now
+        tokens.end_session_tokens(session.id)
     if notify:
         for session in ended:
             backchannel.queue(session)

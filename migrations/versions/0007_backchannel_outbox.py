@@ -1,18 +1,17 @@
 """back-channel logout outbox
 
-Revision ID: 0003
-Revises: 0002
+Revision ID: 0007
+Revises: 0006
 Create Date: 2026-12-02 00:45:00
 
-Follows 0002 (flows without attempts). A grants migration merged later chains after this
-one (its down_revision "0003").
+Follows 0006 (flows without attempts), the last migration on main when it was merged.
 """
 from alembic import op
 import sqlalchemy as sa
 
 
-revision = "0003"
-down_revision = "0002"
+revision = "0007"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 
