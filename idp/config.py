@@ -31,6 +31,13 @@ DEFAULTS: dict = {
     "REDIS_URL": "",
     # Session/CSRF secret. Empty: generated once and kept in the instance folder.
     "SECRET_KEY": "",
+    # Secrets that came before IDP_SECRET_KEY, newest first: what they encrypted or signed
+    # (TOTP secrets, signing keys at rest, machine tokens, CAPTCHA challenges, e-mail codes,
+    # session cookies, CSRF tokens) is still read, while everything new uses IDP_SECRET_KEY.
+    # A JSON list or comma-separated. Rotate: put the old secret here and a new one in
+    # IDP_SECRET_KEY on every instance, run `idp keys reencrypt`, wait for the longest
+    # token and session lifetime, then remove it.
+    "PREVIOUS_SECRET_KEYS": [],
     # SMTP relay. Without MAIL_SERVER, mail stays in the outbox and (in
     # development) is readable in the dev mailbox at /dev/mailbox.
     "MAIL_SERVER": "",
@@ -92,6 +99,15 @@ DEFAULTS: dict = {
     "MAIL_MAX_ATTEMPTS": 12,
     "MAIL_RETRY_BASE": 5,
     "MAIL_POLL_INTERVAL": 1.0,
+    # Back-channel logout (through its own outbox, by the same delivery loop): how long one
+    # POST to a client may take, tries before a logout is abandoned, the first backoff
+    # (doubling, at most an hour: 12 tries span about two and a half hours), and how long
+    # one delivery round may spend on logouts before it leaves the rest to the next, so a
+    # hanging client never holds up mail for long. Seconds.
+    "BACKCHANNEL_TIMEOUT": 3,
+    "BACKCHANNEL_MAX_ATTEMPTS": 12,
+    "BACKCHANNEL_RETRY_BASE": 5,
+    "BACKCHANNEL_ROUND_SECONDS": 10,
     # Languages offered; the first is the default.
     "LANGUAGES": ["nl", "en"],
     # The domain people may type after a connector username in the reset portal.
@@ -127,6 +143,7 @@ POSITIVE_NUMBERS = (
     "INVITATION_LIFETIME", "CONNECTOR_FLOW_LIFETIME", "CONNECTOR_RESET_INTERVAL", "SUPPORT_FRESH_LOGIN",
     "LOCKOUT_AFTER_FAILURES", "LOCKOUT_WINDOW", "LOCKOUT_DURATION", "LOCKOUTS_UNTIL_SUPPORT",
     "CAPTCHA_COST", "CAPTCHA_LIFETIME",
+    "BACKCHANNEL_TIMEOUT", "BACKCHANNEL_MAX_ATTEMPTS", "BACKCHANNEL_RETRY_BASE", "BACKCHANNEL_ROUND_SECONDS",
 )
 
 
@@ -197,9 +214,31 @@ def validate(app) -> None:
     if not isinstance(c["RATELIMIT_ENABLED"], bool):
         raise ConfigError("IDP_RATELIMIT_ENABLED must be true or false")
     secret = c["SECRET_KEY"]
-    if secret and (len(str(secret)) < 32 or str(secret).lower() in ("dev", "secret", "changeme")):
+    if secret and _weak(secret):
         raise ConfigError("IDP_SECRET_KEY must be a random value of at least 32 characters")
+    c["PREVIOUS_SECRET_KEYS"] = _previous_secrets(c["PREVIOUS_SECRET_KEYS"])
     validate_operations(c)
+
+
+def _weak(secret) -> bool:
+    return not isinstance(secret, str) or len(secret) < 32 or secret.lower() in ("dev", "secret", "changeme")
+
+
+def _previous_secrets(value) -> list[str]:
+    """IDP_PREVIOUS_SECRET_KEYS as a list: a JSON list (parsed already) or comma-separated."""
+    if value in (None, ""):
+        return []
+    if isinstance(value, str):
+        value = [part.strip() for part in value.split(",") if part.strip()]
+    if not isinstance(value, (list, tuple)):
+        raise ConfigError("IDP_PREVIOUS_SECRET_KEYS must be a JSON list or a comma-separated list of secrets")
+    for number, secret in enumerate(value, 1):
+        if _weak(secret):
+            # Never the value itself: it is a secret, and this line ends up in logs.
+            raise ConfigError(
+                f"IDP_PREVIOUS_SECRET_KEYS entry {number} must be a random value of at least 32 characters"
+            )
+    return list(value)
 
 
 def _int_setting(c, name: str, minimum: int) -> None:
@@ -246,6 +285,11 @@ def derive(app) -> None:
     if not c["DATABASE_URL"]:
         Path(app.instance_path).mkdir(parents=True, exist_ok=True)
         c["DATABASE_URL"] = f"sqlite:///{Path(app.instance_path) / 'idp.db'}"
+    # Session cookies and CSRF tokens signed with a previous secret stay valid
+    # (itsdangerous takes a list of keys, oldest first, and signs with the last).
+    c["SECRET_KEY_FALLBACKS"] = [s for s in c["PREVIOUS_SECRET_KEYS"] if s != c["SECRET_KEY"]]
+    if c["SECRET_KEY_FALLBACKS"]:
+        c["WTF_CSRF_SECRET_KEY"] = [*reversed(c["SECRET_KEY_FALLBACKS"]), c["SECRET_KEY"]]
     c["SQLALCHEMY_DATABASE_URI"] = c["DATABASE_URL"]
     c["SQLALCHEMY_TRACK_MODIFICATIONS"] = False
     if c["DATABASE_URL"].startswith("sqlite"):

@@ -29,6 +29,30 @@ def keys_rotate():
     click.echo(f"new signing key: {row.kid}")
 
 
+@keys_group.command("reencrypt")
+@click.option("--batch-size", default=500, show_default=True, type=click.IntRange(1, 100000))
+@click.option("--json", "as_json", is_flag=True)
+@with_appcontext
+def keys_reencrypt(batch_size, as_json):
+    """Move every encrypted value to the current IDP_SECRET_KEY (after a secret rotation).
+
+    Safe to run again and from several instances; values already under the current
+    secret are left alone. Exits 1 when a value no configured secret opens was found."""
+    from ..extensions import db
+    from ..services import audit, reencrypt
+
+    counts = reencrypt.reencrypt_all(batch_size)
+    moved = sum(c["reencrypted"] for c in counts.values())
+    undecryptable = sum(c["undecryptable"] for c in counts.values())
+    audit.record("keys.reencrypted", actor=cli_actor(), reencrypted=moved, undecryptable=undecryptable)
+    db.session.commit()
+    emit(counts, as_json, "\n".join(
+        f"{kind}: {c['reencrypted']} re-encrypted, {c['current']} already current, {c['undecryptable']} undecryptable"
+        for kind, c in counts.items()))
+    if undecryptable:
+        raise SystemExit(1)
+
+
 @click.group("mail")
 def mail_group():
     """Queued mail."""
@@ -38,7 +62,7 @@ def mail_group():
 @click.option("--loop", is_flag=True, help="Keep delivering until stopped.")
 @with_appcontext
 def mail_deliver(loop):
-    """Send queued mail over SMTP (once, or in a loop)."""
+    """Send queued mail over SMTP and back-channel logouts to clients (once, or in a loop)."""
     import threading
 
     from ..services import mailer
@@ -46,16 +70,23 @@ def mail_deliver(loop):
     if not current_app.config["MAIL_SERVER"]:
         if not loop:
             click.echo("no IDP_MAIL_SERVER configured: mail stays queued", err=True)
-            return
-        click.echo("no IDP_MAIL_SERVER configured: mail stays queued (dev mailbox in development)", err=True)
+        else:
+            click.echo("no IDP_MAIL_SERVER configured: mail stays queued (dev mailbox in development)", err=True)
     if loop:
         stop = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
         signal.signal(signal.SIGINT, lambda *_: stop.set())
         mailer.deliver_forever(stop)
         return
-    sent, failed = mailer.deliver_due()
-    click.echo(f"sent {sent}, failed {failed}")
+    from ..services import backchannel
+
+    if current_app.config["MAIL_SERVER"]:
+        sent, failed = mailer.deliver_due()
+        click.echo(f"sent {sent}, failed {failed}")
+    # Back-channel logouts need no relay: they leave even while mail stays queued.
+    delivered, not_delivered = backchannel.deliver_due()
+    if delivered or not_delivered:
+        click.echo(f"back-channel logouts: delivered {delivered}, failed {not_delivered}")
 
 
 @click.group("audit")

@@ -5,7 +5,7 @@ from .audit import AuditEvent
 from .captcha import UsedCaptcha
 from .flows import EmailCode, Flow
 from .oauth import AuthorizationCode, Client, Consent, Grant, RevokedToken, Session, SigningKey, Token, UsedClientAssertion
-from .outbox import OutboxMail
+from .outbox import OutboxLogout, OutboxMail
 
 __all__ = [
     "Account",
@@ -21,6 +21,7 @@ __all__ = [
     "Flow",
     "Grant",
     "Membership",
+    "OutboxLogout",
     "OutboxMail",
     "RevokedToken",
     "Session",

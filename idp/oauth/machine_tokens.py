@@ -16,10 +16,11 @@ from .. import clock
 from ..extensions import db
 from ..models import RevokedToken
 from ..models.oauth import IssuedToken
-from ..services.crypto import derive_key, token_hash
+from ..services.crypto import derive_key, derive_keys, token_hash
 from .clients import query_client
 
 PREFIX = "mt1."
+MAC_PURPOSE = "machine-token"
 
 
 def _b64(data: bytes) -> str:
@@ -30,8 +31,8 @@ def _unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
-def _mac(body: str) -> str:
-    return _b64(hmac.new(derive_key("machine-token"), body.encode(), hashlib.sha256).digest())
+def _mac(body: str, key: bytes | None = None) -> str:
+    return _b64(hmac.new(key or derive_key(MAC_PURPOSE), body.encode(), hashlib.sha256).digest())
 
 
 def issue(client_id: str, scope: str, expires_in: int) -> str:
@@ -78,7 +79,8 @@ def verify(value: str) -> MachineToken | None:
     if not value.startswith(PREFIX) or value.count(".") != 2:
         return None
     body, _, mac = value.rpartition(".")
-    if not hmac.compare_digest(mac, _mac(body)):
+    # Tokens made before a secret rotation verify with the previous secret until they expire.
+    if not any(hmac.compare_digest(mac, _mac(body, key)) for key in derive_keys(MAC_PURPOSE)):
         return None
     try:
         payload = json.loads(_unb64(body[len(PREFIX):]))

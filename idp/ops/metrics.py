@@ -46,7 +46,7 @@ SECURITY_EVENTS = Counter(
 MAILS = Counter("idp_mails", "Mail queued, sent and failed (a failed try that will be retried or abandoned).",
                 ["event", "kind"], registry=REGISTRY)
 BACKCHANNEL_DELIVERIES = Counter(
-    "idp_backchannel_deliveries", "Back-channel logout deliveries, by outcome (delivered, failed).", ["outcome"],
+    "idp_backchannel_deliveries", "Back-channel logout tries, by outcome: delivered, failed (a try that is retried or abandoned), abandoned.", ["outcome"],
     registry=REGISTRY,
 )
 

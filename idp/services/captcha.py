@@ -41,6 +41,11 @@ def _key() -> bytes:
     return crypto.derive_key("altcha")
 
 
+def _verified(payload: str) -> bool:
+    # A challenge handed out just before a secret rotation is still accepted.
+    return any(altcha.verify_solution(payload, key).verified for key in crypto.derive_keys("altcha"))
+
+
 def _max_number() -> int:
     value = current_app.config.get("CAPTCHA_MAX_NUMBER", DEFAULTS["CAPTCHA_MAX_NUMBER"])
     try:
@@ -66,8 +71,7 @@ def _checked(payload: str) -> tuple[str, int] | None:
     """(signature, expiry) of a correctly solved, unexpired challenge of ours, else None."""
     if not isinstance(payload, str) or not payload or len(payload) > MAX_PAYLOAD_LENGTH:
         return None
-    result = altcha.verify_solution(payload, _key())
-    if not result.verified:
+    if not _verified(payload):
         return None
     challenge = altcha.Payload.from_base64(payload).challenge
     signature = challenge.signature

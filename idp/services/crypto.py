@@ -1,4 +1,12 @@
-"""Encryption of secrets at rest and keyed hashes of short codes, from the app secret."""
+"""Encryption of secrets at rest and keyed hashes of short codes, from the app secret.
+
+Every key is derived from IDP_SECRET_KEY (which encrypts and signs) or one of
+IDP_PREVIOUS_SECRET_KEYS (which still decrypt and verify, so the secret can be rotated
+without a flag day). A ciphertext names the key that made it: a short key id, a hash
+prefix of the derived key, so instances need no shared counter to agree on versions.
+`idp keys reencrypt` (services.reencrypt) moves every stored ciphertext to the current
+secret; after that the previous secrets can be removed.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +16,7 @@ import hashlib
 import hmac
 import os
 
+from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
@@ -15,24 +24,98 @@ from flask import current_app
 
 from ..models.base import token_hash  # noqa: F401 - the stored format lives with the models; services import it here
 
+# Ciphertext layout: VERSION (1 byte) | key id (KEY_ID_BYTES) | nonce (12) | AES-GCM ciphertext and tag.
+# Values written before key ids existed are nonce | ciphertext and are still read.
+VERSION = b"\x01"
+KEY_ID_BYTES = 4
+NONCE_BYTES = 12
+
+
+class UndecryptableError(ValueError):
+    """No configured secret opens this ciphertext (the secret that made it was removed)."""
+
+
+def secrets_in_use() -> list[str]:
+    """The current secret first, then the previous ones, without repeats."""
+    config = current_app.config
+    seen: list[str] = []
+    for secret in [config["SECRET_KEY"], *config.get("PREVIOUS_SECRET_KEYS", [])]:
+        if secret not in seen:
+            seen.append(secret)
+    return seen
+
 
 def derive_key(purpose: str) -> bytes:
-    """A 256-bit key for one ``purpose``, derived from the app secret (HKDF-SHA256)."""
+    """The current 256-bit key for one ``purpose``: what encrypts and signs."""
     return _derive(current_app.config["SECRET_KEY"], purpose)
 
 
-@functools.lru_cache(maxsize=16)
+def derive_keys(purpose: str) -> list[bytes]:
+    """Every key for ``purpose`` that still decrypts and verifies, the current one first."""
+    return [_derive(secret, purpose) for secret in secrets_in_use()]
+
+
+@functools.lru_cache(maxsize=64)
 def _derive(secret: str, purpose: str) -> bytes:
     return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"idp:" + purpose.encode()).derive(secret.encode())
 
 
+def key_id(key: bytes) -> bytes:
+    """A short public name of a derived key. A hash prefix reveals nothing of a 256-bit
+    key and every instance computes the same one."""
+    return hashlib.sha256(b"idp-key-id:" + key).digest()[:KEY_ID_BYTES]
+
+
+def current_key_id(purpose: str) -> str:
+    return key_id(derive_key(purpose)).hex()
+
+
 def encrypt(plaintext: bytes, purpose: str) -> bytes:
-    nonce = os.urandom(12)
-    return nonce + AESGCM(derive_key(purpose)).encrypt(nonce, plaintext, purpose.encode())
+    key = derive_key(purpose)
+    header = VERSION + key_id(key)
+    nonce = os.urandom(NONCE_BYTES)
+    return header + nonce + AESGCM(key).encrypt(nonce, plaintext, purpose.encode() + header)
+
+
+def blob_key_id(blob: bytes) -> str | None:
+    """The key id a ciphertext names; None for values written before key ids."""
+    if len(blob) > 1 + KEY_ID_BYTES + NONCE_BYTES and blob[:1] == VERSION:
+        return blob[1:1 + KEY_ID_BYTES].hex()
+    return None
 
 
 def decrypt(blob: bytes, purpose: str) -> bytes:
-    return AESGCM(derive_key(purpose)).decrypt(blob[:12], blob[12:], purpose.encode())
+    keys = derive_keys(purpose)
+    named = blob_key_id(blob)
+    if named is not None:
+        for key in keys:
+            if key_id(key).hex() == named:
+                header, rest = blob[:1 + KEY_ID_BYTES], blob[1 + KEY_ID_BYTES:]
+                try:
+                    return AESGCM(key).decrypt(rest[:NONCE_BYTES], rest[NONCE_BYTES:], purpose.encode() + header)
+                except InvalidTag:
+                    break  # 1 in 256 old values start like a header by chance: try them as old values
+    for key in keys:
+        try:
+            return AESGCM(key).decrypt(blob[:NONCE_BYTES], blob[NONCE_BYTES:], purpose.encode())
+        except InvalidTag:
+            continue
+    raise UndecryptableError(f"no configured secret decrypts this {purpose} value")
+
+
+def is_current(blob: bytes, purpose: str) -> bool:
+    """True when ``blob`` is encrypted under the current secret (nothing to re-encrypt)."""
+    return blob_key_id(blob) == current_key_id(purpose) and _opens_with_current(blob, purpose)
+
+
+def _opens_with_current(blob: bytes, purpose: str) -> bool:
+    key = derive_key(purpose)
+    header, rest = blob[:1 + KEY_ID_BYTES], blob[1 + KEY_ID_BYTES:]
+    try:
+        AESGCM(key).decrypt(rest[:NONCE_BYTES], rest[NONCE_BYTES:], purpose.encode() + header)
+    except InvalidTag:
+        return False
+    return True
 
 
 def encrypt_text(plaintext: str, purpose: str) -> str:
@@ -43,9 +126,20 @@ def decrypt_text(blob: str, purpose: str) -> str:
     return decrypt(base64.b64decode(blob), purpose).decode()
 
 
+def is_current_text(blob: str, purpose: str) -> bool:
+    return is_current(base64.b64decode(blob), purpose)
+
+
 def keyed_hash(value: str, purpose: str) -> str:
     """HMAC-SHA256 for short secrets (6-digit codes) that a plain hash would not protect."""
     return hmac.new(derive_key(purpose), value.encode(), hashlib.sha256).hexdigest()
+
+
+def keyed_hash_matches(stored: str, value: str, purpose: str) -> bool:
+    """Whether ``stored`` is the keyed hash of ``value`` under the current or a previous secret."""
+    return any(
+        equal(stored, hmac.new(key, value.encode(), hashlib.sha256).hexdigest()) for key in derive_keys(purpose)
+    )
 
 
 def equal(a: str, b: str) -> bool:

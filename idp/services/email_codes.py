@@ -114,7 +114,7 @@ def verify_email_code(email: str, purpose: str, code: str, *, flow_id: str | Non
             audit.record("email_code.failed", actor=actor, subject=email, account=account, outcome="failure", ip=ip,
                          why="too many tries")
         raise TooManyAttempts()
-    if not (len(code) == 6 and code.isdigit() and crypto.equal(current.code_hash, _hash(code))):
+    if not (len(code) == 6 and code.isdigit() and crypto.keyed_hash_matches(current.code_hash, code, PURPOSE)):
         with kept():
             current.attempts += 1
             audit.record("email_code.failed", actor=actor, subject=email, account=account, outcome="failure", ip=ip,

@@ -128,7 +128,7 @@ def deliver_due(limit: int = 50) -> tuple[int, int]:
 
 
 def deliver_forever(stop=None) -> None:
-    """The delivery loop of `idp serve` and `idp mail deliver --loop`."""
+    """The delivery loop of `idp serve` and `idp mail deliver --loop`: mail, then back-channel logouts."""
     interval = current_app.config["MAIL_POLL_INTERVAL"]
     while stop is None or not stop.is_set():
         try:
@@ -138,10 +138,24 @@ def deliver_forever(stop=None) -> None:
             db.session.rollback()
         finally:
             db.session.remove()
+        deliver_logouts()
         if stop is not None:
             stop.wait(interval)
         else:
             time.sleep(interval)
+
+
+def deliver_logouts() -> None:
+    """The back-channel logout round of the same loop (services.backchannel), after the mail."""
+    from . import backchannel
+
+    try:
+        backchannel.deliver_due()
+    except Exception:  # a database hiccup must not end the loop
+        log.exception("back-channel logout delivery round failed")
+        db.session.rollback()
+    finally:
+        db.session.remove()
 
 
 def dev_mailbox(limit: int = 100) -> list[OutboxMail]:

@@ -27,6 +27,7 @@ from ..models import (
     EmailCode,
     Flow,
     Grant,
+    OutboxLogout,
     OutboxMail,
     RevokedToken,
     Session,
@@ -128,6 +129,11 @@ def prune(now: dt.datetime | None = None, batch_size: int | None = None) -> dict
         ("outbox", lambda: _in_batches(
             OutboxMail.id,
             and_(OutboxMail.status.in_(("sent", "abandoned")), func.coalesce(OutboxMail.sent_at, OutboxMail.created_at) <= outbox_before),
+            batch)),
+        ("backchannel_outbox", lambda: _in_batches(
+            OutboxLogout.id,
+            and_(OutboxLogout.status.in_(("delivered", "abandoned")),
+                 func.coalesce(OutboxLogout.delivered_at, OutboxLogout.created_at) <= outbox_before),
             batch)),
     ]
     counts = {}

@@ -51,14 +51,16 @@ def get_active(sid: str | None) -> Session | None:
 
 
 def end(session: Session, *, ip: str | None, actor: str | None = None) -> None:
+    """End the session; its clients are owed a back-channel logout from the same commit."""
     session.ended_at = clock.now()
+    backchannel.queue(session)
     tokens.end_session_tokens(session.id)
     audit.record("logout", actor=actor or session.account_id, account=session.account, ip=ip)
 
 
 def end_all_for(account: Account, *, except_sid: str | None = None, notify: bool = False) -> int:
     """End the account's sessions (but ``except_sid``); with ``notify`` the clients that
-    want back-channel logout are told (best effort, before the caller commits)."""
+    want back-channel logout are owed one, queued in the caller's transaction."""
     query = select(Session).where(Session.account_id == account.id, Session.ended_at.is_(None))
     if except_sid:
         query = query.where(Session.id != except_sid)
@@ -69,6 +71,6 @@ def end_all_for(account: Account, *, except_sid: str | None = None, notify: bool
         tokens.end_session_tokens(session.id)
     if notify:
         for session in ended:
-            backchannel.notify(session)
+            backchannel.queue(session)
     return len(ended)
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from functools import partial
 from urllib.parse import urlencode
 
 from flask import Blueprint, abort, current_app, g, jsonify, redirect, render_template, request, url_for
@@ -11,8 +10,7 @@ from .. import config
 from ..errors import DomainError
 from ..extensions import limiter
 from ..flows import LoginFlow
-from ..services import backchannel, password_policy, sessions, totp
-from ..unit_of_work import after_commit
+from ..services import password_policy, sessions, totp
 from . import browser, caller, headers
 
 bp = Blueprint("login", __name__)
@@ -127,8 +125,6 @@ def _finish(flow: LoginFlow, ctx):
     sso = sessions.sign_in(flow.account, flow.data.get("amr", ["pwd"]), previous=previous, ip=ctx.ip,
                            user_agent=ctx.user_agent)
     flow.signed_in(sso.id)
-    if previous is not None:
-        after_commit(partial(backchannel.notify, previous))
     browser.renew_session(sso.id)
     if flow.data.get("authorize"):
         return _back_to_authorization(flow)

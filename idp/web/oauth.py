@@ -15,7 +15,7 @@ from ..errors import DomainError
 from ..extensions import csrf, db
 from ..flows import LoginFlow
 from ..oauth import authorization, checks, discovery as metadata, interaction
-from ..services import audit, backchannel, keys, sessions
+from ..services import audit, keys, sessions
 from . import browser, caller, headers
 
 bp = Blueprint("oauth", __name__)
@@ -213,6 +213,5 @@ def logout():
         sessions.end(sso, ip=caller.client_ip())
         db.session.commit()
         session.clear()
-        backchannel.notify(sso)
     return authorization.create_endpoint_response("end_session", end_request) or render_template(
         "logged_out.html", client_name=client_name)

@@ -452,6 +452,8 @@ def test_backchannel_logout(app, browser, person):
         browser.get(f"/logout?id_token_hint={body['id_token']}&post_logout_redirect_uri={POST_LOGOUT_URI}")
         browser.submit()
         assert browser.location == POST_LOGOUT_URI
+        assert received == []  # not inside the person's request: the delivery loop sends it
+        assert app.test_cli_runner().invoke(args=["mail", "deliver"]).exit_code == 0
         assert len(received) == 1
         token = decode(browser.http, received[0])
         assert token.header["typ"] == "logout+jwt"

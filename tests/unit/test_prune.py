@@ -10,8 +10,8 @@ from sqlalchemy import func, select
 
 from idp import clock
 from idp.extensions import db
-from idp.models import (AuditEvent, AuthorizationCode, EmailCode, Flow, Grant, OutboxMail, RevokedToken, Session, Token,
-                        UsedCaptcha, UsedClientAssertion)
+from idp.models import (AuditEvent, AuthorizationCode, EmailCode, Flow, Grant, OutboxLogout, OutboxMail, RevokedToken,
+                        Session, Token, UsedCaptcha, UsedClientAssertion)
 from idp.ops.commands import prune_command
 from idp.services import audit
 
@@ -98,6 +98,15 @@ def seed(app, account_id: str, client_id: str) -> dict[str, set]:
     mail("mail-sent-recent", "sent", NOW - DAY, NOW - DAY)
     mail("mail-abandoned-old", "abandoned", NOW - 9 * DAY)
     mail("mail-queued-old", "queued", NOW - 30 * DAY)
+
+    def logout(key, status, created, delivered=None):
+        add(OutboxLogout(client_id=client_id, session_id=key, account_id=account_id, status=status, created_at=created,
+                         next_attempt_at=created, delivered_at=delivered))
+
+    logout("logout-delivered-old", "delivered", NOW - 8 * DAY, NOW - 8 * DAY)
+    logout("logout-delivered-recent", "delivered", NOW - DAY, NOW - DAY)
+    logout("logout-abandoned-old", "abandoned", NOW - 9 * DAY)
+    logout("logout-queued-old", "queued", NOW - 30 * DAY)
     audit.record("test.old_event", subject="old@example.com")
     db.session.commit()
     return {
@@ -112,6 +121,7 @@ def seed(app, account_id: str, client_id: str) -> dict[str, set]:
         "used_captchas": {"captcha-live"},
         "used_client_assertions": {"assertion-live"},
         "outbox": {"mail-sent-recent@example.com", "mail-queued-old@example.com"},
+        "backchannel_outbox": {"logout-delivered-recent", "logout-queued-old"},
     }
 
 
@@ -127,11 +137,13 @@ def remaining() -> dict[str, set]:
         "used_captchas": set(db.session.scalars(select(UsedCaptcha.signature))),
         "used_client_assertions": set(db.session.scalars(select(UsedClientAssertion.id))),
         "outbox": set(db.session.scalars(select(OutboxMail.recipient))),
+        "backchannel_outbox": set(db.session.scalars(select(OutboxLogout.session_id))),
     }
 
 
 EXPECTED_COUNTS = {"flows": 1, "email_codes": 1, "sessions": 2, "authorization_codes": 2, "tokens": 3, "grants": 4,
-                   "revoked_tokens": 1, "used_captchas": 1, "used_client_assertions": 1, "outbox": 2}
+                   "revoked_tokens": 1, "used_captchas": 1, "used_client_assertions": 1, "outbox": 2,
+                   "backchannel_outbox": 2}
 
 
 @pytest.fixture
@@ -181,6 +193,7 @@ def test_what_stays_goes_once_it_has_expired(app, seeded):
     assert left["grants"] == set()
     assert left["flows"] == set() and left["email_codes"] == set()
     assert left["outbox"] == {"mail-queued-old@example.com"}  # queued mail is never pruned
+    assert left["backchannel_outbox"] == {"logout-queued-old"}  # nor a logout still owed
 
 
 def test_only_one_instance_prunes_at_a_time_on_postgresql(app, seeded):
