@@ -88,6 +88,9 @@ DEFAULTS: dict = {
     "MAIL_MAX_ATTEMPTS": 12,
     "MAIL_RETRY_BASE": 5,
     "MAIL_POLL_INTERVAL": 1.0,
+    # /readyz shows "outbox": "backlog" once a mail due for delivery has waited this long
+    # (seconds); it stays 200 then (see services/readiness.py).
+    "OUTBOX_BACKLOG_AGE": 60,
     # Languages offered; the first is the default.
     "LANGUAGES": ["nl", "en"],
     # The domain people may type after a connector username in the reset portal.
@@ -210,7 +213,8 @@ def validate_operations(c) -> None:
             and c["DATABASE_URL"] and not str(c["DATABASE_URL"]).startswith("sqlite"):
         # Each machine would generate its own secret: sessions and encrypted keys would not carry over.
         raise ConfigError("IDP_SECRET_KEY must be set in production with a shared database (every instance needs the same one)")
-    for name, minimum in (("TRUSTED_PROXIES", 0), ("PRUNE_INTERVAL", 0), ("PRUNE_BATCH_SIZE", 1), ("OUTBOX_RETENTION", 0)):
+    for name, minimum in (("TRUSTED_PROXIES", 0), ("PRUNE_INTERVAL", 0), ("PRUNE_BATCH_SIZE", 1), ("OUTBOX_RETENTION", 0),
+                          ("OUTBOX_BACKLOG_AGE", 1)):
         _int_setting(c, name, minimum)
     if c["LOG_FORMAT"] not in ("text", "json"):
         raise ConfigError(f"IDP_LOG_FORMAT must be 'text' or 'json', got {c['LOG_FORMAT']!r}")

@@ -161,3 +161,24 @@ def test_sign_ins_lockouts_and_mail_are_counted(app, browser, portal, person, cl
     queued = sample(client, "idp_mails_total", event="queued") - before["queued"]
     assert queued >= 2
     assert sample(client, "idp_outbox_queued") == before["outbox"] + queued
+
+
+def test_readyz_shows_mail_waiting_longer_than_a_minute(app, client):
+    import datetime as dt
+
+    from idp import clock
+    from idp.extensions import db
+    from idp.services import mailer
+
+    app.config.update(MAIL_SERVER="127.0.0.1", MAIL_PORT=closed_port())
+    clock.freeze(dt.datetime(2026, 11, 23, 9, 0))
+    with app.app_context():
+        mailer.queue("anna@example.com", "email_code", "en", code="123456", minutes=10, name="Anna")
+        db.session.commit()
+    clock.advance(seconds=30)
+    assert client.get("/readyz").get_json()["checks"]["outbox"] == "ok"
+    clock.advance(seconds=40)
+    response = client.get("/readyz")
+    # Still ready (every instance shares the backlog), but the operator sees it.
+    assert response.status_code == 200
+    assert response.get_json() == {"status": "ok", "checks": {"database": "ok", "outbox": "backlog"}}

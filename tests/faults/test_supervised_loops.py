@@ -1,0 +1,44 @@
+"""`idp serve` keeps its mail and prune loops alive: a killed loop is restarted at once and logged."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+import uuid
+
+from .conftest import children_of
+
+
+def _child(server, command: str = "deliver --loop") -> int:
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        loops = [pid for pid, cmd in children_of(server.process.pid) if command in cmd]
+        if loops:
+            return loops[0]
+        time.sleep(0.1)
+    raise AssertionError(f"no {command!r} under idp serve (pid {server.process.pid}): {children_of(server.process.pid)}")
+
+
+def test_a_killed_mail_loop_is_restarted_and_mail_still_arrives(serve, sink):
+    provider, server = serve(workers=1)
+    before = provider.log_size()
+    loop = _child(server)
+    os.kill(loop, signal.SIGKILL)
+    provider.wait_for_log("mail delivery loop", str(loop), "SIGKILL", since=before, timeout=5)
+
+    address = f"new-{uuid.uuid4().hex[:8]}@example.com"
+    provider.cli("invitations", "create", "--email", address, "--administration", "Bakkerij " + address[:12], "--json")
+    mail = sink.wait_for_mail(address, timeout=8)
+    assert provider.url in mail.text  # the invitation link
+    assert _child(server) != loop
+
+
+def test_a_killed_prune_loop_is_restarted(serve):
+    provider, server = serve(workers=1)
+    before = provider.log_size()
+    pruner = _child(server, "prune --every")
+    os.kill(pruner, signal.SIGKILL)
+    provider.wait_for_log("prune loop", str(pruner), "SIGKILL", since=before, timeout=5)
+    provider.wait_for_log("prune loop restarted", since=before, timeout=5)
+    assert _child(server, "prune --every") != pruner
