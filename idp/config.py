@@ -29,6 +29,8 @@ DEFAULTS: dict = {
     "DATABASE_URL": "",
     # Redis URL for rate limits and shared short-lived state; empty = in-process.
     "REDIS_URL": "",
+    # Seconds to wait for Redis to connect or answer before a limited step is refused (503).
+    "REDIS_TIMEOUT": 2,
     # Session/CSRF secret. Empty: generated once and kept in the instance folder.
     "SECRET_KEY": "",
     # SMTP relay. Without MAIL_SERVER, mail stays in the outbox and (in
@@ -253,6 +255,12 @@ def derive(app) -> None:
     else:
         c.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {"pool_pre_ping": True})
     c["RATELIMIT_STORAGE_URI"] = c["REDIS_URL"] or "memory://"
+    if c["REDIS_URL"]:
+        # A Redis that does not answer must fail a request in seconds, not hang its worker.
+        options = dict(c.get("RATELIMIT_STORAGE_OPTIONS") or {})
+        options.setdefault("socket_connect_timeout", c["REDIS_TIMEOUT"])
+        options.setdefault("socket_timeout", c["REDIS_TIMEOUT"])
+        c["RATELIMIT_STORAGE_OPTIONS"] = options
     c["RATELIMIT_HEADERS_ENABLED"] = False
     c["RATELIMIT_STRATEGY"] = "moving-window"
     c["SESSION_COOKIE_NAME"] = "idp_session"
