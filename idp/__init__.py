@@ -8,10 +8,7 @@ import secrets
 import sys
 from pathlib import Path
 
-from flask import Flask, g, render_template
-from flask_babel import gettext
-from flask_wtf.csrf import CSRFError
-from werkzeug.exceptions import HTTPException
+from flask import Flask, g
 
 __version__ = "0.1.0"
 
@@ -26,10 +23,10 @@ def _resource_dir(name: str) -> str:
 
 
 def create_app(test_config: dict | None = None) -> Flask:
-    from . import config
+    from . import config, unit_of_work
     from .extensions import babel, csrf, db, limiter, mail, migrate
     from .oauth import init_oauth
-    from .web import account, common, connectors, dev, invitations, login, oauth, support
+    from .web import account, connectors, dev, errors, headers, invitations, login, oauth, support
     from .web.i18n import current_locale
 
     app = Flask(
@@ -52,6 +49,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     babel.init_app(app, locale_selector=current_locale)
     limiter.init_app(app)
     init_oauth(app)
+    unit_of_work.init_app(app)
 
     if app.config["DATABASE_URL"].startswith("sqlite"):
         _sqlite_pragmas(app)
@@ -63,7 +61,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     def _nonce():
         g.csp_nonce = secrets.token_urlsafe(16)
 
-    app.after_request(common.security_headers)
+    app.after_request(headers.security_headers)
 
     @app.context_processor
     def _globals():
@@ -91,29 +89,7 @@ def create_app(test_config: dict | None = None) -> Flask:
 
     unavailable.init_app(app)  # Redis or the database away: 503, never a 500
 
-    @app.errorhandler(CSRFError)
-    def _csrf(err):
-        return render_template("message.html", error=gettext("This form has expired. Please try again.")), 400
-
-    @app.errorhandler(HTTPException)
-    def _http(err):
-        if err.code == 429:
-            message = gettext("Too many requests. Wait a moment and try again.")
-        elif err.code == 404:
-            message = gettext("This page does not exist.")
-        elif err.code == 413:
-            message = gettext("The request is too large.")
-        else:
-            message = err.description
-        response = app.make_response((render_template("message.html", error=message), err.code))
-        if getattr(err, "valid_methods", None):
-            response.headers["Allow"] = ", ".join(err.valid_methods)
-        return response
-
-    @app.teardown_appcontext
-    def _rollback(exc):
-        if exc is not None:
-            db.session.rollback()
+    errors.init_app(app)
 
     from . import ops
 

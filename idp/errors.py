@@ -1,6 +1,6 @@
 """Domain errors: each carries the text a person sees and the HTTP status of the page.
 
-Views map them to the step's page once (web/common.py); protocol errors are
+Views let them through to one handler (web/errors.py), or show them on the step's page; protocol errors are
 Authlib ``OAuth2Error``s and never pass through here.
 """
 

@@ -22,17 +22,39 @@ class Context:
     locale: str | None = None
 
 
+def joined(*tables: dict) -> dict:
+    """One table from the tables of a flow's parts: edges (sets) or actions (dicts) per state."""
+    out: dict = {}
+    for table in tables:
+        for state, value in table.items():
+            out[state] = out.get(state, type(value)()) | value
+    return out
+
+
 class FlowMachine:
     """Subclasses name their ``kind``, their ``TRANSITIONS`` (state -> allowed next
-    states) and one ``step_<state>(form, ctx)`` per interactive state, returning the
-    next state. ``advance()`` is the only way a flow moves."""
+    states, the whole graph), their ``ACTIONS`` and one ``step_<state>(form, ctx)`` per
+    interactive state, returning the next state. ``advance()`` is the only way a flow
+    moves, and every move goes through ``move_to()`` along an edge of the table."""
 
     kind: str = ""
     initial: str = ""
+    # The whole state graph: state -> the states it may move to, by a step or by an action.
     TRANSITIONS: dict[str, set[str]] = {}
     FINAL: set[str] = {"done"}
-    # Actions that may be taken in a state besides submitting it (e.g. "resend").
-    ACTIONS: dict[str, set[str]] = {}
+    # Actions besides submitting a step (e.g. "resend"): state -> {action: the state it leads to}.
+    # Each is an edge of TRANSITIONS; ``action_<name>(form, ctx)``, where defined, does its work.
+    ACTIONS: dict[str, dict[str, str]] = {}
+    # Actions that a link shows as a read-only page (GET); posting that page's form takes the
+    # action and submits the step it leads to.
+    LINKED: set[str] = set()
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        for state, actions in cls.ACTIONS.items():
+            for action, target in actions.items():
+                if target not in cls.TRANSITIONS.get(state, set()):
+                    raise TypeError(f"{cls.kind}: action {action!r} from {state!r} is not an edge of TRANSITIONS")
 
     def __init__(self, row: Flow):
         self.row = row
@@ -87,20 +109,47 @@ class FlowMachine:
             raise FlowExpired()
 
     def advance(self, submitted_state: str, form, ctx: Context, action: str | None = None) -> str:
-        """Submit the current step. ``submitted_state`` is the state the page was
-        rendered for: a stale page (back button, second tab) is refused."""
+        """Submit the current step, or take ``action``. ``submitted_state`` is the state the
+        page was rendered for: a stale page (back button, second tab) is refused; a linked
+        page (see ``LINKED``) takes its action first."""
         self.check_live()
-        if self.row.state in self.FINAL or submitted_state != self.row.state:
+        if self.row.state in self.FINAL:
             raise StepOutOfOrder()
         if action:
-            if action not in self.ACTIONS.get(self.row.state, set()):
+            if submitted_state != self.row.state:
                 raise StepOutOfOrder()
-            getattr(self, f"action_{action}")(form, ctx)
+            self.take(action, form, ctx)
             return self.row.state
+        if submitted_state != self.row.state:
+            self.take(self._linked_action_to(submitted_state), form, ctx)
         handler = getattr(self, f"step_{self.row.state}")
         nxt = handler(form, ctx)
         self.move_to(nxt)
         return nxt
+
+    def take(self, action: str, form, ctx: Context) -> None:
+        """An action of the current state: its work, then its edge."""
+        target = self.ACTIONS.get(self.row.state, {}).get(action)
+        if target is None:
+            raise StepOutOfOrder()
+        hook = getattr(self, f"action_{action}", None)
+        if hook is not None:
+            hook(form, ctx)
+        self.move_to(target)
+
+    def linked_page(self, action: str) -> str:
+        """The state whose page a link shows for ``action``, without moving the flow."""
+        self.check_live()
+        target = self.ACTIONS.get(self.row.state, {}).get(action)
+        if action not in self.LINKED or self.row.state in self.FINAL or target is None:
+            raise StepOutOfOrder()
+        return target
+
+    def _linked_action_to(self, state: str) -> str:
+        for action, target in self.ACTIONS.get(self.row.state, {}).items():
+            if action in self.LINKED and target == state:
+                return action
+        raise StepOutOfOrder()
 
     def move_to(self, nxt: str) -> None:
         if nxt not in self.TRANSITIONS.get(self.row.state, set()):

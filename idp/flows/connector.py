@@ -48,11 +48,8 @@ class ConnectorResetFlow(FlowMachine):
         token = secrets.token_urlsafe(32)
         link = f"{current_app.config['ISSUER']}/connector-password/{token}"
         if refusal is not None:
-            from ..services import audit
-
             email_codes.render_for_timing(ctx.locale)
-            audit.record("connector.reset_refused", subject=self.data.get("username"), outcome="failure", ip=ctx.ip,
-                         why=refusal)
+            connectors.record_refusal(self.data.get("username"), why=refusal, ip=ctx.ip)
             raise ConnectorResetRefused()
         self.row.link_hash = token_hash(token)
         connectors.note_reset_requested(connector, link=link, ip=ctx.ip, locale=ctx.locale)

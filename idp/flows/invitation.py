@@ -16,12 +16,12 @@ class InvitationFlow(FlowMachine):
     initial = "intro"
     TRANSITIONS = {
         "intro": {"email_code"},
-        "email_code": {"password"},
+        "email_code": {"password", "email_code"},
         "password": {"contract"},
         "signin": {"contract"},
         "contract": {"done"},
     }
-    ACTIONS = {"email_code": {"resend"}}
+    ACTIONS = {"email_code": {"resend": "email_code"}}
 
     @classmethod
     def start(cls, invitation: Invitation):

@@ -24,7 +24,6 @@ class Flow(db.Model):
     state: Mapped[str] = mapped_column(String(30), nullable=False)
     account_id: Mapped[str | None] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
     data: Mapped[dict] = mapped_column(JSON, default=dict, nullable=False)
-    attempts: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
     # SHA-256 of a single-use link that continues the flow in another browser (e.g. a
     # password link mailed to someone else); None for flows without one.
     link_hash: Mapped[str | None] = mapped_column(String(64), unique=True)

@@ -10,6 +10,7 @@ from .. import clock
 from ..errors import AccountDisabled, AccountLocked, InvalidCredentials, InvalidEmail, InvalidTotp, TooManyAttempts
 from ..extensions import db
 from ..models import Account
+from ..unit_of_work import kept
 from flask_babel import lazy_gettext as _l
 
 from . import audit, lockout, mailer, passwords, password_policy, sessions, throttles, tokens, totp
@@ -57,7 +58,8 @@ def _check_usable(account: Account) -> None:
 
 
 def _count_failure(account: Account, ip: str | None, what: str) -> None:
-    """One more failed password or code; the fifth within 15 minutes locks the account."""
+    """One more failed password or code; the fifth within 15 minutes locks the account.
+    Callers write it inside ``kept()``: it stays although the step fails."""
     if not lockout.count_failure(account):
         return
     until_support = lockout.until_support(account)
@@ -71,21 +73,26 @@ def check_password(email: str, password: str, *, ip: str | None) -> Account:
     """The account whose password this is, or InvalidCredentials (the same for an unknown
     address, at the same cost). A locked or disabled account is refused whatever the password."""
     if not throttles.allow("login-account", email, "RATELIMIT_LOGIN_PER_ACCOUNT"):
-        audit.record("login.throttled", subject=email, outcome="failure", ip=ip)
+        with kept():
+            audit.record("login.throttled", subject=email, outcome="failure", ip=ip)
         raise TooManyAttempts(_l("Too many sign-in attempts for this address. Wait a while and try again."))
     account = find_by_email(email)
     ok = passwords.verify_password(account.password_hash if account else None, password or "")
     if account is None:
-        audit.record("login.password", subject=email, outcome="failure", ip=ip, why="unknown address")
+        with kept():
+            audit.record("login.password", subject=email, outcome="failure", ip=ip, why="unknown address")
         raise InvalidCredentials()
     if account.disabled_at is not None and not ok:
         # Only the right password learns that the account is disabled.
-        audit.record("login.password", actor=account.id, account=account, outcome="failure", ip=ip, why="disabled")
+        with kept():
+            audit.record("login.password", actor=account.id, account=account, outcome="failure", ip=ip,
+                         why="disabled")
         raise InvalidCredentials()
     _check_usable(account)
     if not ok:
-        _count_failure(account, ip, "password")
-        audit.record("login.password", actor=account.id, account=account, outcome="failure", ip=ip)
+        with kept():
+            _count_failure(account, ip, "password")
+            audit.record("login.password", actor=account.id, account=account, outcome="failure", ip=ip)
         if lockout.is_locked(account):
             raise AccountLocked()
         raise InvalidCredentials()
@@ -101,8 +108,9 @@ def check_totp(account: Account, code: str, *, ip: str | None) -> None:
     secret = totp.unseal(account.totp_secret)
     counter = totp.matching_counter(secret, code, after=account.totp_last_counter)
     if counter is None:
-        _count_failure(account, ip, "totp")
-        audit.record("login.totp", actor=account.id, account=account, outcome="failure", ip=ip)
+        with kept():
+            _count_failure(account, ip, "totp")
+            audit.record("login.totp", actor=account.id, account=account, outcome="failure", ip=ip)
         if lockout.is_locked(account):
             raise AccountLocked()
         raise InvalidTotp()
@@ -116,7 +124,8 @@ def enrol_totp(account: Account, secret: str, code: str, *, ip: str | None) -> N
     _check_usable(account)
     counter = totp.matching_counter(secret, code)
     if counter is None:
-        audit.record("totp.enrol", actor=account.id, account=account, outcome="failure", ip=ip)
+        with kept():
+            audit.record("totp.enrol", actor=account.id, account=account, outcome="failure", ip=ip)
         raise InvalidTotp()
     account.totp_secret = totp.seal(secret)
     account.totp_enrolled_at = clock.now()
@@ -156,9 +165,18 @@ def verify_current_password(account: Account, password: str, *, ip: str | None) 
     """For changes on the account page: the current password, counted like a sign-in."""
     _check_usable(account)
     if not passwords.verify_password(account.password_hash, password or ""):
-        _count_failure(account, ip, "password")
-        audit.record("password.check", actor=account.id, account=account, outcome="failure", ip=ip)
+        with kept():
+            _count_failure(account, ip, "password")
+            audit.record("password.check", actor=account.id, account=account, outcome="failure", ip=ip)
         raise InvalidCredentials()
+
+
+def change_password(account: Account, current: str, totp_code: str, password: str, confirmation: str, *,
+                    ip: str | None, keep_sid: str | None, locale: str | None) -> None:
+    """A change on the account page: the current password and an authenticator code first."""
+    verify_current_password(account, current, ip=ip)
+    check_totp(account, totp_code, ip=ip)
+    set_password(account, password, confirmation, ip=ip, keep_sid=keep_sid, locale=locale)
 
 
 def unlock(account: Account, *, actor: str, ip: str | None, reason: str | None) -> None:

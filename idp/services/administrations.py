@@ -95,6 +95,12 @@ def is_firm_accountant(account: Account, firm: Administration) -> bool:
     )
 
 
+def firm_managed_by(account: Account, firm_id: str) -> Administration | None:
+    """The firm with this id, if ``account`` may manage its invitations; None otherwise."""
+    firm = db.session.get(Administration, firm_id) if isinstance(firm_id, str) and len(firm_id) <= 64 else None
+    return firm if firm is not None and is_firm_accountant(account, firm) else None
+
+
 def owners(administration: Administration) -> list[Account]:
     return list(
         db.session.scalars(
@@ -104,3 +110,15 @@ def owners(administration: Administration) -> list[Account]:
             .order_by(Membership.created_at)
         )
     )
+
+
+def managed_firms(account: Account) -> list[Administration]:
+    """The firms whose client management this person may use (owner or accountant)."""
+    return [m.administration for m in account.memberships
+            if m.administration.kind == "firm" and m.role in ("owner", "accountant")]
+
+
+def owned_connectors(account: Account) -> list:
+    """The connector users of the administrations this person owns."""
+    return [m.administration.connector for m in account.memberships
+            if m.role == "owner" and m.administration.connector is not None]

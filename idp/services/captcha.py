@@ -24,6 +24,7 @@ from .. import clock
 from ..config import DEFAULTS
 from ..extensions import db
 from ..models.captcha import UsedCaptcha
+from ..unit_of_work import kept
 from . import crypto
 
 log = logging.getLogger(__name__)
@@ -92,12 +93,13 @@ def verify(payload: str) -> bool:
         return False
     signature, expires_at = checked
     now = clock.now()
-    db.session.execute(delete(UsedCaptcha).where(UsedCaptcha.expires_at < now))
-    if db.session.scalar(select(UsedCaptcha.signature).where(UsedCaptcha.signature == signature)):
-        return False
     expiry = dt.datetime.fromtimestamp(expires_at, dt.timezone.utc).replace(tzinfo=None)
     try:
-        with db.session.begin_nested():
+        # Spent for good, even when the step that checked it fails afterwards.
+        with kept():
+            db.session.execute(delete(UsedCaptcha).where(UsedCaptcha.expires_at < now))
+            if db.session.scalar(select(UsedCaptcha.signature).where(UsedCaptcha.signature == signature)):
+                return False
             db.session.add(UsedCaptcha(signature=signature, expires_at=expiry))
     except IntegrityError:  # the same solution, verified concurrently
         return False

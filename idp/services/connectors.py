@@ -13,6 +13,7 @@ from .. import clock
 from ..errors import DomainError, PasswordRejected
 from ..extensions import db
 from ..models import Account, ConnectorUser
+from ..unit_of_work import kept
 from . import administrations, audit, lockout, mailer, password_policy, passwords, tokens
 
 USERNAME = re.compile(r"^[A-Z0-9]{4,40}$")
@@ -72,6 +73,12 @@ def reset_refusal(connector: ConnectorUser | None) -> str | None:
     return None
 
 
+def record_refusal(username: str | None, *, why: str, ip: str | None) -> None:
+    """The audit entry of a refused reset request; kept although the step fails."""
+    with kept():
+        audit.record("connector.reset_refused", subject=username, outcome="failure", ip=ip, why=why)
+
+
 def note_reset_requested(connector: ConnectorUser, *, link: str, ip: str | None, locale: str | None) -> None:
     owner = owner_of(connector)
     connector.last_reset_at = clock.now()
@@ -115,15 +122,18 @@ def _check_credentials(username: str, password: str, *, ip: str | None) -> Conne
     connector = find(username.upper()) if isinstance(username, str) and USERNAME.match(username.upper()) else None
     ok = passwords.verify_password(connector.password_hash if connector else None, password or "")
     if connector is None:
-        audit.record("connector.login", subject=(username or "")[:64], outcome="failure", ip=ip, why="unknown")
+        with kept():
+            audit.record("connector.login", subject=(username or "")[:64], outcome="failure", ip=ip, why="unknown")
         return None
     if lockout.is_locked(connector):
-        audit.record("connector.login", subject=connector.username, outcome="failure", ip=ip, why="locked")
+        with kept():
+            audit.record("connector.login", subject=connector.username, outcome="failure", ip=ip, why="locked")
         return None
     if not ok:
-        if lockout.count_failure(connector):
-            audit.record("connector.locked", subject=connector.username, outcome="failure", ip=ip)
-        audit.record("connector.login", subject=connector.username, outcome="failure", ip=ip)
+        with kept():
+            if lockout.count_failure(connector):
+                audit.record("connector.locked", subject=connector.username, outcome="failure", ip=ip)
+            audit.record("connector.login", subject=connector.username, outcome="failure", ip=ip)
         return None
     lockout.clear(connector)
     audit.record("connector.login", subject=connector.username, ip=ip)

@@ -12,6 +12,7 @@ from .. import clock
 from ..errors import InvalidEmailCode, ResendTooSoon, TooManyAttempts
 from ..extensions import db
 from ..models import Account, EmailCode
+from ..unit_of_work import kept
 from . import audit, crypto, mailer
 
 PURPOSE = "email-code"
@@ -85,7 +86,7 @@ def verify_email_code(email: str, purpose: str, code: str, *, flow_id: str | Non
                       account: Account | None = None) -> None:
     """Accept the current code of this flow once; count a wrong try against it. Raises on refusal.
 
-    The caller commits in both cases, so a wrong try is counted even when refused.
+    A refusal and its counted try are kept in their own transaction (``kept()``).
     """
     cfg = current_app.config
     now = clock.now()
@@ -104,17 +105,20 @@ def verify_email_code(email: str, purpose: str, code: str, *, flow_id: str | Non
     actor = account.id if account else "anonymous"
     code = (code or "").strip().replace(" ", "")
     if current is None or current.used_at is not None or current.expires_at <= now:
-        audit.record("email_code.failed", actor=actor, subject=email, account=account, outcome="failure", ip=ip,
-                     why="expired or used")
+        with kept():
+            audit.record("email_code.failed", actor=actor, subject=email, account=account, outcome="failure", ip=ip,
+                         why="expired or used")
         raise InvalidEmailCode()
     if current.attempts >= cfg["EMAIL_CODE_MAX_ATTEMPTS"]:
-        audit.record("email_code.failed", actor=actor, subject=email, account=account, outcome="failure", ip=ip,
-                     why="too many tries")
+        with kept():
+            audit.record("email_code.failed", actor=actor, subject=email, account=account, outcome="failure", ip=ip,
+                         why="too many tries")
         raise TooManyAttempts()
     if not (len(code) == 6 and code.isdigit() and crypto.equal(current.code_hash, _hash(code))):
-        current.attempts += 1
-        audit.record("email_code.failed", actor=actor, subject=email, account=account, outcome="failure", ip=ip,
-                     why="wrong code")
+        with kept():
+            current.attempts += 1
+            audit.record("email_code.failed", actor=actor, subject=email, account=account, outcome="failure", ip=ip,
+                         why="wrong code")
         if current.attempts >= cfg["EMAIL_CODE_MAX_ATTEMPTS"]:
             raise TooManyAttempts()
         raise InvalidEmailCode()

@@ -41,6 +41,7 @@ def _mail_context(invitation: Invitation, url: str, inviter: str) -> dict:
 
 def preview(email: str, name: str, administration_name: str, firm: Administration | None, inviter: str, locale: str) -> str:
     """The text of the invitation mail as it will be sent (with a placeholder link)."""
+    accounts.normalize_email(email)
     invitation = Invitation(email=email, name=name, administration_name=administration_name, firm=firm, role="owner")
     _, text, _ = mailer.render("invitation", locale, **_mail_context(invitation, _url("…"), inviter))
     return text

@@ -30,6 +30,15 @@ def start(account: Account, amr: list[str], *, ip: str | None, user_agent: str |
     return session
 
 
+def sign_in(account: Account, amr: list[str], *, previous: Session | None, ip: str | None,
+            user_agent: str | None) -> Session:
+    """A completed sign-in: the session this browser had before ends (prompt=login, another
+    account), a new one starts; both are audited."""
+    if previous is not None:
+        end(previous, ip=ip)
+    return start(account, amr, ip=ip, user_agent=user_agent)
+
+
 def get_active(sid: str | None) -> Session | None:
     if not sid:
         return None
@@ -61,11 +70,3 @@ def end_all_for(account: Account, *, except_sid: str | None = None, notify: bool
             backchannel.notify(session)
     return len(ended)
 
-
-def active_for(account: Account) -> list[Session]:
-    now = clock.now()
-    return list(
-        db.session.scalars(
-            select(Session).where(Session.account_id == account.id, Session.ended_at.is_(None), Session.expires_at > now)
-        )
-    )

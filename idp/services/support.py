@@ -112,6 +112,10 @@ def find_connector(username: str) -> ConnectorUser | None:
     return db.session.scalar(select(ConnectorUser).where(ConnectorUser.username == username))
 
 
+def get_connector(connector_id: int) -> ConnectorUser | None:
+    return db.session.get(ConnectorUser, connector_id)
+
+
 def get_account(account_id: str) -> Account | None:
     if not isinstance(account_id, str) or len(account_id) > 64:
         return None

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, jsonify, redirect, render_template, request, url_for
+from flask import Blueprint, abort, current_app, jsonify, redirect, render_template, request, url_for
 from flask_babel import gettext
 
 from ..errors import DomainError
 from .. import config
-from ..extensions import db, limiter
+from ..extensions import limiter
 from ..services import accounts, administrations, password_policy
-from . import common
+from . import browser, caller
 from .login import start_for
 
 bp = Blueprint("account", __name__)
@@ -17,63 +17,54 @@ bp = Blueprint("account", __name__)
 
 @bp.route("/")
 def index():
-    if common.current_sso() is not None:
+    if browser.current_sso() is not None:
         return redirect(url_for("account.home"))
     return render_template("index.html")
 
 
 def _page(sso, *, error=None, message=None, status=200):
     account = sso.account
-    firms = [m.administration for m in account.memberships
-             if m.administration.kind == "firm" and m.role in ("owner", "accountant")]
-    connectors = [m.administration.connector for m in account.memberships
-                  if m.role == "owner" and m.administration.connector is not None]
     return render_template(
         "account.html", account=account, administrations=administrations.accessible(account), sso=sso,
-        firms=firms, connectors=connectors, rules=password_policy.RULES, error=error, message=message,
-        connector_portal=connector_portal_url(), autofocus=False,
+        firms=administrations.managed_firms(account), connectors=administrations.owned_connectors(account),
+        rules=password_policy.RULES, error=error, message=message, connector_portal=connector_portal_url(),
+        autofocus=False,
     ), status
 
 
 def connector_portal_url():
     """The connector password portal, where it exists."""
-    from flask import current_app
-
     return url_for("connectors.start") if "connectors.start" in current_app.view_functions else None
 
 
 @bp.route("/account")
 def home():
-    sso = common.current_sso()
+    sso = browser.current_sso()
     if sso is None:
         return start_for(url_for("account.home"))
     return _page(sso, message=gettext("Your password has been changed.") if request.args.get("changed") else None)
 
 
 @bp.route("/account/password", methods=["POST"])
-@limiter.limit(common.login_limit)
+@limiter.limit(caller.login_limit)
 def change_password():
-    sso = common.current_sso()
+    sso = browser.current_sso()
     if sso is None:
         return start_for(url_for("account.home"))
-    account = sso.account
-    ip = common.client_ip()
     try:
-        accounts.verify_current_password(account, request.form.get("current_password", ""), ip=ip)
-        accounts.check_totp(account, request.form.get("totp_code", ""), ip=ip)
-        accounts.set_password(account, request.form.get("password", ""), request.form.get("password_confirm", ""),
-                              ip=ip, keep_sid=sso.id, locale=common.context().locale)
+        accounts.change_password(sso.account, request.form.get("current_password", ""),
+                                 request.form.get("totp_code", ""), request.form.get("password", ""),
+                                 request.form.get("password_confirm", ""), ip=caller.client_ip(), keep_sid=sso.id,
+                                 locale=caller.context().locale)
     except DomainError as err:
-        db.session.commit()  # failed tries count
         return _page(sso, error=err.message(), status=err.status)
-    db.session.commit()
     return redirect(url_for("account.home", changed=1))
 
 
 @bp.route("/account/password-check", methods=["POST"])
 @limiter.limit(config.limit("RATELIMIT_PASSWORD_CHECK"))
 def password_check():
-    sso = common.current_sso()
+    sso = browser.current_sso()
     if sso is None:
         abort(401)
     verdict = password_policy.check(request.form.get("password", ""), request.form.get("password_confirm", ""),

@@ -6,11 +6,11 @@ from flask import Blueprint, abort, current_app, jsonify, redirect, render_templ
 
 from ..errors import DomainError
 from .. import config
-from ..extensions import db, limiter
+from ..extensions import limiter
 from ..flows import ConnectorResetFlow
 from ..services import captcha, password_policy
 from ..services.connectors import ConnectorResetRefused
-from . import common
+from . import browser, caller
 
 bp = Blueprint("connectors", __name__, url_prefix="/connector-password")
 
@@ -21,8 +21,7 @@ STEP_LIMIT = config.limit("RATELIMIT_CONNECTOR_STEP")
 @limiter.limit(config.limit("RATELIMIT_CONNECTOR_START"))
 def start():
     flow = ConnectorResetFlow.start()
-    db.session.commit()
-    common.own_flow(flow.id)
+    browser.own_flow(flow.id)
     return redirect(url_for("connectors.step", flow_id=flow.id))
 
 
@@ -42,30 +41,19 @@ def _page(flow, error=None, status=200):
 
 @bp.route("/flow/<flow_id>", methods=["GET"])
 def step(flow_id):
-    try:
-        flow = ConnectorResetFlow.load(flow_id, common.owned_flows())
-        flow.check_live()
-    except DomainError as err:
-        return common.render_error(err, "connector/expired.html")
+    flow = ConnectorResetFlow.load(flow_id, browser.owned_flows())
+    flow.check_live()
     return _page(flow)
 
 
 @bp.route("/flow/<flow_id>", methods=["POST"])
 @limiter.limit(STEP_LIMIT)
 def submit(flow_id):
+    flow = ConnectorResetFlow.load(flow_id, browser.owned_flows())
     try:
-        flow = ConnectorResetFlow.load(flow_id, common.owned_flows())
-    except DomainError as err:
-        return common.render_error(err, "connector/expired.html")
-    try:
-        flow.advance(request.form.get("state", ""), request.form, common.context())
+        flow.advance(request.form.get("state", ""), request.form, caller.context())
     except ConnectorResetRefused as err:
-        db.session.commit()  # the audit entry of the refusal
         return _page(flow, error=err.message(), status=err.status)
-    except DomainError as err:
-        db.session.rollback()
-        return common.render_error(err, "connector/expired.html")
-    db.session.commit()
     return redirect(url_for("connectors.step", flow_id=flow.id))
 
 
@@ -101,11 +89,9 @@ def set_password(token):
     if refused:
         return refused
     try:
-        flow.set_password(request.form, common.context())
+        flow.set_password(request.form, caller.context())
     except DomainError as err:
-        db.session.rollback()
         return _set_password_page(flow, token, error=err.message(), status=err.status)
-    db.session.commit()
     return render_template("connector/done.html", username=flow.connector.username)
 
 

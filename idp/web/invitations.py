@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from flask import Blueprint, abort, jsonify, redirect, render_template, request, url_for
 
+from .. import clock
 from ..errors import DomainError, InvitationUnusable
 from .. import config
-from ..extensions import db, limiter
+from ..extensions import limiter
 from ..flows import InvitationFlow
-from ..models import Administration
 from ..services import administrations, invitations, password_policy
-from . import common
+from . import browser, caller
+from .i18n import current_locale
 from .login import start_for
 
 bp = Blueprint("invitations", __name__)
@@ -21,27 +22,19 @@ bp = Blueprint("invitations", __name__)
 
 @bp.route("/invitation/<token>")
 def open_link(token):
-    try:
-        invitation = invitations.by_token(token)
-    except InvitationUnusable as err:
-        return render_template("invitation/unusable.html", error=err.message(), state=err.state), err.status
-    flow = InvitationFlow.start(invitation)
-    db.session.commit()
-    common.own_flow(flow.id)
+    flow = InvitationFlow.start(invitations.by_token(token))
+    browser.own_flow(flow.id)
     return redirect(url_for("invitations.step", flow_id=flow.id))
 
 
 def _load(flow_id):
-    flow = InvitationFlow.load(flow_id, common.owned_flows())
+    flow = InvitationFlow.load(flow_id, browser.owned_flows())
     flow.check_live()
     return flow
 
 
 def _page(flow: InvitationFlow, error: str | None = None, status: int = 200):
-    try:
-        invitation = flow.invitation if flow.state != "done" else None
-    except InvitationUnusable as err:
-        return render_template("invitation/unusable.html", error=err.message(), state=err.state), err.status
+    invitation = flow.invitation if flow.state != "done" else None
     context = {"flow": flow, "state": flow.state, "error": error, "invitation": invitation, "email": flow.email,
                "plans": invitations.PLANS, "rules": password_policy.RULES}
     return render_template(f"invitation/{flow.state}.html", **context), status
@@ -49,45 +42,30 @@ def _page(flow: InvitationFlow, error: str | None = None, status: int = 200):
 
 @bp.route("/invitation/flow/<flow_id>", methods=["GET"])
 def step(flow_id):
-    try:
-        flow = _load(flow_id)
-        if flow.state == "signin":
-            sso = common.current_sso()
-            if sso is not None:
-                flow.signed_in_as(sso.account)
-                db.session.commit()
-    except DomainError as err:
-        db.session.rollback()
-        return common.render_error(err)
+    flow = _load(flow_id)
+    sso = browser.current_sso()
+    if flow.state == "signin" and sso is not None:
+        flow.signed_in_as(sso.account)
     return _page(flow)
 
 
 @bp.route("/invitation/flow/<flow_id>/signin", methods=["POST"])
 def signin(flow_id):
-    try:
-        flow = _load(flow_id)
-    except DomainError as err:
-        return common.render_error(err)
+    flow = _load(flow_id)
     return start_for(url_for("invitations.step", flow_id=flow.id), login_hint=flow.email)
 
 
 @bp.route("/invitation/flow/<flow_id>", methods=["POST"])
-@limiter.limit(lambda: common.login_limit(), methods=["POST"])
+@limiter.limit(lambda: caller.login_limit(), methods=["POST"])
 def submit(flow_id):
+    flow = InvitationFlow.load(flow_id, browser.owned_flows())
     try:
-        flow = InvitationFlow.load(flow_id, common.owned_flows())
-    except DomainError as err:
-        return common.render_error(err)
-    try:
-        flow.advance(request.form.get("state", ""), request.form, common.context(),
+        flow.advance(request.form.get("state", ""), request.form, caller.context(),
                      action=request.form.get("action") or None)
-    except InvitationUnusable as err:
-        db.session.rollback()
-        return render_template("invitation/unusable.html", error=err.message(), state=err.state), err.status
+    except InvitationUnusable:
+        raise  # its own page, not the step's
     except DomainError as err:
-        db.session.commit()
         return _page(flow, error=err.message(), status=err.status)
-    db.session.commit()
     return redirect(url_for("invitations.step", flow_id=flow.id))
 
 
@@ -96,7 +74,7 @@ def submit(flow_id):
 def password_check(flow_id):
     """The policy verdict for the password typed so far (the page shows it live)."""
     try:
-        flow = InvitationFlow.load(flow_id, common.owned_flows())
+        flow = InvitationFlow.load(flow_id, browser.owned_flows())
         name = flow.invitation.name
     except DomainError:
         abort(404)
@@ -109,11 +87,11 @@ def password_check(flow_id):
 
 
 def _firm_or_404(firm_id: str):
-    sso = common.current_sso()
+    sso = browser.current_sso()
     if sso is None:
         return None, start_for(request.path)
-    firm = db.session.get(Administration, firm_id) if isinstance(firm_id, str) and len(firm_id) <= 64 else None
-    if firm is None or not administrations.is_firm_accountant(sso.account, firm):
+    firm = administrations.firm_managed_by(sso.account, firm_id)
+    if firm is None:
         abort(404)
     return (firm, sso.account), None
 
@@ -123,8 +101,6 @@ def _inviter(account) -> str:
 
 
 def _list_page(firm, account, *, error=None, status=200, form=None, preview_text=None, sent_url=None):
-    from .. import clock
-
     items = [(inv, inv.status(clock.now())) for inv in invitations.for_firm(firm)]
     return render_template("firm/invitations.html", firm=firm, items=items, error=error, form=form or {},
                            preview=preview_text, plans=invitations.PLANS, sent=sent_url), status
@@ -148,22 +124,13 @@ def firm_invite(firm_id):
     form = {k: request.form.get(k, "").strip() for k in ("email", "name", "administration", "plan")}
     try:
         if request.form.get("action") == "preview":
-            from .i18n import current_locale
-
-            from ..services import accounts
-
-            accounts.normalize_email(form["email"])
             text = invitations.preview(form["email"], form["name"], form["administration"], firm, _inviter(account),
                                        current_locale())
             return _list_page(firm, account, form=form, preview_text=text)
-        from .i18n import current_locale
-
         invitations.create(form["email"], form["name"], form["administration"], firm=firm, plan=form["plan"] or "basic",
-                           actor=account.id, inviter=_inviter(account), locale=current_locale(), ip=common.client_ip())
+                           actor=account.id, inviter=_inviter(account), locale=current_locale(), ip=caller.client_ip())
     except DomainError as err:
-        db.session.rollback()
         return _list_page(firm, account, error=err.message(), status=err.status, form=form)
-    db.session.commit()
     return redirect(url_for("invitations.firm_invitations", firm_id=firm.id, sent=1))
 
 
@@ -178,11 +145,9 @@ def firm_invitation_action(firm_id, invitation_id, action):
         abort(404)
     try:
         if action == "resend":
-            invitations.resend(invitation, actor=account.id, inviter=_inviter(account), ip=common.client_ip())
+            invitations.resend(invitation, actor=account.id, inviter=_inviter(account), ip=caller.client_ip())
         else:
-            invitations.revoke(invitation, actor=account.id, ip=common.client_ip())
+            invitations.revoke(invitation, actor=account.id, ip=caller.client_ip())
     except DomainError as err:
-        db.session.rollback()
         return _list_page(firm, account, error=err.message(), status=err.status)
-    db.session.commit()
     return redirect(url_for("invitations.firm_invitations", firm_id=firm.id))

@@ -16,7 +16,7 @@ from ..extensions import csrf, db
 from ..flows import LoginFlow
 from ..oauth import authorization, checks, discovery as metadata, interaction
 from ..services import audit, backchannel, keys, sessions
-from . import common
+from . import browser, caller, headers
 
 bp = Blueprint("oauth", __name__)
 
@@ -69,7 +69,7 @@ def _resumable_flow(flow_id: str | None, sso):
     if not flow_id or sso is None:
         return None
     try:
-        flow = LoginFlow.load(flow_id, common.owned_flows())
+        flow = LoginFlow.load(flow_id, browser.owned_flows())
     except DomainError:
         return None
     if flow.state != "resume" or flow.expired() or flow.row.account_id != sso.account_id:
@@ -88,7 +88,7 @@ def _to_login(req: checks.AuthorizationRequest):
     params = req.params
     flow = LoginFlow.start(params, login_hint=params.get("login_hint"), ui_locales=params.get("ui_locales"))
     db.session.commit()
-    common.own_flow(flow.id)
+    browser.own_flow(flow.id)
     return redirect(url_for("login.step", flow_id=flow.id))
 
 
@@ -98,7 +98,7 @@ def _to_consent(req: checks.AuthorizationRequest, sso, flow):
         flow = LoginFlow.for_consent(sso.account, sso.id, req.params, ui_locales=req.params.get("ui_locales"))
         flow.update_data(consent_scope=scope)
         db.session.commit()
-        common.own_flow(flow.id)
+        browser.own_flow(flow.id)
     else:
         flow.update_data(consent_scope=scope)
         flow.move_to("consent")
@@ -112,7 +112,7 @@ def _finish(req: checks.AuthorizationRequest, sso, flow, decision: str):
         flow.move_to("done")
         db.session.commit()
     if decision == interaction.DENIED:
-        audit.record("consent.denied", actor=sso.account_id, account=sso.account, ip=common.client_ip(),
+        audit.record("consent.denied", actor=sso.account_id, account=sso.account, ip=caller.client_ip(),
                      client=req.grant.client.id)
         db.session.commit()
         return _error(req.error(AccessDeniedError), req.response_mode)
@@ -132,7 +132,7 @@ def authorize():
         # Authlib refuses to put characters outside RFC 6749's set into an error text,
         # which happens when it echoes a malformed parameter back: no client to return to.
         return render_template("oauth_error.html", error="invalid_request", description=None), 400
-    sso = common.current_sso()
+    sso = browser.current_sso()
     flow = _resumable_flow(request.values.get("_flow"), sso)
     try:
         req = checks.run(params, grant)
@@ -200,17 +200,17 @@ def logout():
         end_request = authorization.validate_endpoint_request("end_session")
     except OAuth2Error as err:
         return render_template("oauth_error.html", error=err.error, description=err.get_error_description()), 400
-    sso = common.current_sso()
+    sso = browser.current_sso()
     client_name = end_request.client.name if end_request.client is not None else None
     if end_request.redirect_uri:
-        common.allow_form_targets([end_request.redirect_uri])
+        headers.allow_form_targets([end_request.redirect_uri])
     if sso is not None:
         if not _confirmed():
             fields = [(k, request.values[k]) for k in ("id_token_hint", "post_logout_redirect_uri", "state",
                                                        "client_id", "ui_locales") if request.values.get(k)]
             status = 400 if request.form.get("confirm") == "yes" and request.method == "POST" else 200
             return render_template("logout_confirm.html", fields=fields, client_name=client_name), status
-        sessions.end(sso, ip=common.client_ip())
+        sessions.end(sso, ip=caller.client_ip())
         db.session.commit()
         session.clear()
         backchannel.notify(sso)

@@ -9,10 +9,10 @@ from flask_babel import gettext
 
 from .. import clock, config
 from ..errors import DomainError, InvalidInput
-from ..extensions import db, limiter
+from ..extensions import limiter
 from ..models import ConnectorUser
-from ..services import invitations, support
-from . import common
+from ..services import connectors, invitations, support
+from . import browser, caller
 from .login import start_for
 
 bp = Blueprint("support", __name__, url_prefix="/support")
@@ -29,7 +29,7 @@ DESTRUCTIVE = {"reset-2fa", "disable"}
 def _staff():
     """(staff account, None) or (None, response): sign in first, staff only, signed in
     within the last 15 minutes (otherwise sign in again)."""
-    sso = common.current_sso()
+    sso = browser.current_sso()
     here = request.path if request.method == "GET" else url_for("support.search")
     if sso is None:
         return None, start_for(here)
@@ -92,11 +92,9 @@ def account_action(account_id, action):
         reason = support.require_reason(request.form.get("reason"))
         if action in DESTRUCTIVE and request.form.get("confirm") != "yes":
             raise InvalidInput(gettext("Tick the box to confirm this action."))
-        ACCOUNT_ACTIONS[action](target, actor=_actor(staff), ip=common.client_ip(), reason=reason)
+        ACCOUNT_ACTIONS[action](target, actor=_actor(staff), ip=caller.client_ip(), reason=reason)
     except DomainError as err:
-        db.session.rollback()
         return _account_page(account_id, error=err.message(), status=err.status)
-    db.session.commit()
     return _done(account_id, action)
 
 
@@ -106,16 +104,14 @@ def _act(staff, perform):
     owner_id = request.form.get("account_id", "")
     try:
         reason = support.require_reason(request.form.get("reason"))
-        perform(actor=_actor(staff), ip=common.client_ip(), reason=reason)
+        perform(actor=_actor(staff), ip=caller.client_ip(), reason=reason)
     except DomainError as err:
-        db.session.rollback()
         return _account_page(owner_id, error=err.message(), status=err.status)
-    db.session.commit()
     return _done(owner_id, request.path.rsplit("/", 1)[-1])
 
 
 def _connector_or_404(connector_id: int) -> ConnectorUser:
-    connector = db.session.get(ConnectorUser, connector_id)
+    connector = support.get_connector(connector_id)
     if connector is None:
         abort(404)
     return connector
@@ -132,8 +128,6 @@ def release(connector_id):
 
 @bp.route("/connectors/<int:connector_id>/unlock", methods=["POST"])
 def unlock_connector(connector_id):
-    from ..services import connectors
-
     staff, redirect_to = _staff()
     if redirect_to is not None:
         return redirect_to

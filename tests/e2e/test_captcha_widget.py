@@ -21,7 +21,7 @@ from werkzeug.serving import make_server
 from idp import clock
 from idp.extensions import db
 from idp.services import captcha
-from idp.web.common import security_headers
+from idp.web.headers import security_headers
 
 pytestmark = pytest.mark.e2e
 

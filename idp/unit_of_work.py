@@ -1,0 +1,85 @@
+"""One unit of work per request, and the short transactions that outlive a failed step.
+
+The request's database session is the unit of work. ``init_app`` commits it once the view
+answered below 400 and rolls it back when the view raised or answered 400 or more (a
+refused step, an error page). Views and flows never commit.
+
+What must be kept although the step fails (failed tries, lockouts, the audit entry of a
+failure, a spent CAPTCHA) is written by the service that decides it, inside ``kept()``,
+which commits the request's session at that point of decision, before the service
+raises; the rollback at the end of the request then discards nothing of it. This is safe
+because a step checks before it changes: at a refusal nothing else of the step is pending
+(keep it so: a step that changed something it must not keep raises before changing it, or
+outside ``kept()``). Why not a second connection for the record: on SQLite a second
+connection cannot write while the request's session holds the write lock (any flush takes
+it) and would wait for the busy timeout; one session and an early commit work on SQLite
+and PostgreSQL alike.
+
+Work that must wait for the commit (back-channel logout requests) is registered with
+``after_commit()`` and runs once the request's commit succeeded; a rollback drops it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from contextlib import contextmanager
+
+from .extensions import db
+
+log = logging.getLogger(__name__)
+_AFTER_COMMIT = "idp.after_commit"
+
+
+@contextmanager
+def kept():
+    """Commit what the block writes at once, although the request will fail (see the module docstring)."""
+    try:
+        yield
+        db.session.commit()
+    except Exception:
+        db.session.rollback()
+        raise
+
+
+def after_commit(callback: Callable[[], object]) -> None:
+    """Run ``callback`` after the request's unit of work is committed (never after a rollback)."""
+    _pending().append(callback)
+
+
+def _pending() -> list:
+    return db.session.info.setdefault(_AFTER_COMMIT, [])
+
+
+def commit() -> None:
+    """Commit the unit of work, then run what waited for it."""
+    db.session.commit()
+    callbacks, db.session.info[_AFTER_COMMIT] = list(_pending()), []
+    for callback in callbacks:
+        try:
+            callback()
+        except Exception:  # noqa: BLE001 - the change is committed; a notice that fails is logged
+            log.exception("after-commit work failed")
+
+
+def rollback() -> None:
+    db.session.rollback()
+    _pending().clear()
+
+
+def _finish_request(response):
+    if response.status_code < 400:
+        commit()
+    else:
+        rollback()
+    return response
+
+
+def _teardown(exc):
+    if exc is not None:
+        rollback()
+
+
+def init_app(app) -> None:
+    app.after_request(_finish_request)
+    app.teardown_request(_teardown)
