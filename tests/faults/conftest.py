@@ -128,6 +128,7 @@ class Visitor:
 
         self.base = base
         self.http = requests.Session()
+        self.http.headers["Accept-Language"] = "en"
         self.page = None
         self.url = None
         self.response = None
