@@ -27,6 +27,8 @@ DEFAULTS: dict = {
     "ISSUER": "http://127.0.0.1:5000",
     # SQLAlchemy URL; empty means a SQLite file in the instance folder.
     "DATABASE_URL": "",
+    # Seconds PostgreSQL may take to accept a connection (libpq connect_timeout; at least 2).
+    "DATABASE_CONNECT_TIMEOUT": 5,
     # Redis URL for rate limits and shared short-lived state; empty = in-process.
     "REDIS_URL": "",
     # Seconds to wait for Redis to connect or answer before a limited step is refused (503).
@@ -216,7 +218,7 @@ def validate_operations(c) -> None:
         # Each machine would generate its own secret: sessions and encrypted keys would not carry over.
         raise ConfigError("IDP_SECRET_KEY must be set in production with a shared database (every instance needs the same one)")
     for name, minimum in (("TRUSTED_PROXIES", 0), ("PRUNE_INTERVAL", 0), ("PRUNE_BATCH_SIZE", 1), ("OUTBOX_RETENTION", 0),
-                          ("OUTBOX_BACKLOG_AGE", 1)):
+                          ("OUTBOX_BACKLOG_AGE", 1), ("DATABASE_CONNECT_TIMEOUT", 2)):
         _int_setting(c, name, minimum)
     if c["LOG_FORMAT"] not in ("text", "json"):
         raise ConfigError(f"IDP_LOG_FORMAT must be 'text' or 'json', got {c['LOG_FORMAT']!r}")
@@ -253,7 +255,10 @@ def derive(app) -> None:
     if c["DATABASE_URL"].startswith("sqlite"):
         c.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {"connect_args": {"timeout": 30}})
     else:
-        c.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {"pool_pre_ping": True})
+        # pre-ping replaces connections a database restart closed; connect_timeout bounds the wait
+        # for a server that does not answer (so /readyz says 503 instead of hanging).
+        c.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {
+            "pool_pre_ping": True, "connect_args": {"connect_timeout": c["DATABASE_CONNECT_TIMEOUT"]}})
     c["RATELIMIT_STORAGE_URI"] = c["REDIS_URL"] or "memory://"
     if c["REDIS_URL"]:
         # A Redis that does not answer must fail a request in seconds, not hang its worker.

@@ -75,7 +75,22 @@ def _database_error(exc: DBAPIError):
     return _database_away(exc)
 
 
+def _server_error(err):
+    """An error after the view (the unit of work's commit) reaches Flask as a 500 wrapping it."""
+    from . import errors
+
+    original = getattr(err, "original_exception", None)
+    if isinstance(original, DBAPIError) and _is_connection_problem(original):
+        return _database_away(original)
+    if isinstance(original, (RedisError, StorageError)):
+        return _limits_away(original)
+    return errors.http_error(err)
+
+
 def init_app(app: Flask) -> None:
+    from werkzeug.exceptions import InternalServerError
+
+    app.register_error_handler(InternalServerError, _server_error)
     app.register_error_handler(RedisError, _limits_away)
     app.register_error_handler(StorageError, _limits_away)
     app.register_error_handler(OperationalError, _database_error)
