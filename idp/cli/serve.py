@@ -31,6 +31,7 @@ def serve(host, port, workers, threads, server, no_mail):
     db.session.remove()
     db.engine.dispose()
     # The metrics directory for the workers; the mail loop and the hourly prune, restarted when they die.
+    serving.warn_if_limits_count_per_worker(current_app, workers)
     sidecars = serving.start(current_app, mail=not no_mail)
     try:
         click.echo(f"idp serving on http://{host}:{port} with {workers} {server} workers", err=True)

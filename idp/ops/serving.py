@@ -106,6 +106,16 @@ def _fresh_metrics_dir() -> tuple[str, bool]:
     return tempfile.mkdtemp(prefix="idp-metrics-"), True
 
 
+def warn_if_limits_count_per_worker(app, workers: int) -> None:
+    """Without Redis each worker keeps its own counters (limits has no storage shared between
+    processes but Redis, Memcached and MongoDB): N workers let N times each limit through."""
+    if workers > 1 and app.config["RATELIMIT_ENABLED"] and not app.config["REDIS_URL"]:
+        log.warning(
+            "rate limits count per worker: each of the %s workers allows the full limit; "
+            "set IDP_REDIS_URL to count them once for all workers and instances", workers,
+        )
+
+
 def start(app, mail: bool = True) -> Sidecars:
     """Call before the workers start: they and the children inherit the environment."""
     directory, owned = _fresh_metrics_dir()

@@ -42,3 +42,16 @@ def test_a_killed_prune_loop_is_restarted(serve):
     provider.wait_for_log("prune loop", str(pruner), "SIGKILL", since=before, timeout=5)
     provider.wait_for_log("prune loop restarted", since=before, timeout=5)
     assert _child(server, "prune --every") != pruner
+
+
+def test_several_workers_without_redis_say_that_limits_count_per_worker(serve):
+    provider, _server = serve(workers=2)
+    line = provider.wait_for_log("rate limits count per worker", timeout=5)
+    assert "IDP_REDIS_URL" in line and "2 workers" in line
+
+
+def test_one_worker_without_redis_says_nothing_about_limits(serve):
+    provider, _server = serve(workers=1)
+    provider.wait_for_log("idp serving on", timeout=5)
+    with open(provider.log, "rb") as log:
+        assert b"count per worker" not in log.read()
