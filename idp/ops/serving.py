@@ -25,13 +25,30 @@ RESTART_BACKOFF = 0.5
 RESTART_BACKOFF_MAX = 30.0
 
 
-def _describe(status: int) -> str:
+def _describe(status: int | None) -> str:
+    if status is None:
+        return "exit status unknown (the server reaped it first)"
     if status < 0:
         try:
             return f"killed by signal {signal.Signals(-status).name}"
         except ValueError:
             return f"killed by signal {-status}"
     return f"exit status {status}"
+
+
+def _wait(process: subprocess.Popen) -> int | None:
+    """The child's exit code (negative: the signal), or None when someone else reaped it:
+    gunicorn's arbiter waits for any child on SIGCHLD, and Popen.wait would then say 0."""
+    while True:
+        try:
+            _pid, raw = os.waitpid(process.pid, 0)
+        except InterruptedError:
+            continue
+        except ChildProcessError:
+            process.returncode = -1 if process.returncode is None else process.returncode
+            return None
+        process.returncode = os.waitstatus_to_exitcode(raw)
+        return process.returncode
 
 
 class Supervised:
@@ -52,7 +69,7 @@ class Supervised:
         backoff = 0.0
         while True:
             started = time.monotonic()
-            status = self.process.wait()
+            status = _wait(self.process)
             if self._stopping.is_set():
                 return
             quick = time.monotonic() - started < RESTART_QUICK_DEATH

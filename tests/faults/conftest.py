@@ -44,7 +44,8 @@ def serve(tmp_path, sink):
     """Start `idp serve` with ``env`` overrides; returns (Provider, Server). Stopped at the end."""
     servers = []
 
-    def start(workers: int = 2, database_url: str | None = None, **env_overrides) -> tuple[Provider, Server]:
+    def start(workers: int = 2, database_url: str | None = None, server_kind: str = "granian",
+              **env_overrides) -> tuple[Provider, Server]:
         port = free_port()
         issuer = f"http://127.0.0.1:{port}"
         env = {k: v for k, v in os.environ.items() if not k.startswith(("IDP_", "PORTAL_"))}
@@ -64,7 +65,7 @@ def serve(tmp_path, sink):
                                  text=True, timeout=120)
         assert upgrade.returncode == 0, f"idp db upgrade failed:\n{upgrade.stderr}"
         server = Server("idp serve", [*_idp_command(), "serve", "--host", "127.0.0.1", "--port", str(port),
-                                      "--workers", str(workers)], env, tmp_path / f"idp-{port}.log")
+                                      "--workers", str(workers), "--server", server_kind], env, tmp_path / f"idp-{port}.log")
         servers.append(server)
         server.wait_until_up(issuer + "/healthz")
         return Provider(url=issuer, env=env, log=server.log), server
