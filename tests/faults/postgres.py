@@ -13,6 +13,17 @@ from pathlib import Path
 from tests.e2e.conftest import free_port
 
 
+def _binary(name: str) -> str:
+    """initdb and pg_ctl: on PATH, or where Debian's postgresql packages put them."""
+    found = shutil.which(name)
+    if found:
+        return found
+    for bindir in sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True):
+        if (bindir / name).exists():
+            return str(bindir / name)
+    raise AssertionError(f"{name} not found: install PostgreSQL's server binaries (Debian: postgresql)")
+
+
 class Cluster:
     def __init__(self):
         self.port = free_port()
@@ -24,7 +35,7 @@ class Cluster:
             shutil.chown(self.root, "postgres", "postgres")
 
     def _run(self, *args: str, timeout: float = 60) -> None:
-        command = [shutil.which(args[0]) or args[0], *args[1:]]
+        command = [_binary(args[0]), *args[1:]]
         if self._as_postgres:
             command = ["runuser", "-u", "postgres", "--", *command]
         result = subprocess.run(command, cwd=self.root, capture_output=True, text=True, timeout=timeout)
