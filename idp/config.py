@@ -62,6 +62,10 @@ DEFAULTS: dict = {
     "RATELIMIT_CONNECTOR_STEP": "10 per minute; 60 per hour",
     # Invitations a firm's accountant sends from the firm page.
     "RATELIMIT_FIRM_INVITE": "60 per hour",
+    # Failed client authentications (token, introspection, revocation), per client and address
+    # and per client from anywhere; once exceeded the client gets 429 whatever it sends.
+    "RATELIMIT_CLIENT_AUTH_FAILURES_PER_ADDRESS": "20 per minute; 100 per hour",
+    "RATELIMIT_CLIENT_AUTH_FAILURES_PER_CLIENT": "600 per hour",
     # Lifetimes in seconds.
     "FLOW_LIFETIME": 30 * 60,
     "EMAIL_CODE_LIFETIME": 10 * 60,

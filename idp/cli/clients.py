@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import secrets
 
 import click
@@ -13,6 +14,29 @@ from .common import check_uri, cli_actor, emit, fail
 @click.group("clients")
 def clients():
     """Relying applications (OAuth clients)."""
+
+
+def _client_jwks(auth_method, jwks_uri, jwks_file) -> dict | None:
+    """The public JWKS given with --jwks (checked), for private_key_jwt only."""
+    from joserfc.jwk import KeySet
+
+    if auth_method != "private_key_jwt":
+        if jwks_uri or jwks_file:
+            fail("--jwks-uri and --jwks are for --token-endpoint-auth-method private_key_jwt")
+        return None
+    if bool(jwks_uri) == bool(jwks_file):
+        fail("private_key_jwt needs one of --jwks-uri or --jwks")
+    if jwks_uri:
+        check_uri(jwks_uri, "--jwks-uri")
+        return None
+    try:
+        jwks = json.load(jwks_file)
+        keys = KeySet.import_key_set(jwks)
+    except Exception:  # noqa: BLE001 (any unreadable key set is the operator's input error)
+        fail("--jwks must be a file with a JSON Web Key Set")
+    if any(key.is_private for key in keys.keys):
+        fail("--jwks must hold public keys only")
+    return jwks
 
 
 @clients.command("create")
@@ -35,10 +59,24 @@ def clients():
     is_flag=True,
     help="Let this confidential client use the code flow without PKCE (certification suites). Never for public clients.",
 )
+@click.option(
+    "--token-endpoint-auth-method",
+    "auth_method",
+    type=click.Choice(["client_secret_basic", "client_secret_post", "private_key_jwt"]),
+    help="The one method a confidential client authenticates with. Default: either secret method.",
+)
+@click.option("--jwks-uri", help="private_key_jwt: where the client publishes its public keys.")
+@click.option("--jwks", "jwks_file", type=click.File("r"), help="private_key_jwt: a file with the client's public JWKS.")
+@click.option(
+    "--resource-server",
+    is_flag=True,
+    help="An API that may introspect tokens issued to other clients. Default grant types: none.",
+)
 @click.option("--json", "as_json", is_flag=True)
 @with_appcontext
 def clients_create(
-    name, redirect_uris, post_logout_uris, backchannel_logout_uri, grant_types, scopes, public, first_party, pkce_optional, as_json
+    name, redirect_uris, post_logout_uris, backchannel_logout_uri, grant_types, scopes, public, first_party, pkce_optional,
+    auth_method, jwks_uri, jwks_file, resource_server, as_json
 ):
     """Register a client; prints its client_id and (once) its secret."""
     from ..extensions import db
@@ -47,7 +85,11 @@ def clients_create(
     from ..services import audit
     from ..services.crypto import token_hash
 
-    grant_types = list(dict.fromkeys(grant_types or ["authorization_code", "refresh_token"]))
+    jwks = _client_jwks(auth_method, jwks_uri, jwks_file)
+    if public and resource_server:
+        fail("a resource server authenticates: it cannot be --public")
+    default_grants = [] if resource_server else ["authorization_code", "refresh_token"]
+    grant_types = list(dict.fromkeys(grant_types or default_grants))
     scopes = list(dict.fromkeys(s for value in scopes for s in value.split())) or list(SCOPES)
     unknown = [s for s in scopes if s not in SCOPES]
     if unknown:
@@ -64,8 +106,10 @@ def clients_create(
         fail("a public client cannot use client_credentials or password")
     if public and pkce_optional:
         fail("a public client always uses PKCE")
+    if public and auth_method:
+        fail("a public client does not authenticate (--token-endpoint-auth-method)")
     client_id = secrets.token_urlsafe(18)
-    secret = None if public else secrets.token_urlsafe(32)
+    secret = None if public or auth_method == "private_key_jwt" else secrets.token_urlsafe(32)
     client = Client(
         id=client_id,
         name=name.strip() or fail("--name must not be empty"),
@@ -75,9 +119,12 @@ def clients_create(
         backchannel_logout_uri=backchannel_logout_uri,
         grant_types=grant_types,
         scope=" ".join(scopes),
-        token_endpoint_auth_method="none" if public else "client_secret_basic",
+        token_endpoint_auth_method="none" if public else auth_method or "client_secret_basic client_secret_post",
         first_party=first_party,
         pkce_required=not pkce_optional,
+        resource_server=resource_server,
+        jwks=jwks,
+        jwks_uri=jwks_uri,
     )
     db.session.add(client)
     audit.record("client.created", actor=cli_actor(), subject=client_id, name=name)

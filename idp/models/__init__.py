@@ -4,7 +4,7 @@ from .accounts import Account, Administration, ConnectorUser, FirmClient, Invita
 from .audit import AuditEvent
 from .captcha import UsedCaptcha
 from .flows import EmailCode, Flow
-from .oauth import AuthorizationCode, Client, Consent, RevokedToken, Session, SigningKey, Token
+from .oauth import AuthorizationCode, Client, Consent, Grant, RevokedToken, Session, SigningKey, Token, UsedClientAssertion
 from .outbox import OutboxMail
 
 __all__ = [
@@ -19,6 +19,7 @@ __all__ = [
     "Consent",
     "EmailCode",
     "Flow",
+    "Grant",
     "Membership",
     "OutboxMail",
     "RevokedToken",
@@ -26,4 +27,5 @@ __all__ = [
     "SigningKey",
     "Token",
     "UsedCaptcha",
+    "UsedClientAssertion",
 ]

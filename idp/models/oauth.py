@@ -1,4 +1,4 @@
-"""OAuth 2 / OpenID Connect objects: clients, codes, tokens, consents, SSO sessions, keys."""
+"""OAuth 2 / OpenID Connect objects: clients, grants, codes, tokens, consents, SSO sessions, keys."""
 
 from __future__ import annotations
 
@@ -27,11 +27,18 @@ class Client(db.Model, ClientMixin):
     backchannel_logout_uri: Mapped[str | None] = mapped_column(String(500))
     grant_types: Mapped[list] = mapped_column(JSON, default=list, nullable=False)
     scope: Mapped[str] = mapped_column(String(500), nullable=False)
+    # The methods the client may authenticate with, space-separated: one registered method,
+    # or "client_secret_basic client_secret_post" for a client registered without one.
     token_endpoint_auth_method: Mapped[str] = mapped_column(String(40), nullable=False)
     first_party: Mapped[bool] = mapped_column(Boolean, default=False, nullable=False)
     # PKCE (S256) is required unless an operator registered a confidential client
     # without it (e.g. a certification test suite); public clients always need it.
     pkce_required: Mapped[bool] = mapped_column(Boolean, default=True, nullable=False)
+    # private_key_jwt (RFC 7523): the client's public keys, inline or where it publishes them.
+    jwks: Mapped[dict | None] = mapped_column(JSON)
+    jwks_uri: Mapped[str | None] = mapped_column(String(500))
+    # An API behind the relying apps: may introspect tokens issued to other clients.
+    resource_server: Mapped[bool] = mapped_column(Boolean, default=False, nullable=False)
     created_at: Mapped[dt.datetime] = created_at()
 
     @property
@@ -72,15 +79,15 @@ class Client(db.Model, ClientMixin):
             return False
         return hmac.compare_digest(self.secret_hash, token_hash(client_secret))
 
+    @property
+    def auth_methods(self) -> list[str]:
+        return self.token_endpoint_auth_method.split()
+
     def check_endpoint_auth_method(self, method, endpoint):
-        if endpoint == "token":
-            if self.is_public:
-                return method == "none"
-            return method in ("client_secret_basic", "client_secret_post")
-        # introspection and revocation: any confidential method; public clients may revoke.
+        """The registered method, at every endpoint; public clients may revoke, not introspect."""
         if self.is_public:
-            return method == "none" and endpoint == "revocation"
-        return method in ("client_secret_basic", "client_secret_post")
+            return method == "none" and endpoint in ("token", "revocation")
+        return method in self.auth_methods
 
     def check_response_type(self, response_type):
         return response_type == "code" and "authorization_code" in self.grant_types
@@ -110,6 +117,21 @@ class Session(db.Model):
         return self.ended_at is None and self.expires_at > now
 
 
+class Grant(db.Model):
+    """One authorization of a client, and the family of tokens descending from it (its
+    code, then each refresh). Revoking the grant revokes every token of the family,
+    those saved after the revocation included: each use of a token reads its grant."""
+
+    __tablename__ = "grants"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)  # the grant_id
+    client_id: Mapped[str] = mapped_column(ForeignKey("clients.id", ondelete="CASCADE"), nullable=False, index=True)
+    # None for a connector user's tokens (password grant): no person granted them.
+    account_id: Mapped[str | None] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[dt.datetime] = created_at()
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+
+
 class AuthorizationCode(db.Model, AuthorizationCodeMixin):
     __tablename__ = "authorization_codes"
 
@@ -119,7 +141,7 @@ class AuthorizationCode(db.Model, AuthorizationCodeMixin):
     account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False)
     session_id: Mapped[str | None] = mapped_column(String(64))
     # The family of tokens this code starts; reuse of the code revokes it.
-    grant_id: Mapped[str] = mapped_column(String(32), default=new_id, nullable=False)
+    grant_id: Mapped[str] = mapped_column(ForeignKey("grants.id", ondelete="CASCADE"), nullable=False, index=True)
     redirect_uri: Mapped[str] = mapped_column(Text, default="", nullable=False)
     scope: Mapped[str] = mapped_column(String(500), default="", nullable=False)
     nonce: Mapped[str | None] = mapped_column(String(500))
@@ -133,6 +155,7 @@ class AuthorizationCode(db.Model, AuthorizationCodeMixin):
     used_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
 
     account: Mapped[Account] = relationship(lazy="joined")
+    grant: Mapped[Grant] = relationship(lazy="joined")
 
     def get_redirect_uri(self):
         return self.redirect_uri
@@ -147,7 +170,9 @@ class AuthorizationCode(db.Model, AuthorizationCodeMixin):
         return self.auth_time
 
     def get_acr(self):
-        return None
+        from ..oauth.supported import acr_for
+
+        return acr_for(self.amr)
 
     def get_amr(self):
         return list(self.amr) or None
@@ -156,36 +181,9 @@ class AuthorizationCode(db.Model, AuthorizationCodeMixin):
         return self.expires_at <= clock.now()
 
 
-class Token(db.Model, TokenMixin):
-    """An access token and, where issued, its refresh token; both stored as SHA-256.
-
-    Tokens that descend from one authorization (a code, then each refresh) share a
-    `grant_id`, so reuse of a spent refresh token or code revokes the whole family.
-    """
-
-    __tablename__ = "tokens"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    client_id: Mapped[str] = mapped_column(ForeignKey("clients.id", ondelete="CASCADE"), nullable=False, index=True)
-    account_id: Mapped[str | None] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
-    # A connector user's token (password grant): the machine user, not a person.
-    connector_id: Mapped[int | None] = mapped_column(ForeignKey("connector_users.id", ondelete="CASCADE"), index=True)
-    grant_id: Mapped[str] = mapped_column(String(32), default=new_id, nullable=False, index=True)
-    session_id: Mapped[str | None] = mapped_column(String(64), index=True)
-    access_token_hash: Mapped[str] = mapped_column(String(64), unique=True, nullable=False)
-    refresh_token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
-    scope: Mapped[str] = mapped_column(String(500), default="", nullable=False)
-    issued_at: Mapped[dt.datetime] = created_at()
-    expires_in: Mapped[int] = mapped_column(Integer, nullable=False)
-    refresh_expires_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
-    auth_time: Mapped[int | None] = mapped_column(Integer)
-    # Set when the refresh token was exchanged for a new one (rotation).
-    refresh_used_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
-    revoked_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
-
-    client: Mapped[Client] = relationship(lazy="joined")
-    account: Mapped[Account | None] = relationship(lazy="joined")
-    connector: Mapped[ConnectorUser | None] = relationship(lazy="joined")
+class IssuedToken(TokenMixin):
+    """What every access token tells Authlib, stored or self-contained: its client, scope
+    and lifetime (from ``client_id``, ``scope``, ``issued_at`` and ``expires_in``)."""
 
     def check_client(self, client):
         return self.client_id == client.get_client_id()
@@ -203,13 +201,52 @@ class Token(db.Model, TokenMixin):
     def is_expired(self):
         return self.expires_at <= clock.now()
 
+
+class Token(db.Model, IssuedToken):
+    """An access token and, where issued, its refresh token; both stored as SHA-256.
+
+    Tokens that descend from one authorization (a code, then each refresh) share a
+    `grant_id`, so reuse of a spent refresh token or code revokes the whole family.
+    """
+
+    __tablename__ = "tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    client_id: Mapped[str] = mapped_column(ForeignKey("clients.id", ondelete="CASCADE"), nullable=False, index=True)
+    account_id: Mapped[str | None] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
+    # A connector user's token (password grant): the machine user, not a person.
+    connector_id: Mapped[int | None] = mapped_column(ForeignKey("connector_users.id", ondelete="CASCADE"), index=True)
+    grant_id: Mapped[str] = mapped_column(ForeignKey("grants.id", ondelete="CASCADE"), nullable=False, index=True)
+    session_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    access_token_hash: Mapped[str] = mapped_column(String(64), unique=True, nullable=False)
+    refresh_token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    scope: Mapped[str] = mapped_column(String(500), default="", nullable=False)
+    issued_at: Mapped[dt.datetime] = created_at()
+    expires_in: Mapped[int] = mapped_column(Integer, nullable=False)
+    refresh_expires_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    auth_time: Mapped[int | None] = mapped_column(Integer)
+    # Set when the refresh token was exchanged for a new one (rotation).
+    refresh_used_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    # The access token alone ended (its sign-in session ended); an offline refresh token lives on.
+    access_revoked_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+
+    client: Mapped[Client] = relationship(lazy="joined")
+    account: Mapped[Account | None] = relationship(lazy="joined")
+    connector: Mapped[ConnectorUser | None] = relationship(lazy="joined")
+    grant: Mapped[Grant] = relationship(lazy="joined")
+
+    def family_revoked(self) -> bool:
+        return self.revoked_at is not None or self.grant.revoked_at is not None
+
     def is_revoked(self):
-        return self.revoked_at is not None
+        """Whether the access token is revoked."""
+        return self.family_revoked() or self.access_revoked_at is not None
 
     def is_refresh_usable(self) -> bool:
         now = clock.now()
         return (
-            self.revoked_at is None
+            not self.family_revoked()
             and self.refresh_used_at is None
             and (self.refresh_expires_at is None or self.refresh_expires_at > now)
         )
@@ -246,6 +283,17 @@ class SigningKey(db.Model):
     created_at: Mapped[dt.datetime] = created_at()
     retired_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
     publish_until: Mapped[dt.datetime | None] = mapped_column(DateTime)
+
+
+class UsedClientAssertion(db.Model):
+    """A client assertion (private_key_jwt) seen, remembered until it expires: its `jti`
+    may not come back."""
+
+    __tablename__ = "used_client_assertions"
+
+    # SHA-256 of the client id and the assertion's jti.
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    expires_at: Mapped[dt.datetime] = mapped_column(DateTime, nullable=False, index=True)
 
 
 class RevokedToken(db.Model):

@@ -3,15 +3,18 @@ function each, run in order by `run` (node-oidc-provider's actions/authorization
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 
+from authlib.oauth2 import OAuth2Error
 from authlib.oauth2.rfc6749.errors import InvalidRequestError
+from authlib.oidc.core.errors import RequestNotSupportedError, RequestURINotSupportedError
 from flask import current_app
 from joserfc import jwt
 from joserfc.errors import JoseError
 
 from ..services import keys
-from .supported import ID_TOKEN_ALGORITHMS, NONCE_MAX_LENGTH, PROMPTS_ACCEPTED, RESPONSE_MODES
+from .supported import ACR_VALUES, ID_TOKEN_ALGORITHMS, NONCE_MAX_LENGTH, PROMPTS_ACCEPTED, RESPONSE_MODES
 
 
 @dataclass
@@ -39,6 +42,52 @@ def response_mode_of(params: dict) -> str:
     """The response mode to answer in; an unsupported one is answered in the query."""
     mode = params.get("response_mode") or "query"
     return mode if mode in RESPONSE_MODES else "query"
+
+
+def check_request_object(req: AuthorizationRequest) -> None:
+    """Request objects (OpenID Connect Core section 6) are not supported, and discovery says
+    so; one is refused rather than ignored, since its parameters would override the query's."""
+    if "request" in req.params:
+        raise req.error(RequestNotSupportedError, "Request objects ('request') are not supported.")
+    if "request_uri" in req.params:
+        raise req.error(RequestURINotSupportedError, "Request objects by reference ('request_uri') are not supported.")
+
+
+class UnmetAuthenticationRequirements(OAuth2Error):
+    """OpenID Connect Unmet Authentication Requirements 1.0."""
+
+    error = "unmet_authentication_requirements"
+
+
+def _claim_request_valid(value) -> bool:
+    if value is None:
+        return True
+    if not isinstance(value, dict) or not isinstance(value.get("essential", False), bool):
+        return False
+    return "values" not in value or isinstance(value["values"], list)
+
+
+def check_claims(req: AuthorizationRequest) -> None:
+    """The `claims` parameter (OpenID Connect Core 5.5). Claims are released per granted
+    scope, in the ID token and at userinfo alike; what the parameter can demand beyond
+    that is an essential `acr`, refused up front when it names none we achieve."""
+    raw = req.params.get("claims")
+    if raw is None:
+        return
+    try:
+        claims = json.loads(raw)
+    except ValueError:
+        claims = None
+    members = [claims.get(m) for m in ("userinfo", "id_token")] if isinstance(claims, dict) else None
+    if members is None or not all(
+        m is None or (isinstance(m, dict) and all(_claim_request_valid(v) for v in m.values())) for m in members
+    ):
+        raise req.error(InvalidRequestError, "Invalid 'claims' parameter.")
+    acr = (claims.get("id_token") or {}).get("acr")
+    if acr and acr.get("essential"):
+        wanted = acr["values"] if "values" in acr else [acr["value"]] if "value" in acr else None
+        if wanted is not None and not set(map(str, wanted)) & set(ACR_VALUES):
+            raise req.error(UnmetAuthenticationRequirements, "The essential 'acr' cannot be met.")
 
 
 def check_response_mode(req: AuthorizationRequest) -> None:
@@ -87,7 +136,7 @@ def check_id_token_hint(req: AuthorizationRequest) -> None:
     req.hint_sub = token.claims["sub"]
 
 
-CHECKS = [check_response_mode, check_nonce, check_prompt, check_max_age, check_id_token_hint]
+CHECKS = [check_request_object, check_claims, check_response_mode, check_nonce, check_prompt, check_max_age, check_id_token_hint]
 
 
 def run(params: dict, grant) -> AuthorizationRequest:

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from .introspection import IdpIntrospectionEndpoint
 from .revocation import IdpRevocationEndpoint
+from .client_auth import ASSERTION_ALGORITHMS
 from .server import GRANTS
-from .supported import CLAIMS, CODE_CHALLENGE_METHODS, ID_TOKEN_ALGORITHMS, PROMPTS, RESPONSE_MODES, SCOPES
+from .supported import ACR_VALUES, CLAIMS, CODE_CHALLENGE_METHODS, ID_TOKEN_ALGORITHMS, PROMPTS, RESPONSE_MODES, SCOPES
 
 
 def _union(lists) -> list[str]:
@@ -33,11 +34,13 @@ def metadata(issuer: str, languages: list[str]) -> dict:
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": ID_TOKEN_ALGORITHMS,
         "token_endpoint_auth_methods_supported": _union(grant.TOKEN_ENDPOINT_AUTH_METHODS for grant, _ in GRANTS),
+        "token_endpoint_auth_signing_alg_values_supported": ASSERTION_ALGORITHMS,
         "introspection_endpoint_auth_methods_supported": IdpIntrospectionEndpoint.CLIENT_AUTH_METHODS,
         "revocation_endpoint_auth_methods_supported": IdpRevocationEndpoint.CLIENT_AUTH_METHODS,
         "code_challenge_methods_supported": CODE_CHALLENGE_METHODS,
         "claims_supported": CLAIMS,
-        "claims_parameter_supported": False,
+        "acr_values_supported": ACR_VALUES,
+        "claims_parameter_supported": True,
         "request_parameter_supported": False,
         "request_uri_parameter_supported": False,
         "ui_locales_supported": languages,

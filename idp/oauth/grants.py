@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from .. import clock
 from ..extensions import db
-from ..models import AuthorizationCode
+from ..models import AuthorizationCode, Grant
 from ..services import connectors, tokens as token_service
 from ..services.crypto import token_hash
 from . import tokens
@@ -32,7 +32,11 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
     def save_authorization_code(self, code, request):
         sso = request.user
         data = request.payload.data
+        # The grant exists before the code can be redeemed (or replayed), so a revocation
+        # always has a row to mark, whichever of two racing redemptions comes first.
+        grant = Grant(client_id=request.client.get_client_id(), account_id=sso.account_id)
         row = AuthorizationCode(
+            grant=grant,
             code_hash=token_hash(code),
             client_id=request.client.get_client_id(),
             account_id=sso.account_id,
@@ -86,16 +90,24 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
                 # A rotated-away refresh token came back: someone holds a copy.
                 token_service.report_reuse("refresh_token", row, row.client_id, ip=self.request.client_ip)
             return None
-        if not token_service.claim_refresh_token(row):
-            token_service.report_reuse("refresh_token", row, row.client_id, ip=self.request.client_ip)
-            return None
         return row
 
     def authenticate_user(self, refresh_token):
         return _usable(refresh_token.account)
 
+    def save_token(self, token):
+        """Claim the refresh token only now that the request is valid, in the transaction
+        that saves its successor: a refused request (a scope not granted) leaves it
+        usable, and of two racing requests the one that loses the claim saves nothing."""
+        previous = self.request.refresh_token
+        if not token_service.claim_refresh_token(previous):
+            db.session.rollback()
+            token_service.report_reuse("refresh_token", previous, previous.client_id, ip=self.request.client_ip)
+            raise InvalidGrantError()
+        return super().save_token(token)
+
     def revoke_old_credential(self, refresh_token):
-        # Already marked used when it was claimed in authenticate_refresh_token.
+        # Marked used when it was claimed in save_token.
         pass
 
 

@@ -1,4 +1,4 @@
-"""RFC 7662 token introspection, for a client's own tokens only."""
+"""RFC 7662 token introspection: a client's own tokens, and any token for a resource server."""
 
 from __future__ import annotations
 
@@ -36,8 +36,9 @@ class IdpIntrospectionEndpoint(IntrospectionEndpoint):
         return Presented(*found)
 
     def check_permission(self, presented, client, request):
-        # A client learns about its own tokens only (others get {"active": false}).
-        return presented.token.check_client(client)
+        # A client learns about its own tokens only (others get {"active": false}); a
+        # resource server, the API the tokens are presented to, about every token.
+        return client.resource_server or presented.token.check_client(client)
 
     def create_introspection_payload(self, presented):
         if presented is not None and presented.kind == "refresh_token":

@@ -15,6 +15,7 @@ from sqlalchemy import select
 from .. import clock
 from ..extensions import db
 from ..models import RevokedToken
+from ..models.oauth import IssuedToken
 from ..services.crypto import derive_key, token_hash
 from .clients import query_client
 
@@ -40,7 +41,7 @@ def issue(client_id: str, scope: str, expires_in: int) -> str:
     return body + "." + _mac(body)
 
 
-class MachineToken:
+class MachineToken(IssuedToken):
     """A verified client-credentials token, shaped like a stored Token for Authlib."""
 
     account = None
@@ -57,24 +58,8 @@ class MachineToken:
         self.revoked = False
 
     @property
-    def expires_at(self) -> dt.datetime:
-        return self.issued_at + dt.timedelta(seconds=self.expires_in)
-
-    @property
     def client(self):
         return query_client(self.client_id)
-
-    def check_client(self, client):
-        return self.client_id == client.get_client_id()
-
-    def get_scope(self):
-        return self.scope
-
-    def get_expires_in(self):
-        return self.expires_in
-
-    def is_expired(self):
-        return self.expires_at <= clock.now()
 
     def is_revoked(self):
         return self.revoked or self.client is None

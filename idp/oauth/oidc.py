@@ -14,7 +14,8 @@ from .supported import ID_TOKEN_ALGORITHMS
 
 
 class IdToken(OpenIDToken):
-    """ID tokens: RS256 with the current key's `kid`, our issuer, `sid`, `auth_time`.
+    """ID tokens: RS256 with the current key's `kid`, our issuer, `sid`, `auth_time`; with
+    the code grant's tokens and again with each refresh (OpenID Connect Core 12.2).
 
     Only the token half of Authlib's OpenIDCode: prompt is decided by the authorize
     checks, which know the SSO session, and a nonce is not checked for replay (the code
@@ -37,6 +38,19 @@ class IdToken(OpenIDToken):
             "iat": now,
             "exp": now + current_app.config["ID_TOKEN_LIFETIME"],
         }
+
+    def get_compatible_claims(self, request):
+        claims = super().get_compatible_claims(request)
+        previous = request.refresh_token
+        if request.authorization_code is None and previous is not None:
+            # A refresh is no sign-in: the same sub, and the auth_time and sid of the sign-in
+            # the family started with (no nonce: OpenID Connect Core 12.2).
+            claims.pop("auth_time", None)
+            if previous.auth_time:
+                claims["auth_time"] = previous.auth_time
+            if previous.session_id:
+                claims["sid"] = previous.session_id
+        return claims
 
     def get_authorization_code_claims(self, authorization_code):
         result = super().get_authorization_code_claims(authorization_code)

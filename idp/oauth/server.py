@@ -11,7 +11,7 @@ from authlib.oauth2.rfc9207 import IssuerParameter
 from flask import current_app
 from flask import request as flask_request
 
-from . import tokens
+from . import client_auth, tokens
 from .clients import query_client
 from .end_session import IdpEndSessionEndpoint
 from .grants import AuthorizationCodeGrant, ClientCredentialsGrant, ConnectorPasswordGrant, RefreshTokenGrant
@@ -59,6 +59,19 @@ class Issuer(IssuerParameter):
         return current_app.config["ISSUER"]
 
 
+class BearerProtector(ResourceProtector):
+    """The access token in the Authorization header, or in a form-encoded POST body
+    (RFC 6750 section 2.2); never in both, never in the query."""
+
+    def parse_request_authorization(self, request):
+        form = flask_request.form if flask_request.method == "POST" else {}
+        if flask_request.mimetype == "application/x-www-form-urlencoded" and "access_token" in form:
+            if request.headers.get("Authorization"):
+                raise InvalidRequestError("Send the access token once: in the header or in the body.")
+            return self.get_token_validator("bearer"), form["access_token"]
+        return super().parse_request_authorization(request)
+
+
 class IdpAuthorizationServer(AuthorizationServer):
     def create_oauth2_request(self, request):
         # The client's address travels with Authlib's request, for the grants to hand to
@@ -66,6 +79,9 @@ class IdpAuthorizationServer(AuthorizationServer):
         oauth2_request = FlaskOAuth2Request(flask_request)
         oauth2_request.client_ip = flask_request.remote_addr
         return oauth2_request
+
+    def authenticate_client(self, request, methods, endpoint="token"):
+        return client_auth.authenticate(super().authenticate_client, request, methods, endpoint)
 
     def validate_requested_scope(self, scope):
         """Scopes we do not offer are left out of the grant rather than refused
@@ -83,14 +99,14 @@ class IdpAuthorizationServer(AuthorizationServer):
 # (grant, extensions), in the order Authlib tries them.
 GRANTS = [
     (AuthorizationCodeGrant, lambda: [PKCE(required=True), IdToken()]),
-    (RefreshTokenGrant, list),
+    (RefreshTokenGrant, lambda: [IdToken()]),
     (ClientCredentialsGrant, list),
     (ConnectorPasswordGrant, list),
 ]
 ENDPOINTS = [IdpIntrospectionEndpoint, IdpRevocationEndpoint, IdpEndSessionEndpoint]
 
 authorization = IdpAuthorizationServer()
-require_oauth = ResourceProtector()
+require_oauth = BearerProtector()
 
 
 def init_oauth(app) -> None:
@@ -101,6 +117,7 @@ def init_oauth(app) -> None:
         for grant, extensions in GRANTS:
             authorization.register_grant(grant, extensions())
         authorization.register_grant(UnsupportedResponseType)
+        authorization.register_client_auth_method(client_auth.PrivateKeyJWT.CLIENT_AUTH_METHOD, client_auth.PrivateKeyJWT())
         for endpoint in ENDPOINTS:
             authorization.register_endpoint(endpoint)
         authorization.register_endpoint(IdpUserInfoEndpoint(resource_protector=require_oauth))

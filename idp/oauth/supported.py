@@ -6,7 +6,7 @@ from __future__ import annotations
 SCOPES = ["openid", "profile", "email", "offline_access", "administrations"]
 # Scopes about a person: meaningless in a token that no person granted.
 PERSONAL_SCOPES = frozenset(SCOPES)
-CLAIMS = ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "sid", "amr", "at_hash",
+CLAIMS = ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "sid", "acr", "amr", "at_hash",
           "name", "email", "email_verified", "administrations"]
 RESPONSE_MODES = ["query", "form_post"]
 # `select_account` is accepted and means nothing here: a browser holds one SSO session.
@@ -15,8 +15,19 @@ PROMPTS_ACCEPTED = frozenset(PROMPTS) | {"select_account"}
 CODE_CHALLENGE_METHODS = ["S256"]
 ID_TOKEN_ALGORITHMS = ["RS256"]
 
-CONFIDENTIAL_AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
+SECRET_AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
+CONFIDENTIAL_AUTH_METHODS = SECRET_AUTH_METHODS + ["private_key_jwt"]
 ANY_AUTH_METHODS = CONFIDENTIAL_AUTH_METHODS + ["none"]
 
 # Longest `nonce` taken at /authorize: it is stored with the code and echoed in the ID token.
 NONCE_MAX_LENGTH = 500
+
+# Authentication context: what the sign-in behind a token proved, named in the ID token's
+# `acr` (whatever `acr_values` asked: they are voluntary, and the claim says what happened).
+# REFEDS MFA: a password and a second factor (TOTP).
+ACR_MFA = "https://refeds.org/profile/mfa"
+ACR_VALUES = [ACR_MFA]
+
+
+def acr_for(amr) -> str | None:
+    return ACR_MFA if "mfa" in (amr or ()) else None

@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from .. import clock
 from ..extensions import db
-from ..models import Account, AuthorizationCode, ConnectorUser, Token
+from ..models import Account, AuthorizationCode, ConnectorUser, Grant, Token
 from ..services import tokens as token_service
 from ..services.crypto import token_hash
 from . import machine_tokens
@@ -67,12 +67,16 @@ def save_token(token: dict, request) -> Token:
         row.grant_id = code.grant_id
         row.session_id = code.session_id
         row.auth_time = code.auth_time
+        token_service.mind_ended_session(row)
         if row.refresh_token_hash:
             token_service.end_earlier_connections(row)
     elif previous is not None:
         row.grant_id = previous.grant_id
         row.session_id = previous.session_id
         row.auth_time = previous.auth_time
+    else:
+        # A connector user's token: a family of one, with a grant to revoke it by.
+        row.grant = Grant(client_id=row.client_id, account_id=row.account_id)
     db.session.add(row)
     db.session.commit()
     return row

@@ -7,6 +7,7 @@ What stays although it looks old, and why:
   and while their SSO session lasts (back-channel logout finds the session's clients by them);
 - a token family (one grant_id) until no member's access or refresh token can still be used:
   presenting a rotated-away refresh token revokes the family, so the used rows must stay;
+- a grant while any of its tokens or its code is kept (each use of a token reads its grant);
 - the audit trail, always.
 """
 
@@ -21,7 +22,18 @@ from sqlalchemy import and_, delete, exists, func, or_, select, text
 
 from .. import clock
 from ..extensions import db
-from ..models import AuthorizationCode, EmailCode, Flow, OutboxMail, RevokedToken, Session, Token, UsedCaptcha
+from ..models import (
+    AuthorizationCode,
+    EmailCode,
+    Flow,
+    Grant,
+    OutboxMail,
+    RevokedToken,
+    Session,
+    Token,
+    UsedCaptcha,
+    UsedClientAssertion,
+)
 
 log = logging.getLogger(__name__)
 
@@ -105,8 +117,14 @@ def prune(now: dt.datetime | None = None, batch_size: int | None = None) -> dict
         ("authorization_codes", lambda: _in_batches(
             AuthorizationCode.id, and_(AuthorizationCode.expires_at <= now, ~active_session), batch)),
         ("tokens", lambda: _dead_token_families(now, batch)),
+        ("grants", lambda: _in_batches(
+            Grant.id,
+            and_(~exists().where(Token.grant_id == Grant.id), ~exists().where(AuthorizationCode.grant_id == Grant.id)),
+            batch)),
         ("revoked_tokens", lambda: _in_batches(RevokedToken.token_hash, RevokedToken.expires_at <= now, batch)),
         ("used_captchas", lambda: _in_batches(UsedCaptcha.signature, UsedCaptcha.expires_at <= now, batch)),
+        ("used_client_assertions", lambda: _in_batches(
+            UsedClientAssertion.id, UsedClientAssertion.expires_at <= now, batch)),
         ("outbox", lambda: _in_batches(
             OutboxMail.id,
             and_(OutboxMail.status.in_(("sent", "abandoned")), func.coalesce(OutboxMail.sent_at, OutboxMail.created_at) <= outbox_before),

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from .. import clock
 from ..extensions import db
 from ..models import Account, Session
-from . import audit, backchannel
+from . import audit, backchannel, tokens
 
 
 def start(account: Account, amr: list[str], *, ip: str | None, user_agent: str | None) -> Session:
@@ -52,6 +52,7 @@ def get_active(sid: str | None) -> Session | None:
 
 def end(session: Session, *, ip: str | None, actor: str | None = None) -> None:
     session.ended_at = clock.now()
+    tokens.end_session_tokens(session.id)
     audit.record("logout", actor=actor or session.account_id, account=session.account, ip=ip)
 
 
@@ -65,6 +66,7 @@ def end_all_for(account: Account, *, except_sid: str | None = None, notify: bool
     now = clock.now()
     for session in ended:
         session.ended_at = now
+        tokens.end_session_tokens(session.id)
     if notify:
         for session in ended:
             backchannel.notify(session)

@@ -18,3 +18,12 @@ def allow(namespace: str, key: str, limit_setting: str) -> bool:
         if not limiter.limiter.hit(item, namespace, key.lower()):
             return False
     return True
+
+
+def exhausted(namespace: str, key: str, limit_setting: str) -> bool:
+    """Whether ``key`` has used up the configured limit (without counting a try)."""
+    if not current_app.config["RATELIMIT_ENABLED"]:
+        return False
+    value = current_app.config.get(limit_setting) or ""
+    return any(not limiter.limiter.test(item, namespace, key.lower())
+               for item in (parse(part) for part in value.split(";") if part.strip()))

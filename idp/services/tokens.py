@@ -1,18 +1,21 @@
 """Token bookkeeping the domain decides: claiming codes and refresh tokens, revoking families,
-an account's or a connector user's tokens, and what a replayed credential costs.
+a session's, an account's or a connector user's tokens, and what a replayed credential costs.
 
-The claims and the reuse report commit on their own: they must stand although the token
-request that triggered them is refused."""
+A family is revoked on its `Grant` row, which every use of a token reads: a token the
+family saves after its revocation (the winner of a race with a replay) is revoked too.
+A claimed code and the reuse report commit on their own: they must stand although the
+token request that triggered them is refused. A refresh token is claimed in the
+transaction that saves its successor, so a refused refresh leaves it usable."""
 
 from __future__ import annotations
 
 import logging
 
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from .. import clock
 from ..extensions import db
-from ..models import Account, AuthorizationCode, ConnectorUser, Token
+from ..models import Account, AuthorizationCode, ConnectorUser, Grant, Session, Token
 from . import audit
 
 log = logging.getLogger(__name__)
@@ -31,26 +34,49 @@ def claim_code(code: AuthorizationCode) -> bool:
 
 
 def claim_refresh_token(token: Token) -> bool:
-    """Rotate in one conditional UPDATE: of two racing requests only one wins."""
+    """Rotate in one conditional UPDATE: of two racing requests only one wins. Not
+    committed: the caller commits the claim with the token that replaces it."""
     claimed = db.session.execute(
         update(Token)
         .where(Token.id == token.id, Token.refresh_used_at.is_(None), Token.revoked_at.is_(None))
         .values(refresh_used_at=clock.now())
     ).rowcount
-    db.session.commit()
     return bool(claimed)
 
 
+def _revoke_grants(*conditions) -> None:
+    db.session.execute(update(Grant).where(Grant.revoked_at.is_(None), *conditions).values(revoked_at=clock.now()))
+
+
 def revoke_family(grant_id: str) -> int:
+    """Revoke the grant, and with it every token of its family, saved or still to be saved."""
+    _revoke_grants(Grant.id == grant_id)
     return db.session.execute(
         update(Token).where(Token.grant_id == grant_id, Token.revoked_at.is_(None)).values(revoked_at=clock.now())
     ).rowcount
 
 
 def revoke_for_account(account: Account) -> int:
+    _revoke_grants(Grant.account_id == account.id)
     return db.session.execute(
         update(Token).where(Token.account_id == account.id, Token.revoked_at.is_(None)).values(revoked_at=clock.now())
     ).rowcount
+
+
+def end_session_tokens(session_id: str) -> int:
+    """A sign-in session ended: the access tokens issued in it end, and so do their
+    refresh tokens unless `offline_access` was granted (an offline grant outlives the
+    sign-in it started in)."""
+    now = clock.now()
+    in_session = (Token.session_id == session_id, Token.revoked_at.is_(None))
+    offline = Token.scope.contains("offline_access")
+    ended = db.session.execute(
+        update(Token).where(*in_session, ~offline).values(revoked_at=now)
+    ).rowcount
+    ended += db.session.execute(
+        update(Token).where(*in_session, offline, Token.access_revoked_at.is_(None)).values(access_revoked_at=now)
+    ).rowcount
+    return ended
 
 
 def revoke_for_connector(connector: ConnectorUser) -> int:
@@ -59,19 +85,35 @@ def revoke_for_connector(connector: ConnectorUser) -> int:
     ).rowcount
 
 
+def _offline(token: Token) -> bool:
+    return "offline_access" in (token.scope or "").split()
+
+
+def mind_ended_session(token: Token) -> None:
+    """A token issued for a code whose sign-in session has ended since (the person logged
+    out before the client redeemed it) ends as the session's other tokens did."""
+    if not token.session_id:
+        return
+    session = db.session.get(Session, token.session_id)
+    if session is None or session.ended_at is None:
+        return
+    if _offline(token):
+        token.access_revoked_at = clock.now()
+    else:
+        token.revoked_at = clock.now()
+
+
 def end_earlier_connections(token: Token) -> None:
     """One connection per application per login: a new offline grant ends the earlier ones."""
-    db.session.execute(
-        update(Token)
-        .where(
-            Token.account_id == token.account_id,
-            Token.client_id == token.client_id,
-            Token.grant_id != token.grant_id,
-            Token.refresh_token_hash.is_not(None),
-            Token.revoked_at.is_(None),
-        )
-        .values(revoked_at=clock.now())
+    earlier = (
+        Token.account_id == token.account_id,
+        Token.client_id == token.client_id,
+        Token.grant_id != token.grant_id,
+        Token.refresh_token_hash.is_not(None),
+        Token.revoked_at.is_(None),
     )
+    _revoke_grants(Grant.id.in_(select(Token.grant_id).where(*earlier).scalar_subquery()))
+    db.session.execute(update(Token).where(*earlier).values(revoked_at=clock.now()))
 
 
 def report_reuse(kind: str, row, client_id: str, *, ip: str | None) -> None:

@@ -10,20 +10,14 @@ from flask_babel import gettext
 from .. import clock, config
 from ..errors import DomainError, InvalidInput
 from ..extensions import limiter
-from ..models import ConnectorUser
-from ..services import connectors, invitations, support
+from ..services import invitations, support
 from . import browser, caller
 from .login import start_for
 
 bp = Blueprint("support", __name__, url_prefix="/support")
 
-ACCOUNT_ACTIONS = {
-    "unlock": support.unlock,
-    "reset-2fa": support.reset_2fa,
-    "disable": support.disable,
-    "enable": support.enable,
-}
-DESTRUCTIVE = {"reset-2fa", "disable"}
+# The console's connector routes and the actions of support.ACTIONS they perform.
+CONNECTOR_ACTIONS = {"release": "release-reset-throttle", "unlock": "unlock-connector"}
 
 
 def _staff():
@@ -86,53 +80,46 @@ def account_action(account_id, action):
     if redirect_to is not None:
         return redirect_to
     target = support.get_account(account_id)
-    if target is None or action not in ACCOUNT_ACTIONS:
+    if target is None:
         abort(404)
+    return _perform(staff, _action(action, "account"), target, account_id, done=action)
+
+
+@bp.route("/connectors/<int:connector_id>/<action>", methods=["POST"])
+def connector_action(connector_id, action):
+    staff, redirect_to = _staff()
+    if redirect_to is not None:
+        return redirect_to
+    connector = support.get_connector(connector_id)
+    if connector is None or action not in CONNECTOR_ACTIONS:
+        abort(404)
+    performed = _action(CONNECTOR_ACTIONS[action], "connector")
+    return _perform(staff, performed, connector, request.form.get("account_id", ""), done=action)
+
+
+def _action(name: str, subject: str) -> support.Action:
+    action = support.ACTIONS.get(name)
+    if action is None or action.subject != subject:
+        abort(404)
+    return action
+
+
+def _perform(staff, action: support.Action, subject, account_id: str, *, done: str):
+    return _act(staff, lambda **kw: action.perform(subject, **kw), account_id, done, confirm=action.destructive)
+
+
+def _act(staff, perform, account_id: str, done: str, *, confirm: bool = False):
+    """A staff action from an account page: a reason always (the console asks one for
+    every action), a ticked box where ``confirm``, the service call (which writes the
+    audit entry), then back to the account page."""
     try:
         reason = support.require_reason(request.form.get("reason"))
-        if action in DESTRUCTIVE and request.form.get("confirm") != "yes":
+        if confirm and request.form.get("confirm") != "yes":
             raise InvalidInput(gettext("Tick the box to confirm this action."))
-        ACCOUNT_ACTIONS[action](target, actor=_actor(staff), ip=caller.client_ip(), reason=reason)
-    except DomainError as err:
-        return _account_page(account_id, error=err.message(), status=err.status)
-    return _done(account_id, action)
-
-
-def _act(staff, perform):
-    """A staff action on something shown on an account page: required reason, the
-    service call, the audit entry (by the service), back to the page."""
-    owner_id = request.form.get("account_id", "")
-    try:
-        reason = support.require_reason(request.form.get("reason"))
         perform(actor=_actor(staff), ip=caller.client_ip(), reason=reason)
     except DomainError as err:
-        return _account_page(owner_id, error=err.message(), status=err.status)
-    return _done(owner_id, request.path.rsplit("/", 1)[-1])
-
-
-def _connector_or_404(connector_id: int) -> ConnectorUser:
-    connector = support.get_connector(connector_id)
-    if connector is None:
-        abort(404)
-    return connector
-
-
-@bp.route("/connectors/<int:connector_id>/release", methods=["POST"])
-def release(connector_id):
-    staff, redirect_to = _staff()
-    if redirect_to is not None:
-        return redirect_to
-    connector = _connector_or_404(connector_id)
-    return _act(staff, lambda **kw: support.release_reset_throttle(connector, **kw))
-
-
-@bp.route("/connectors/<int:connector_id>/unlock", methods=["POST"])
-def unlock_connector(connector_id):
-    staff, redirect_to = _staff()
-    if redirect_to is not None:
-        return redirect_to
-    connector = _connector_or_404(connector_id)
-    return _act(staff, lambda **kw: connectors.unlock(connector, **kw))
+        return _account_page(account_id, error=err.message(), status=err.status)
+    return _done(account_id, done)
 
 
 @bp.route("/invitations/<invitation_id>/<action>", methods=["POST"])
@@ -151,4 +138,4 @@ def invitation_action(invitation_id, action):
         else:
             invitations.revoke(invitation, actor=actor, ip=ip, reason=reason)
 
-    return _act(staff, perform)
+    return _act(staff, perform, request.form.get("account_id", ""), action)

@@ -8,7 +8,6 @@ import pytest
 
 from idp import clock
 from idp.extensions import db
-from idp.models import OutboxMail
 from idp.services import keys, mailer
 
 

@@ -10,8 +10,8 @@ from sqlalchemy import func, select
 
 from idp import clock
 from idp.extensions import db
-from idp.models import (AuditEvent, AuthorizationCode, EmailCode, Flow, OutboxMail, RevokedToken, Session, Token,
-                        UsedCaptcha)
+from idp.models import (AuditEvent, AuthorizationCode, EmailCode, Flow, Grant, OutboxMail, RevokedToken, Session, Token,
+                        UsedCaptcha, UsedClientAssertion)
 from idp.ops.commands import prune_command
 from idp.services import audit
 
@@ -49,8 +49,17 @@ def seed(app, account_id: str, client_id: str) -> dict[str, set]:
     session("sess-active", NOW + HOUR)
     db.session.flush()
 
+    grants = set()
+
+    def grant(grant_id):
+        if grant_id not in grants:
+            grants.add(grant_id)
+            add(Grant(id=grant_id, client_id=client_id, account_id=account_id, created_at=NOW - 40 * DAY))
+            db.session.flush()
+        return grant_id
+
     def authz(key, expires, session_id=None, used=None):
-        add(AuthorizationCode(code_hash=key, client_id=client_id, account_id=account_id, session_id=session_id,
+        add(AuthorizationCode(grant_id=grant("g-" + key), code_hash=key, client_id=client_id, account_id=account_id, session_id=session_id,
                               auth_time=clock.to_timestamp(NOW - HOUR), created_at=expires - MIN, expires_at=expires,
                               used_at=used))
 
@@ -59,8 +68,8 @@ def seed(app, account_id: str, client_id: str) -> dict[str, set]:
     authz("authz-used-not-expired", NOW + 30 * dt.timedelta(seconds=1), used=NOW - dt.timedelta(seconds=10))
     authz("authz-of-active-session", NOW - 30 * MIN, session_id="sess-active")
 
-    def token(key, grant, issued, expires_in, refresh_expires=None, refresh_used=None, revoked=None):
-        add(Token(client_id=client_id, account_id=account_id, grant_id=grant, access_token_hash=f"a-{key}",
+    def token(key, family, issued, expires_in, refresh_expires=None, refresh_used=None, revoked=None):
+        add(Token(client_id=client_id, account_id=account_id, grant_id=grant(family), access_token_hash=f"a-{key}",
                   refresh_token_hash=f"r-{key}" if refresh_expires else None, issued_at=issued, expires_in=expires_in,
                   refresh_expires_at=refresh_expires, refresh_used_at=refresh_used, revoked_at=revoked))
 
@@ -78,6 +87,8 @@ def seed(app, account_id: str, client_id: str) -> dict[str, set]:
     add(RevokedToken(token_hash="revoked-live", expires_at=NOW + MIN))
     add(UsedCaptcha(signature="captcha-dead", expires_at=NOW - MIN))
     add(UsedCaptcha(signature="captcha-live", expires_at=NOW + MIN))
+    add(UsedClientAssertion(id="assertion-dead", expires_at=NOW - MIN))
+    add(UsedClientAssertion(id="assertion-live", expires_at=NOW + MIN))
 
     def mail(key, status, created, sent=None):
         add(OutboxMail(recipient=f"{key}@example.com", subject=key, text="", kind="test", status=status,
@@ -95,8 +106,11 @@ def seed(app, account_id: str, client_id: str) -> dict[str, set]:
         "sessions": {"sess-active"},
         "authorization_codes": {"authz-used-not-expired", "authz-of-active-session"},
         "tokens": {"a-fam-old", "a-fam-new", "a-access-live"},
+        # A grant stays while a token or the code of its family does.
+        "grants": {"grant-live", "grant-access-live", "g-authz-used-not-expired", "g-authz-of-active-session"},
         "revoked_tokens": {"revoked-live"},
         "used_captchas": {"captcha-live"},
+        "used_client_assertions": {"assertion-live"},
         "outbox": {"mail-sent-recent@example.com", "mail-queued-old@example.com"},
     }
 
@@ -108,14 +122,16 @@ def remaining() -> dict[str, set]:
         "sessions": set(db.session.scalars(select(Session.id))),
         "authorization_codes": set(db.session.scalars(select(AuthorizationCode.code_hash))),
         "tokens": set(db.session.scalars(select(Token.access_token_hash))),
+        "grants": set(db.session.scalars(select(Grant.id))),
         "revoked_tokens": set(db.session.scalars(select(RevokedToken.token_hash))),
         "used_captchas": set(db.session.scalars(select(UsedCaptcha.signature))),
+        "used_client_assertions": set(db.session.scalars(select(UsedClientAssertion.id))),
         "outbox": set(db.session.scalars(select(OutboxMail.recipient))),
     }
 
 
-EXPECTED_COUNTS = {"flows": 1, "email_codes": 1, "sessions": 2, "authorization_codes": 2, "tokens": 3,
-                   "revoked_tokens": 1, "used_captchas": 1, "outbox": 2}
+EXPECTED_COUNTS = {"flows": 1, "email_codes": 1, "sessions": 2, "authorization_codes": 2, "tokens": 3, "grants": 4,
+                   "revoked_tokens": 1, "used_captchas": 1, "used_client_assertions": 1, "outbox": 2}
 
 
 @pytest.fixture
@@ -162,6 +178,7 @@ def test_what_stays_goes_once_it_has_expired(app, seeded):
     with app.app_context():
         left = remaining()
     assert left["tokens"] == set() and left["authorization_codes"] == set() and left["sessions"] == set()
+    assert left["grants"] == set()
     assert left["flows"] == set() and left["email_codes"] == set()
     assert left["outbox"] == {"mail-queued-old@example.com"}  # queued mail is never pruned
 
