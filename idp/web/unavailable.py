@@ -5,8 +5,9 @@ Redis (IDP_REDIS_URL) holds the rate limits. When it does not answer, the steps 
 tries (password, e-mail code, the connector portal and its CAPTCHA challenge, the live
 password check, the support search) refuse with this 503: failing open would lift the
 limits that guard passwords and codes while Redis is away, and the outage is short and
-shown by /readyz. Discovery, JWKS and the token endpoint count nothing in Redis, so they
-keep answering. The next request after Redis is back counts again: redis-py reconnects.
+shown by /readyz. Discovery and JWKS count nothing; the token endpoint's throttle on failed
+client authentication fails open (services/throttles.py ``fail_open``): client secrets are too
+long to guess, and a refused /token would stop every application. The next request after Redis is back counts again: redis-py reconnects.
 
 The database: a request that meets a connection the server has closed (a restart) or no
 server at all gets the same 503, or an OAuth ``temporarily_unavailable`` on the JSON
