@@ -85,6 +85,9 @@ def create_app(test_config: dict | None = None) -> Flask:
     from sqlalchemy.exc import DataError
 
     app.register_error_handler(DataError, guards.unrepresentable_input)
+    from .web import unavailable
+
+    unavailable.init_app(app)  # Redis or the database away: 503, never a 500
 
     errors.init_app(app)
 

@@ -27,8 +27,12 @@ DEFAULTS: dict = {
     "ISSUER": "http://127.0.0.1:5000",
     # SQLAlchemy URL; empty means a SQLite file in the instance folder.
     "DATABASE_URL": "",
+    # Seconds PostgreSQL may take to accept a connection (libpq connect_timeout; at least 2).
+    "DATABASE_CONNECT_TIMEOUT": 5,
     # Redis URL for rate limits and shared short-lived state; empty = in-process.
     "REDIS_URL": "",
+    # Seconds to wait for Redis to connect or answer before a limited step is refused (503).
+    "REDIS_TIMEOUT": 2,
     # Session/CSRF secret. Empty: generated once and kept in the instance folder.
     "SECRET_KEY": "",
     # Secrets that came before IDP_SECRET_KEY, newest first: what they encrypted or signed
@@ -108,6 +112,9 @@ DEFAULTS: dict = {
     "BACKCHANNEL_MAX_ATTEMPTS": 12,
     "BACKCHANNEL_RETRY_BASE": 5,
     "BACKCHANNEL_ROUND_SECONDS": 10,
+    # /readyz shows "outbox": "backlog" once a mail due for delivery has waited this long
+    # (seconds); it stays 200 then (see services/readiness.py).
+    "OUTBOX_BACKLOG_AGE": 60,
     # Languages offered; the first is the default.
     "LANGUAGES": ["nl", "en"],
     # The domain people may type after a connector username in the reset portal.
@@ -253,7 +260,8 @@ def validate_operations(c) -> None:
             and c["DATABASE_URL"] and not str(c["DATABASE_URL"]).startswith("sqlite"):
         # Each machine would generate its own secret: sessions and encrypted keys would not carry over.
         raise ConfigError("IDP_SECRET_KEY must be set in production with a shared database (every instance needs the same one)")
-    for name, minimum in (("TRUSTED_PROXIES", 0), ("PRUNE_INTERVAL", 0), ("PRUNE_BATCH_SIZE", 1), ("OUTBOX_RETENTION", 0)):
+    for name, minimum in (("TRUSTED_PROXIES", 0), ("PRUNE_INTERVAL", 0), ("PRUNE_BATCH_SIZE", 1), ("OUTBOX_RETENTION", 0),
+                          ("OUTBOX_BACKLOG_AGE", 1), ("DATABASE_CONNECT_TIMEOUT", 2)):
         _int_setting(c, name, minimum)
     if c["LOG_FORMAT"] not in ("text", "json"):
         raise ConfigError(f"IDP_LOG_FORMAT must be 'text' or 'json', got {c['LOG_FORMAT']!r}")
@@ -295,8 +303,17 @@ def derive(app) -> None:
     if c["DATABASE_URL"].startswith("sqlite"):
         c.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {"connect_args": {"timeout": 30}})
     else:
-        c.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {"pool_pre_ping": True})
+        # pre-ping replaces connections a database restart closed; connect_timeout bounds the wait
+        # for a server that does not answer (so /readyz says 503 instead of hanging).
+        c.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {
+            "pool_pre_ping": True, "connect_args": {"connect_timeout": c["DATABASE_CONNECT_TIMEOUT"]}})
     c["RATELIMIT_STORAGE_URI"] = c["REDIS_URL"] or "memory://"
+    if c["REDIS_URL"]:
+        # A Redis that does not answer must fail a request in seconds, not hang its worker.
+        options = dict(c.get("RATELIMIT_STORAGE_OPTIONS") or {})
+        options.setdefault("socket_connect_timeout", c["REDIS_TIMEOUT"])
+        options.setdefault("socket_timeout", c["REDIS_TIMEOUT"])
+        c["RATELIMIT_STORAGE_OPTIONS"] = options
     c["RATELIMIT_HEADERS_ENABLED"] = False
     c["RATELIMIT_STRATEGY"] = "moving-window"
     c["SESSION_COOKIE_NAME"] = "idp_session"

@@ -1,10 +1,6 @@
-"""`idp serve`: the provider under granian or gunicorn, with the mail loop beside it."""
+"""`idp serve`: the provider under granian or gunicorn, with the supervised mail loop beside it."""
 
 from __future__ import annotations
-
-import signal
-import subprocess
-import sys
 
 import click
 from flask import current_app
@@ -34,20 +30,13 @@ def serve(host, port, workers, threads, server, no_mail):
     keys.ensure()
     db.session.remove()
     db.engine.dispose()
-    sidecars = serving.start(current_app)  # metrics directory for the workers, hourly prune
-    deliverer = None
-    if not no_mail:
-        deliverer = subprocess.Popen([sys.executable, "-m", "idp.cli", "mail", "deliver", "--loop"])
+    # The metrics directory for the workers; the mail loop and the hourly prune, restarted when they die.
+    serving.warn_if_limits_count_per_worker(current_app, workers)
+    sidecars = serving.start(current_app, mail=not no_mail)
     try:
         click.echo(f"idp serving on http://{host}:{port} with {workers} {server} workers", err=True)
         (_serve_granian if server == "granian" else _serve_gunicorn)(host, port, workers, threads)
     finally:
-        if deliverer is not None:
-            deliverer.send_signal(signal.SIGTERM)
-            try:
-                deliverer.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                deliverer.kill()
         sidecars.stop()
 
 

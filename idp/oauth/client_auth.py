@@ -83,13 +83,13 @@ def authenticate(authenticate_client, request, methods, endpoint):
         raise InvalidRequestError("Use one client authentication method per request.")
     client_id = _client_id(request)
     limits = _limits(client_id, _address(request)) if client_id else []
-    if any(throttles.exhausted(NAMESPACE, key, setting) for key, setting in limits):
+    if any(throttles.exhausted(NAMESPACE, key, setting, fail_open=True) for key, setting in limits):
         raise ClientAuthenticationThrottled()
     try:
         return authenticate_client(request, methods, endpoint)
     except InvalidClientError:
         for key, setting in limits:
-            throttles.allow(NAMESPACE, key, setting)
+            throttles.allow(NAMESPACE, key, setting, fail_open=True)  # secrets are too long to guess
         raise
 
 

@@ -7,6 +7,7 @@ import logging
 import smtplib
 import socket
 import time
+from urllib.parse import urlsplit
 
 from flask import current_app, render_template
 from flask_babel import force_locale
@@ -77,6 +78,13 @@ def _claim(now: dt.datetime, limit: int) -> list[int]:
     return claimed
 
 
+def message_id(item: OutboxMail) -> str:
+    """The same Message-ID at every attempt to deliver ``item``, under the issuer's domain,
+    so a relay or a mailbox recognises a retried delivery as the same mail."""
+    host = urlsplit(current_app.config["ISSUER"]).hostname or "localhost"
+    return f"<outbox.{item.id}.{item.created_at:%Y%m%d%H%M%S%f}@{host}>"
+
+
 def deliver_due(limit: int = 50) -> tuple[int, int]:
     """Send what is due. Returns (sent, failed). Without an SMTP server nothing is sent."""
     if not current_app.config["MAIL_SERVER"]:
@@ -92,6 +100,7 @@ def deliver_due(limit: int = 50) -> tuple[int, int]:
             html=item.html,
             sender=current_app.config["MAIL_DEFAULT_SENDER"],
         )
+        msg.msgId = message_id(item)
         previous_timeout = socket.getdefaulttimeout()
         try:
             # Flask-Mail opens its SMTP connection without a timeout; a hanging relay

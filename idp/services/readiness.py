@@ -31,8 +31,28 @@ def _redis() -> None:
     client.ping()
 
 
+def _outbox() -> str:
+    """"backlog" when a mail due for delivery has waited longer than OUTBOX_BACKLOG_AGE: the
+    delivery loop is dead or stuck, or the relay refuses (the log says which)."""
+    from . import outbox_stats
+
+    _queued, oldest_due_age = outbox_stats.backlog()
+    return "backlog" if oldest_due_age > current_app.config["OUTBOX_BACKLOG_AGE"] else "ok"
+
+
+def ready(checks: dict[str, str]) -> bool:
+    """Whether to take traffic: the database and Redis answer. A mail backlog is shown but does
+    not count: every instance shares it, and taking them all out of the load balancer would turn
+    late mail into an outage."""
+    return all(value == "ok" for name, value in checks.items() if name not in INFORMATIONAL)
+
+
+INFORMATIONAL = ("outbox",)
+
+
 def check() -> dict[str, str]:
-    """{"database": "ok"|"unavailable", "redis": ...}; Redis only when IDP_REDIS_URL is set."""
+    """{"database": "ok"|"unavailable", "redis": ..., "outbox": "ok"|"backlog"}; Redis only when
+    IDP_REDIS_URL is set, the outbox only when a relay (IDP_MAIL_SERVER) is."""
     checks = {"database": _database}
     if current_app.config["REDIS_URL"]:
         checks["redis"] = _redis
@@ -45,4 +65,10 @@ def check() -> dict[str, str]:
             results[name] = "unavailable"
         else:
             results[name] = "ok"
+    if current_app.config["MAIL_SERVER"] and results["database"] == "ok":
+        try:
+            results["outbox"] = _outbox()
+        except Exception as exc:
+            log.warning("readiness: outbox unreadable: %s", exc.__class__.__name__)
+            db.session.rollback()
     return results

@@ -3,27 +3,48 @@ storage (Redis when IDP_REDIS_URL is set, so every worker and machine counts onc
 
 from __future__ import annotations
 
+import logging
+
 from flask import current_app
 from limits import parse
+from limits.errors import StorageError
+from redis.exceptions import RedisError
 
 from ..extensions import limiter
 
+log = logging.getLogger(__name__)
+# What the storage raises when Redis is away. By default it propagates and the step answers
+# 503 (web/unavailable.py: limits on passwords and codes fail closed); ``fail_open=True``
+# is for limits whose guard is elsewhere (client secrets at /token are too long to guess).
+STORAGE_AWAY = (RedisError, StorageError)
 
-def allow(namespace: str, key: str, limit_setting: str) -> bool:
+
+def allow(namespace: str, key: str, limit_setting: str, fail_open: bool = False) -> bool:
     """Count one try for ``key``; False once the configured limit is exceeded."""
     if not current_app.config["RATELIMIT_ENABLED"]:
         return True
     value = current_app.config.get(limit_setting) or ""
-    for item in (parse(part) for part in value.split(";") if part.strip()):
-        if not limiter.limiter.hit(item, namespace, key.lower()):
-            return False
+    try:
+        for item in (parse(part) for part in value.split(";") if part.strip()):
+            if not limiter.limiter.hit(item, namespace, key.lower()):
+                return False
+    except STORAGE_AWAY as exc:
+        if not fail_open:
+            raise
+        log.warning("rate limits unavailable (Redis): %s; %s not counted", exc.__class__.__name__, namespace)
     return True
 
 
-def exhausted(namespace: str, key: str, limit_setting: str) -> bool:
+def exhausted(namespace: str, key: str, limit_setting: str, fail_open: bool = False) -> bool:
     """Whether ``key`` has used up the configured limit (without counting a try)."""
     if not current_app.config["RATELIMIT_ENABLED"]:
         return False
     value = current_app.config.get(limit_setting) or ""
-    return any(not limiter.limiter.test(item, namespace, key.lower())
-               for item in (parse(part) for part in value.split(";") if part.strip()))
+    try:
+        return any(not limiter.limiter.test(item, namespace, key.lower())
+                   for item in (parse(part) for part in value.split(";") if part.strip()))
+    except STORAGE_AWAY as exc:
+        if not fail_open:
+            raise
+        log.warning("rate limits unavailable (Redis): %s; %s not checked", exc.__class__.__name__, namespace)
+        return False

@@ -20,7 +20,7 @@ def readyz():
     from ..services import readiness
 
     checks = readiness.check()
-    ready = all(value == "ok" for value in checks.values())
+    ready = readiness.ready(checks)
     response = jsonify(status="ok" if ready else "unavailable", checks=checks)
     response.status_code = 200 if ready else 503
     response.headers["Cache-Control"] = "no-store"

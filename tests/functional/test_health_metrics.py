@@ -161,3 +161,52 @@ def test_sign_ins_lockouts_and_mail_are_counted(app, browser, portal, person, cl
     queued = sample(client, "idp_mails_total", event="queued") - before["queued"]
     assert queued >= 2
     assert sample(client, "idp_outbox_queued") == before["outbox"] + queued
+
+
+def test_readyz_shows_mail_waiting_longer_than_a_minute(app, client):
+    import datetime as dt
+
+    from idp import clock
+    from idp.extensions import db
+    from idp.services import mailer
+
+    app.config.update(MAIL_SERVER="127.0.0.1", MAIL_PORT=closed_port())
+    clock.freeze(dt.datetime(2026, 11, 23, 9, 0))
+    with app.app_context():
+        mailer.queue("anna@example.com", "email_code", "en", code="123456", minutes=10, name="Anna")
+        db.session.commit()
+    clock.advance(seconds=30)
+    assert client.get("/readyz").get_json()["checks"]["outbox"] == "ok"
+    clock.advance(seconds=40)
+    response = client.get("/readyz")
+    # Still ready (every instance shares the backlog), but the operator sees it.
+    assert response.status_code == 200
+    assert response.get_json() == {"status": "ok", "checks": {"database": "ok", "outbox": "backlog"}}
+
+
+def test_readyz_answers_503_in_seconds_when_the_database_never_answers(tmp_path):
+    import threading
+    import time
+
+    # A loopback port that accepts connections and never says a word, like a host that hangs.
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)
+    try:
+        app = standalone_app(tmp_path, DATABASE_URL=f"postgresql+psycopg://idp@127.0.0.1:{silent.getsockname()[1]}/idp",
+                             DATABASE_CONNECT_TIMEOUT=2, SECRET_KEY="test-secret-key-that-is-long-enough-0123456789")
+        result = {}
+
+        def ask():
+            result["response"] = app.test_client().get("/readyz")
+
+        started = time.monotonic()
+        asking = threading.Thread(target=ask, daemon=True)
+        asking.start()
+        asking.join(timeout=15)
+        assert not asking.is_alive(), "/readyz still waiting after 15 s"
+        assert time.monotonic() - started < 8
+        assert result["response"].status_code == 503
+        assert result["response"].get_json()["checks"]["database"] == "unavailable"
+    finally:
+        silent.close()

@@ -117,3 +117,40 @@ def test_flows_complete_while_the_relay_is_down(smtp_app, sink, cli):
     assert deliver(smtp_app) == (1, 0)
     (message,) = sink.wait_for("klant@example.com")
     assert data["invitation_url"] in text_of(message)
+
+
+class FlakySink(Sink):
+    """Answers the first DATA with a temporary failure (451), then accepts: a relay that hiccups."""
+
+    def __init__(self):
+        super().__init__()
+        self.attempts: list[str] = []
+
+    async def handle_DATA(self, server, session, envelope):
+        import email as email_lib
+
+        message = email_lib.message_from_bytes(envelope.content, policy=email_lib.policy.default)
+        self.attempts.append(str(message["Message-ID"]))
+        if len(self.attempts) == 1:
+            return "451 4.3.0 Try again later"
+        return await super().handle_DATA(server, session, envelope)
+
+
+def test_a_retried_mail_keeps_its_message_id_under_the_issuers_domain(app):
+    clock.freeze(dt.datetime(2026, 11, 23, 9, 0))
+    flaky = FlakySink().start()
+    try:
+        app.config.update(MAIL_SERVER="127.0.0.1", MAIL_PORT=flaky.port)
+        from idp.extensions import mail
+
+        mail.init_app(app)
+        queue_code(app)
+        assert deliver(app) == (0, 1)
+        clock.advance(seconds=6)
+        assert deliver(app) == (1, 0)
+        flaky.wait_for("anna@example.com")
+    finally:
+        flaky.stop()
+    first, second = flaky.attempts
+    assert first == second
+    assert first.startswith("<") and first.endswith("@idp.test>"), first

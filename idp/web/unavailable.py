@@ -1,0 +1,98 @@
+"""What a person or a client sees while a dependency is away: a 503 that says to try again
+in a moment, never a 500 with a traceback.
+
+Redis (IDP_REDIS_URL) holds the rate limits. When it does not answer, the steps that count
+tries (password, e-mail code, the connector portal and its CAPTCHA challenge, the live
+password check, the support search) refuse with this 503: failing open would lift the
+limits that guard passwords and codes while Redis is away, and the outage is short and
+shown by /readyz. Discovery and JWKS count nothing; the token endpoint's throttle on failed
+client authentication fails open (services/throttles.py ``fail_open``): client secrets are too
+long to guess, and a refused /token would stop every application. The next request after Redis is back counts again: redis-py reconnects.
+
+The database: a request that meets a connection the server has closed (a restart) or no
+server at all gets the same 503, or an OAuth ``temporarily_unavailable`` on the JSON
+endpoints; the pool's pre-ping replaces dead connections for the requests after it.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, jsonify, render_template, request
+from flask_babel import gettext
+from limits.errors import StorageError
+from redis.exceptions import RedisError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+
+log = logging.getLogger(__name__)
+
+RETRY_AFTER_SECONDS = 5
+# Endpoints whose callers are programs: they get OAuth's JSON error, not a page.
+JSON_ENDPOINTS = {
+    "oauth.discovery", "oauth.jwks", "oauth.token", "oauth.userinfo", "oauth.introspect", "oauth.revoke",
+    "connectors.challenge", "health.readyz", "health.metrics",
+}
+
+
+def _answer(description: str):
+    if request.endpoint in JSON_ENDPOINTS:
+        response = jsonify(error="temporarily_unavailable", error_description=description)
+        response.status_code = 503
+    else:
+        try:
+            body = render_template("message.html", title=gettext("Temporarily unavailable"), error=description)
+        except Exception:  # the page itself may need what is away; the words are what matter
+            log.warning("temporarily unavailable page could not be rendered", exc_info=True)
+            body = f'<!doctype html><title>503</title><p role="alert">{description}</p>'
+        response = Flask.response_class(body, status=503, mimetype="text/html")
+    response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _limits_away(exc):
+    log.warning("rate limits unavailable (Redis): %s: %s; refusing %s", exc.__class__.__name__, exc, request.endpoint)
+    return _answer(gettext("This service is temporarily unavailable. Try again in a moment."))
+
+
+def _database_away(exc):
+    from ..extensions import db
+
+    try:
+        db.session.rollback()
+    except Exception:
+        pass
+    log.warning("database unavailable: %s; refusing %s", exc.__class__.__name__, request.endpoint)
+    return _answer(gettext("This service is temporarily unavailable. Try again in a moment."))
+
+
+def _is_connection_problem(exc: DBAPIError) -> bool:
+    return bool(getattr(exc, "connection_invalidated", False)) or isinstance(exc, (OperationalError, InterfaceError))
+
+
+def _database_error(exc: DBAPIError):
+    if not _is_connection_problem(exc):
+        raise exc  # a real bug stays a 500, with its traceback in the log
+    return _database_away(exc)
+
+
+def _server_error(err):
+    """An error after the view (the unit of work's commit) reaches Flask as a 500 wrapping it."""
+    from . import errors
+
+    original = getattr(err, "original_exception", None)
+    if isinstance(original, DBAPIError) and _is_connection_problem(original):
+        return _database_away(original)
+    if isinstance(original, (RedisError, StorageError)):
+        return _limits_away(original)
+    return errors.http_error(err)
+
+
+def init_app(app: Flask) -> None:
+    from werkzeug.exceptions import InternalServerError
+
+    app.register_error_handler(InternalServerError, _server_error)
+    app.register_error_handler(RedisError, _limits_away)
+    app.register_error_handler(StorageError, _limits_away)
+    app.register_error_handler(OperationalError, _database_error)
+    app.register_error_handler(InterfaceError, _database_error)
