@@ -3,7 +3,6 @@ party, and a relying party that is down, hangs or comes back gets each logout ex
 
 from __future__ import annotations
 
-import datetime as dt
 import os
 import socket
 import subprocess
