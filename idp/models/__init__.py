@@ -4,7 +4,7 @@ from .accounts import Account, Administration, ConnectorUser, FirmClient, Invita
 from .audit import AuditEvent
 from .captcha import UsedCaptcha
 from .flows import EmailCode, Flow
-from .oauth import AuthorizationCode, Client, Consent, Grant, RevokedToken, Session, SigningKey, Token, UsedClientAssertion
+from .oauth import AuthorizationCode, Client, Consent, Grant, RevokedToken, SsoSession, SigningKey, Token, UsedClientAssertion
 from .outbox import OutboxLogout, OutboxMail
 
 __all__ = [
@@ -24,7 +24,7 @@ __all__ = [
     "OutboxLogout",
     "OutboxMail",
     "RevokedToken",
-    "Session",
+    "SsoSession",
     "SigningKey",
     "Token",
     "UsedCaptcha",

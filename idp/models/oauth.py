@@ -96,7 +96,7 @@ class Client(db.Model, ClientMixin):
         return grant_type in self.grant_types
 
 
-class Session(db.Model):
+class SsoSession(db.Model):
     """A person's single sign-on session at the provider (the `sid`)."""
 
     __tablename__ = "sessions"

@@ -51,7 +51,6 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
             expires_at=clock.now() + dt.timedelta(seconds=current_app.config["AUTHORIZATION_CODE_LIFETIME"]),
         )
         db.session.add(row)
-        db.session.commit()
         return row
 
     def query_authorization_code(self, code, client):

@@ -5,7 +5,6 @@ from __future__ import annotations
 from authlib.oauth2.rfc7009 import RevocationEndpoint
 
 from .. import clock
-from ..extensions import db
 from ..services import tokens as token_service
 from . import machine_tokens, tokens
 from .supported import ANY_AUTH_METHODS
@@ -34,4 +33,3 @@ class IdpRevocationEndpoint(RevocationEndpoint):
             token_service.revoke_family(token.grant_id)
         else:
             token.revoked_at = clock.now()
-        db.session.commit()

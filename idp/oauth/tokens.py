@@ -78,7 +78,6 @@ def save_token(token: dict, request) -> Token:
         # A connector user's token: a family of one, with a grant to revoke it by.
         row.grant = Grant(client_id=row.client_id, account_id=row.account_id)
     db.session.add(row)
-    db.session.commit()
     return row
 
 

@@ -25,7 +25,7 @@ from sqlalchemy import or_, select, update
 
 from .. import clock
 from ..extensions import db
-from ..models import AuthorizationCode, Client, OutboxLogout, Session
+from ..models import AuthorizationCode, Client, OutboxLogout, SsoSession
 from ..ops import metrics
 from . import keys
 
@@ -52,7 +52,7 @@ def logout_token(client_id: str, sid: str, sub: str) -> str:
     return jwt.encode({"alg": "RS256", "kid": kid, "typ": "logout+jwt"}, claims, key)
 
 
-def clients_of(session: Session) -> list[Client]:
+def clients_of(session: SsoSession) -> list[Client]:
     """The clients this session signed in to that want back-channel logout."""
     return list(
         db.session.scalars(
@@ -66,7 +66,7 @@ def clients_of(session: Session) -> list[Client]:
     )
 
 
-def queue(session: Session) -> int:
+def queue(session: SsoSession) -> int:
     """Owe each of the session's clients a logout, in the caller's transaction; returns how many."""
     already = set(db.session.scalars(select(OutboxLogout.client_id).where(OutboxLogout.session_id == session.id)))
     queued = 0

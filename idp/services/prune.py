@@ -30,7 +30,7 @@ from ..models import (
     OutboxLogout,
     OutboxMail,
     RevokedToken,
-    Session,
+    SsoSession,
     Token,
     UsedCaptcha,
     UsedClientAssertion,
@@ -105,7 +105,7 @@ def prune(now: dt.datetime | None = None, batch_size: int | None = None) -> dict
     recent_codes = now - EMAIL_CODE_COUNT_WINDOW
     outbox_before = now - dt.timedelta(seconds=current_app.config["OUTBOX_RETENTION"])
     active_session = exists().where(
-        Session.id == AuthorizationCode.session_id, Session.ended_at.is_(None), Session.expires_at > now
+        SsoSession.id == AuthorizationCode.session_id, SsoSession.ended_at.is_(None), SsoSession.expires_at > now
     )
     steps: list[tuple[str, Callable[[], int]]] = [
         ("email_codes", lambda: _in_batches(
@@ -114,7 +114,7 @@ def prune(now: dt.datetime | None = None, batch_size: int | None = None) -> dict
             Flow.id,
             and_(Flow.expires_at <= now, ~exists().where(EmailCode.flow_id == Flow.id, EmailCode.created_at > recent_codes)),
             batch)),
-        ("sessions", lambda: _in_batches(Session.id, or_(Session.ended_at.is_not(None), Session.expires_at <= now), batch)),
+        ("sessions", lambda: _in_batches(SsoSession.id, or_(SsoSession.ended_at.is_not(None), SsoSession.expires_at <= now), batch)),
         ("authorization_codes", lambda: _in_batches(
             AuthorizationCode.id, and_(AuthorizationCode.expires_at <= now, ~active_session), batch)),
         ("tokens", lambda: _dead_token_families(now, batch)),

@@ -10,13 +10,13 @@ from sqlalchemy import select
 
 from .. import clock
 from ..extensions import db
-from ..models import Account, Session
+from ..models import Account, SsoSession
 from . import audit, backchannel, tokens
 
 
-def start(account: Account, amr: list[str], *, ip: str | None, user_agent: str | None) -> Session:
+def start(account: Account, amr: list[str], *, ip: str | None, user_agent: str | None) -> SsoSession:
     now = clock.now()
-    session = Session(
+    session = SsoSession(
         id=secrets.token_urlsafe(32),
         account_id=account.id,
         auth_time=now.replace(microsecond=0),
@@ -30,8 +30,8 @@ def start(account: Account, amr: list[str], *, ip: str | None, user_agent: str |
     return session
 
 
-def sign_in(account: Account, amr: list[str], *, previous: Session | None, ip: str | None,
-            user_agent: str | None) -> Session:
+def sign_in(account: Account, amr: list[str], *, previous: SsoSession | None, ip: str | None,
+            user_agent: str | None) -> SsoSession:
     """A completed sign-in: the session this browser had before ends (prompt=login, another
     account), a new one starts; both are audited."""
     if previous is not None:
@@ -39,10 +39,10 @@ def sign_in(account: Account, amr: list[str], *, previous: Session | None, ip: s
     return start(account, amr, ip=ip, user_agent=user_agent)
 
 
-def get_active(sid: str | None) -> Session | None:
+def get_active(sid: str | None) -> SsoSession | None:
     if not sid:
         return None
-    session = db.session.get(Session, sid)
+    session = db.session.get(SsoSession, sid)
     if session is None or not session.active(clock.now()):
         return None
     if session.account.disabled_at is not None:
@@ -50,7 +50,7 @@ def get_active(sid: str | None) -> Session | None:
     return session
 
 
-def end(session: Session, *, ip: str | None, actor: str | None = None) -> None:
+def end(session: SsoSession, *, ip: str | None, actor: str | None = None) -> None:
     """End the session; its clients are owed a back-channel logout from the same commit."""
     session.ended_at = clock.now()
     backchannel.queue(session)
@@ -61,9 +61,9 @@ def end(session: Session, *, ip: str | None, actor: str | None = None) -> None:
 def end_all_for(account: Account, *, except_sid: str | None = None, notify: bool = False) -> int:
     """End the account's sessions (but ``except_sid``); with ``notify`` the clients that
     want back-channel logout are owed one, queued in the caller's transaction."""
-    query = select(Session).where(Session.account_id == account.id, Session.ended_at.is_(None))
+    query = select(SsoSession).where(SsoSession.account_id == account.id, SsoSession.ended_at.is_(None))
     if except_sid:
-        query = query.where(Session.id != except_sid)
+        query = query.where(SsoSession.id != except_sid)
     ended = list(db.session.scalars(query))
     now = clock.now()
     for session in ended:

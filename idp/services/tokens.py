@@ -15,7 +15,7 @@ from sqlalchemy import select, update
 
 from .. import clock
 from ..extensions import db
-from ..models import Account, AuthorizationCode, ConnectorUser, Grant, Session, Token
+from ..models import Account, AuthorizationCode, ConnectorUser, Grant, SsoSession, Token
 from . import audit
 
 log = logging.getLogger(__name__)
@@ -94,7 +94,7 @@ def mind_ended_session(token: Token) -> None:
     out before the client redeemed it) ends as the session's other tokens did."""
     if not token.session_id:
         return
-    session = db.session.get(Session, token.session_id)
+    session = db.session.get(SsoSession, token.session_id)
     if session is None or session.ended_at is None:
         return
     if _offline(token):

@@ -12,7 +12,7 @@ from flask_wtf.csrf import CSRFError, validate_csrf
 
 from .. import clock
 from ..errors import DomainError
-from ..extensions import csrf, db
+from ..extensions import csrf
 from ..flows import LoginFlow
 from ..oauth import authorization, checks, discovery as metadata, interaction
 from ..services import audit, keys, sessions
@@ -87,7 +87,6 @@ def _resumed(flow) -> interaction.Resumed | None:
 def _to_login(req: checks.AuthorizationRequest):
     params = req.params
     flow = LoginFlow.start(params, login_hint=params.get("login_hint"), ui_locales=params.get("ui_locales"))
-    db.session.commit()
     browser.own_flow(flow.id)
     return redirect(url_for("login.step", flow_id=flow.id))
 
@@ -97,12 +96,10 @@ def _to_consent(req: checks.AuthorizationRequest, sso, flow):
     if flow is None:
         flow = LoginFlow.for_consent(sso.account, sso.id, req.params, ui_locales=req.params.get("ui_locales"))
         flow.update_data(consent_scope=scope)
-        db.session.commit()
         browser.own_flow(flow.id)
     else:
         flow.update_data(consent_scope=scope)
         flow.move_to("consent")
-        db.session.commit()
     return redirect(url_for("login.step", flow_id=flow.id))
 
 
@@ -110,11 +107,9 @@ def _finish(req: checks.AuthorizationRequest, sso, flow, decision: str):
     """The code (or the refusal) goes back to the client."""
     if flow is not None:
         flow.move_to("done")
-        db.session.commit()
     if decision == interaction.DENIED:
         audit.record("consent.denied", actor=sso.account_id, account=sso.account, ip=caller.client_ip(),
                      client=req.grant.client.id)
-        db.session.commit()
         return _error(req.error(AccessDeniedError), req.response_mode)
     return _respond(authorization.create_authorization_response(grant=req.grant, grant_user=sso), req.response_mode)
 
@@ -211,7 +206,6 @@ def logout():
             status = 400 if request.form.get("confirm") == "yes" and request.method == "POST" else 200
             return render_template("logout_confirm.html", fields=fields, client_name=client_name), status
         sessions.end(sso, ip=caller.client_ip())
-        db.session.commit()
         session.clear()
     return authorization.create_endpoint_response("end_session", end_request) or render_template(
         "logged_out.html", client_name=client_name)

@@ -29,10 +29,10 @@ def test_a_new_sign_in_ends_the_previous_session(app, browser, portal, person):
     b.authorize(portal["client_id"], prompt="login")
     b.sign_in(person["email"], person["password"])
     from idp.extensions import db
-    from idp.models import Session
+    from idp.models import SsoSession
 
     with app.app_context():
-        assert db.session.get(Session, before).ended_at is not None
+        assert db.session.get(SsoSession, before).ended_at is not None
 
 
 def test_id_token_hint_for_someone_else_does_not_loop(app, browser, portal, person, cli):

@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from idp import clock
 from idp.extensions import db
 from idp.models import (AuditEvent, AuthorizationCode, EmailCode, Flow, Grant, OutboxLogout, OutboxMail, RevokedToken,
-                        Session, Token, UsedCaptcha, UsedClientAssertion)
+                        SsoSession, Token, UsedCaptcha, UsedClientAssertion)
 from idp.ops.commands import prune_command
 from idp.services import audit
 
@@ -41,7 +41,7 @@ def seed(app, account_id: str, client_id: str) -> dict[str, set]:
     code("code-live", NOW - 2 * MIN, NOW + 8 * MIN)
 
     def session(sid, expires, ended=None):
-        add(Session(id=sid, account_id=account_id, auth_time=NOW - HOUR, expires_at=expires, ended_at=ended,
+        add(SsoSession(id=sid, account_id=account_id, auth_time=NOW - HOUR, expires_at=expires, ended_at=ended,
                     created_at=NOW - HOUR))
 
     session("sess-ended", NOW + HOUR, ended=NOW - MIN)
@@ -129,7 +129,7 @@ def remaining() -> dict[str, set]:
     return {
         "flows": set(db.session.scalars(select(Flow.id))),
         "email_codes": set(db.session.scalars(select(EmailCode.code_hash))),
-        "sessions": set(db.session.scalars(select(Session.id))),
+        "sessions": set(db.session.scalars(select(SsoSession.id))),
         "authorization_codes": set(db.session.scalars(select(AuthorizationCode.code_hash))),
         "tokens": set(db.session.scalars(select(Token.access_token_hash))),
         "grants": set(db.session.scalars(select(Grant.id))),
@@ -183,7 +183,7 @@ def test_what_stays_goes_once_it_has_expired(app, seeded):
     keep, _ = seeded
     clock.freeze(NOW + 31 * DAY)
     with app.app_context():
-        db.session.execute(db.update(Session).values(expires_at=NOW + 31 * DAY - MIN))
+        db.session.execute(db.update(SsoSession).values(expires_at=NOW + 31 * DAY - MIN))
         db.session.commit()
     result = app.test_cli_runner().invoke(prune_command, ["--json"])
     assert result.exit_code == 0, result.output
