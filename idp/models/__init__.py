@@ -4,6 +4,7 @@ from .accounts import Account, Administration, ConnectorUser, FirmClient, Invita
 from .audit import AuditEvent
 from .captcha import UsedCaptcha
 from .flows import EmailCode, Flow
+from .lockouts import SignInSource
 from .oauth import AuthorizationCode, Client, Consent, RevokedToken, Session, SigningKey, Token
 from .outbox import OutboxMail
 
@@ -23,6 +24,7 @@ __all__ = [
     "OutboxMail",
     "RevokedToken",
     "Session",
+    "SignInSource",
     "SigningKey",
     "Token",
     "UsedCaptcha",

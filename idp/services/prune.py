@@ -7,6 +7,7 @@ What stays although it looks old, and why:
   and while their SSO session lasts (back-channel logout finds the session's clients by them);
 - a token family (one grant_id) until no member's access or refresh token can still be used:
   presenting a rotated-away refresh token revokes the family, so the used rows must stay;
+- sign-in sources while locked or within LOCKOUT_MEMORY of their last failure (locks grow);
 - the audit trail, always.
 """
 
@@ -21,7 +22,9 @@ from sqlalchemy import and_, delete, exists, func, or_, select, text
 
 from .. import clock
 from ..extensions import db
-from ..models import AuthorizationCode, EmailCode, Flow, OutboxMail, RevokedToken, Session, Token, UsedCaptcha
+from ..models import (AuthorizationCode, EmailCode, Flow, OutboxMail, RevokedToken, Session, SignInSource, Token,
+                      UsedCaptcha)
+from . import smart_lockout
 
 log = logging.getLogger(__name__)
 
@@ -107,6 +110,7 @@ def prune(now: dt.datetime | None = None, batch_size: int | None = None) -> dict
         ("tokens", lambda: _dead_token_families(now, batch)),
         ("revoked_tokens", lambda: _in_batches(RevokedToken.token_hash, RevokedToken.expires_at <= now, batch)),
         ("used_captchas", lambda: _in_batches(UsedCaptcha.signature, UsedCaptcha.expires_at <= now, batch)),
+        ("sign_in_sources", lambda: _in_batches(SignInSource.id, smart_lockout.prunable(now), batch)),
         ("outbox", lambda: _in_batches(
             OutboxMail.id,
             and_(OutboxMail.status.in_(("sent", "abandoned")), func.coalesce(OutboxMail.sent_at, OutboxMail.created_at) <= outbox_before),

@@ -115,7 +115,7 @@ def remaining() -> dict[str, set]:
 
 
 EXPECTED_COUNTS = {"flows": 1, "email_codes": 1, "sessions": 2, "authorization_codes": 2, "tokens": 3,
-                   "revoked_tokens": 1, "used_captchas": 1, "outbox": 2}
+                   "revoked_tokens": 1, "used_captchas": 1, "sign_in_sources": 0, "outbox": 2}
 
 
 @pytest.fixture
