@@ -92,9 +92,27 @@ DEFAULTS: dict = {
     "CONNECTOR_RESET_INTERVAL": 24 * 3600,
     # Support actions need a sign-in at most this old (seconds); older means sign in again.
     "SUPPORT_FRESH_LOGIN": 15 * 60,
-    # Lockout of accounts and connector users: this many failed tries within the window
-    # lock for LOCKOUT_DURATION; after LOCKOUTS_UNTIL_SUPPORT lockouts in a row only
-    # support unlocks. Seconds.
+    # Smart lockout of sign-in passwords (services/smart_lockout.py). Wrong passwords are
+    # counted per (address, source), for known and unknown addresses alike: the source is a
+    # familiar device (the signed device cookie of an earlier completed sign-in of that
+    # account) or else the client's IP address. After SIGN_IN_CAPTCHA_AFTER_FAILURES wrong
+    # passwords within LOCKOUT_WINDOW the source must solve the proof-of-work CAPTCHA before
+    # each further try; after LOCKOUT_AFTER_FAILURES it is locked for LOCKOUT_DURATION, each
+    # further lock of that source twice as long, up to LOCKOUT_MAX_DURATION. A source quiet
+    # for LOCKOUT_MEMORY (or a right password from it) starts again. Other sources, such as
+    # the owner's familiar browser, are not affected; these locks always end by themselves.
+    "SIGN_IN_CAPTCHA_AFTER_FAILURES": 3,
+    "LOCKOUT_MAX_DURATION": 24 * 3600,
+    "LOCKOUT_MEMORY": 24 * 3600,
+    # The device cookie that makes a browser familiar to the accounts signed in on it (seconds).
+    "DEVICE_COOKIE_LIFETIME": 365 * 24 * 3600,
+    # Mails about locked sources per account (readable limit string), so an attacker who
+    # rotates addresses cannot flood the owner's mailbox; the audit trail records every lock.
+    "RATELIMIT_LOCKOUT_MAIL": "3 per day",
+    # Lockout of authenticator codes (after a right password) and of connector users: this
+    # many failed tries within the window lock the account (or connector user) for
+    # LOCKOUT_DURATION; after LOCKOUTS_UNTIL_SUPPORT lockouts in a row only support unlocks.
+    # Seconds.
     "LOCKOUT_AFTER_FAILURES": 5,
     "LOCKOUT_WINDOW": 15 * 60,
     "LOCKOUT_DURATION": 15 * 60,
@@ -149,6 +167,7 @@ DEFAULTS: dict = {
 POSITIVE_NUMBERS = (
     "INVITATION_LIFETIME", "CONNECTOR_FLOW_LIFETIME", "CONNECTOR_RESET_INTERVAL", "SUPPORT_FRESH_LOGIN",
     "LOCKOUT_AFTER_FAILURES", "LOCKOUT_WINDOW", "LOCKOUT_DURATION", "LOCKOUTS_UNTIL_SUPPORT",
+    "SIGN_IN_CAPTCHA_AFTER_FAILURES", "LOCKOUT_MAX_DURATION", "LOCKOUT_MEMORY", "DEVICE_COOKIE_LIFETIME",
     "CAPTCHA_COST", "CAPTCHA_LIFETIME",
     "BACKCHANNEL_TIMEOUT", "BACKCHANNEL_MAX_ATTEMPTS", "BACKCHANNEL_RETRY_BASE", "BACKCHANNEL_ROUND_SECONDS",
 )

@@ -62,12 +62,45 @@ class InvalidTotp(DomainError):
     public = _l("That authenticator code is not correct. Enter the current 6-digit code from your app.")
 
 
+def shown_time(when) -> str:
+    """A moment as pages and mails show it: the clock is UTC."""
+    return when.strftime("%Y-%m-%d %H:%M") + " UTC"
+
+
 class AccountLocked(DomainError):
+    """The account itself is locked (wrong authenticator codes after the right password);
+    shown only to someone who gave the right password."""
+
     status = 423
-    public = _l(
-        "Signing in to this account is blocked for a while after too many failed attempts. "
-        "Try again later or contact support."
-    )
+    public = _l("Signing in to this account is blocked until support unlocks it. Contact support.")
+
+    def __init__(self, until=None):
+        super().__init__(
+            _l("Signing in to this account is blocked after too many failed attempts, until %(until)s. "
+               "Try again after that or contact support.", until=shown_time(until)) if until is not None else None
+        )
+        self.until = until
+
+
+class SignInLocked(DomainError):
+    """Too many wrong passwords from this browser or network for this address. The same
+    answer whether or not the address has an account, and whether or not the password is right."""
+
+    status = 423
+
+    def __init__(self, until):
+        super().__init__(
+            _l("Too many failed attempts. Signing in with this address from here is paused until %(until)s. "
+               "A device on which you signed in before is not affected.", until=shown_time(until))
+        )
+        self.until = until
+
+
+class CaptchaRequired(DomainError):
+    """A source with several wrong passwords first proves it is not a robot, for every try."""
+
+    status = 400
+    public = _l("There were several failed attempts. Complete the check that you are not a robot, then sign in.")
 
 
 class AccountDisabled(DomainError):

@@ -183,7 +183,6 @@ def accounts():
 @with_appcontext
 def accounts_show(email, as_json):
     """Status of an account: active, locked or disabled; e-mail verified; TOTP enrolled."""
-    from .. import clock
     from ..services import accounts as svc
 
     account = svc.find_by_email(email.strip())
@@ -192,7 +191,7 @@ def accounts_show(email, as_json):
     data = {
         "sub": account.id,
         "email": account.email,
-        "status": account.status(clock.now()),
+        "status": svc.status(account),
         "email_verified": bool(account.email_verified),
         "totp_enrolled": account.totp_enrolled,
     }

@@ -20,6 +20,9 @@ class Context:
     ip: str | None = None
     user_agent: str | None = None
     locale: str | None = None
+    # The browser's device cookie (web/devices.py): its id and the accounts it is familiar to.
+    device_id: str | None = None
+    device_accounts: tuple[str, ...] = ()
 
 
 def joined(*tables: dict) -> dict:

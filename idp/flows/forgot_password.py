@@ -4,7 +4,7 @@ the authorization. An unknown address gets the same answer and no mail."""
 
 from __future__ import annotations
 
-from ..errors import ResendTooSoon
+from ..errors import InvalidEmailCode, ResendTooSoon
 from ..services import accounts, email_codes
 from .base import Context
 
@@ -36,15 +36,16 @@ class ForgotPasswordSteps:
         return "forgot_code"
 
     def _send_forgot_code(self, email: str, ctx: Context) -> None:
-        """A code for an existing, usable account; for anyone else (and when a code went out a
-        moment ago) the same work without a mail, so the answer never tells."""
+        """A code for an existing, usable account; for anyone else a decoy code that is never
+        mailed, so the code step counts and answers the same (and when a code went out a
+        moment ago, the same work without a mail): the answer never tells."""
         account = accounts.find_by_email(email)
-        if account is None or account.disabled_at is not None:
-            email_codes.render_for_timing(ctx.locale)
-            return
         try:
-            email_codes.issue_email_code(email, PURPOSE, account=account, flow_id=self.id, locale=ctx.locale,
-                                         ip=ctx.ip)
+            if account is None or account.disabled_at is not None:
+                email_codes.issue_decoy_code(email, PURPOSE, flow_id=self.id, locale=ctx.locale, ip=ctx.ip)
+            else:
+                email_codes.issue_email_code(email, PURPOSE, account=account, flow_id=self.id, locale=ctx.locale,
+                                             ip=ctx.ip)
         except ResendTooSoon:
             email_codes.render_for_timing(ctx.locale)
 
@@ -52,10 +53,13 @@ class ForgotPasswordSteps:
         self._send_forgot_code(self.data.get("reset_email", ""), ctx)
 
     def step_forgot_code(self, form, ctx: Context) -> str:
+        """The account is looked up only once the code is right: until then a known and an
+        unknown address (whose code is a decoy) take the same steps."""
         email = self.data.get("reset_email", "")
+        email_codes.verify_email_code(email, PURPOSE, form.get("email_code", ""), flow_id=self.id, ip=ctx.ip)
         account = accounts.find_by_email(email)
-        email_codes.verify_email_code(email, PURPOSE, form.get("email_code", ""), flow_id=self.id, ip=ctx.ip,
-                                      account=account)
+        if account is None:  # a decoy code accepts nothing; kept as a guard
+            raise InvalidEmailCode()
         self.row.account_id = account.id
         self.update_data(email=account.email)
         account.email_verified = True

@@ -118,7 +118,8 @@ class LoginFlow(ForgotPasswordSteps, ResetTwoFactorSteps, FlowMachine):
         self.row.account_id = None
 
     def step_password(self, form, ctx: Context) -> str:
-        account = accounts.check_password(self.email, form.get("password", ""), ip=ctx.ip)
+        account = accounts.check_password(self.email, form.get("password", ""), ip=ctx.ip, device_id=ctx.device_id,
+                                          device_accounts=ctx.device_accounts, captcha_payload=form.get("altcha"))
         self.row.account_id = account.id
         return self._after_password(account)
 

@@ -4,6 +4,7 @@ from .accounts import Account, Administration, ConnectorUser, FirmClient, Invita
 from .audit import AuditEvent
 from .captcha import UsedCaptcha
 from .flows import EmailCode, Flow
+from .lockouts import SignInSource
 from .oauth import AuthorizationCode, Client, Consent, Grant, RevokedToken, SsoSession, SigningKey, Token, UsedClientAssertion
 from .outbox import OutboxLogout, OutboxMail
 
@@ -25,6 +26,7 @@ __all__ = [
     "OutboxMail",
     "RevokedToken",
     "SsoSession",
+    "SignInSource",
     "SigningKey",
     "Token",
     "UsedCaptcha",

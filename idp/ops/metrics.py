@@ -39,7 +39,7 @@ SIGN_INS = Counter(
     ["kind", "outcome"],
     registry=REGISTRY,
 )
-LOCKOUTS = Counter("idp_lockouts", "Accounts and connector users locked after too many failures.", ["kind"], registry=REGISTRY)
+LOCKOUTS = Counter("idp_lockouts", "Locks after too many failures: of an account (authenticator codes), a connector user, or a sign-in source (wrong passwords of an address from one browser or network).", ["kind"], registry=REGISTRY)
 SECURITY_EVENTS = Counter(
     "idp_security_events", "Audit-trail events, by action and outcome.", ["action", "outcome"], registry=REGISTRY
 )
@@ -62,7 +62,7 @@ _SIGN_IN_ACTIONS = {
     "login.success": "session",
     "connector.login": "connector",
 }
-_LOCKOUT_ACTIONS = {"account.locked": "account", "connector.locked": "connector"}
+_LOCKOUT_ACTIONS = {"account.locked": "account", "connector.locked": "connector", "sign_in.locked": "sign_in"}
 
 
 def enable_multiprocess(directory: str) -> None:

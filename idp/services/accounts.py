@@ -7,13 +7,15 @@ from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import func, select
 
 from .. import clock
-from ..errors import AccountDisabled, AccountLocked, InvalidCredentials, InvalidEmail, InvalidTotp, TooManyAttempts
+from ..errors import (AccountDisabled, AccountLocked, CaptchaRequired, InvalidCredentials, InvalidEmail, InvalidTotp,
+                      SignInLocked, TooManyAttempts)
 from ..extensions import db
 from ..models import Account
 from ..unit_of_work import kept
 from flask_babel import lazy_gettext as _l
 
-from . import audit, lockout, mailer, passwords, password_policy, sessions, throttles, tokens, totp
+from . import (audit, captcha, lockout, mailer, passwords, password_policy, sessions, smart_lockout, throttles,
+               tokens, totp)
 from ..errors import PasswordRejected
 
 
@@ -54,12 +56,14 @@ def _check_usable(account: Account) -> None:
     if account.disabled_at is not None:
         raise AccountDisabled()
     if lockout.is_locked(account):
-        raise AccountLocked()
+        raise AccountLocked(None if lockout.until_support(account) else account.locked_until)
 
 
 def _count_failure(account: Account, ip: str | None, what: str) -> None:
-    """One more failed password or code; the fifth within 15 minutes locks the account.
-    Callers write it inside ``kept()``: it stays although the step fails."""
+    """One more wrong authenticator code (or current password of a signed-in session); the
+    fifth within 15 minutes locks the account, the third lockout in a row until support
+    unlocks it. Only failures after the right password count here: wrong sign-in passwords
+    lock their source instead (smart_lockout). Callers write it inside ``kept()``."""
     if not lockout.count_failure(account):
         return
     until_support = lockout.until_support(account)
@@ -69,36 +73,69 @@ def _count_failure(account: Account, ip: str | None, what: str) -> None:
                  until=None if until_support else account.locked_until.strftime("%Y-%m-%d %H:%M"))
 
 
-def check_password(email: str, password: str, *, ip: str | None) -> Account:
-    """The account whose password this is, or InvalidCredentials (the same for an unknown
-    address, at the same cost). A locked or disabled account is refused whatever the password."""
-    if not throttles.allow("login-account", email, "RATELIMIT_LOGIN_PER_ACCOUNT"):
+def _source_locked(email: str, account: Account | None, source: smart_lockout.Source, until, ip: str | None) -> None:
+    """A source just locked for an address: audited always, mailed to an account's owner."""
+    audit.record("sign_in.locked", subject=email, account=account, outcome="failure", ip=ip,
+                 cause="wrong passwords", source=source.kind, until=until.isoformat())
+    if account is not None and account.disabled_at is None and throttles.allow(
+            "lockout-mail", account.id, "RATELIMIT_LOCKOUT_MAIL"):
+        mailer.queue(account.email, "sign_in_locked", None, name=account.name, email=account.email,
+                     until=until.strftime("%Y-%m-%d %H:%M"))
+
+
+def password_step_standing(email: str, *, ip: str | None, device_id: str | None = None,
+                           device_accounts=()) -> smart_lockout.Standing:
+    """What the password page must show for this address from this browser (the CAPTCHA)."""
+    account = find_by_email(email) if email else None
+    source = smart_lockout.source_of(account.id if account else None, device_id=device_id,
+                                     device_accounts=device_accounts, ip=ip)
+    return smart_lockout.standing(email or "", source)
+
+
+def check_password(email: str, password: str, *, ip: str | None, device_id: str | None = None,
+                   device_accounts=(), captcha_payload: str | None = None) -> Account:
+    """The account whose password this is, or a refusal that is the same for an unknown
+    address, at the same cost, until the right password is given: InvalidCredentials,
+    CaptchaRequired for a source with several failures, SignInLocked for a locked source.
+    Wrong passwords count against (address, source) only (smart_lockout): a familiar browser
+    of the account is a source of its own. Only the right password learns that the account
+    is disabled or locked."""
+    account = find_by_email(email)
+    source = smart_lockout.source_of(account.id if account else None, device_id=device_id,
+                                     device_accounts=device_accounts, ip=ip)
+    # The per-address limit stops a spread-out attack; a familiar browser is not subject to it.
+    if not source.familiar and not throttles.allow("login-account", email, "RATELIMIT_LOGIN_PER_ACCOUNT"):
         with kept():
             audit.record("login.throttled", subject=email, outcome="failure", ip=ip)
         raise TooManyAttempts(_l("Too many sign-in attempts for this address. Wait a while and try again."))
-    account = find_by_email(email)
+    standing = smart_lockout.standing(email, source)
+    if standing.locked_until is not None:
+        with kept():
+            audit.record("login.password", subject=email, account=account, outcome="failure", ip=ip,
+                         why="source locked", source=source.kind)
+        raise SignInLocked(standing.locked_until)
+    if standing.needs_captcha and not captcha.verify(captcha_payload or ""):
+        with kept():
+            audit.record("login.password", subject=email, account=account, outcome="failure", ip=ip,
+                         why="captcha", source=source.kind)
+        raise CaptchaRequired()
     ok = passwords.verify_password(account.password_hash if account else None, password or "")
-    if account is None:
+    if not ok:
+        why = "unknown address" if account is None else ("disabled" if account.disabled_at is not None else None)
         with kept():
-            audit.record("login.password", subject=email, outcome="failure", ip=ip, why="unknown address")
-        raise InvalidCredentials()
-    if account.disabled_at is not None and not ok:
-        # Only the right password learns that the account is disabled.
-        with kept():
-            audit.record("login.password", actor=account.id, account=account, outcome="failure", ip=ip,
-                         why="disabled")
+            locked_until = smart_lockout.count_failure(email, source)
+            audit.record("login.password", actor=account.id if account else "anonymous", subject=email,
+                         account=account, outcome="failure", ip=ip, why=why, source=source.kind)
+            if locked_until is not None:
+                _source_locked(email, account, source, locked_until, ip)
+        if locked_until is not None:
+            raise SignInLocked(locked_until)
         raise InvalidCredentials()
     _check_usable(account)
-    if not ok:
-        with kept():
-            _count_failure(account, ip, "password")
-            audit.record("login.password", actor=account.id, account=account, outcome="failure", ip=ip)
-        if lockout.is_locked(account):
-            raise AccountLocked()
-        raise InvalidCredentials()
+    smart_lockout.succeeded(email, source)
     if passwords.needs_rehash(account.password_hash):
         account.password_hash = passwords.hash_password(password)
-    audit.record("login.password", actor=account.id, account=account, ip=ip)
+    audit.record("login.password", actor=account.id, account=account, ip=ip, source=source.kind)
     return account
 
 
@@ -111,8 +148,7 @@ def check_totp(account: Account, code: str, *, ip: str | None) -> None:
         with kept():
             _count_failure(account, ip, "totp")
             audit.record("login.totp", actor=account.id, account=account, outcome="failure", ip=ip)
-        if lockout.is_locked(account):
-            raise AccountLocked()
+        _check_usable(account)
         raise InvalidTotp()
     account.totp_last_counter = counter
     lockout.clear(account)
@@ -179,6 +215,16 @@ def change_password(account: Account, current: str, totp_code: str, password: st
     set_password(account, password, confirmation, ip=ip, keep_sid=keep_sid, locale=locale)
 
 
+def status(account: Account) -> str:
+    """disabled, locked (the account itself, or signing in to it from some source) or active."""
+    state = account.status(clock.now())
+    if state == "active" and smart_lockout.locked_sources(account.email):
+        return "locked"
+    return state
+
+
 def unlock(account: Account, *, actor: str, ip: str | None, reason: str | None) -> None:
+    """Support's unlock: the account's own lock and every locked source of its address."""
     lockout.unlock(account)
-    audit.record("account.unlocked", actor=actor, account=account, ip=ip, reason=reason)
+    sources = smart_lockout.release(account.email)
+    audit.record("account.unlocked", actor=actor, account=account, ip=ip, reason=reason, sources_released=sources)

@@ -37,6 +37,26 @@ def issue_email_code(
     Resends are throttled: one per EMAIL_CODE_RESEND_INTERVAL seconds and at most
     EMAIL_CODE_MAX_PER_HOUR per address and purpose.
     """
+    code = f"{secrets.randbelow(10**6):06d}"
+    _issue(email, purpose, code, account=account, flow_id=flow_id)
+    minutes = current_app.config["EMAIL_CODE_LIFETIME"] // 60
+    mailer.queue(email.lower(), "email_code", locale, code=code, minutes=minutes,
+                 name=name or (account.name if account else ""))
+    audit.record("email_code.sent", actor=account.id if account else "anonymous", subject=email.lower(),
+                 account=account, ip=ip, purpose=purpose)
+
+
+def issue_decoy_code(email: str, purpose: str, *, flow_id: str, locale: str | None, ip: str | None) -> None:
+    """What ``issue_email_code`` does, for an address that gets no mail (no usable account):
+    the same throttle, the same row bound to the flow, so the code step counts tries and
+    answers as it does for a real code. Its hash is of a value no six-digit code has, so no
+    code is ever accepted; nothing is mailed (the mail is rendered, for the same cost)."""
+    _issue(email, purpose, "decoy:" + secrets.token_hex(16), account=None, flow_id=flow_id)
+    render_for_timing(locale)
+    audit.record("email_code.withheld", subject=email.lower(), ip=ip, purpose=purpose, why="no usable account")
+
+
+def _issue(email: str, purpose: str, code: str, *, account: Account | None, flow_id: str | None) -> None:
     cfg = current_app.config
     now = clock.now()
     email = email.lower()
@@ -59,7 +79,6 @@ def issue_email_code(
         .where(EmailCode.email == email, EmailCode.purpose == purpose, EmailCode.superseded_at.is_(None))
         .values(superseded_at=now)
     )
-    code = f"{secrets.randbelow(10**6):06d}"
     db.session.add(
         EmailCode(
             email=email,
@@ -70,10 +89,6 @@ def issue_email_code(
             expires_at=now + dt.timedelta(seconds=cfg["EMAIL_CODE_LIFETIME"]),
         )
     )
-    minutes = cfg["EMAIL_CODE_LIFETIME"] // 60
-    mailer.queue(email, "email_code", locale, code=code, minutes=minutes, name=name or (account.name if account else ""))
-    audit.record("email_code.sent", actor=account.id if account else "anonymous", subject=email, account=account,
-                 ip=ip, purpose=purpose)
 
 
 def render_for_timing(locale: str | None) -> None:

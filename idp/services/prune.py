@@ -8,6 +8,7 @@ What stays although it looks old, and why:
 - a token family (one grant_id) until no member's access or refresh token can still be used:
   presenting a rotated-away refresh token revokes the family, so the used rows must stay;
 - a grant while any of its tokens or its code is kept (each use of a token reads its grant);
+- sign-in sources while locked or within LOCKOUT_MEMORY of their last failure (locks grow);
 - the audit trail, always.
 """
 
@@ -30,11 +31,13 @@ from ..models import (
     OutboxLogout,
     OutboxMail,
     RevokedToken,
+    SignInSource,
     SsoSession,
     Token,
     UsedCaptcha,
     UsedClientAssertion,
 )
+from . import smart_lockout
 
 log = logging.getLogger(__name__)
 
@@ -126,6 +129,7 @@ def prune(now: dt.datetime | None = None, batch_size: int | None = None) -> dict
         ("used_captchas", lambda: _in_batches(UsedCaptcha.signature, UsedCaptcha.expires_at <= now, batch)),
         ("used_client_assertions", lambda: _in_batches(
             UsedClientAssertion.id, UsedClientAssertion.expires_at <= now, batch)),
+        ("sign_in_sources", lambda: _in_batches(SignInSource.id, smart_lockout.prunable(now), batch)),
         ("outbox", lambda: _in_batches(
             OutboxMail.id,
             and_(OutboxMail.status.in_(("sent", "abandoned")), func.coalesce(OutboxMail.sent_at, OutboxMail.created_at) <= outbox_before),

@@ -55,7 +55,7 @@ def overview(account: Account) -> dict:
     now = clock.now()
     owned = [m.administration for m in account.memberships if m.role == "owner"]
     return {
-        "status": account.status(now),
+        "status": accounts.status(account),
         "connectors": [a.connector for a in owned if a.connector is not None],
         "invitations": list(db.session.scalars(
             select(Invitation).where(func.lower(Invitation.email) == account.email.lower()).order_by(Invitation.created_at.desc())

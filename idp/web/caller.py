@@ -16,6 +16,9 @@ def client_ip() -> str | None:
 
 
 def context() -> Context:
+    from . import devices
     from .i18n import current_locale
 
-    return Context(ip=client_ip(), user_agent=request.headers.get("User-Agent"), locale=current_locale())
+    device_id, device_accounts = devices.current()
+    return Context(ip=client_ip(), user_agent=request.headers.get("User-Agent"), locale=current_locale(),
+                   device_id=device_id, device_accounts=device_accounts)

@@ -10,8 +10,8 @@ from .. import config
 from ..errors import DomainError
 from ..extensions import limiter
 from ..flows import LoginFlow
-from ..services import password_policy, sessions, totp
-from . import browser, caller, headers
+from ..services import accounts, captcha, password_policy, sessions, totp
+from . import browser, caller, devices, headers
 
 bp = Blueprint("login", __name__)
 
@@ -48,6 +48,10 @@ def _step_context(flow: LoginFlow, state: str) -> dict:
         context["reset_email"] = flow.data.get("reset_email") or flow.email or ""
     if state == "new_password":
         context["rules"] = password_policy.RULES
+    if state == "password":
+        ctx = caller.context()
+        context["captcha"] = accounts.password_step_standing(
+            flow.email or "", ip=ctx.ip, device_id=ctx.device_id, device_accounts=ctx.device_accounts).needs_captcha
     return context
 
 
@@ -103,6 +107,15 @@ def reset_2fa(flow_id):
     return _page(flow, state=flow.linked_page("reset_2fa"))
 
 
+@bp.route("/login/challenge", methods=["GET"])
+@limiter.limit(config.limit("RATELIMIT_LOGIN_PER_IP"))
+def challenge():
+    """A proof-of-work challenge for the password step of a source with several failures."""
+    response = jsonify(captcha.new_challenge())
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
 @bp.route("/login/<flow_id>/password-check", methods=["POST"])
 @limiter.limit(config.limit("RATELIMIT_PASSWORD_CHECK"))
 def password_check(flow_id):
@@ -127,8 +140,10 @@ def _finish(flow: LoginFlow, ctx):
     flow.signed_in(sso.id)
     browser.renew_session(sso.id)
     if flow.data.get("authorize"):
-        return _back_to_authorization(flow)
-    return redirect(flow.data.get("return_to") or url_for("account.home"))
+        response = _back_to_authorization(flow)
+    else:
+        response = redirect(flow.data.get("return_to") or url_for("account.home"))
+    return devices.remember(response, flow.account.id)
 
 
 def _back_to_authorization(flow: LoginFlow):

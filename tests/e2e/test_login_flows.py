@@ -6,6 +6,7 @@ import pytest
 from playwright.sync_api import expect
 
 from .helpers import (
+    SUBMIT,
     alert_text,
     at_provider,
     field,
@@ -17,6 +18,9 @@ from .helpers import (
 )
 
 pytestmark = pytest.mark.e2e
+
+# The proof of work takes about a second in a browser; a busy machine may take longer.
+CAPTCHA_TIMEOUT_MS = 30_000
 
 
 
@@ -185,3 +189,26 @@ def test_password_step_shows_one_input(new_context, provider, portal, make_perso
     names = [visible.nth(i).get_attribute("name") for i in range(visible.count())]
     if names != ["password"]:
         raise ExtraVisibleInput(f"visible inputs on the password step: {names}")
+
+
+def test_after_wrong_passwords_the_password_step_asks_for_the_captcha(new_context, provider, portal, make_person):
+    """Smart lockout in a real browser: after three wrong passwords the step shows the
+    proof-of-work check; the button waits for it, and the right password then goes through."""
+    person = make_person("Eva Smit")
+    page = new_context().new_page()
+    open_login(page, portal.url, provider.url)
+    submit(page, email=person.email)
+    for _ in range(3):
+        expect(page.locator("#captcha")).to_have_count(0)
+        response = submit(page, password=person.password + "x")
+        assert response.status == 401, alert_text(page)
+    button = page.locator(SUBMIT)
+    expect(page.locator("#captcha")).to_be_visible()
+    expect(button).to_be_disabled()
+    field(page, "password").fill(person.password)
+    page.locator("#captcha").click()
+    expect(button).to_be_enabled(timeout=CAPTCHA_TIMEOUT_MS)
+    response = submit(page)
+    assert response.ok, alert_text(page)
+    expect(field(page, "password")).to_have_count(0)
+    expect(field(page, "email")).to_be_visible()  # a first login verifies the address next

@@ -10,7 +10,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from idp import create_app
 
-from ..helpers import make_client, token_request
+from ..helpers import CHEAP_CAPTCHA, make_client, token_request, wrong_password
 
 TOKEN = "metrics-bearer-token-0123456789abcdef"
 
@@ -134,11 +134,12 @@ def test_tokens_are_counted_by_grant_type(app, client):
     assert sample(client, "idp_tokens_issued_total", grant_type="client_credentials") == before + 2
 
 
+@pytest.mark.config(**CHEAP_CAPTCHA)
 def test_sign_ins_lockouts_and_mail_are_counted(app, browser, portal, person, client):
     before = {
         "ok": sample(client, "idp_sign_ins_total", kind="session", outcome="success"),
         "bad": sample(client, "idp_sign_ins_total", kind="password", outcome="failure"),
-        "locked": sample(client, "idp_lockouts_total", kind="account"),
+        "locked": sample(client, "idp_lockouts_total", kind="sign_in"),
         "queued": sample(client, "idp_mails_total", event="queued"),
         "outbox": sample(client, "idp_outbox_queued"),
     }
@@ -149,14 +150,14 @@ def test_sign_ins_lockouts_and_mail_are_counted(app, browser, portal, person, cl
     other.authorize(portal["client_id"])
     other.submit(email=person["email"])
     for _ in range(12):
-        other.submit(password="wrong")
+        wrong_password(other)
         if other.status == 423:
             break
     assert other.status == 423
     assert sample(client, "idp_sign_ins_total", kind="session", outcome="success") == before["ok"] + 1
     failures = sample(client, "idp_sign_ins_total", kind="password", outcome="failure") - before["bad"]
     assert failures >= 1
-    assert sample(client, "idp_lockouts_total", kind="account") == before["locked"] + 1
+    assert sample(client, "idp_lockouts_total", kind="sign_in") == before["locked"] + 1
     # The e-mail code and the lockout notice: queued, and waiting in the outbox (no relay here).
     queued = sample(client, "idp_mails_total", event="queued") - before["queued"]
     assert queued >= 2

@@ -12,7 +12,7 @@ from idp import clock
 from idp.extensions import db
 from idp.models import Account, AuditEvent
 from tests.helpers import FULL, introspect, refresh
-from tests.helpers import exchange_code, last_mail
+from tests.helpers import CHEAP_CAPTCHA, exchange_code, last_mail, wrong_password
 
 STAFF = ("helpdesk@example.com", "Staff-password-2026!")
 
@@ -116,12 +116,14 @@ def test_disable_ends_sessions_and_tokens_then_enable(app, staff, customer, pers
     assert "status-active" in staff.text
 
 
+@pytest.mark.config(**CHEAP_CAPTCHA)
 def test_unlock(app, staff, customer, person, portal, cli):
     customer.forget()
     customer.authorize(portal["client_id"])
     customer.submit(email=person["email"])
     for _ in range(5):
-        customer.submit(password="wrong")
+        wrong_password(customer)
+    assert customer.status == 423
     open_account(staff, person["email"])
     assert "status-locked" in staff.text
     staff.submit("unlock", reason="")

@@ -143,7 +143,7 @@ def remaining() -> dict[str, set]:
 
 EXPECTED_COUNTS = {"flows": 1, "email_codes": 1, "sessions": 2, "authorization_codes": 2, "tokens": 3, "grants": 4,
                    "revoked_tokens": 1, "used_captchas": 1, "used_client_assertions": 1, "outbox": 2,
-                   "backchannel_outbox": 2}
+                   "backchannel_outbox": 2, "sign_in_sources": 0}
 
 
 @pytest.fixture

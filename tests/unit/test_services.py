@@ -2,24 +2,26 @@
 
 from __future__ import annotations
 
+import altcha
 import pytest
 
 from idp import clock
 from idp.errors import (
-    AccountLocked,
+    CaptchaRequired,
     FlowExpired,
     InvalidCredentials,
     InvalidEmail,
     InvalidEmailCode,
     InvalidTotp,
     ResendTooSoon,
+    SignInLocked,
     StepOutOfOrder,
     TooManyAttempts,
 )
 from idp.extensions import db
 from idp.flows import LoginFlow
-from idp.services import accounts, crypto, email_codes, passwords, totp
-from tests.helpers import CTX
+from idp.services import accounts, captcha, crypto, email_codes, passwords, totp
+from tests.helpers import CHEAP_CAPTCHA, CTX
 
 
 def test_normalize_email():
@@ -38,6 +40,7 @@ def test_password_hash_is_argon2id():
     assert not passwords.verify_password("garbage", "pw")
 
 
+@pytest.mark.config(SIGN_IN_CAPTCHA_AFTER_FAILURES=10, **CHEAP_CAPTCHA)
 def test_check_password_and_lockout(account):
     assert accounts.check_password("anna@example.com", "secret password", ip=None) is account
     with pytest.raises(InvalidCredentials):
@@ -45,14 +48,21 @@ def test_check_password_and_lockout(account):
     for _ in range(4):
         with pytest.raises(InvalidCredentials):
             accounts.check_password("anna@example.com", "wrong", ip=None)
-    with pytest.raises(AccountLocked):
+    with pytest.raises(SignInLocked):
         accounts.check_password("anna@example.com", "wrong", ip=None)
-    with pytest.raises(AccountLocked):
+    with pytest.raises(SignInLocked):
         accounts.check_password("anna@example.com", "secret password", ip=None)
     clock.advance(minutes=15, seconds=1)
+    # After a lock the source stays slowed down: the CAPTCHA first, until a right password.
+    with pytest.raises(CaptchaRequired):
+        accounts.check_password("anna@example.com", "secret password", ip=None)
+    parsed = altcha.Challenge.from_dict(captcha.new_challenge())
+    solved = altcha.Payload(parsed, altcha.solve_challenge(parsed, timeout=60)).to_base64()
+    assert accounts.check_password("anna@example.com", "secret password", ip=None, captcha_payload=solved) is account
     assert accounts.check_password("anna@example.com", "secret password", ip=None) is account
 
 
+@pytest.mark.config(SIGN_IN_CAPTCHA_AFTER_FAILURES=10)
 def test_failures_outside_the_window_do_not_add_up(account):
     for _ in range(4):
         with pytest.raises(InvalidCredentials):

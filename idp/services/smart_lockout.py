@@ -1,0 +1,149 @@
+"""Smart lockout of passwords: wrong passwords slow down and lock the source they come from.
+
+Modelled on Microsoft Entra's smart lockout. Failures are counted per (address, source),
+where the source is a familiar device of the account (a browser holding the signed device
+cookie of an earlier completed sign-in of it, see web/devices.py) or otherwise the client's
+IP address. So an attacker's tries from elsewhere never lock the owner's familiar browser.
+
+- Known and unknown addresses are counted alike, in the same table, under keyed hashes: every
+  answer is the same until the right password is given.
+- After SIGN_IN_CAPTCHA_AFTER_FAILURES failures within LOCKOUT_WINDOW, each further try from
+  that source needs a solved proof-of-work CAPTCHA (services/captcha.py).
+- After LOCKOUT_AFTER_FAILURES the source is locked for LOCKOUT_DURATION; each further lock of
+  the same source lasts twice as long, up to LOCKOUT_MAX_DURATION. Never for ever: these
+  failures are unauthenticated, and a lock that lasts until support acts would hand anyone
+  who knows an address a way to shut its owner out.
+- A right password from the source, or LOCKOUT_MEMORY without failures, starts it again.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from flask import current_app
+from sqlalchemy import delete, select
+
+from .. import clock
+from ..extensions import db
+from ..models import SignInSource
+from . import crypto
+
+PURPOSE = "sign-in-source"
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where a try comes from: ``key`` names it (a device id or an IP address)."""
+
+    key: str
+    familiar: bool
+
+    @property
+    def kind(self) -> str:
+        return "familiar device" if self.familiar else "unfamiliar device or network"
+
+
+def source_of(account_id: str | None, *, device_id: str | None, device_accounts, ip: str | None) -> Source:
+    """A familiar device when this browser's device cookie names the account, else the IP."""
+    if account_id is not None and device_id and account_id in (device_accounts or ()):
+        return Source("device:" + device_id, True)
+    return Source("ip:" + (ip or "unknown"), False)
+
+
+def _seconds(key: str) -> dt.timedelta:
+    return dt.timedelta(seconds=current_app.config[key])
+
+
+def _address_hash(email: str) -> str:
+    return crypto.keyed_hash(email.lower(), PURPOSE)
+
+
+def _find(email: str, source: Source) -> SignInSource | None:
+    return db.session.scalar(
+        select(SignInSource).where(
+            SignInSource.address_hash == _address_hash(email),
+            SignInSource.source_hash == crypto.keyed_hash(source.key, PURPOSE),
+        )
+    )
+
+
+@dataclass(frozen=True)
+class Standing:
+    """What the next try of this address from this source must reckon with."""
+
+    locked_until: dt.datetime | None
+    needs_captcha: bool
+
+
+def standing(email: str, source: Source) -> Standing:
+    row = _find(email, source)
+    now = clock.now()
+    if row is None or _forgotten(row, now):
+        return Standing(None, False)
+    locked = row.locked_until if row.locked_until is not None and row.locked_until > now else None
+    recent = row.first_failed_at is not None and now - row.first_failed_at <= _seconds("LOCKOUT_WINDOW")
+    failures = row.failed_attempts if recent else 0
+    # After a lock the source stays slowed down until it is quiet or right.
+    captcha = failures >= current_app.config["SIGN_IN_CAPTCHA_AFTER_FAILURES"] or row.lockouts > 0
+    return Standing(locked, captcha)
+
+
+def _forgotten(row: SignInSource, now: dt.datetime) -> bool:
+    quiet = row.last_failed_at is None or now - row.last_failed_at > _seconds("LOCKOUT_MEMORY")
+    return quiet and (row.locked_until is None or row.locked_until <= now)
+
+
+def count_failure(email: str, source: Source) -> dt.datetime | None:
+    """One more wrong password from ``source``; the end of the lock when this one locked it.
+    Callers write it inside ``kept()``: it stays although the step fails."""
+    now = clock.now()
+    row = _find(email, source)
+    if row is None:
+        row = SignInSource(address_hash=_address_hash(email), source_hash=crypto.keyed_hash(source.key, PURPOSE),
+                           failed_attempts=0, lockouts=0)
+        db.session.add(row)
+    elif _forgotten(row, now):
+        row.lockouts = 0
+        row.first_failed_at = None
+    if row.first_failed_at is None or now - row.first_failed_at > _seconds("LOCKOUT_WINDOW"):
+        row.first_failed_at = now
+        row.failed_attempts = 0
+    row.failed_attempts += 1
+    row.last_failed_at = now
+    if row.failed_attempts < current_app.config["LOCKOUT_AFTER_FAILURES"]:
+        return None
+    row.lockouts += 1
+    duration = min(_seconds("LOCKOUT_DURATION") * 2 ** (row.lockouts - 1), _seconds("LOCKOUT_MAX_DURATION"))
+    row.locked_until = now + duration
+    row.failed_attempts = 0
+    row.first_failed_at = None
+    return row.locked_until
+
+
+def succeeded(email: str, source: Source) -> None:
+    """The right password from this source: its count starts again."""
+    row = _find(email, source)
+    if row is not None:
+        db.session.delete(row)
+
+
+def release(email: str) -> int:
+    """Support's unlock: every source of this address starts again. The number released."""
+    result = db.session.execute(delete(SignInSource).where(SignInSource.address_hash == _address_hash(email)))
+    return result.rowcount or 0
+
+
+def locked_sources(email: str) -> int:
+    """How many sources of this address are locked now (for support's view)."""
+    now = clock.now()
+    return len(list(db.session.scalars(
+        select(SignInSource.id).where(SignInSource.address_hash == _address_hash(email),
+                                      SignInSource.locked_until > now))))
+
+
+def prunable(now: dt.datetime):
+    """Which rows the pruner may delete: neither locked nor remembered any more."""
+    return (SignInSource.last_failed_at < now - _seconds("LOCKOUT_MEMORY")) & (
+        SignInSource.locked_until.is_(None) | (SignInSource.locked_until <= now)
+    )
