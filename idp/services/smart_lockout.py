@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 from flask import current_app
 from sqlalchemy import delete, select
+from sqlalchemy.dialects import postgresql, sqlite
 
 from .. import clock
 from ..extensions import db
@@ -94,15 +95,24 @@ def _forgotten(row: SignInSource, now: dt.datetime) -> bool:
     return quiet and (row.locked_until is None or row.locked_until <= now)
 
 
+def _create(email: str, source: Source) -> SignInSource:
+    """The source's row, made now unless a try racing this one made it a moment ago (one
+    INSERT that yields to the other on the unique pair, then the row either way)."""
+    insert = (postgresql.insert if db.engine.dialect.name == "postgresql" else sqlite.insert)(SignInSource)
+    db.session.execute(insert.values(
+        address_hash=_address_hash(email), source_hash=crypto.keyed_hash(source.key, PURPOSE),
+        failed_attempts=0, lockouts=0,
+    ).on_conflict_do_nothing(index_elements=["address_hash", "source_hash"]))
+    return _find(email, source)
+
+
 def count_failure(email: str, source: Source) -> dt.datetime | None:
     """One more wrong password from ``source``; the end of the lock when this one locked it.
     Callers write it inside ``kept()``: it stays although the step fails."""
     now = clock.now()
     row = _find(email, source)
     if row is None:
-        row = SignInSource(address_hash=_address_hash(email), source_hash=crypto.keyed_hash(source.key, PURPOSE),
-                           failed_attempts=0, lockouts=0)
-        db.session.add(row)
+        row = _create(email, source)
     elif _forgotten(row, now):
         row.lockouts = 0
         row.first_failed_at = None

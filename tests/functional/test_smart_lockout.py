@@ -207,3 +207,27 @@ def test_the_device_cookie_is_long_lived_signed_and_http_only(app, portal, perso
     at_password_step(attacker, portal, person["email"])
     attacker.submit(password=person["password"])
     assert attacker.status == 423
+
+
+def test_racing_first_failures_of_one_source_get_the_same_answer(app, portal):
+    """Two tries that arrive together for an address never tried before: both are counted
+    and both get the ordinary answer, not a server error."""
+    import threading
+
+    browsers = [Browser(app) for _ in range(2)]
+    for b in browsers:
+        at_password_step(b, portal, NOBODY)
+    barrier = threading.Barrier(len(browsers))
+    statuses = []
+
+    def go(b):
+        barrier.wait()
+        b.submit(password="wrong")
+        statuses.append(b.status)
+
+    threads = [threading.Thread(target=go, args=(b,)) for b in browsers]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert statuses == [401, 401]
