@@ -1,4 +1,4 @@
-"""Prometheus metrics of the provider: what they count (ops.scrape makes the text /metrics answers).
+"""Prometheus metrics of the provider: what they count (web.scrape makes the text /metrics answers).
 
 Under `idp serve` every worker (and the mail loop beside them) writes its samples to
 files in PROMETHEUS_MULTIPROC_DIR and a scrape sums them; without that variable (tests,

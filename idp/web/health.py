@@ -49,7 +49,7 @@ def _bearer_ok() -> bool:
 
 @bp.get("/metrics")
 def metrics():
-    from ..ops import scrape
+    from . import scrape
 
     if not (_from_loopback() or _bearer_ok()):
         # Without a token nothing is offered to other hosts; with one, a wrong or missing bearer is refused.
