@@ -16,6 +16,15 @@ from .accounts import Account, ConnectorUser
 from .base import created_at, new_id, token_hash
 
 
+# The REFEDS MFA profile: what a sign-in with a password and a second factor is worth.
+ACR_MFA = "https://refeds.org/profile/mfa"
+
+
+def acr_for(amr) -> str | None:
+    """The `acr` of a sign-in with these `amr` values."""
+    return ACR_MFA if "mfa" in (amr or ()) else None
+
+
 class Client(db.Model, ClientMixin):
     __tablename__ = "clients"
 
@@ -170,8 +179,6 @@ class AuthorizationCode(db.Model, AuthorizationCodeMixin):
         return self.auth_time
 
     def get_acr(self):
-        from ..oauth.supported import acr_for
-
         return acr_for(self.amr)
 
     def get_amr(self):

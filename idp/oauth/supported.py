@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from ..models.oauth import ACR_MFA
+
 SCOPES = ["openid", "profile", "email", "offline_access", "administrations"]
 # Scopes about a person: meaningless in a token that no person granted.
 PERSONAL_SCOPES = frozenset(SCOPES)
@@ -25,9 +27,4 @@ NONCE_MAX_LENGTH = 500
 # Authentication context: what the sign-in behind a token proved, named in the ID token's
 # `acr` (whatever `acr_values` asked: they are voluntary, and the claim says what happened).
 # REFEDS MFA: a password and a second factor (TOTP).
-ACR_MFA = "https://refeds.org/profile/mfa"
 ACR_VALUES = [ACR_MFA]
-
-
-def acr_for(amr) -> str | None:
-    return ACR_MFA if "mfa" in (amr or ()) else None

@@ -6,7 +6,7 @@ from urllib.parse import unquote
 
 from flask import Flask, request
 
-from . import logs, metrics
+from ..telemetry import logs, metrics
 from .requests import CLIENT_ID_KEY, ENDPOINT_KEY, RequestObserver
 
 CLIENT_AUTH_ENDPOINTS = {"oauth.token", "oauth.introspect", "oauth.revoke"}

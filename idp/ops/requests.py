@@ -6,7 +6,7 @@ import re
 import time
 import uuid
 
-from . import logs, metrics
+from ..telemetry import logs, metrics
 
 # What we accept from a proxy as a request id: short and log-safe.
 _SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:+/=-]{1,128}")

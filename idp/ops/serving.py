@@ -14,7 +14,7 @@ import threading
 import time
 from pathlib import Path
 
-from . import metrics
+from ..telemetry import metrics
 
 log = logging.getLogger(__name__)
 

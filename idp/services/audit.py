@@ -6,7 +6,7 @@ from sqlalchemy import func, select
 
 from ..extensions import db
 from ..models import Account, AuditEvent
-from ..ops import events
+from ..telemetry import events
 
 
 def record(

@@ -26,7 +26,7 @@ from sqlalchemy import or_, select, update
 from .. import clock
 from ..extensions import db
 from ..models import AuthorizationCode, Client, OutboxLogout, SsoSession
-from ..ops import metrics
+from ..telemetry import metrics
 from . import keys
 
 log = logging.getLogger(__name__)

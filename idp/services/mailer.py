@@ -17,7 +17,7 @@ from sqlalchemy import or_, select, update
 from .. import clock
 from ..extensions import db, mail
 from ..models import OutboxMail
-from ..ops import metrics
+from ..telemetry import metrics
 
 log = logging.getLogger(__name__)
 

@@ -49,11 +49,11 @@ def _bearer_ok() -> bool:
 
 @bp.get("/metrics")
 def metrics():
-    from ..ops import metrics as idp_metrics
+    from . import scrape
 
     if not (_from_loopback() or _bearer_ok()):
         # Without a token nothing is offered to other hosts; with one, a wrong or missing bearer is refused.
         abort(403 if current_app.config["METRICS_TOKEN"] else 404)
-    response = current_app.response_class(idp_metrics.render(), mimetype=None, content_type=idp_metrics.CONTENT_TYPE)
+    response = current_app.response_class(scrape.render(), mimetype=None, content_type=scrape.CONTENT_TYPE)
     response.headers["Cache-Control"] = "no-store"
     return response

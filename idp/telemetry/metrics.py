@@ -1,4 +1,4 @@
-"""Prometheus metrics of the provider: what they count, and the text that /metrics answers.
+"""Prometheus metrics of the provider: what they count (web.scrape makes the text /metrics answers).
 
 Under `idp serve` every worker (and the mail loop beside them) writes its samples to
 files in PROMETHEUS_MULTIPROC_DIR and a scrape sums them; without that variable (tests,
@@ -9,14 +9,10 @@ from __future__ import annotations
 
 import os
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics, generate_latest, values
-from prometheus_client.core import GaugeMetricFamily
-from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics, values
 
 # The *_created series double the text of every scrape for nothing Prometheus needs.
 disable_created_metrics()
-
-CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 # Every metric carries a label: a labelled metric creates its storage on first use, so
 # metrics defined before `idp serve` switches to multiprocess mode still write to files.
@@ -92,38 +88,3 @@ def token_issued(grant_type: str | None) -> None:
 def request_done(endpoint: str, status: int, seconds: float) -> None:
     REQUESTS.labels(endpoint, str(status)).inc()
     LATENCY.labels(endpoint).observe(seconds)
-
-
-class OutboxBacklog:
-    """Collected at scrape time: mail waiting in the outbox, and how long the oldest due one waits."""
-
-    def collect(self):
-        from sqlalchemy.exc import SQLAlchemyError
-
-        from ..extensions import db
-        from ..services import outbox_stats
-
-        try:
-            queued, oldest_due_age = outbox_stats.backlog()
-        except SQLAlchemyError:
-            # The database is away: the rest of the scrape is still worth having (/readyz says why).
-            db.session.rollback()
-            return
-        yield GaugeMetricFamily("idp_outbox_queued", "Mails in the outbox not yet sent or abandoned.", value=queued)
-        yield GaugeMetricFamily(
-            "idp_outbox_oldest_due_seconds", "Age of the oldest mail due for delivery (0 when none is due).",
-            value=oldest_due_age,
-        )
-
-
-def render() -> bytes:
-    """The Prometheus text of every worker's samples and the outbox backlog."""
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        registry = CollectorRegistry()
-        MultiProcessCollector(registry)
-        text = generate_latest(registry)
-    else:
-        text = generate_latest(REGISTRY)
-    backlog = CollectorRegistry()
-    backlog.register(OutboxBacklog())
-    return text + generate_latest(backlog)
