@@ -111,14 +111,8 @@ def set_password(connector: ConnectorUser, password: str, confirmation: str, *, 
 def authenticate(username: str, password: str, *, ip: str | None) -> ConnectorUser | None:
     """The connector user these credentials belong to, or None; wrong passwords count towards
     a lockout with the same rules as accounts. Only bare usernames (no @domain) are taken.
-    The outcome is committed at once: failed tries and lockouts count although the token
-    request that brought them fails."""
-    connector = _check_credentials(username, password, ip=ip)
-    db.session.commit()
-    return connector
-
-
-def _check_credentials(username: str, password: str, *, ip: str | None) -> ConnectorUser | None:
+    A refusal is kept at once (``kept()``): failed tries and lockouts count although the token
+    request that brought them fails; a success is committed with the request."""
     connector = find(username.upper()) if isinstance(username, str) and USERNAME.match(username.upper()) else None
     ok = passwords.verify_password(connector.password_hash if connector else None, password or "")
     if connector is None:
