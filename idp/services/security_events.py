@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from flask import current_app
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
 
 from ..extensions import db
 from ..models import Account, AuditEvent, Client
@@ -22,11 +22,13 @@ AMR_METHODS = {"pwd": PASSWORD, "otp": AUTHENTICATOR, "hwk": PASSKEY, "swk": PAS
 FROM_AMR = "amr"
 
 # action -> (name when it succeeded, name when it failed, the method it is about). An action
-# not named here is not a sign-in or security event of the person and is not shown.
+# (or an outcome of it) not named here is not a sign-in or security event of the person and
+# is not shown.
 EVENTS: dict[str, tuple] = {
     "login.success": (_l("Signed in"), None, FROM_AMR),
-    "login.password": (_l("Password accepted"), _l("Sign-in attempt refused"), PASSWORD),
-    "login.totp": (_l("Authenticator code accepted"), _l("Wrong authenticator code"), AUTHENTICATOR),
+    # A right password or code is a step of the sign-in that "Signed in" shows with its methods.
+    "login.password": (None, _l("Sign-in attempt refused"), PASSWORD),
+    "login.totp": (None, _l("Wrong authenticator code"), AUTHENTICATOR),
     "login.throttled": (None, _l("Too many sign-in attempts"), PASSWORD),
     "sign_in.locked": (None, _l("Signing in paused after wrong passwords"), PASSWORD),
     "account.locked": (None, _l("Account locked after failed attempts"), None),
@@ -83,10 +85,16 @@ def _method(event: AuditEvent, method) -> str | None:
     return " + ".join(names) or None
 
 
+SHOWN = or_(
+    and_(AuditEvent.action.in_([a for a, (named, _, _) in EVENTS.items() if named]), AuditEvent.outcome == "success"),
+    and_(AuditEvent.action.in_([a for a, (_, named, _) in EVENTS.items() if named]), AuditEvent.outcome != "success"),
+)
+
+
 def _shown(event: AuditEvent, apps: dict[str, str]) -> ShownEvent:
     on_success, on_failure, method = EVENTS[event.action]
     succeeded = event.outcome == "success"
-    name = (on_success if succeeded else on_failure) or on_success or on_failure
+    name = on_success if succeeded else on_failure
     client_id = event.detail.get("client")
     return ShownEvent(at=event.at, ip=event.ip, name=str(name), succeeded=succeeded, method=_method(event, method),
                       app=apps.get(client_id, client_id) if client_id else None)
@@ -99,7 +107,7 @@ def page_for(account: Account, page: int = 1) -> EventsPage:
     rows = list(
         db.session.scalars(
             select(AuditEvent)
-            .where(AuditEvent.account_id == account.id, AuditEvent.action.in_(EVENTS))
+            .where(AuditEvent.account_id == account.id, SHOWN)
             .order_by(AuditEvent.id.desc())
             .offset((page - 1) * size)
             .limit(size + 1)

@@ -180,6 +180,7 @@ def test_events_in_words_newest_first_paged(account):
     scan = client("Scan service")
     audit.record("login.password", account=account, outcome="failure", ip="192.0.2.9")
     audit.record("keys.rotated", account=account)  # not the person's security event
+    audit.record("login.password", account=account)  # a step of the sign-in below
     sessions.start(account, ["pwd", "otp", "mfa"], ip="192.0.2.1", user_agent=None)
     audit.record("app.revoked", actor=account.id, account=account, client=scan.id)
     db.session.flush()
