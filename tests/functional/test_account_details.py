@@ -124,6 +124,8 @@ def test_change_the_email_address(app, signed_in, portal, person):
 
 
 def test_the_current_password_comes_first(app, signed_in):
+    signed_in.post("/account/email", {"email": NEW, "current_password": "correct horse battery staple"})
+    assert signed_in.status == 400 and mail_count(app, NEW) == 0  # no CSRF token
     start_change(signed_in, password="wrong")
     assert signed_in.status == 401 and signed_in.alert
     assert mail_count(app, NEW) == 0
