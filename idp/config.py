@@ -84,6 +84,11 @@ DEFAULTS: dict = {
     "ID_TOKEN_LIFETIME": 3600,
     "REFRESH_TOKEN_LIFETIME": 30 * 24 * 3600,
     "SESSION_LIFETIME": 12 * 3600,
+    # A session's "last seen" (the security centre) is written at most this often (seconds),
+    # so a browser's requests do not each cost a database write.
+    "SESSION_SEEN_INTERVAL": 5 * 60,
+    # Sign-ins and security events per page of the security centre.
+    "SECURITY_EVENTS_PER_PAGE": 20,
     # An invitation link works this long (re-sending gives a fresh link).
     "INVITATION_LIFETIME": 14 * 24 * 3600,
     # The connector reset flow, and so its mailed link, lasts this long.
@@ -168,7 +173,7 @@ POSITIVE_NUMBERS = (
     "INVITATION_LIFETIME", "CONNECTOR_FLOW_LIFETIME", "CONNECTOR_RESET_INTERVAL", "SUPPORT_FRESH_LOGIN",
     "LOCKOUT_AFTER_FAILURES", "LOCKOUT_WINDOW", "LOCKOUT_DURATION", "LOCKOUTS_UNTIL_SUPPORT",
     "SIGN_IN_CAPTCHA_AFTER_FAILURES", "LOCKOUT_MAX_DURATION", "LOCKOUT_MEMORY", "DEVICE_COOKIE_LIFETIME",
-    "CAPTCHA_COST", "CAPTCHA_LIFETIME",
+    "CAPTCHA_COST", "CAPTCHA_LIFETIME", "SESSION_SEEN_INTERVAL", "SECURITY_EVENTS_PER_PAGE",
     "BACKCHANNEL_TIMEOUT", "BACKCHANNEL_MAX_ATTEMPTS", "BACKCHANNEL_RETRY_BASE", "BACKCHANNEL_ROUND_SECONDS",
 )
 

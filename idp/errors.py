@@ -164,3 +164,36 @@ class InvalidInput(DomainError):
 class WrongAccount(DomainError):
     status = 409
     public = _l("You are signed in with another account than the one this invitation is for. Sign out first, then open the link again.")
+
+
+class SessionNotFound(DomainError):
+    """A session the person asked to end is not one of their running sessions (ended
+    already, another person's, or unknown: the same answer)."""
+
+    status = 404
+    public = _l("This session has ended already. The list below shows the sessions that are still active.")
+
+
+class AppNotFound(DomainError):
+    """An app whose access the person withdraws has none (withdrawn already, or never granted)."""
+
+    status = 404
+    public = _l("This app has no access to your account (any more). The list below shows the apps that do.")
+
+
+class InvalidName(DomainError):
+    status = 400
+    public = _l("Enter your name: at most 200 characters, without special characters.")
+
+
+class SameEmail(DomainError):
+    status = 400
+    public = _l("This is already the e-mail address of your account. Enter the new address.")
+
+
+class EmailInUse(DomainError):
+    """Only shown after the person proved, with the mailed code, that they hold the address:
+    no more than the invitation flow tells whoever opens a link mailed to it."""
+
+    status = 409
+    public = _l("This address belongs to another account. Sign in with that account, or choose another address.")

@@ -2,7 +2,8 @@
 
 from .base import Context, FlowMachine
 from .connector import ConnectorResetFlow
+from .email_change import EmailChangeFlow
 from .invitation import InvitationFlow
 from .login import LoginFlow
 
-__all__ = ["ConnectorResetFlow", "Context", "FlowMachine", "InvitationFlow", "LoginFlow"]
+__all__ = ["ConnectorResetFlow", "Context", "EmailChangeFlow", "FlowMachine", "InvitationFlow", "LoginFlow"]

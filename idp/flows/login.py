@@ -9,8 +9,8 @@ from flask_babel import lazy_gettext as _l
 from .. import clock
 from ..errors import DomainError, EmailMismatch, StepOutOfOrder
 from ..extensions import db
-from ..models import Account, Client, Consent
-from ..services import accounts, email_codes, totp
+from ..models import Account, Client
+from ..services import accounts, consents, email_codes, tokens, totp
 from ..services.crypto import decrypt_text, encrypt_text
 from .base import Context, FlowMachine, joined
 from .forgot_password import ForgotPasswordSteps
@@ -74,6 +74,15 @@ class LoginFlow(ForgotPasswordSteps, ResetTwoFactorSteps, FlowMachine):
     @property
     def email(self) -> str | None:
         return self.data.get("email")
+
+    def consent_ends_connection(self) -> bool:
+        """Whether allowing the access asked for ends the person's earlier connection to the
+        app (one connection per app per login): it brings a refresh token, and one exists."""
+        client = self.client
+        scope = client.get_allowed_scope(self.data.get("consent_scope") or "") if client is not None else ""
+        if "offline_access" not in scope.split() or not client.check_grant_type("refresh_token"):
+            return False
+        return tokens.has_connection(self.row.account_id, client.id)
 
     def _after_password(self, account: Account) -> str:
         if not account.email_verified:
@@ -158,7 +167,5 @@ class LoginFlow(ForgotPasswordSteps, ResetTwoFactorSteps, FlowMachine):
         self.update_data(consent=decision)
         if decision == "allow":
             params = self.data.get("authorize", {})
-            db.session.add(
-                Consent(account_id=self.row.account_id, client_id=params.get("client_id"), scope=self.data.get("consent_scope", ""))
-            )
+            consents.give(self.account, params.get("client_id"), self.data.get("consent_scope", ""), ip=ctx.ip)
         return "resume"

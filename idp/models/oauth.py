@@ -119,11 +119,20 @@ class SsoSession(db.Model):
     ended_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
     ip: Mapped[str | None] = mapped_column(String(64))
     user_agent: Mapped[str | None] = mapped_column(String(300))
+    # When the browser last came back with this session, to within SESSION_SEEN_INTERVAL
+    # (services.sessions.seen): not written at every request.
+    last_seen_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
 
     account: Mapped[Account] = relationship(lazy="joined")
 
     def active(self, now: dt.datetime) -> bool:
         return self.ended_at is None and self.expires_at > now
+
+    @property
+    def handle(self) -> str:
+        """How a page names the session: the sid itself never leaves the provider's cookie
+        and the relying apps' tokens, so a page shows a hash of it."""
+        return token_hash("session-handle:" + self.id)[:24]
 
 
 class Grant(db.Model):

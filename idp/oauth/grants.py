@@ -63,6 +63,10 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
         )
         if row is None or row.is_expired() and row.used_at is None:
             return None
+        if row.used_at is None and row.grant.revoked_at is not None:
+            # The person withdrew the app's access after the code was issued (read before the
+            # claim: a racing replay's revocation must not cost the first redemption its answer).
+            return None
         if not token_service.claim_code(row):
             token_service.report_reuse("authorization_code", row, client.get_client_id(), ip=self.request.client_ip)
             return None

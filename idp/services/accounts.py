@@ -1,14 +1,17 @@
-"""Accounts: creation, lookup, password and authenticator checks, lockout."""
+"""Accounts: creation, lookup, password and authenticator checks, lockout, name and address."""
 
 from __future__ import annotations
 
 
+import unicodedata
+
 from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 
 from .. import clock
-from ..errors import (AccountDisabled, AccountLocked, CaptchaRequired, InvalidCredentials, InvalidEmail, InvalidTotp,
-                      SignInLocked, TooManyAttempts)
+from ..errors import (AccountDisabled, AccountLocked, CaptchaRequired, EmailInUse, InvalidCredentials, InvalidEmail,
+                      InvalidName, InvalidTotp, SignInLocked, TooManyAttempts)
 from ..extensions import db
 from ..models import Account
 from ..unit_of_work import kept
@@ -228,3 +231,45 @@ def unlock(account: Account, *, actor: str, ip: str | None, reason: str | None) 
     lockout.unlock(account)
     sources = smart_lockout.release(account.email)
     audit.record("account.unlocked", actor=actor, account=account, ip=ip, reason=reason, sources_released=sources)
+
+
+NAME_MAX_LENGTH = 200
+
+
+def change_name(account: Account, name: str, *, ip: str | None) -> None:
+    """The person's new name (the `name` claim from the next token on). Runs of white space
+    become one space; control and format characters are refused."""
+    name = " ".join((name or "").split())
+    if not name or len(name) > NAME_MAX_LENGTH or any(unicodedata.category(c).startswith("C") for c in name):
+        raise InvalidName()
+    if name == account.name:
+        return
+    old, account.name = account.name, name
+    audit.record("name.changed", actor=account.id, account=account, ip=ip, old=old, new=name)
+
+
+def change_email(account: Account, new_email: str, *, ip: str | None, locale: str | None) -> None:
+    """Make ``new_email`` (its control proven with a mailed code) the account's address: the
+    `email` claim from the next token on; the old address gets a notice. An address that
+    another account has (or takes in the meantime) is refused, and the refusal is kept."""
+    old = account.email
+    if find_by_email(new_email) is not None:
+        _email_in_use(account, new_email, ip)
+    account.email = new_email
+    account.email_verified = True
+    try:
+        db.session.flush()
+    except IntegrityError:
+        # Another account took the address between the check and this write.
+        db.session.rollback()
+        _email_in_use(account, new_email, ip)
+    audit.record("email.changed", actor=account.id, account=account, ip=ip, old=old, new=new_email)
+    mailer.queue(old, "email_changed", locale, name=account.name, old_email=old, new_email=new_email,
+                 when=clock.now().strftime("%Y-%m-%d %H:%M"))
+
+
+def _email_in_use(account: Account, new_email: str, ip: str | None):
+    with kept():
+        audit.record("email.change", actor=account.id, account=account, outcome="failure", ip=ip,
+                     why="address in use", new=new_email)
+    raise EmailInUse()

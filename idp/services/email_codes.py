@@ -31,8 +31,11 @@ def issue_email_code(
     locale: str | None,
     ip: str | None,
     name: str = "",
+    mail: str = "email_code",
+    **mail_context,
 ) -> None:
-    """Create a code for ``email``, queue its mail, and supersede the earlier codes.
+    """Create a code for ``email``, queue its mail (``mail``: the sign-in's code mail, or one
+    that says what else the code is for), and supersede the earlier codes.
 
     Resends are throttled: one per EMAIL_CODE_RESEND_INTERVAL seconds and at most
     EMAIL_CODE_MAX_PER_HOUR per address and purpose.
@@ -40,8 +43,8 @@ def issue_email_code(
     code = f"{secrets.randbelow(10**6):06d}"
     _issue(email, purpose, code, account=account, flow_id=flow_id)
     minutes = current_app.config["EMAIL_CODE_LIFETIME"] // 60
-    mailer.queue(email.lower(), "email_code", locale, code=code, minutes=minutes,
-                 name=name or (account.name if account else ""))
+    mailer.queue(email.lower(), mail, locale, code=code, minutes=minutes,
+                 name=name or (account.name if account else ""), **mail_context)
     audit.record("email_code.sent", actor=account.id if account else "anonymous", subject=email.lower(),
                  account=account, ip=ip, purpose=purpose)
 

@@ -1,4 +1,5 @@
-"""Single sign-on sessions at the provider: created at login, ended at logout."""
+"""Single sign-on sessions at the provider: created at login, seen, listed and ended (at
+logout, or by the person in the security centre)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from flask import current_app
 from sqlalchemy import select
 
 from .. import clock
+from ..errors import SessionNotFound
 from ..extensions import db
 from ..models import Account, SsoSession
 from . import audit, backchannel, tokens
@@ -24,9 +26,11 @@ def start(account: Account, amr: list[str], *, ip: str | None, user_agent: str |
         expires_at=now + dt.timedelta(seconds=current_app.config["SESSION_LIFETIME"]),
         ip=ip,
         user_agent=(user_agent or "")[:300],
+        last_seen_at=now,
     )
     db.session.add(session)
-    audit.record("login.success", actor=account.id, account=account, ip=ip, sid_prefix=session.id[:8])
+    audit.record("login.success", actor=account.id, account=account, ip=ip, sid_prefix=session.id[:8],
+                 amr=list(amr))
     return session
 
 
@@ -50,12 +54,53 @@ def get_active(sid: str | None) -> SsoSession | None:
     return session
 
 
-def end(session: SsoSession, *, ip: str | None, actor: str | None = None) -> None:
-    """End the session; its clients are owed a back-channel logout from the same commit."""
+def seen(session: SsoSession) -> None:
+    """The browser came back with this session: its "last seen" moves, but at most once per
+    SESSION_SEEN_INTERVAL, so most requests write nothing."""
+    now = clock.now()
+    last = session.last_seen_at
+    if last is None or (now - last).total_seconds() >= current_app.config["SESSION_SEEN_INTERVAL"]:
+        session.last_seen_at = now
+
+
+def end(session: SsoSession, *, ip: str | None, actor: str | None = None, action: str = "logout") -> None:
+    """End the session; its clients are owed a back-channel logout from the same commit.
+    ``action`` names the event in the audit trail (a logout, or a session ended from the
+    security centre)."""
     session.ended_at = clock.now()
     backchannel.queue(session)
     tokens.end_session_tokens(session.id)
-    audit.record("logout", actor=actor or session.account_id, account=session.account, ip=ip)
+    audit.record(action, actor=actor or session.account_id, account=session.account, ip=ip,
+                 sid_prefix=session.id[:8])
+
+
+def active_for(account: Account) -> list[SsoSession]:
+    """The account's sessions that are still running, the most recently seen first."""
+    now = clock.now()
+    rows = db.session.scalars(
+        select(SsoSession).where(
+            SsoSession.account_id == account.id, SsoSession.ended_at.is_(None), SsoSession.expires_at > now
+        )
+    )
+    return sorted(rows, key=lambda s: (s.last_seen_at or s.created_at, s.created_at), reverse=True)
+
+
+def end_own(account: Account, handle: str, *, current: SsoSession, ip: str | None) -> bool:
+    """The person ends one of their own running sessions, named by its handle (another
+    person's, an ended or an unknown one is not found). True when it was ``current``."""
+    match = next((s for s in active_for(account) if isinstance(handle, str) and s.handle == handle), None)
+    if match is None:
+        raise SessionNotFound()
+    end(match, ip=ip, actor=account.id, action="session.ended")
+    return match.id == current.id
+
+
+def end_others(account: Account, *, current: SsoSession, ip: str | None) -> int:
+    """The person ends every running session but ``current``; returns how many ended."""
+    others = [s for s in active_for(account) if s.id != current.id]
+    for other in others:
+        end(other, ip=ip, actor=account.id, action="session.ended")
+    return len(others)
 
 
 def end_all_for(account: Account, *, except_sid: str | None = None, notify: bool = False) -> int:

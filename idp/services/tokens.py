@@ -103,17 +103,46 @@ def mind_ended_session(token: Token) -> None:
         token.revoked_at = clock.now()
 
 
-def end_earlier_connections(token: Token) -> None:
-    """One connection per application per login: a new offline grant ends the earlier ones."""
-    earlier = (
-        Token.account_id == token.account_id,
-        Token.client_id == token.client_id,
-        Token.grant_id != token.grant_id,
+def _connections(account_id: str, client_id: str) -> tuple:
+    """The person's offline connections to the client: tokens that carry a refresh token."""
+    return (
+        Token.account_id == account_id,
+        Token.client_id == client_id,
         Token.refresh_token_hash.is_not(None),
         Token.revoked_at.is_(None),
     )
+
+
+def end_earlier_connections(token: Token) -> None:
+    """One connection per application per login: a new offline grant ends the earlier ones."""
+    earlier = (*_connections(token.account_id, token.client_id), Token.grant_id != token.grant_id)
     _revoke_grants(Grant.id.in_(select(Token.grant_id).where(*earlier).scalar_subquery()))
     db.session.execute(update(Token).where(*earlier).values(revoked_at=clock.now()))
+
+
+def has_connection(account_id: str, client_id: str) -> bool:
+    """Whether the person has a connection to the client that still works (a usable refresh
+    token), which a new offline grant would end (``end_earlier_connections``)."""
+    now = clock.now()
+    usable = db.session.scalar(
+        select(Token.id)
+        .join(Grant, Grant.id == Token.grant_id)
+        .where(*_connections(account_id, client_id), Token.refresh_used_at.is_(None),
+               Token.refresh_expires_at > now, Grant.revoked_at.is_(None))
+        .limit(1)
+    )
+    return usable is not None
+
+
+def revoke_for_client(account_id: str, client_id: str) -> int:
+    """Every grant of the person to the client ends, and with it every token of those
+    families (refresh tokens included), also codes not redeemed yet."""
+    _revoke_grants(Grant.account_id == account_id, Grant.client_id == client_id)
+    return db.session.execute(
+        update(Token)
+        .where(Token.account_id == account_id, Token.client_id == client_id, Token.revoked_at.is_(None))
+        .values(revoked_at=clock.now())
+    ).rowcount
 
 
 def report_reuse(kind: str, row, client_id: str, *, ip: str | None) -> None:

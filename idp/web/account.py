@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, abort, current_app, jsonify, redirect, render_template, request, url_for
 from flask_babel import gettext
+from flask_babel import lazy_gettext as _l
 
 from ..errors import DomainError
 from .. import config
@@ -13,6 +14,10 @@ from . import browser, caller
 from .login import start_for
 
 bp = Blueprint("account", __name__)
+
+# What a change of one's details (web/details.py) says after its redirect here (?done=<key>).
+DONE = {"name": _l("Your name has been changed."),
+        "email": _l("Your e-mail address has been changed. Sign in with the new address from now on.")}
 
 
 @bp.route("/")
@@ -42,7 +47,8 @@ def home():
     sso = browser.current_sso()
     if sso is None:
         return start_for(url_for("account.home"))
-    return _page(sso, message=gettext("Your password has been changed.") if request.args.get("changed") else None)
+    return _page(sso, message=gettext("Your password has been changed.") if request.args.get("changed") else
+                 DONE.get(request.args.get("done", "")))
 
 
 @bp.route("/account/password", methods=["POST"])

@@ -21,9 +21,11 @@ def owned_flows() -> list[str]:
 
 
 def current_sso():
-    """The active SSO session of this browser, or None."""
+    """The active SSO session of this browser, or None; its "last seen" moves (now and then)."""
     if "sso" not in g:
         g.sso = sessions.get_active(session.get("sid"))
+        if g.sso is not None:
+            sessions.seen(g.sso)
     return g.sso
 
 

@@ -43,7 +43,8 @@ def _step_context(flow: LoginFlow, state: str) -> dict:
         uri = totp.provisioning_uri(secret, account.email, current_app.config["PRODUCT_NAME"])
         context.update(totp_secret=totp.format_secret(secret), totp_qr=totp.qr_data_uri(uri))
     if state == "consent":
-        context.update(scopes=(flow.data.get("consent_scope") or "").split(), account=account)
+        context.update(scopes=(flow.data.get("consent_scope") or "").split(), account=account,
+                       ends_connection=flow.consent_ends_connection())
     if state in ("forgot_email", "forgot_code"):
         context["reset_email"] = flow.data.get("reset_email") or flow.email or ""
     if state == "new_password":
