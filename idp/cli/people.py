@@ -176,7 +176,7 @@ def invitations_revoke(invitation_id, reason):
 
 @click.group("access")
 def access_group():
-    """Who may work in an administration (what its owners do on its access page)."""
+    """Access to administrations, as their owners give it on the access page."""
 
 
 def _administration_or_fail(identifier):
