@@ -26,7 +26,8 @@ def create_app(test_config: dict | None = None) -> Flask:
     from . import config, unit_of_work
     from .extensions import babel, csrf, db, limiter, mail, migrate
     from .oauth import init_oauth
-    from .web import account, connectors, details, dev, errors, headers, invitations, login, oauth, security, support
+    from .web import (access, account, connectors, details, dev, errors, firm, headers, invitations, login, oauth,
+                      security, signup, support)
     from .web.i18n import current_locale
 
     app = Flask(
@@ -54,8 +55,8 @@ def create_app(test_config: dict | None = None) -> Flask:
     if app.config["DATABASE_URL"].startswith("sqlite"):
         _sqlite_pragmas(app)
 
-    for bp in (oauth.bp, login.bp, account.bp, details.bp, security.bp, invitations.bp, connectors.bp, support.bp,
-               dev.bp):
+    for bp in (oauth.bp, login.bp, account.bp, details.bp, security.bp, invitations.bp, access.bp, firm.bp, signup.bp,
+               connectors.bp, support.bp, dev.bp):
         app.register_blueprint(bp)
 
     @app.before_request

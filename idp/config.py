@@ -69,6 +69,14 @@ DEFAULTS: dict = {
     "RATELIMIT_CONNECTOR_STEP": "10 per minute; 60 per hour",
     # Invitations a firm's accountant sends from the firm page.
     "RATELIMIT_FIRM_INVITE": "60 per hour",
+    # Changes an owner makes on an administration's access page (grants send mail; a firm
+    # code typed there must not be guessed at leisure).
+    "RATELIMIT_ACCESS_CHANGE": "60 per hour",
+    # The trial sign-up, per IP address: its start page and CAPTCHA challenges, its first step
+    # (the one with the CAPTCHA: each pass starts a sign-up) and each later step.
+    "RATELIMIT_SIGNUP_START": "30 per minute",
+    "RATELIMIT_SIGNUP_FIRST_STEP": "10 per hour; 30 per day",
+    "RATELIMIT_SIGNUP_STEP": "30 per minute; 300 per hour",
     # Failed client authentications (token, introspection, revocation), per client and address
     # and per client from anywhere; once exceeded the client gets 429 whatever it sends.
     "RATELIMIT_CLIENT_AUTH_FAILURES_PER_ADDRESS": "20 per minute; 100 per hour",
@@ -95,6 +103,8 @@ DEFAULTS: dict = {
     "CONNECTOR_FLOW_LIFETIME": 10 * 60,
     # A connector user may reset its password once in this interval (support can release it).
     "CONNECTOR_RESET_INTERVAL": 24 * 3600,
+    # A trial administration (self-service sign-up, plan "trial") runs this many days.
+    "TRIAL_DAYS": 30,
     # Support actions need a sign-in at most this old (seconds); older means sign in again.
     "SUPPORT_FRESH_LOGIN": 15 * 60,
     # Smart lockout of sign-in passwords (services/smart_lockout.py). Wrong passwords are
@@ -173,7 +183,7 @@ POSITIVE_NUMBERS = (
     "INVITATION_LIFETIME", "CONNECTOR_FLOW_LIFETIME", "CONNECTOR_RESET_INTERVAL", "SUPPORT_FRESH_LOGIN",
     "LOCKOUT_AFTER_FAILURES", "LOCKOUT_WINDOW", "LOCKOUT_DURATION", "LOCKOUTS_UNTIL_SUPPORT",
     "SIGN_IN_CAPTCHA_AFTER_FAILURES", "LOCKOUT_MAX_DURATION", "LOCKOUT_MEMORY", "DEVICE_COOKIE_LIFETIME",
-    "CAPTCHA_COST", "CAPTCHA_LIFETIME", "SESSION_SEEN_INTERVAL", "SECURITY_EVENTS_PER_PAGE",
+    "CAPTCHA_COST", "CAPTCHA_LIFETIME", "SESSION_SEEN_INTERVAL", "SECURITY_EVENTS_PER_PAGE", "TRIAL_DAYS",
     "BACKCHANNEL_TIMEOUT", "BACKCHANNEL_MAX_ATTEMPTS", "BACKCHANNEL_RETRY_BASE", "BACKCHANNEL_ROUND_SECONDS",
 )
 

@@ -197,3 +197,45 @@ class EmailInUse(DomainError):
 
     status = 409
     public = _l("This address belongs to another account. Sign in with that account, or choose another address.")
+class UnknownAdministration(DomainError):
+    """No such administration, or one the person is no member of: the same answer for both."""
+
+    status = 404
+    public = _l("This administration does not exist, or you have no access to it.")
+
+
+class NotOwner(DomainError):
+    status = 403
+    public = _l("Only an owner of this administration manages who has access to it.")
+
+
+class AlreadyHasAccess(DomainError):
+    status = 409
+    public = _l("This address has access to this administration already, or an invitation for it is still open.")
+
+
+class NoAccessToRemove(DomainError):
+    status = 404
+    public = _l("This address has no access to this administration.")
+
+
+class LastOwner(DomainError):
+    status = 409
+    public = _l("An administration keeps at least one owner. Add another owner before you remove this one.")
+
+
+class UnknownFirmCode(DomainError):
+    """A firm code that no firm has (mistyped, made up, or the code of something else)."""
+
+    status = 400
+    public = _l("No accountancy firm has this code. Check the code with your accountant: it has 8 letters and digits.")
+
+
+class FirmAlreadyLinked(DomainError):
+    status = 409
+    public = _l("This firm has access to this administration already.")
+
+
+class NotAFirmAccountant(DomainError):
+    status = 403
+    public = _l("The firm portal is for the accountants of an accountancy firm.")

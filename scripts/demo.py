@@ -54,14 +54,14 @@ def setup() -> dict:
     idp("users", "create", "--email", email, "--password", password, "--name", "Demo Ondernemer", "--json")
     staff_password = "Staff-" + secrets.token_urlsafe(9)
     idp("staff", "create", "--email", "support@example.com", "--password", staff_password, "--name", "Support", "--json")
-    firm = json.loads(idp("firms", "create", "--name", "Demo Accountants", "--json"))["administration_id"]
+    firm = json.loads(idp("firms", "create", "--name", "Demo Accountants", "--json"))
     bank = json.loads(idp("clients", "create", "--name", "Demo bank", "--grant-type", "password", "--json"))
     invitation = json.loads(
         idp("invitations", "create", "--email", "client@example.com", "--name", "Client Example",
-            "--administration", "Demo Bakery", "--firm", firm, "--json")
+            "--administration", "Demo Bakery", "--firm", firm["administration_id"], "--json")
     )
     state = {"client": client, "email": email, "password": password, "staff_password": staff_password,
-             "bank": bank, "invitation": invitation}
+             "bank": bank, "invitation": invitation, "firm": firm}
     STATE.write_text(json.dumps(state, indent=2))
     STATE.chmod(0o600)
     return state
@@ -93,6 +93,8 @@ def main() -> None:
     try:
         wait_for(f"{ISSUER}/.well-known/openid-configuration")
         wait_for(f"{PORTAL}/")
+        # A demo made before firms had codes has none on record: `make clean` starts afresh.
+        firm_code = state.get("firm", {}).get("firm_code") or "unknown here; `make clean` makes a new demo"
         print(
             f"""
   Provider            {ISSUER}
@@ -105,6 +107,7 @@ def main() -> None:
   An invitation       {state['invitation']['invitation_url']}
                       (for client@example.com from the firm Demo Accountants: accept it,
                       then sign in through the demo portal with the new account)
+  Trial sign-up       {ISSUER}/signup   (firm code of Demo Accountants: {firm_code})
   Support console     {ISSUER}/support   support@example.com / {state['staff_password']}
   Bank connector      BANK_CLIENT_ID={state['bank']['client_id']} BANK_CLIENT_SECRET={state['bank']['client_secret']}
                       (see clients/bank_connector/README.md)

@@ -313,3 +313,61 @@ def accept_until(browser, app, url, state, email="klant@example.com", password=G
         return
     browser.submit(password=password, password_confirm=password)
     assert browser.step_state == "contract", browser.alert
+
+
+# -- administrations, firms and access ---------------------------------------------------------
+
+
+def make_company(app, owner_email, name="Bakkerij Jansen", **fields) -> str:
+    """An administration owned by the account with ``owner_email`` (as an accepted invitation leaves it)."""
+    from idp.services import accounts, administrations
+
+    with app.app_context():
+        administration = administrations.create_company(name, accounts.find_by_email(owner_email))
+        for key, value in fields.items():
+            setattr(administration, key, value)
+        db.session.commit()
+        return administration.id
+
+
+def make_firm(app, name="Boekhouders BV", accountants=()) -> dict:
+    """A firm (``{"administration_id", "firm_code"}``) with these accounts as its accountants."""
+    result = app.test_cli_runner().invoke(args=["firms", "create", "--name", name, "--json"])
+    assert result.exit_code == 0, result.output
+    firm = json.loads(result.stdout)
+    for email in accountants:
+        add_member(app, email, firm["administration_id"], "accountant")
+    return firm
+
+
+def add_member(app, email, administration_id, role) -> None:
+    from idp.models import Administration
+    from idp.services import accounts, administrations
+
+    with app.app_context():
+        administrations.add_member(accounts.find_by_email(email), db.session.get(Administration, administration_id), role)
+        db.session.commit()
+
+
+def signed_in_at_provider(app, person) -> "Browser":
+    """A browser in which ``person`` (an account of make_account) signed in for the first
+    time at the provider itself (it stands on /account; the pages in English)."""
+    browser = Browser(app)
+    browser.get("/signin")
+    browser.sign_in(person["email"], person["password"], first_time=True)
+    assert browser.url.endswith("/account"), (browser.status, browser.url, browser.alert)
+    browser.get("/account?lang=en")
+    return browser
+
+
+def form_with(browser, action_end: str, **fields) -> dict:
+    """The page's form that posts to a URL ending in ``action_end`` and has these field values
+    (the per-row forms of a table)."""
+    for form in browser.page.forms.values():
+        if form["action"].endswith(action_end) and all(form["fields"].get(k) == v for k, v in fields.items()):
+            return form
+    raise AssertionError(f"no form to …{action_end} with {fields}")
+
+
+def post_form(browser, form, **fields):
+    return browser.post(form["action"], {**form["fields"], **fields})

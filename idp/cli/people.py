@@ -1,5 +1,5 @@
-"""`idp users`, `staff`, `firms`, `invitations`, `connectors`, `accounts`: people, firms
-and the administrations they join."""
+"""`idp users`, `staff`, `firms`, `invitations`, `access`, `connectors`, `accounts`: people,
+firms and the administrations they join."""
 
 from __future__ import annotations
 
@@ -84,7 +84,8 @@ def firms():
 @click.option("--json", "as_json", is_flag=True)
 @with_appcontext
 def firms_create(name, as_json):
-    """Create an accountancy firm (an administration of kind firm)."""
+    """Create an accountancy firm (an administration of kind firm) and its firm code, which
+    clients type at sign-up or on their access page to give the firm access."""
     from ..extensions import db
     from ..services import administrations, audit
 
@@ -93,7 +94,8 @@ def firms_create(name, as_json):
     firm = administrations.create_firm(name)
     audit.record("firm.created", actor=cli_actor(), subject=firm.id, name=firm.name)
     db.session.commit()
-    emit({"administration_id": firm.id}, as_json, f"administration_id: {firm.id}")
+    emit({"administration_id": firm.id, "firm_code": firm.firm_code}, as_json,
+         f"administration_id: {firm.id}\nfirm_code: {firm.firm_code}")
 
 
 @click.group("invitations")
@@ -172,6 +174,66 @@ def invitations_revoke(invitation_id, reason):
     click.echo(f"revoked {invitation.id}")
 
 
+@click.group("access")
+def access_group():
+    """Access to administrations, as their owners give it on the access page."""
+
+
+def _administration_or_fail(identifier):
+    from ..services import administrations
+
+    administration = administrations.find(identifier)
+    if administration is None:
+        fail(f"no administration {identifier!r} (give its id, or a unique name)")
+    return administration
+
+
+@access_group.command("grant")
+@click.option("--administration", "administration_id", required=True, help="The administration's id (or unique name).")
+@click.option("--email", required=True, help="The address that gets access.")
+@click.option("--role", required=True, help="accountant, employee or owner.")
+@click.option("--locale", type=click.Choice(["nl", "en"]), default="nl", show_default=True, help="The mail's language.")
+@click.option("--json", "as_json", is_flag=True)
+@with_appcontext
+def access_grant(administration_id, email, role, locale, as_json):
+    """Give an address access with a role. An account gets it at once (and a mail); an
+    address without an account gets an invitation and access when it is accepted.
+    Prints {"status": "granted"|"invited"}."""
+    from ..services import access
+
+    administration = _administration_or_fail(administration_id)
+    with committed():
+        status = access.grant(administration, email, role, actor=cli_actor(), inviter=administration.name,
+                              locale=locale)
+    emit({"status": status}, as_json, status)
+
+
+@access_group.command("revoke")
+@click.option("--administration", "administration_id", required=True, help="The administration's id (or unique name).")
+@click.option("--email", required=True)
+@with_appcontext
+def access_revoke(administration_id, email):
+    """Take an address's access away (or withdraw its open invitation); the last owner stays."""
+    from ..services import access
+
+    administration = _administration_or_fail(administration_id)
+    with committed():
+        status = access.revoke(administration, email, actor=cli_actor())
+    click.echo(f"{status} {email.strip()}")
+
+
+@access_group.command("list")
+@click.option("--administration", "administration_id", required=True, help="The administration's id (or unique name).")
+@click.option("--json", "as_json", is_flag=True)
+@with_appcontext
+def access_list(administration_id, as_json):
+    """The members of an administration: [{"email", "role"}]."""
+    from ..services import access
+
+    members = access.listed(_administration_or_fail(administration_id))
+    emit(members, as_json, "\n".join(f"{m['email']}\t{m['role']}" for m in members) or "no members")
+
+
 @click.group("accounts")
 def accounts():
     """Inspect accounts."""
@@ -198,4 +260,4 @@ def accounts_show(email, as_json):
     emit(data, as_json)
 
 
-COMMANDS = (users, staff, firms, invitations_group, connectors_group, accounts)
+COMMANDS = (users, staff, firms, invitations_group, access_group, connectors_group, accounts)

@@ -5,5 +5,7 @@ from .connector import ConnectorResetFlow
 from .email_change import EmailChangeFlow
 from .invitation import InvitationFlow
 from .login import LoginFlow
+from .signup import SignupFlow
 
-__all__ = ["ConnectorResetFlow", "Context", "EmailChangeFlow", "FlowMachine", "InvitationFlow", "LoginFlow"]
+__all__ = ["ConnectorResetFlow", "Context", "EmailChangeFlow", "FlowMachine", "InvitationFlow", "LoginFlow",
+           "SignupFlow"]

@@ -62,6 +62,14 @@ class Administration(db.Model):
     name: Mapped[str] = mapped_column(String(200), nullable=False)
     kind: Mapped[str] = mapped_column(String(20), default="company", nullable=False)  # company | firm
     plan: Mapped[str] = mapped_column(String(40), default="basic", nullable=False)
+    # A trial (plan "trial") ends on this day; None for every other plan.
+    trial_ends_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    # A firm's code, which its clients type to give the firm access (services.firms); None for companies.
+    firm_code: Mapped[str | None] = mapped_column(String(16), unique=True, index=True)
+    # Company details given at sign-up: Chamber of Commerce number, address, bank account (IBAN).
+    kvk_number: Mapped[str | None] = mapped_column(String(8))
+    address: Mapped[str | None] = mapped_column(String(300))
+    iban: Mapped[str | None] = mapped_column(String(34))
     created_at: Mapped[dt.datetime] = created_at()
 
     connector: Mapped[ConnectorUser | None] = relationship(back_populates="administration", lazy="selectin")

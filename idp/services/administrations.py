@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 import string
+from dataclasses import dataclass
 
 from sqlalchemy import select
 
@@ -12,6 +13,9 @@ from ..models import Account, Administration, ConnectorUser, FirmClient, Members
 
 ROLES = ("owner", "accountant", "employee")
 _ALPHABET = string.ascii_uppercase + string.digits
+# Firm codes are read aloud and typed from paper: no 0/O or 1/I to confuse.
+FIRM_CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+FIRM_CODE_LENGTH = 8
 
 
 def new_connector_username() -> str:
@@ -37,8 +41,17 @@ def create_company(name: str, owner: Account, *, plan: str = "basic", firm: Admi
     return administration
 
 
+def new_firm_code() -> str:
+    """Eight characters (40 bits, too many to guess behind the sign-up's CAPTCHA and limits); unique."""
+    for _ in range(20):
+        candidate = "".join(secrets.choice(FIRM_CODE_ALPHABET) for _ in range(FIRM_CODE_LENGTH))
+        if db.session.scalar(select(Administration.id).where(Administration.firm_code == candidate)) is None:
+            return candidate
+    raise RuntimeError("could not find a free firm code")
+
+
 def create_firm(name: str) -> Administration:
-    firm = Administration(name=name.strip(), kind="firm")
+    firm = Administration(name=name.strip(), kind="firm", firm_code=new_firm_code())
     db.session.add(firm)
     db.session.flush()
     return firm
@@ -76,17 +89,31 @@ def firm_clients(firm: Administration) -> list[Administration]:
     )
 
 
+@dataclass(frozen=True)
+class Reach:
+    """An administration a person may work in, with their role there; ``via`` is the firm
+    through which an accountant reaches a client's administration."""
+
+    administration: Administration
+    role: str
+    via: Administration | None = None
+
+
+def reachable(account: Account) -> list[Reach]:
+    """Own memberships, and for an owner or accountant of a firm every client administration
+    of that firm (role accountant); read afresh, so a change of access shows at once."""
+    seen: dict[str, Reach] = {}
+    for m in account.memberships:
+        seen[m.administration.id] = Reach(m.administration, m.role)
+    for firm in managed_firms(account):
+        for client in firm_clients(firm):
+            seen.setdefault(client.id, Reach(client, "accountant", via=firm))
+    return sorted(seen.values(), key=lambda r: (r.administration.name.lower(), r.administration.id))
+
+
 def accessible(account: Account) -> list[dict]:
-    """The administrations a person may work in, with their role: own memberships, and for an
-    accountant of a firm every client administration of that firm (role accountant)."""
-    seen: dict[str, dict] = {}
-    for m in account.memberships:
-        seen[m.administration.id] = {"id": m.administration.id, "name": m.administration.name, "role": m.role}
-    for m in account.memberships:
-        if m.administration.kind == "firm" and m.role in ("owner", "accountant"):
-            for client in firm_clients(m.administration):
-                seen.setdefault(client.id, {"id": client.id, "name": client.name, "role": "accountant"})
-    return sorted(seen.values(), key=lambda a: (a["name"].lower(), a["id"]))
+    """The ``administrations`` claim: ``[{"id", "name", "role"}]`` (CONTRACT section 4)."""
+    return [{"id": r.administration.id, "name": r.administration.name, "role": r.role} for r in reachable(account)]
 
 
 def is_firm_accountant(account: Account, firm: Administration) -> bool:
@@ -114,11 +141,30 @@ def owners(administration: Administration) -> list[Account]:
 
 def managed_firms(account: Account) -> list[Administration]:
     """The firms whose client management this person may use (owner or accountant)."""
-    return [m.administration for m in account.memberships
-            if m.administration.kind == "firm" and m.role in ("owner", "accountant")]
+    firms = [m.administration for m in account.memberships
+             if m.administration.kind == "firm" and m.role in ("owner", "accountant")]
+    return sorted(firms, key=lambda f: (f.name.lower(), f.id))
 
 
 def owned_connectors(account: Account) -> list:
     """The connector users of the administrations this person owns."""
     return [m.administration.connector for m in account.memberships
             if m.role == "owner" and m.administration.connector is not None]
+
+
+def get(administration_id) -> Administration | None:
+    if not isinstance(administration_id, str) or not administration_id or len(administration_id) > 64:
+        return None
+    return db.session.get(Administration, administration_id)
+
+
+def membership_of(account: Account, administration: Administration) -> Membership | None:
+    return db.session.scalar(
+        select(Membership).where(Membership.account_id == account.id, Membership.administration_id == administration.id)
+    )
+
+
+def lock(administration: Administration) -> None:
+    """Serialise changes of one administration's access (PostgreSQL row lock; SQLite
+    writes are serialised anyway), so two owners removing each other keep one owner."""
+    db.session.execute(select(Administration.id).where(Administration.id == administration.id).with_for_update())

@@ -66,11 +66,11 @@ def create(
     administration_name = (administration_name or "").strip()
     if role not in administrations.ROLES:
         raise InvalidInput(_l("Unknown role."))
-    if role == "owner":
+    if target is None:
+        if role != "owner":
+            raise InvalidInput(_l("An accountant or employee joins an existing administration."))
         if not administration_name or len(administration_name) > 200:
             raise InvalidInput(_l("Enter the name of the administration (at most 200 characters)."))
-    elif target is None:
-        raise InvalidInput(_l("An accountant or employee joins an existing administration."))
     if plan not in PLANS:
         raise InvalidInput(_l("Unknown plan."))
     token = secrets.token_urlsafe(32)
@@ -158,7 +158,8 @@ def accept(invitation: Invitation, *, account: Account | None = None, password_h
            ip: str | None = None) -> Account:
     """Everything the acceptance creates, in the caller's single transaction: the account
     (unless it exists), the administration, the owner membership, the inviting firm's access
-    and the connector user; for an accountant or employee, the membership only."""
+    and the connector user; for an existing administration (an accountant, an employee, a
+    further owner), the membership only."""
     ensure_usable(invitation)
     now = clock.now()
     if account is None:
@@ -168,7 +169,7 @@ def accept(invitation: Invitation, *, account: Account | None = None, password_h
         db.session.add(account)
         db.session.flush()
         audit.record("account.created", actor=account.id, account=account, ip=ip, via="invitation")
-    if invitation.role == "owner":
+    if invitation.target is None:
         administration = administrations.create_company(
             invitation.administration_name, account, plan=invitation.plan, firm=invitation.firm
         )

@@ -30,7 +30,7 @@ def index():
 def _page(sso, *, error=None, message=None, status=200):
     account = sso.account
     return render_template(
-        "account.html", account=account, administrations=administrations.accessible(account), sso=sso,
+        "account.html", account=account, administrations=administrations.reachable(account), sso=sso,
         firms=administrations.managed_firms(account), connectors=administrations.owned_connectors(account),
         rules=password_policy.RULES, error=error, message=message, connector_portal=connector_portal_url(),
         autofocus=False,

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 
 from idp.errors import StepOutOfOrder
-from idp.flows import ConnectorResetFlow, Context, EmailChangeFlow, InvitationFlow, LoginFlow
+from idp.flows import ConnectorResetFlow, Context, EmailChangeFlow, InvitationFlow, LoginFlow, SignupFlow
 
 
-@pytest.mark.parametrize("machine", [LoginFlow, InvitationFlow, ConnectorResetFlow, EmailChangeFlow])
+@pytest.mark.parametrize("machine", [LoginFlow, InvitationFlow, ConnectorResetFlow, EmailChangeFlow, SignupFlow])
 def test_every_action_is_an_edge_of_the_table(machine):
     for state, actions in machine.ACTIONS.items():
         for action, target in actions.items():

@@ -44,8 +44,13 @@ GET_PATHS = [
     "/",
     "/dev/mailbox",
     "/login/{random_flow}",
+    "/signup",
+    "/signup/flow/{random_flow}",
+    "/firm",
+    "/administrations/{random_flow}/access",
 ]
-POST_PATHS = ["/authorize", "/token", "/userinfo", "/introspect", "/revoke", "/logout", "/login/{random_flow}"]
+POST_PATHS = ["/authorize", "/token", "/userinfo", "/introspect", "/revoke", "/logout", "/login/{random_flow}",
+              "/signup/flow/{random_flow}", "/administrations/{random_flow}/access"]
 GET_ONLY_PATHS = ["/.well-known/openid-configuration", "/jwks.json", "/account", "/signin", "/", "/dev/mailbox"]
 ALL_PATHS = sorted(set(GET_PATHS) | set(POST_PATHS))
 

@@ -1,0 +1,86 @@
+"""F8 trial sign-up at /signup: one page per state of the stored sign-up flow."""
+
+from __future__ import annotations
+
+from flask import Blueprint, abort, jsonify, redirect, render_template, request, url_for
+
+from .. import config
+from ..errors import DomainError
+from ..extensions import limiter
+from ..flows import SignupFlow
+from ..services import captcha, password_policy, signup
+from . import browser, caller
+
+bp = Blueprint("signup", __name__, url_prefix="/signup")
+
+START_LIMIT = config.limit("RATELIMIT_SIGNUP_START")
+
+
+@bp.route("", methods=["GET"])
+@limiter.limit(START_LIMIT)
+def start():
+    flow = SignupFlow.start()
+    browser.own_flow(flow.id)
+    return redirect(url_for("signup.step", flow_id=flow.id))
+
+
+@bp.route("/challenge", methods=["GET"])
+@limiter.limit(START_LIMIT)
+def challenge():
+    response = jsonify(captcha.new_challenge())
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _load(flow_id) -> SignupFlow:
+    flow = SignupFlow.load(flow_id, browser.owned_flows())
+    flow.check_live()
+    return flow
+
+
+def _page(flow: SignupFlow, error=None, status=200, values=None):
+    return render_template(
+        f"signup/{flow.state}.html", flow=flow, state=flow.state, error=error, data=flow.data, email=flow.email,
+        values=values or {}, rules=password_policy.RULES, firm=flow.firm, trial_ends=signup.trial_ends(),
+        iban=signup.shown_iban(flow.data.get("iban")), administration=flow.administration,
+        page=SignupFlow.PAGES.index(flow.state) + 1 if flow.state in SignupFlow.PAGES else None,
+        pages=len(SignupFlow.PAGES),
+    ), status
+
+
+@bp.route("/flow/<flow_id>", methods=["GET"])
+def step(flow_id):
+    return _page(_load(flow_id))
+
+
+def _not_first_step() -> bool:
+    return request.form.get("state") != SignupFlow.initial
+
+
+@bp.route("/flow/<flow_id>", methods=["POST"])
+@limiter.limit(config.limit("RATELIMIT_SIGNUP_FIRST_STEP"), exempt_when=_not_first_step)
+@limiter.limit(config.limit("RATELIMIT_SIGNUP_STEP"))
+def submit(flow_id):
+    flow = _load(flow_id)
+    try:
+        flow.advance(request.form.get("state", ""), request.form, caller.context(),
+                     action=request.form.get("action") or None)
+    except DomainError as err:
+        values = {k: v for k, v in request.form.items() if k not in ("password", "password_confirm", "altcha")}
+        return _page(flow, error=err.message(), status=err.status, values=values)
+    return redirect(url_for("signup.step", flow_id=flow.id))
+
+
+@bp.route("/flow/<flow_id>/password-check", methods=["POST"])
+@limiter.limit(config.limit("RATELIMIT_PASSWORD_CHECK"))
+def password_check(flow_id):
+    """The policy verdict for the password typed so far (the page shows it live)."""
+    try:
+        flow = SignupFlow.load(flow_id, browser.owned_flows())
+    except DomainError:
+        abort(404)
+    if flow.state != "password":
+        abort(404)
+    verdict = password_policy.check(request.form.get("password", ""), request.form.get("password_confirm", ""),
+                                    email=flow.email, name=flow.data.get("name", ""))
+    return jsonify(rules=verdict.rules, ok=verdict.ok)
