@@ -1,8 +1,9 @@
-"""F8 trial sign-up (seed 004 "Registreren"): company details with the CAPTCHA, the bank
-account, the e-mail address confirmed by a mailed code, a password, optionally the
-accountant's firm code, terms and privacy. Everything waits in the flow until the last
-step creates it at once; an address that has an account is told to sign in, once the code
-proved the mailbox is the person's (what an invitation link tells its holder too)."""
+"""F8 trial sign-up (seed 004 "Registreren"): the company's details, its bank account and the
+person's e-mail address on the first page (with the CAPTCHA), the address confirmed by a mailed
+code, a password, then terms and privacy with, optionally, the accountant's firm code (the
+order of CONTRACT section 7). Everything waits in the flow until the last step creates it at
+once; an address that has an account is told to sign in, once the code proved the mailbox is
+the person's (what an invitation link tells its holder too)."""
 
 from __future__ import annotations
 
@@ -21,18 +22,15 @@ class SignupFlow(FlowMachine):
     kind = "signup"
     initial = "company"
     TRANSITIONS = {
-        "company": {"bank"},
-        "bank": {"email"},
-        "email": {"email_code"},
-        "email_code": {"password", "existing", "email_code", "email"},
-        "password": {"firm"},
-        "firm": {"contract"},
+        "company": {"email_code"},
+        "email_code": {"password", "existing", "email_code", "company"},
+        "password": {"contract"},
         "contract": {"done"},
     }
     FINAL = {"done", "existing"}
-    ACTIONS = {"email_code": {"resend": "email_code", "change_email": "email"}}
+    ACTIONS = {"email_code": {"resend": "email_code", "change_email": "company"}}
     # The pages a person goes through, for "step n of N".
-    PAGES = ("company", "bank", "email", "email_code", "password", "firm", "contract")
+    PAGES = ("company", "email_code", "password", "contract")
 
     @classmethod
     def start(cls):
@@ -54,21 +52,14 @@ class SignupFlow(FlowMachine):
         return db.session.get(Administration, administration_id) if administration_id else None
 
     def step_company(self, form, ctx: Context) -> str:
+        """The company, its bank account and the person's address, all checked at once; then a
+        code to the address: the same answer and the same mail whether or not it has an account."""
         if not captcha.verify(form.get("altcha", "")):
             raise CaptchaRequired(_l("Complete the check that you are not a robot, then continue."))
-        self.update_data(company=signup.company_details(form))
-        return "bank"
-
-    def step_bank(self, form, ctx: Context) -> str:
-        self.update_data(iban=signup.bank_account(form.get("iban", "")))
-        return "email"
-
-    def step_email(self, form, ctx: Context) -> str:
-        """The same answer and the same mail whether or not the address has an account."""
-        email = accounts.normalize_email(form.get("email", ""))
-        name = " ".join((form.get("name") or "").split())[:200]
-        self.update_data(email=email, name=name, email_verified=False)
-        email_codes.issue_email_code(email, EMAIL_CODE_PURPOSE, flow_id=self.id, locale=ctx.locale, ip=ctx.ip, name=name)
+        details = signup.first_page(form)
+        self.update_data(**details, email_verified=False)
+        email_codes.issue_email_code(self.email, EMAIL_CODE_PURPOSE, flow_id=self.id, locale=ctx.locale, ip=ctx.ip,
+                                     name=details["name"])
         return "email_code"
 
     def action_resend(self, form, ctx: Context) -> None:
@@ -89,11 +80,6 @@ class SignupFlow(FlowMachine):
             raise PasswordRejected(verdict.failed())
         # Only the Argon2 hash waits in the flow until the last step.
         self.update_data(password_hash=passwords.hash_password(password))
-        return "firm"
-
-    def step_firm(self, form, ctx: Context) -> str:
-        typed = (form.get("firm_code") or "").strip()
-        self.update_data(firm_id=firms.by_code(typed).id if typed else None)
         return "contract"
 
     def step_contract(self, form, ctx: Context) -> str:
@@ -102,12 +88,11 @@ class SignupFlow(FlowMachine):
         if not (self.data.get("email_verified") and self.data.get("password_hash") and self.data.get("company")
                 and self.data.get("iban")):
             raise StepOutOfOrder()
-        firm = self.firm
-        if self.data.get("firm_id") and firm is None:
-            raise StepOutOfOrder()  # the firm went away while the person signed up
+        typed = (form.get("firm_code") or "").strip()
+        firm = firms.by_code(typed) if typed else None
         account, administration = signup.create_trial(
             email=self.email, name=self.data.get("name", ""), password_hash=self.data["password_hash"],
             company=self.data["company"], iban=self.data["iban"], firm=firm, ip=ctx.ip)
         self.row.account_id = account.id
-        self.update_data(password_hash=None, administration_id=administration.id)
+        self.update_data(password_hash=None, administration_id=administration.id, firm_id=firm.id if firm else None)
         return "done"

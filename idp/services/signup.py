@@ -13,7 +13,7 @@ from schwifty import IBAN
 from schwifty import exceptions as iban_errors
 
 from .. import clock
-from ..errors import InvalidInput
+from ..errors import InvalidEmail, InvalidInput
 from ..extensions import db
 from ..models import Account, Administration
 from . import accounts, administrations, audit
@@ -33,7 +33,8 @@ class AddressTaken(InvalidInput):
 
 
 def company_details(form) -> dict:
-    """The company's name, KvK number and address, each checked; one message per fault."""
+    """The company's name, KvK number and (optional, as CONTRACT section 7 lists the fields)
+    address, each checked; one message per fault."""
     name = " ".join((form.get("company_name") or "").split())
     kvk = _KVK_SEPARATORS.sub("", form.get("kvk_number") or "")
     address = " ".join((form.get("address") or "").split())
@@ -42,11 +43,38 @@ def company_details(form) -> dict:
         faults.append(_l("Enter the name of your company (at most 200 characters)."))
     if not KVK_NUMBER.fullmatch(kvk):
         faults.append(_l("A Chamber of Commerce (KvK) number has 8 digits, for example 12345678."))
-    if not address or len(address) > MAX_ADDRESS:
-        faults.append(_l("Enter the address of your company: street and number, postcode and place."))
+    if len(address) > MAX_ADDRESS:
+        faults.append(_l("The address is too long: street and number, postcode and place (at most 300 characters)."))
     if faults:
         raise InvalidInput(" ".join(str(f) for f in faults))
     return {"company_name": name, "kvk_number": kvk, "address": address}
+
+
+def first_page(form) -> dict:
+    """What the first page asks, each field checked, every fault named at once: the company
+    (``company``), its bank account (``iban``, compact) and the person (``email``, ``name``)."""
+    checks = {
+        "company": lambda: company_details(form),
+        "iban": lambda: bank_account(form.get("iban", "")),
+        "email": lambda: accounts.normalize_email(form.get("email", "")),
+    }
+    found, faults = {}, []
+    for key, check in checks.items():
+        try:
+            found[key] = check()
+        except (InvalidInput, InvalidEmail) as err:
+            faults.append(err.message())
+    if faults:
+        raise InvalidInput(" ".join(faults))
+    found["name"] = " ".join((form.get("name") or "").split())[:200]
+    return found
+
+
+def entered(data: dict) -> dict:
+    """The first page's fields as the flow holds them, to fill that page in again (another
+    address after the code was mailed)."""
+    return {**(data.get("company") or {}), "iban": shown_iban(data.get("iban")), "email": data.get("email", ""),
+            "name": data.get("name", "")}
 
 
 def bank_account(value) -> str:

@@ -41,7 +41,7 @@ def _load(flow_id) -> SignupFlow:
 def _page(flow: SignupFlow, error=None, status=200, values=None):
     return render_template(
         f"signup/{flow.state}.html", flow=flow, state=flow.state, error=error, data=flow.data, email=flow.email,
-        values=values or {}, rules=password_policy.RULES, firm=flow.firm, trial_ends=signup.trial_ends(),
+        prefill={**signup.entered(flow.data), **(values or {})}, rules=password_policy.RULES, firm=flow.firm, trial_ends=signup.trial_ends(),
         iban=signup.shown_iban(flow.data.get("iban")), administration=flow.administration,
         page=SignupFlow.PAGES.index(flow.state) + 1 if flow.state in SignupFlow.PAGES else None,
         pages=len(SignupFlow.PAGES),

@@ -20,6 +20,8 @@ pytestmark = pytest.mark.config(**CHEAP_CAPTCHA)
 EMAIL = "piet@example.com"
 COMPANY = {"company_name": "Fietsenmaker Piet", "kvk_number": "1234 5678", "address": "Dorpsstraat 1, 1234 AB Utrecht"}
 IBAN = "NL91 ABNA 0417 1643 00"
+# The first page: the company, its bank account and the person.
+FIRST = {**COMPANY, "iban": IBAN, "email": EMAIL, "name": "Piet Jansen"}
 
 
 @pytest.fixture(autouse=True)
@@ -50,13 +52,10 @@ def start(app) -> Browser:
 def until(b, state, email=EMAIL, firm_code=""):
     """Walk the sign-up from its first page to ``state``."""
     steps = [
-        ("company", lambda: b.submit(**COMPANY, altcha=solve_captcha(b, "/signup/challenge"))),
-        ("bank", lambda: b.submit(iban=IBAN)),
-        ("email", lambda: b.submit(email=email, name="Piet Jansen")),
+        ("company", lambda: b.submit(**{**FIRST, "email": email}, altcha=solve_captcha(b, "/signup/challenge"))),
         ("email_code", lambda: b.submit(email_code=code_from_mail(b.app, email.lower()))),
         ("password", lambda: b.submit(password=GOOD_PASSWORD, password_confirm=GOOD_PASSWORD)),
-        ("firm", lambda: b.submit(firm_code=firm_code)),
-        ("contract", lambda: b.submit(accept_terms="yes", accept_privacy="yes")),
+        ("contract", lambda: b.submit(accept_terms="yes", accept_privacy="yes", firm_code=firm_code)),
     ]
     for name, take in steps:
         if b.step_state == state:
@@ -126,14 +125,15 @@ def test_first_sign_in_asks_no_code_again_and_the_app_sees_the_administration(ap
 def test_a_firm_code_gives_the_firm_access(app):
     accountant = make_account(app, "bert@boekhouders.example", "correct horse battery staple")
     firm = make_firm(app, "Boekhouders BV", accountants=[accountant["email"]])
-    b = until(start(app), "firm")
+    b = until(start(app), "contract")
     for wrong in ("ABCD-EFGH", "12", "not a code at all"):
-        b.submit(firm_code=wrong)
-        assert b.status == 400 and "firm" in b.alert and b.step_state == "firm"
+        b.submit(firm_code=wrong, accept_terms="yes", accept_privacy="yes")
+        assert b.status == 400 and "firm" in b.alert and b.step_state == "contract"
+        assert b.page.forms["step"]["fields"]["firm_code"] == wrong
+        assert count(app, Administration, Administration.kind == "company") == 0
     code = firm["firm_code"]
-    b.submit(firm_code=f"{code[:4].lower()} {code[4:]}")
-    assert b.step_state == "contract" and b.page.ids["contract-firm"] == "Boekhouders BV"
-    b.submit(accept_terms="yes", accept_privacy="yes")
+    b.submit(firm_code=f"{code[:4].lower()} {code[4:]}", accept_terms="yes", accept_privacy="yes")
+    assert b.status == 200 and b.page.ids["signup-firm"] == "Boekhouders BV"
     with app.app_context():
         administration = db.session.scalar(select(Administration).where(Administration.kind == "company"))
         link = db.session.scalar(select(FirmClient))
@@ -143,23 +143,27 @@ def test_a_firm_code_gives_the_firm_access(app):
 def test_the_first_page_needs_the_captcha_and_checks_each_field(app):
     b = start(app)
     assert 'id="captcha"' in b.text and "/signup/challenge" in b.text
-    b.submit(**COMPANY)
+    b.submit(**FIRST)
     assert b.status == 400 and "robot" in b.alert and b.step_state == "company"
-    b.submit(**COMPANY, altcha="garbage")
+    b.submit(**FIRST, altcha="garbage")
     assert b.status == 400 and "robot" in b.alert
-    b.submit(company_name="", kvk_number="1234567", address=" ", altcha=solve_captcha(b, "/signup/challenge"))
+    b.submit(company_name="", kvk_number="1234567", address="x" * 301, iban="", email="piet@",
+             altcha=solve_captcha(b, "/signup/challenge"))
     assert b.status == 400 and b.step_state == "company"
-    assert "name of your company" in b.alert and "8 digits" in b.alert and "address" in b.alert
+    assert "name of your company" in b.alert and "8 digits" in b.alert and "address is too long" in b.alert
+    assert "Enter the IBAN" in b.alert and "valid e-mail address" in b.alert and count(app, EmailCode) == 0
     for kvk in ("123456789", "1234567a", "12-34-56-78"):
-        b.submit(**{**COMPANY, "kvk_number": kvk}, altcha=solve_captcha(b, "/signup/challenge"))
+        b.submit(**{**FIRST, "kvk_number": kvk}, altcha=solve_captcha(b, "/signup/challenge"))
         assert b.status == 400 and "8 digits" in b.alert and b.page.forms["step"]["fields"]["kvk_number"] == kvk
+        assert b.page.forms["step"]["fields"]["iban"] == IBAN and b.page.forms["step"]["fields"]["email"] == EMAIL
     # A solution is good once.
     solved = solve_captcha(b, "/signup/challenge")
-    b.submit(**{**COMPANY, "kvk_number": "x"}, altcha=solved)
-    b.submit(**COMPANY, altcha=solved)
+    b.submit(**{**FIRST, "kvk_number": "x"}, altcha=solved)
+    b.submit(**FIRST, altcha=solved)
     assert b.status == 400 and "robot" in b.alert
-    b.submit(**COMPANY, altcha=solve_captcha(b, "/signup/challenge"))
-    assert b.step_state == "bank"
+    # The address is optional (CONTRACT section 7 lists the fields a client may rely on).
+    b.submit(**{**FIRST, "address": ""}, altcha=solve_captcha(b, "/signup/challenge"))
+    assert b.step_state == "email_code"
 
 
 @pytest.mark.parametrize("typed, says", [
@@ -174,19 +178,19 @@ def test_the_first_page_needs_the_captcha_and_checks_each_field(app):
     ("BR1500000000000010932840814P2", "SEPA"),
 ])
 def test_each_fault_of_an_iban_has_its_own_message(app, typed, says):
-    b = until(start(app), "bank")
-    b.submit(iban=typed)
-    assert b.status == 400 and b.step_state == "bank" and says in b.alert, b.alert
+    b = start(app)
+    b.submit(**{**FIRST, "iban": typed}, altcha=solve_captcha(b, "/signup/challenge"))
+    assert b.status == 400 and b.step_state == "company" and says in b.alert, b.alert
     assert b.page.forms["step"]["fields"]["iban"] == typed
-    b.submit(iban="de89 3704 0044 0532 0130 00")
-    assert b.step_state == "email"
+    b.submit(**{**FIRST, "iban": "de89 3704 0044 0532 0130 00"}, altcha=solve_captcha(b, "/signup/challenge"))
+    assert b.step_state == "email_code"
 
 
 def test_an_address_with_an_account_is_told_to_sign_in_only_after_the_code(app):
     make_account(app, "anna@example.com", "correct horse battery staple")
-    known, unknown = until(start(app), "email"), until(start(app), "email")
-    known.submit(email="Anna@Example.com", name="Anna")
-    unknown.submit(email="nobody@example.com", name="Anna")
+    known, unknown = start(app), start(app)
+    known.submit(**{**FIRST, "email": "Anna@Example.com"}, altcha=solve_captcha(known, "/signup/challenge"))
+    unknown.submit(**{**FIRST, "email": "nobody@example.com"}, altcha=solve_captcha(unknown, "/signup/challenge"))
     # Up to the code, both answer alike: a code page and a code mail.
     assert known.status == unknown.status == 200 and known.step_state == unknown.step_state == "email_code"
     def shown(b, email):
@@ -219,8 +223,10 @@ def test_code_step_wrong_code_resend_and_another_address(app):
     b.submit(email_code=right)
     assert b.status == 400, "the first code was replaced by the new one"
     b.action("change_email")
-    assert b.step_state == "email" and b.page.forms["step"]["fields"]["email"] == EMAIL
-    b.submit(email="other@example.com", name="Piet")
+    fields = b.page.forms["step"]["fields"]
+    assert b.step_state == "company" and fields["email"] == EMAIL and fields["iban"] == IBAN
+    assert fields["company_name"] == "Fietsenmaker Piet" and fields["kvk_number"] == "12345678"
+    b.submit(**{**fields, "email": "other@example.com"}, altcha=solve_captcha(b, "/signup/challenge"))
     b.submit(email_code=code_from_mail(app, "other@example.com"))
     assert b.step_state == "password"
 
@@ -240,12 +246,12 @@ def test_password_policy_and_the_live_check(app):
         assert b.status == 400 and b.alert and b.step_state == "password", bad
     assert 'value="' + GOOD_PASSWORD not in b.text
     b.submit(password=GOOD_PASSWORD, password_confirm=GOOD_PASSWORD)
-    assert b.step_state == "firm"
+    assert b.step_state == "contract"
     assert b.http.post(url, data={"password": "x", "csrf_token": token}).status_code == 404
 
 
 def test_a_flow_belongs_to_its_browser_and_refuses_steps_out_of_order(app):
-    b = until(start(app), "bank")
+    b = until(start(app), "email_code")
     other = Browser(app)
     other.get(b.url)
     assert other.status == 404
@@ -280,12 +286,12 @@ def test_a_failure_half_way_leaves_nothing(app, monkeypatch):
 def test_the_first_step_is_limited_per_address(app):
     b = start(app)
     for _ in range(2):
-        b.submit(**{**COMPANY, "kvk_number": "1"}, altcha=solve_captcha(b, "/signup/challenge"))
+        b.submit(**{**FIRST, "kvk_number": "1"}, altcha=solve_captcha(b, "/signup/challenge"))
         assert b.status == 400 and "8 digits" in b.alert
-    b.submit(**COMPANY, altcha=solve_captcha(b, "/signup/challenge"))
+    b.submit(**FIRST, altcha=solve_captcha(b, "/signup/challenge"))
     assert b.status == 429
     other = Browser(app)
     other.get("/signup")
-    other.submit(**COMPANY, altcha=solve_captcha(other, "/signup/challenge"))
+    other.submit(**FIRST, altcha=solve_captcha(other, "/signup/challenge"))
     assert other.status == 429, "the limit is per IP address, not per flow"
     assert count(app, EmailCode) == 0
