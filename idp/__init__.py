@@ -26,7 +26,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     from . import config, unit_of_work
     from .extensions import babel, csrf, db, limiter, mail, migrate
     from .oauth import init_oauth
-    from .web import account, connectors, dev, errors, headers, invitations, login, oauth, support
+    from .web import account, connectors, dev, documents, errors, headers, invitations, login, oauth, support
     from .web.i18n import current_locale
 
     app = Flask(
@@ -47,6 +47,9 @@ def create_app(test_config: dict | None = None) -> Flask:
     mail.init_app(app)
     csrf.init_app(app)
     babel.init_app(app, locale_selector=current_locale)
+    from . import timezones
+
+    timezones.init_app(app)
     limiter.init_app(app)
     init_oauth(app)
     unit_of_work.init_app(app)
@@ -54,7 +57,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     if app.config["DATABASE_URL"].startswith("sqlite"):
         _sqlite_pragmas(app)
 
-    for bp in (oauth.bp, login.bp, account.bp, invitations.bp, connectors.bp, support.bp, dev.bp):
+    for bp in (oauth.bp, login.bp, account.bp, invitations.bp, connectors.bp, support.bp, documents.bp, dev.bp):
         app.register_blueprint(bp)
 
     @app.before_request
@@ -65,7 +68,9 @@ def create_app(test_config: dict | None = None) -> Flask:
 
     @app.context_processor
     def _globals():
-        from flask import request, url_for
+        from flask import has_request_context, request, url_for
+
+        from .web import browser
 
         def lang_url(code: str) -> str:
             args = {**request.args.to_dict(), "lang": code}
@@ -80,6 +85,9 @@ def create_app(test_config: dict | None = None) -> Flask:
             "locale": current_locale(),
             "languages": app.config["LANGUAGES"],
             "dev_mailbox": app.config["DEV_MAILBOX"],
+            "support_contact": app.config["SUPPORT_CONTACT"],
+            "back_link": browser.back_link,
+            **(documents.urls() if has_request_context() else {}),  # mail renders outside requests
         }
 
     from sqlalchemy.exc import DataError
