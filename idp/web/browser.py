@@ -43,7 +43,8 @@ def renew_session(sid: str) -> None:
 
 def came_from(client_id: str) -> None:
     """Remember the app whose authorization request brought this browser here."""
-    session["came_from"] = client_id
+    if session.get("came_from") != client_id:  # an unchanged session sends no new cookie
+        session["came_from"] = client_id
 
 
 def app_came_from():
