@@ -51,9 +51,12 @@ def search():
                            now=clock.now(), staff=staff)
 
 
+MAX_PAGE = 10_000  # far beyond any list; keeps the offset a number every database takes
+
+
 def _page_number() -> int:
     try:
-        return max(int(request.args.get("page", "1")), 1)
+        return min(max(int(request.args.get("page", "1")), 1), MAX_PAGE)
     except ValueError:
         return 1
 

@@ -160,6 +160,8 @@ def test_the_events_by_kind_period_and_page(app, staff, customer, person, cli):
     assert {"login.password", "email_code.verified", "login.success"} <= set(re.findall(r'<tr data-action="([a-z_.]+)"', staff.text))
     staff.get(href + "?kind=nonsense&period=nonsense&page=x")  # no filter, the first page
     assert staff.status == 200 and len(re.findall(r"<tr data-action=", staff.text)) == 25
+    staff.get(href + "?page=" + "9" * 40)
+    assert staff.status == 200 and "no-events" in staff.page.ids
 
 
 def test_staff_actions_need_a_recent_sign_in(app, staff, customer, person):
