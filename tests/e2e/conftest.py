@@ -321,7 +321,7 @@ def portal(provider, tmp_path_factory):
     url = f"http://127.0.0.1:{port}"
     client = json.loads(
         provider.cli(
-            "clients", "create", "--name", "Portal", "--first-party",
+            "clients", "create", "--name", "Portal", "--localized-name", "nl=Boekhoudportaal", "--first-party",
             "--redirect-uri", f"{url}/callback",
             "--post-logout-redirect-uri", f"{url}/",
             "--grant-type", "authorization_code", "--grant-type", "refresh_token",
