@@ -26,8 +26,8 @@ def create_app(test_config: dict | None = None) -> Flask:
     from . import config, unit_of_work
     from .extensions import babel, csrf, db, limiter, mail, migrate
     from .oauth import init_oauth
-    from .web import (access, account, connectors, details, dev, errors, firm, headers, invitations, login, oauth,
-                      security, signup, support)
+    from .web import (access, account, connectors, details, dev, documents, errors, firm, headers, invitations, login,
+                      oauth, security, signup, support)
     from .web.i18n import current_locale
 
     app = Flask(
@@ -48,6 +48,9 @@ def create_app(test_config: dict | None = None) -> Flask:
     mail.init_app(app)
     csrf.init_app(app)
     babel.init_app(app, locale_selector=current_locale)
+    from . import timezones
+
+    timezones.init_app(app)
     limiter.init_app(app)
     init_oauth(app)
     unit_of_work.init_app(app)
@@ -56,7 +59,7 @@ def create_app(test_config: dict | None = None) -> Flask:
         _sqlite_pragmas(app)
 
     for bp in (oauth.bp, login.bp, account.bp, details.bp, security.bp, invitations.bp, access.bp, firm.bp, signup.bp,
-               connectors.bp, support.bp, dev.bp):
+               connectors.bp, support.bp, documents.bp, dev.bp):
         app.register_blueprint(bp)
 
     @app.before_request
@@ -67,7 +70,9 @@ def create_app(test_config: dict | None = None) -> Flask:
 
     @app.context_processor
     def _globals():
-        from flask import request, url_for
+        from flask import has_request_context, request, url_for
+
+        from .web import browser
 
         def lang_url(code: str) -> str:
             args = {**request.args.to_dict(), "lang": code}
@@ -82,6 +87,9 @@ def create_app(test_config: dict | None = None) -> Flask:
             "locale": current_locale(),
             "languages": app.config["LANGUAGES"],
             "dev_mailbox": app.config["DEV_MAILBOX"],
+            "support_contact": app.config["SUPPORT_CONTACT"],
+            "back_link": browser.back_link,
+            **(documents.urls() if has_request_context() else {}),  # mail renders outside requests
         }
 
     from sqlalchemy.exc import DataError

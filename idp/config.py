@@ -162,6 +162,14 @@ DEFAULTS: dict = {
     "CAPTCHA_LIFETIME": 10 * 60,
     # Name shown on pages and in mail.
     "PRODUCT_NAME": "Suite ID",
+    # The provider's time zone (an IANA name): pages show times in the zone the person's
+    # browser tells, and in this one (with its name) until it has; mail always uses this one.
+    "TIME_ZONE": "Europe/Amsterdam",
+    # The general terms and the privacy statement that people accept (invitation, sign-up):
+    # absolute URLs of the operator's own documents. Empty: the provider's pages /terms and
+    # /privacy, which describe the sign-in service itself.
+    "TERMS_URL": "",
+    "PRIVACY_URL": "",
     "SUPPORT_CONTACT": "support",
     # -- operating many instances (CONTRACT section 10) --
     # How many proxies in front set X-Forwarded-For / -Proto (and X-Request-Id); 0 ignores those headers.
@@ -224,7 +232,8 @@ def validate(app) -> None:
     if c["ENV"] not in ("production", "development"):
         raise ConfigError(f"IDP_ENV must be 'production' or 'development', got {c['ENV']!r}")
     if c["ENV"] == "production" and not c["ISSUER_EXPLICIT"] and not c.get("TESTING"):
-        raise ConfigError("IDP_ISSUER must be set in production (the public base URL, e.g. https://login.example.com)")
+        raise ConfigError("IDP_ISSUER must be set in production (the public base URL, e.g. https://login.example.com); "
+                          "for the demo data of `make run`, set IDP_ENV=development")
     issuer = str(c["ISSUER"]).rstrip("/")
     _check_url("ISSUER", issuer, ("http", "https"))
     if urlsplit(issuer).query or urlsplit(issuer).fragment:
@@ -241,6 +250,13 @@ def validate(app) -> None:
             c["DATABASE_URL"] = "postgresql+psycopg" + str(url)[len("postgresql"):]
     if c["REDIS_URL"]:
         _check_url("REDIS_URL", c["REDIS_URL"], ("redis", "rediss", "unix"))
+    for name in ("TERMS_URL", "PRIVACY_URL"):
+        if c[name]:
+            _check_url(name, c[name], ("http", "https"))
+    from .timezones import zone_named
+
+    if zone_named(c["TIME_ZONE"]) is None:
+        raise ConfigError(f"IDP_TIME_ZONE must be an IANA time zone such as Europe/Amsterdam, got {c['TIME_ZONE']!r}")
     if c["MAIL_SERVER"]:
         try:
             port = int(c["MAIL_PORT"])

@@ -22,6 +22,15 @@ class DomainError(Exception):
     def message(self) -> str:
         return str(self.public)
 
+    def problems(self) -> list[str]:
+        """What exactly is wrong, one item each, where the message alone does not say it."""
+        return []
+
+    def plain(self) -> str:
+        """The message and its problems on one line (the command line)."""
+        problems = self.problems()
+        return self.message() + (" " + " ".join(problems) if problems else "")
+
 
 class InvalidCredentials(DomainError):
     status = 401
@@ -53,8 +62,30 @@ class TooManyAttempts(DomainError):
 
 
 class ResendTooSoon(DomainError):
+    """A new code asked for too soon after the last one (``seconds``: how long until one may be sent)."""
+
     status = 429
     public = _l("A code was sent a moment ago. Wait a little before asking for another one.")
+
+    def __init__(self, seconds: int | None = None, **detail):
+        super().__init__(**detail)
+        self.seconds = seconds
+
+    def message(self) -> str:
+        from flask_babel import ngettext
+
+        if self.seconds is None:
+            return str(self.public)
+        if self.seconds <= 90:
+            return ngettext("A code was sent a moment ago: use the code from the latest mail. "
+                            "You can ask for a new code in %(num)d second.",
+                            "A code was sent a moment ago: use the code from the latest mail. "
+                            "You can ask for a new code in %(num)d seconds.", self.seconds)
+        minutes = -(-self.seconds // 60)
+        return ngettext("Several codes were sent in the last hour: use the code from the latest mail. "
+                        "You can ask for a new code in %(num)d minute.",
+                        "Several codes were sent in the last hour: use the code from the latest mail. "
+                        "You can ask for a new code in %(num)d minutes.", minutes)
 
 
 class InvalidTotp(DomainError):
@@ -62,9 +93,11 @@ class InvalidTotp(DomainError):
     public = _l("That authenticator code is not correct. Enter the current 6-digit code from your app.")
 
 
-def shown_time(when) -> str:
-    """A moment as pages and mails show it: the clock is UTC."""
-    return when.strftime("%Y-%m-%d %H:%M") + " UTC"
+class TotpAlreadyUsed(InvalidTotp):
+    """A right code of a time step that was used already (every code works once)."""
+
+    public = _l("This code has been used already. Wait for the next code in your app (a new one appears "
+                "every 30 seconds) and enter that one.")
 
 
 class AccountLocked(DomainError):
@@ -75,11 +108,18 @@ class AccountLocked(DomainError):
     public = _l("Signing in to this account is blocked until support unlocks it. Contact support.")
 
     def __init__(self, until=None):
-        super().__init__(
-            _l("Signing in to this account is blocked after too many failed attempts, until %(until)s. "
-               "Try again after that or contact support.", until=shown_time(until)) if until is not None else None
-        )
+        super().__init__()
         self.until = until
+
+    def message(self) -> str:
+        from flask_babel import gettext
+
+        from .timezones import shown
+
+        if self.until is None:
+            return str(self.public)
+        return gettext("Signing in to this account is blocked after too many failed attempts, until %(until)s. "
+                       "Try again after that, or contact support.", until=shown(self.until))
 
 
 class SignInLocked(DomainError):
@@ -89,11 +129,17 @@ class SignInLocked(DomainError):
     status = 423
 
     def __init__(self, until):
-        super().__init__(
-            _l("Too many failed attempts. Signing in with this address from here is paused until %(until)s. "
-               "A device on which you signed in before is not affected.", until=shown_time(until))
-        )
+        super().__init__()
         self.until = until
+
+    def message(self) -> str:
+        from flask_babel import gettext
+
+        from .timezones import shown
+
+        return gettext("Too many failed attempts. Signing in with this address from here is paused until "
+                       "%(until)s: try again after that. A device on which you signed in before is not affected.",
+                       until=shown(self.until))
 
 
 class CaptchaRequired(DomainError):
@@ -141,15 +187,26 @@ class InvitationUnusable(DomainError):
 
 
 class PasswordRejected(DomainError):
+    """A new password the policy refuses: ``rules`` holds each rule of the live list and
+    whether the password met it, ``problems`` says what is wrong, one sentence each."""
+
     status = 400
     public = _l("Choose another password.")
 
-    def __init__(self, failed: list[str]):
+    def __init__(self, rules: dict[str, bool], problems: list):
         super().__init__()
-        self.failed = failed
+        self.rules = rules
+        self._problems = problems
 
-    def message(self) -> str:
-        return " ".join([str(self.public)] + [f"{rule}." for rule in self.failed])
+    def problems(self) -> list[str]:
+        return [str(problem) for problem in self._problems]
+
+
+class WrongCurrentPassword(DomainError):
+    """The current password asked before a change on the account page."""
+
+    status = 401
+    public = _l("Your current password is not correct. Enter the password you sign in with.")
 
 
 class TermsNotAccepted(DomainError):

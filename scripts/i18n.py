@@ -133,9 +133,19 @@ def _not_in_catalog() -> list[str]:
             if m.id and catalog.get(m.id, m.context) is None]
 
 
+def mo_messages(file) -> dict:
+    """msgid -> msgstr of a compiled catalog; a plural message's forms as tuples."""
+    from babel.messages.mofile import read_mo
+
+    def plain(value):
+        return tuple(value) if isinstance(value, (list, tuple)) else value
+
+    return {plain(m.id): plain(m.string) for m in read_mo(file) if m.id}
+
+
 def _mo_current() -> list[str]:
     """The .mo must hold exactly what compiling the .po gives."""
-    from babel.messages.mofile import read_mo, write_mo
+    from babel.messages.mofile import write_mo
     from babel.messages.pofile import read_po
 
     if not PO.exists():
@@ -147,9 +157,9 @@ def _mo_current() -> list[str]:
     buffer = io.BytesIO()
     write_mo(buffer, catalog)
     buffer.seek(0)
-    fresh = {m.id: m.string for m in read_mo(buffer) if m.id}
+    fresh = mo_messages(buffer)
     with MO.open("rb") as f:
-        current = {m.id: m.string for m in read_mo(f) if m.id}
+        current = mo_messages(f)
     if fresh != current:
         return [f"{MO.relative_to(ROOT)} is out of date: run `python scripts/i18n.py compile`"]
     return []

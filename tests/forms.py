@@ -1,6 +1,6 @@
 """An HTML form parser for tests and the benchmark: the forms of a page (action, method,
 fields as a browser would send them, every input and button), the texts of elements with
-an id, and the texts of role=alert elements."""
+an id, the targets of links with an id, and the texts of role=alert elements."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ class FormParser(HTMLParser):
         self.alert_texts: list[str] = []
         self._alert_depth = 0
         self.images: dict[str, str] = {}
+        self.links: dict[str, str] = {}
 
     def handle_starttag(self, tag, attrs):
         a = dict(attrs)
@@ -37,6 +38,8 @@ class FormParser(HTMLParser):
             self._form["button_attrs"].append({k: (v if v is not None else "") for k, v in a.items()})
         if tag == "img" and a.get("id"):
             self.images[a["id"]] = a.get("src", "")
+        if tag == "a" and a.get("id"):
+            self.links[a["id"]] = a.get("href", "")
         if tag not in ("input", "img", "br", "meta", "link"):
             self._stack.append(a.get("id"))
             if a.get("role") == "alert":

@@ -18,15 +18,26 @@ def _create_app(*_args, **_kwargs):
 
 
 class IdpGroup(FlaskGroup):
-    """Lists and finds commands without loading the app, so `idp --help` works
-    before the settings are complete (a command then says what is missing)."""
+    """The product's commands and options only: Flask's own options (--app, --debug,
+    --env-file: the app is always idp's, configured by IDP_* variables) and the commands
+    other packages register for `flask` (Flask-Limiter's) are left out. Lists and finds
+    commands without loading the app, so `idp --help` works before the settings are
+    complete (a command then says what is missing)."""
+
+    FLASK_OPTIONS = {"env_file", "app", "debug"}
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.params = [p for p in self.params if p.name not in self.FLASK_OPTIONS]
+        self._loaded_plugin_commands = True  # never the `flask.commands` entry points
+
+    def parse_args(self, ctx, args):
+        return click.Group.parse_args(self, ctx, args)
 
     def list_commands(self, ctx):
-        self._load_plugin_commands()
         return sorted(click.Group.list_commands(self, ctx))
 
     def get_command(self, ctx, name):
-        self._load_plugin_commands()
         return click.Group.get_command(self, ctx, name)
 
 
@@ -43,11 +54,20 @@ for _command in (*COMMANDS, operations.db_group()):
 
 
 def main() -> None:
+    from sqlalchemy.exc import OperationalError, ProgrammingError
+
     try:
         cli.main(prog_name="idp")
     except ConfigError as exc:
         click.echo(f"idp: configuration error: {exc}", err=True)
         sys.exit(2)
+    except (OperationalError, ProgrammingError) as exc:
+        # Most often a database that was never migrated, or another one than meant.
+        first = str(exc.orig or exc).strip().splitlines()[0]
+        click.echo(f"idp: the database cannot be used ({first}); run `idp db upgrade` first, and check "
+                   "IDP_DATABASE_URL (the demo data of `make run`: IDP_ENV=development, in the repository's folder)",
+                   err=True)
+        sys.exit(1)
 
 
 def register(app) -> None:

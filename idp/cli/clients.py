@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import secrets
 
 import click
@@ -39,8 +40,23 @@ def _client_jwks(auth_method, jwks_uri, jwks_file) -> dict | None:
     return jwks
 
 
+def _localized_names(values) -> dict[str, str]:
+    """--localized-name nl=Boekhoudportaal ... as {"nl": "Boekhoudportaal"}."""
+    names = {}
+    for value in values:
+        lang, _, name = value.partition("=")
+        lang, name = lang.strip().lower(), name.strip()
+        if not re.fullmatch(r"[a-z]{2,3}(-[a-z0-9]{2,8})?", lang) or not name or len(name) > 200:
+            fail(f"--localized-name must be LANG=NAME (a language tag such as nl, a name of 1 to 200 characters): {value!r}")
+        names[lang] = name
+    return names
+
+
 @clients.command("create")
-@click.option("--name", required=True)
+@click.option("--name", required=True, help="The name people see (client_name).")
+@click.option("--localized-name", "localized_names", multiple=True, metavar="LANG=NAME",
+              help="Repeatable. The name in one language (client_name#LANG), e.g. nl=Boekhoudportaal.")
+@click.option("--client-uri", help="The app's home page, where people go back to it from the provider's pages.")
 @click.option("--redirect-uri", "redirect_uris", multiple=True)
 @click.option("--post-logout-redirect-uri", "post_logout_uris", multiple=True)
 @click.option("--backchannel-logout-uri")
@@ -75,8 +91,8 @@ def _client_jwks(auth_method, jwks_uri, jwks_file) -> dict | None:
 @click.option("--json", "as_json", is_flag=True)
 @with_appcontext
 def clients_create(
-    name, redirect_uris, post_logout_uris, backchannel_logout_uri, grant_types, scopes, public, first_party, pkce_optional,
-    auth_method, jwks_uri, jwks_file, resource_server, as_json
+    name, localized_names, client_uri, redirect_uris, post_logout_uris, backchannel_logout_uri, grant_types, scopes,
+    public, first_party, pkce_optional, auth_method, jwks_uri, jwks_file, resource_server, as_json
 ):
     """Register a client; prints its client_id and (once) its secret."""
     from ..extensions import db
@@ -86,6 +102,9 @@ def clients_create(
     from ..services.crypto import token_hash
 
     jwks = _client_jwks(auth_method, jwks_uri, jwks_file)
+    names = _localized_names(localized_names)
+    if client_uri:
+        check_uri(client_uri, "--client-uri")
     if public and resource_server:
         fail("a resource server authenticates: it cannot be --public")
     default_grants = [] if resource_server else ["authorization_code", "refresh_token"]
@@ -125,6 +144,8 @@ def clients_create(
         resource_server=resource_server,
         jwks=jwks,
         jwks_uri=jwks_uri,
+        client_uri=client_uri or None,
+        localized_names=names or None,
     )
     db.session.add(client)
     audit.record("client.created", actor=cli_actor(), subject=client_id, name=name)

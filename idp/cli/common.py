@@ -47,5 +47,14 @@ def committed():
     try:
         yield
     except DomainError as exc:
-        fail(exc.message())
+        fail(english(exc.plain))
     db.session.commit()
+
+
+def english(text) -> str:
+    """A text of the pages (a lazy text, or a function making one) in English, the language
+    of the command line."""
+    from flask_babel import force_locale
+
+    with force_locale("en"):
+        return text() if callable(text) else str(text)

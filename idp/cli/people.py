@@ -3,11 +3,13 @@ firms and the administrations they join."""
 
 from __future__ import annotations
 
+import sys
+
 import click
 from flask import current_app
 from flask.cli import with_appcontext
 
-from .common import cli_actor, committed, emit, fail
+from .common import cli_actor, committed, emit, english, fail
 
 
 @click.group("users")
@@ -22,27 +24,55 @@ def staff():
 
 def _create_command(role: str, summary: str) -> click.Command:
     @click.option("--email", required=True)
-    @click.option("--password", required=True)
+    @click.option("--password", help="The password (others on this machine may see it in the process list: "
+                                     "prefer the prompt or --password-file).")
+    @click.option("--password-file", type=click.File("r"),
+                  help="Read the password from the first line of this file ('-': standard input).")
     @click.option("--name", default="")
     @click.option("--json", "as_json", is_flag=True)
     @with_appcontext
-    def create(email, password, name, as_json):
-        _create_account(email, password, name, role, as_json)
+    def create(email, password, password_file, name, as_json):
+        _create_account(email, read_password(password, password_file), name, role, as_json)
 
-    return click.command("create", help=summary)(create)
+    return click.command("create", help=summary + " The password must meet the password policy; without "
+                                                  "--password or --password-file it is asked for (twice, hidden), "
+                                                  "or read from standard input when that is not a terminal.")(create)
+
+
+def at_terminal() -> bool:
+    return sys.stdin.isatty()
+
+
+def read_password(given: str | None, from_file) -> str:
+    """The new password: --password, else the first line of --password-file, else standard
+    input when it is not a terminal, else a hidden prompt (typed twice)."""
+    if given is not None and from_file is not None:
+        fail("give --password or --password-file, not both")
+    if given is not None:
+        return given
+    if from_file is None and not at_terminal():
+        from_file = sys.stdin
+    if from_file is not None:
+        return from_file.readline().rstrip("\r\n")
+    return click.prompt("Password", hide_input=True, confirmation_prompt="Password again")
 
 
 def _create_account(email, password, name, role, as_json):
     from ..errors import InvalidEmail
     from ..extensions import db
-    from ..services import accounts, audit
+    from ..services import accounts, audit, password_policy
 
     if not password:
-        fail("--password must not be empty")
+        fail("the password must not be empty")
     try:
-        account = accounts.create_account(email, password, name=name, role=role)
+        email = accounts.normalize_email(email)
     except InvalidEmail:
         fail(f"not a valid e-mail address: {email!r}")
+    verdict = password_policy.check(password, None, email=email, name=name)
+    if not verdict.ok:
+        fail("the password does not meet the policy: " + english(lambda: " ".join(map(str, verdict.problems()))))
+    try:
+        account = accounts.create_account(email, password, name=name, role=role)
     except ValueError as exc:
         fail(str(exc))
     audit.record("account.created", actor=cli_actor(), account=account, role=role)

@@ -44,7 +44,7 @@ def _command(action: Action, connector_action: Action | None) -> click.Command:
         summary += " A connector username unlocks that connector user."
 
     @click.argument("given", metavar=METAVAR[action.subject])
-    @click.option("--reason", required=action.reason_required)
+    @click.option("--reason", required=action.reason_required, help="Why (kept in the audit trail).")
     @with_appcontext
     def command(given, reason):
         if connector_action is not None and "@" not in given:

@@ -35,10 +35,12 @@ class ForgotPasswordSteps:
         self._send_forgot_code(email, ctx)
         return "forgot_code"
 
-    def _send_forgot_code(self, email: str, ctx: Context) -> None:
+    def _send_forgot_code(self, email: str, ctx: Context, *, say_when: bool = False) -> None:
         """A code for an existing, usable account; for anyone else a decoy code that is never
         mailed, so the code step counts and answers the same (and when a code went out a
-        moment ago, the same work without a mail): the answer never tells."""
+        moment ago, the same work without a mail): the answer never tells. ``say_when``:
+        refuse a code asked too soon with the seconds to wait (a resend in this flow: real
+        and decoy codes share one throttle, so the wait is the same for any address)."""
         account = accounts.find_by_email(email)
         try:
             if account is None or account.disabled_at is not None:
@@ -47,10 +49,12 @@ class ForgotPasswordSteps:
                 email_codes.issue_email_code(email, PURPOSE, account=account, flow_id=self.id, locale=ctx.locale,
                                              ip=ctx.ip)
         except ResendTooSoon:
-            email_codes.render_for_timing(ctx.locale)
+            email_codes.render_for_timing(ctx.locale, PURPOSE)
+            if say_when:
+                raise
 
     def resend_forgot_code(self, ctx: Context) -> None:
-        self._send_forgot_code(self.data.get("reset_email", ""), ctx)
+        self._send_forgot_code(self.data.get("reset_email", ""), ctx, say_when=True)
 
     def step_forgot_code(self, form, ctx: Context) -> str:
         """The account is looked up only once the code is right: until then a known and an

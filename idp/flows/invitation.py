@@ -3,7 +3,7 @@ contract data with terms and privacy, confirm. An existing account signs in inst
 
 from __future__ import annotations
 
-from ..errors import PasswordRejected, StepOutOfOrder, TermsNotAccepted, WrongAccount
+from ..errors import StepOutOfOrder, TermsNotAccepted, WrongAccount
 from ..models import Account, Invitation
 from ..services import accounts, email_codes, invitations, password_policy, passwords
 from .base import Context, FlowMachine
@@ -53,6 +53,9 @@ class InvitationFlow(FlowMachine):
 
     def step_email_code(self, form, ctx: Context) -> str:
         email_codes.verify_email_code(self.email, EMAIL_CODE_PURPOSE, form.get("email_code", ""), flow_id=self.id, ip=ctx.ip)
+        # The address is proven: the account made at the end counts it verified, so the
+        # first sign-in does not ask for a second code.
+        self.update_data(email_confirmed=True)
         return "password"
 
     def step_password(self, form, ctx: Context) -> str:
@@ -60,7 +63,7 @@ class InvitationFlow(FlowMachine):
         verdict = password_policy.check(password, form.get("password_confirm", ""), email=self.email,
                                         name=self.invitation.name)
         if not verdict.ok:
-            raise PasswordRejected(verdict.failed())
+            raise verdict.refusal()
         # Only the Argon2 hash waits in the flow until the contract is confirmed.
         self.update_data(password_hash=passwords.hash_password(password))
         return "contract"
@@ -87,7 +90,8 @@ class InvitationFlow(FlowMachine):
         else:
             if not self.data.get("password_hash"):
                 raise StepOutOfOrder()
-            account = invitations.accept(invitation, password_hash=self.data["password_hash"], ip=ctx.ip)
+            account = invitations.accept(invitation, password_hash=self.data["password_hash"], ip=ctx.ip,
+                                         email_verified=bool(self.data.get("email_confirmed")))
             self.row.account_id = account.id
         self.update_data(password_hash=None)
         return "done"

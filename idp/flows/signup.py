@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
 
-from ..errors import CaptchaRequired, PasswordRejected, StepOutOfOrder, TermsNotAccepted
+from ..errors import CaptchaRequired, StepOutOfOrder, TermsNotAccepted
 from ..extensions import db
 from ..models import Administration
 from ..services import accounts, captcha, email_codes, firms, password_policy, passwords, signup
@@ -77,7 +77,7 @@ class SignupFlow(FlowMachine):
         verdict = password_policy.check(password, form.get("password_confirm", ""), email=self.email,
                                         name=self.data.get("name", ""))
         if not verdict.ok:
-            raise PasswordRejected(verdict.failed())
+            raise verdict.refusal()
         # Only the Argon2 hash waits in the flow until the last step.
         self.update_data(password_hash=passwords.hash_password(password))
         return "contract"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hmac
+from urllib.parse import urlsplit
 
 from authlib.oauth2.rfc6749 import ClientMixin, TokenMixin, scope_to_list
 from authlib.oidc.core import AuthorizationCodeMixin
@@ -23,6 +24,13 @@ ACR_MFA = "https://refeds.org/profile/mfa"
 def acr_for(amr) -> str | None:
     """The `acr` of a sign-in with these `amr` values."""
     return ACR_MFA if "mfa" in (amr or ()) else None
+
+
+def localized_name(name: str, names: dict | None, locale: str | None) -> str:
+    """The name people see in ``locale``: the one registered for it, else the registered name."""
+    names = names or {}
+    tag = (locale or "").lower()
+    return names.get(tag) or names.get(tag.split("-")[0]) or name
 
 
 class Client(db.Model, ClientMixin):
@@ -48,11 +56,30 @@ class Client(db.Model, ClientMixin):
     jwks_uri: Mapped[str | None] = mapped_column(String(500))
     # An API behind the relying apps: may introspect tokens issued to other clients.
     resource_server: Mapped[bool] = mapped_column(Boolean, default=False, nullable=False)
+    # The app's home page (client_uri): where "back to the app" leads from the provider's pages.
+    client_uri: Mapped[str | None] = mapped_column(String(500))
+    # The name per language where the app registered one (client_name#nl): {"nl": "..."}.
+    localized_names: Mapped[dict | None] = mapped_column(JSON)
     created_at: Mapped[dt.datetime] = created_at()
 
     @property
     def client_id(self) -> str:
         return self.id
+
+    def display_name(self, locale: str | None) -> str:
+        return localized_name(self.name, self.localized_names, locale)
+
+    @property
+    def home_uri(self) -> str | None:
+        """Where a person goes back to the app: its registered home page, else the site of
+        its (first) redirect URI."""
+        if self.client_uri:
+            return self.client_uri
+        for uri in self.redirect_uris or ():
+            parts = urlsplit(uri)
+            if parts.scheme in ("http", "https") and parts.netloc:
+                return f"{parts.scheme}://{parts.netloc}/"
+        return None
 
     @property
     def is_public(self) -> bool:

@@ -11,7 +11,7 @@ from sqlalchemy.exc import IntegrityError
 
 from .. import clock
 from ..errors import (AccountDisabled, AccountLocked, CaptchaRequired, EmailInUse, InvalidCredentials, InvalidEmail,
-                      InvalidName, InvalidTotp, SignInLocked, TooManyAttempts)
+                      InvalidName, InvalidTotp, SignInLocked, TooManyAttempts, TotpAlreadyUsed, WrongCurrentPassword)
 from ..extensions import db
 from ..models import Account
 from ..unit_of_work import kept
@@ -19,7 +19,6 @@ from flask_babel import lazy_gettext as _l
 
 from . import (audit, captcha, lockout, mailer, passwords, password_policy, sessions, smart_lockout, throttles,
                tokens, totp)
-from ..errors import PasswordRejected
 
 
 
@@ -72,8 +71,8 @@ def _count_failure(account: Account, ip: str | None, what: str) -> None:
     until_support = lockout.until_support(account)
     audit.record("account.locked", account=account, outcome="failure", ip=ip, after=what,
                  until="support" if until_support else account.locked_until.isoformat())
-    mailer.queue(account.email, "account_locked", None, name=account.name, email=account.email,
-                 until=None if until_support else account.locked_until.strftime("%Y-%m-%d %H:%M"))
+    mailer.queue(account.email, "account_locked", None, name=account.name, email=account.email, cause=what,
+                 until=None if until_support else account.locked_until)
 
 
 def _source_locked(email: str, account: Account | None, source: smart_lockout.Source, until, ip: str | None) -> None:
@@ -82,8 +81,7 @@ def _source_locked(email: str, account: Account | None, source: smart_lockout.So
                  cause="wrong passwords", source=source.kind, until=until.isoformat())
     if account is not None and account.disabled_at is None and throttles.allow(
             "lockout-mail", account.id, "RATELIMIT_LOCKOUT_MAIL"):
-        mailer.queue(account.email, "sign_in_locked", None, name=account.name, email=account.email,
-                     until=until.strftime("%Y-%m-%d %H:%M"))
+        mailer.queue(account.email, "sign_in_locked", None, name=account.name, email=account.email, until=until)
 
 
 def password_step_standing(email: str, *, ip: str | None, device_id: str | None = None,
@@ -143,16 +141,19 @@ def check_password(email: str, password: str, *, ip: str | None, device_id: str 
 
 
 def check_totp(account: Account, code: str, *, ip: str | None) -> None:
-    """Accept a current authenticator code once (±1 step); count a wrong one towards lockout."""
+    """Accept a current authenticator code once (±1 step); count a wrong one towards lockout.
+    A right code of a step used already is refused as such: the person waits for the next one."""
     _check_usable(account)
     secret = totp.unseal(account.totp_secret)
     counter = totp.matching_counter(secret, code, after=account.totp_last_counter)
     if counter is None:
+        used = totp.used_already(secret, code, last=account.totp_last_counter)
         with kept():
             _count_failure(account, ip, "totp")
-            audit.record("login.totp", actor=account.id, account=account, outcome="failure", ip=ip)
+            audit.record("login.totp", actor=account.id, account=account, outcome="failure", ip=ip,
+                         why="code used already" if used else None)
         _check_usable(account)
-        raise InvalidTotp()
+        raise TotpAlreadyUsed() if used else InvalidTotp()
     account.totp_last_counter = counter
     lockout.clear(account)
     audit.record("login.totp", actor=account.id, account=account, ip=ip)
@@ -175,19 +176,21 @@ def enrol_totp(account: Account, secret: str, code: str, *, ip: str | None) -> N
 
 def set_password(account: Account, password: str, confirmation: str | None, *, ip: str | None, actor: str | None = None,
                  keep_sid: str | None = None, locale: str | None = None) -> None:
-    """A new password (policy checked): the other sessions end, refresh tokens are revoked,
-    and a mail tells the person."""
+    """A new password (policy checked, and not the current one): the other sessions end,
+    refresh tokens are revoked, and a mail tells the person."""
     verdict = password_policy.check(password, confirmation, email=account.email, name=account.name)
+    # Only a password the policy allows is compared with the current one (a slow hash).
+    if verdict.ok and account.password_hash and passwords.verify_password(account.password_hash, password):
+        verdict.rules["not_current"] = False
     if not verdict.ok:
-        raise PasswordRejected(verdict.failed())
+        raise verdict.refusal()
     account.password_hash = passwords.hash_password(password)
     account.password_changed_at = clock.now()
     ended = sessions.end_all_for(account, except_sid=keep_sid, notify=True)
     revoked = tokens.revoke_for_account(account)
     audit.record("password.changed", actor=actor or account.id, account=account, ip=ip, sessions_ended=ended,
                  tokens_revoked=revoked)
-    mailer.queue(account.email, "password_changed", locale, name=account.name, email=account.email,
-                 when=clock.now().strftime("%Y-%m-%d %H:%M"))
+    mailer.queue(account.email, "password_changed", locale, name=account.name, email=account.email, when=clock.now())
 
 
 def replace_totp(account: Account, secret: str, code: str, *, ip: str | None, locale: str | None = None) -> None:
@@ -196,8 +199,7 @@ def replace_totp(account: Account, secret: str, code: str, *, ip: str | None, lo
     enrol_totp(account, secret, code, ip=ip)
     if had_one:
         audit.record("totp.reset", actor=account.id, account=account, ip=ip)
-        mailer.queue(account.email, "totp_reset", locale, name=account.name, email=account.email,
-                     when=clock.now().strftime("%Y-%m-%d %H:%M"))
+        mailer.queue(account.email, "totp_reset", locale, name=account.name, email=account.email, when=clock.now())
 
 
 def verify_current_password(account: Account, password: str, *, ip: str | None) -> None:
@@ -207,7 +209,7 @@ def verify_current_password(account: Account, password: str, *, ip: str | None) 
         with kept():
             _count_failure(account, ip, "password")
             audit.record("password.check", actor=account.id, account=account, outcome="failure", ip=ip)
-        raise InvalidCredentials()
+        raise WrongCurrentPassword()
 
 
 def change_password(account: Account, current: str, totp_code: str, password: str, confirmation: str, *,

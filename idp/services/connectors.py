@@ -10,7 +10,7 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 
 from .. import clock
-from ..errors import DomainError, PasswordRejected
+from ..errors import DomainError
 from ..extensions import db
 from ..models import Account, ConnectorUser
 from ..unit_of_work import kept
@@ -95,7 +95,7 @@ def set_password(connector: ConnectorUser, password: str, confirmation: str, *, 
     verdict = password_policy.check(password, confirmation, email=f"{connector.username}@{domain()}",
                                     name=connector.administration.name)
     if not verdict.ok:
-        raise PasswordRejected(verdict.failed())
+        raise verdict.refusal()
     connector.password_hash = passwords.hash_password(password)
     connector.password_set_at = clock.now()
     lockout.unlock(connector)
@@ -105,7 +105,7 @@ def set_password(connector: ConnectorUser, password: str, confirmation: str, *, 
     owner = owner_of(connector)
     if owner is not None:
         mailer.queue(owner.email, "connector_password_set", locale, name=owner.name, username=connector.username,
-                     administration=connector.administration.name, when=clock.now().strftime("%Y-%m-%d %H:%M"))
+                     administration=connector.administration.name, when=clock.now())
 
 
 def authenticate(username: str, password: str, *, ip: str | None) -> ConnectorUser | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import math
 import secrets
 
 from flask import current_app
@@ -43,8 +44,8 @@ def issue_email_code(
     code = f"{secrets.randbelow(10**6):06d}"
     _issue(email, purpose, code, account=account, flow_id=flow_id)
     minutes = current_app.config["EMAIL_CODE_LIFETIME"] // 60
-    mailer.queue(email.lower(), mail, locale, code=code, minutes=minutes,
-                 name=name or (account.name if account else ""), **mail_context)
+    mailer.queue(email.lower(), mail, locale, code=code, minutes=minutes, purpose=purpose,
+                 name=name or (account.name if account else ""), email=email.lower(), **mail_context)
     audit.record("email_code.sent", actor=account.id if account else "anonymous", subject=email.lower(),
                  account=account, ip=ip, purpose=purpose)
 
@@ -55,7 +56,7 @@ def issue_decoy_code(email: str, purpose: str, *, flow_id: str, locale: str | No
     answers as it does for a real code. Its hash is of a value no six-digit code has, so no
     code is ever accepted; nothing is mailed (the mail is rendered, for the same cost)."""
     _issue(email, purpose, "decoy:" + secrets.token_hex(16), account=None, flow_id=flow_id)
-    render_for_timing(locale)
+    render_for_timing(locale, purpose)
     audit.record("email_code.withheld", subject=email.lower(), ip=ip, purpose=purpose, why="no usable account")
 
 
@@ -67,16 +68,18 @@ def _issue(email: str, purpose: str, code: str, *, account: Account | None, flow
         select(func.max(EmailCode.created_at)).where(EmailCode.email == email, EmailCode.purpose == purpose)
     )
     if last is not None and (now - last).total_seconds() < cfg["EMAIL_CODE_RESEND_INTERVAL"]:
-        raise ResendTooSoon()
-    sent_last_hour = db.session.scalar(
-        select(func.count(EmailCode.id)).where(
+        raise ResendTooSoon(_seconds_until(last + dt.timedelta(seconds=cfg["EMAIL_CODE_RESEND_INTERVAL"]), now))
+    hour_ago = now - dt.timedelta(hours=1)
+    sent_last_hour, oldest = db.session.execute(
+        select(func.count(EmailCode.id), func.min(EmailCode.created_at)).where(
             EmailCode.email == email,
             EmailCode.purpose == purpose,
-            EmailCode.created_at > now - dt.timedelta(hours=1),
+            EmailCode.created_at > hour_ago,
         )
-    )
+    ).one()
     if sent_last_hour >= cfg["EMAIL_CODE_MAX_PER_HOUR"]:
-        raise ResendTooSoon()
+        # One more may go when the oldest of the last hour's codes drops out of the hour.
+        raise ResendTooSoon(_seconds_until(oldest + dt.timedelta(hours=1), now))
     db.session.execute(
         update(EmailCode)
         .where(EmailCode.email == email, EmailCode.purpose == purpose, EmailCode.superseded_at.is_(None))
@@ -94,10 +97,14 @@ def _issue(email: str, purpose: str, code: str, *, account: Account | None, flow
     )
 
 
-def render_for_timing(locale: str | None) -> None:
+def _seconds_until(moment: dt.datetime, now: dt.datetime) -> int:
+    return max(1, math.ceil((moment - now).total_seconds()))
+
+
+def render_for_timing(locale: str | None, purpose: str = "") -> None:
     """The work of a code mail without sending it, so an unknown address answers as fast."""
-    mailer.render("email_code", locale, code="000000",
-                  minutes=current_app.config["EMAIL_CODE_LIFETIME"] // 60, name="")
+    mailer.render("email_code", locale, code="000000", minutes=current_app.config["EMAIL_CODE_LIFETIME"] // 60,
+                  purpose=purpose, name="", email="")
 
 
 def verify_email_code(email: str, purpose: str, code: str, *, flow_id: str | None, ip: str | None,

@@ -18,6 +18,7 @@ from .. import clock
 from ..errors import AppNotFound
 from ..extensions import db
 from ..models import Account, Client, Grant, Token
+from ..models.oauth import localized_name
 from . import audit, consents, tokens
 
 
@@ -29,6 +30,11 @@ class GrantedApp:
     scopes: set[str] = field(default_factory=set)
     first_granted: dt.datetime | None = None
     last_used: dt.datetime | None = None
+    localized_names: dict = field(default_factory=dict)
+
+    def display_name(self, locale: str | None) -> str:
+        """The name in the page's language where the client registered one (Client.display_name)."""
+        return localized_name(self.name, self.localized_names, locale)
 
     def granted_at(self, when: dt.datetime) -> None:
         if self.first_granted is None or when < self.first_granted:
@@ -56,7 +62,8 @@ def for_account(account: Account) -> list[GrantedApp]:
 
     def app_of(client: Client) -> GrantedApp:
         if client.id not in apps:
-            apps[client.id] = GrantedApp(client_id=client.id, name=client.name, first_party=client.first_party)
+            apps[client.id] = GrantedApp(client_id=client.id, name=client.name, first_party=client.first_party,
+                                         localized_names=dict(client.localized_names or {}))
         return apps[client.id]
 
     for consent in consents.of(account.id):

@@ -36,6 +36,8 @@ def _mail_context(invitation: Invitation, url: str, inviter: str) -> dict:
         "role": invitation.role,
         "url": url,
         "days": _lifetime().days,
+        # An address with an account signs in to accept; any other creates its account.
+        "existing": accounts.find_by_email(invitation.email) is not None,
     }
 
 
@@ -155,17 +157,19 @@ def for_firm(firm: Administration) -> list[Invitation]:
 
 
 def accept(invitation: Invitation, *, account: Account | None = None, password_hash: str | None = None,
-           ip: str | None = None) -> Account:
+           ip: str | None = None, email_verified: bool = False) -> Account:
     """Everything the acceptance creates, in the caller's single transaction: the account
-    (unless it exists), the administration, the owner membership, the inviting firm's access
-    and the connector user; for an existing administration (an accountant, an employee, a
-    further owner), the membership only."""
+    (unless it exists; ``email_verified`` when the acceptance proved the address with a code),
+    the administration, the owner membership, the inviting firm's access and the connector
+    user; for an existing administration (an accountant, an employee, a further owner), the
+    membership only."""
     ensure_usable(invitation)
     now = clock.now()
     if account is None:
         if accounts.find_by_email(invitation.email) is not None:
             raise InvitationUnusable("accepted")
-        account = Account(email=invitation.email, name=invitation.name, password_hash=password_hash, password_changed_at=now)
+        account = Account(email=invitation.email, name=invitation.name, password_hash=password_hash, password_changed_at=now,
+                          email_verified=email_verified)
         db.session.add(account)
         db.session.flush()
         audit.record("account.created", actor=account.id, account=account, ip=ip, via="invitation")

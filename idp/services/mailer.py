@@ -14,7 +14,7 @@ from flask_babel import force_locale
 from flask_mail import Message
 from sqlalchemy import or_, select, update
 
-from .. import clock
+from .. import clock, timezones
 from ..extensions import db, mail
 from ..models import OutboxMail
 from ..telemetry import metrics
@@ -31,7 +31,8 @@ def render(kind: str, locale: str | None = None, **context) -> tuple[str, str, s
     context.setdefault("product", current_app.config["PRODUCT_NAME"])
     context.setdefault("issuer", current_app.config["ISSUER"])
     context["mail_locale"] = locale
-    with force_locale(locale):
+    # Times in mail are in the provider's zone, named: never the zone of whoever caused the mail.
+    with force_locale(locale), timezones.shown_in(timezones.provider_zone()):
         subject = render_template(f"mail/{kind}.subject.txt", **context).strip()
         text = render_template(f"mail/{kind}.txt", **context)
         html = render_template(f"mail/{kind}.html", **context)

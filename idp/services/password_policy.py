@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from flask_babel import lazy_gettext as _l
 from zxcvbn import zxcvbn
 
+from ..errors import PasswordRejected
+
 MIN_LENGTH = 12
 MAX_LENGTH = 1024
 # zxcvbn's estimate: 3 = "safely unguessable: moderate protection from offline slow-hash scenario".
@@ -22,16 +24,35 @@ RULES = {
 }
 
 
+# What is wrong when a rule is not met, as a refusal names it.
+PROBLEMS = {
+    "length": _l("The password is shorter than 12 characters."),
+    "too_long": _l("The password is longer than 1,024 characters."),
+    "not_common": _l("This is a common or previously leaked password."),
+    "not_personal": _l("The password contains your e-mail address or name."),
+    "strong": _l("The password is easy to guess: add words, or mix letters, digits and symbols."),
+    "confirmed": _l("The passwords are not the same."),
+    # Checked when the password is set, never live: the live check must not become a way
+    # to test guesses of the current password.
+    "not_current": _l("This is your current password: choose a new one."),
+}
+
+
 @dataclass
 class Verdict:
     rules: dict[str, bool]
+    too_long: bool = False
 
     @property
     def ok(self) -> bool:
         return all(self.rules.values())
 
-    def failed(self) -> list[str]:
-        return [str(RULES[name]) for name, passed in self.rules.items() if not passed]
+    def problems(self) -> list:
+        return [PROBLEMS["too_long" if name == "length" and self.too_long else name]
+                for name, passed in self.rules.items() if not passed]
+
+    def refusal(self) -> PasswordRejected:
+        return PasswordRejected(dict(self.rules), self.problems())
 
 
 def _personal_parts(email: str, name: str) -> list[str]:
@@ -62,4 +83,4 @@ def check(password: str, confirmation: str | None, *, email: str, name: str = ""
                 rules["not_common"] = False
     else:
         rules["not_common"] = False
-    return Verdict(rules)
+    return Verdict(rules, too_long=len(password) > MAX_LENGTH)

@@ -1,5 +1,6 @@
 """A person's recent sign-ins and security events, read from the audit trail in words
-(the security centre): which actions are shown, what each is called, and how it signed in."""
+(the security centre): which actions are shown and how the person signed in; their names are
+the audit trail's one table (event_names)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from sqlalchemy import and_, or_, select
 
 from ..extensions import db
 from ..models import Account, AuditEvent, Client
+from . import event_names
 
 PASSWORD = _l("Password")
 AUTHENTICATOR = _l("Authenticator app")
@@ -21,39 +23,41 @@ PASSKEY = _l("Passkey")
 AMR_METHODS = {"pwd": PASSWORD, "otp": AUTHENTICATOR, "hwk": PASSKEY, "swk": PASSKEY}
 FROM_AMR = "amr"
 
-# action -> (name when it succeeded, name when it failed, the method it is about). An action
-# (or an outcome of it) not named here is not a sign-in or security event of the person and
-# is not shown.
-EVENTS: dict[str, tuple] = {
-    "login.success": (_l("Signed in"), None, FROM_AMR),
-    # A right password or code is a step of the sign-in that "Signed in" shows with its methods.
-    "login.password": (None, _l("Sign-in attempt refused"), PASSWORD),
-    "login.totp": (None, _l("Wrong authenticator code"), AUTHENTICATOR),
-    "login.throttled": (None, _l("Too many sign-in attempts"), PASSWORD),
-    "sign_in.locked": (None, _l("Signing in paused after wrong passwords"), PASSWORD),
-    "account.locked": (None, _l("Account locked after failed attempts"), None),
-    "account.unlocked": (_l("Account unlocked by support"), None, None),
-    "email_code.sent": (_l("Verification code mailed"), None, EMAIL_CODE),
-    "email_code.verified": (_l("Verification code accepted"), None, EMAIL_CODE),
-    "email_code.failed": (None, _l("Wrong or expired verification code"), EMAIL_CODE),
-    "password.changed": (_l("Password changed"), None, PASSWORD),
-    "password.check": (None, _l("Wrong current password"), PASSWORD),
-    "totp.enrolled": (_l("Authenticator app set up"), None, AUTHENTICATOR),
-    "totp.enrol": (None, _l("Authenticator app not set up: wrong code"), AUTHENTICATOR),
-    "totp.reset": (_l("Authenticator app replaced"), None, AUTHENTICATOR),
-    "support.reset_2fa": (_l("Two-step verification reset by support"), None, AUTHENTICATOR),
-    "support.disable": (_l("Account disabled by support"), None, None),
-    "support.enable": (_l("Account enabled by support"), None, None),
-    "logout": (_l("Signed out"), None, None),
-    "session.ended": (_l("Session ended in the security centre"), None, None),
-    "consent.granted": (_l("Access given to an app"), None, None),
-    "consent.denied": (_l("Access refused to an app"), None, None),
-    "app.revoked": (_l("Access of an app withdrawn"), None, None),
-    "authorization_code.reuse_detected": (None, _l("An app's sign-in code came back twice: its tokens were ended"), None),
-    "refresh_token.reuse_detected": (None, _l("An app's refresh token came back twice: its tokens were ended"), None),
-    "name.changed": (_l("Name changed"), None, None),
-    "email.changed": (_l("E-mail address changed"), None, EMAIL_CODE),
-    "email.change": (None, _l("E-mail address not changed: it belongs to another account"), EMAIL_CODE),
+SUCCESS, FAILURE = "success", "failure"
+
+# The person's own sign-ins and security events: action -> (the outcomes shown, the method it
+# is about). Names come from the audit trail's one table (event_names). An action or outcome
+# not listed is not shown: a right password or code is a step of the sign-in that "Signed in"
+# shows with its methods, and staff-side or system events are not the person's.
+SHOWN_EVENTS: dict[str, tuple[frozenset, object]] = {
+    "login.success": (frozenset({SUCCESS}), FROM_AMR),
+    "login.password": (frozenset({FAILURE}), PASSWORD),
+    "login.totp": (frozenset({FAILURE}), AUTHENTICATOR),
+    "login.throttled": (frozenset({FAILURE}), PASSWORD),
+    "sign_in.locked": (frozenset({FAILURE}), PASSWORD),
+    "account.locked": (frozenset({FAILURE}), None),
+    "account.unlocked": (frozenset({SUCCESS}), None),
+    "email_code.sent": (frozenset({SUCCESS}), EMAIL_CODE),
+    "email_code.verified": (frozenset({SUCCESS}), EMAIL_CODE),
+    "email_code.failed": (frozenset({FAILURE}), EMAIL_CODE),
+    "password.changed": (frozenset({SUCCESS}), PASSWORD),
+    "password.check": (frozenset({FAILURE}), PASSWORD),
+    "totp.enrolled": (frozenset({SUCCESS}), AUTHENTICATOR),
+    "totp.enrol": (frozenset({FAILURE}), AUTHENTICATOR),
+    "totp.reset": (frozenset({SUCCESS}), AUTHENTICATOR),
+    "support.reset_2fa": (frozenset({SUCCESS}), AUTHENTICATOR),
+    "support.disable": (frozenset({SUCCESS}), None),
+    "support.enable": (frozenset({SUCCESS}), None),
+    "logout": (frozenset({SUCCESS}), None),
+    "session.ended": (frozenset({SUCCESS}), None),
+    "consent.granted": (frozenset({SUCCESS}), None),
+    "consent.denied": (frozenset({SUCCESS}), None),
+    "app.revoked": (frozenset({SUCCESS}), None),
+    "authorization_code.reuse_detected": (frozenset({FAILURE}), None),
+    "refresh_token.reuse_detected": (frozenset({FAILURE}), None),
+    "name.changed": (frozenset({SUCCESS}), None),
+    "email.changed": (frozenset({SUCCESS}), EMAIL_CODE),
+    "email.change": (frozenset({FAILURE}), EMAIL_CODE),
 }
 
 
@@ -86,17 +90,19 @@ def _method(event: AuditEvent, method) -> str | None:
 
 
 SHOWN = or_(
-    and_(AuditEvent.action.in_([a for a, (named, _, _) in EVENTS.items() if named]), AuditEvent.outcome == "success"),
-    and_(AuditEvent.action.in_([a for a, (_, named, _) in EVENTS.items() if named]), AuditEvent.outcome != "success"),
+    and_(AuditEvent.action.in_([a for a, (shown, _) in SHOWN_EVENTS.items() if SUCCESS in shown]),
+         AuditEvent.outcome == SUCCESS),
+    and_(AuditEvent.action.in_([a for a, (shown, _) in SHOWN_EVENTS.items() if FAILURE in shown]),
+         AuditEvent.outcome != SUCCESS),
 )
 
 
 def _shown(event: AuditEvent, apps: dict[str, str]) -> ShownEvent:
-    on_success, on_failure, method = EVENTS[event.action]
-    succeeded = event.outcome == "success"
-    name = on_success if succeeded else on_failure
+    _, method = SHOWN_EVENTS[event.action]
+    succeeded = event.outcome == SUCCESS
     client_id = event.detail.get("client")
-    return ShownEvent(at=event.at, ip=event.ip, name=str(name), succeeded=succeeded, method=_method(event, method),
+    return ShownEvent(at=event.at, ip=event.ip, name=event_names.describe(event.action, event.outcome),
+                      succeeded=succeeded, method=_method(event, method),
                       app=apps.get(client_id, client_id) if client_id else None)
 
 

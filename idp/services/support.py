@@ -4,6 +4,7 @@ them once for both."""
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 from typing import Callable
 
@@ -14,9 +15,17 @@ from .. import clock
 from ..errors import InvalidInput
 from ..extensions import db
 from ..models import Account, Administration, AuditEvent, ConnectorUser, Invitation, Membership
-from . import accounts, audit, connectors, mailer, sessions, tokens
+from . import accounts, audit, connectors, event_names, mailer, sessions, tokens
 
 PAGE_SIZE = 20
+EVENTS_PAGE_SIZE = 25
+# The periods the console's event list can be limited to: (label, days; None for all).
+PERIODS = {
+    "all": (_l("All time"), None),
+    "day": (_l("Last 24 hours"), 1),
+    "week": (_l("Last 7 days"), 7),
+    "month": (_l("Last 30 days"), 30),
+}
 
 
 def require_reason(reason: str | None) -> str:
@@ -51,27 +60,44 @@ def search(q: str, page: int = 1) -> tuple[list[Account], bool]:
     return found[:PAGE_SIZE], len(found) > PAGE_SIZE
 
 
-def overview(account: Account) -> dict:
-    now = clock.now()
+def _owned_connectors(account: Account) -> list[ConnectorUser]:
     owned = [m.administration for m in account.memberships if m.role == "owner"]
+    return [a.connector for a in owned if a.connector is not None]
+
+
+def overview(account: Account) -> dict:
     return {
         "status": accounts.status(account),
-        "connectors": [a.connector for a in owned if a.connector is not None],
+        "connectors": _owned_connectors(account),
         "invitations": list(db.session.scalars(
             select(Invitation).where(func.lower(Invitation.email) == account.email.lower()).order_by(Invitation.created_at.desc())
         )),
-        "events": list(db.session.scalars(
-            select(AuditEvent)
-            .where(or_(AuditEvent.account_id == account.id, AuditEvent.subject == account.email))
-            .order_by(AuditEvent.at.desc(), AuditEvent.id.desc())
-            .limit(50)
-        )),
-        "now": now,
+        "now": clock.now(),
     }
 
 
-def unlock(account: Account, *, actor: str, ip: str | None, reason: str | None) -> None:
-    accounts.unlock(account, actor=actor, ip=ip, reason=(reason or "").strip() or None)
+def events(account: Account, *, kind: str | None = None, period: str | None = None,
+           page: int = 1) -> tuple[list[AuditEvent], bool]:
+    """One page of the events of an account and its connector users, newest first, of one
+    kind (event_names.KINDS) and within one period (PERIODS) where given; and whether there
+    is a next page. Unknown kinds and periods are no filter."""
+    subjects = [account.email, *(c.username for c in _owned_connectors(account))]
+    query = select(AuditEvent).where(or_(AuditEvent.account_id == account.id, AuditEvent.subject.in_(subjects)))
+    if kind in event_names.KINDS:
+        query = query.where(AuditEvent.action.in_(event_names.actions_of(kind)))
+    days = PERIODS.get(period or "all", PERIODS["all"])[1]
+    if days is not None:
+        query = query.where(AuditEvent.at >= clock.now() - dt.timedelta(days=days))
+    page = max(page, 1)
+    found = list(db.session.scalars(
+        query.order_by(AuditEvent.at.desc(), AuditEvent.id.desc())
+        .offset((page - 1) * EVENTS_PAGE_SIZE).limit(EVENTS_PAGE_SIZE + 1)
+    ))
+    return found[:EVENTS_PAGE_SIZE], len(found) > EVENTS_PAGE_SIZE
+
+
+def unlock(account: Account, *, actor: str, ip: str | None, reason: str) -> None:
+    accounts.unlock(account, actor=actor, ip=ip, reason=require_reason(reason))
 
 
 def reset_2fa(account: Account, *, actor: str, ip: str | None, reason: str) -> None:
@@ -144,7 +170,7 @@ class Action:
 
 
 ACTIONS: dict[str, Action] = {a.name: a for a in (
-    Action("unlock", unlock, "account", False, False, "account.unlocked",
+    Action("unlock", unlock, "account", True, False, "account.unlocked",
            "End a lockout (also one that only support may end)."),
     Action("unlock-connector", connectors.unlock, "connector", False, False, "connector.unlocked",
            "End a connector user's lockout."),

@@ -44,18 +44,25 @@ def format_secret(secret: str) -> str:
     return " ".join(secret[i : i + 4] for i in range(0, len(secret), 4))
 
 
+def _counters_of(secret: str, code: str) -> list[int]:
+    """The time-step counters within reach (now, one before, one after) whose code is ``code``."""
+    code = (code or "").strip().replace(" ", "")
+    if len(code) != 6 or not code.isdigit():
+        return []
+    totp = pyotp.TOTP(secret)
+    current = clock.timestamp() // STEP
+    return [c for c in (current - 1, current, current + 1) if crypto.equal(totp.generate_otp(c), code)]
+
+
 def matching_counter(secret: str, code: str, after: int = 0) -> int | None:
     """The time-step counter ``code`` belongs to (now, one before or one after),
     provided it is later than ``after``; None when the code is wrong or replayed."""
-    code = (code or "").strip().replace(" ", "")
-    if len(code) != 6 or not code.isdigit():
-        return None
-    totp = pyotp.TOTP(secret)
-    current = clock.timestamp() // STEP
-    for counter in (current - 1, current, current + 1):
-        if counter > after and crypto.equal(totp.generate_otp(counter), code):
-            return counter
-    return None
+    return next((c for c in _counters_of(secret, code) if c > after), None)
+
+
+def used_already(secret: str, code: str, last: int) -> bool:
+    """Whether ``code`` is right but of a time step at or before ``last``, the last one accepted."""
+    return any(c <= last for c in _counters_of(secret, code))
 
 
 def code_for(secret: str, counter: int | None = None) -> str:

@@ -10,7 +10,7 @@ from ..errors import DomainError
 from .. import config
 from ..extensions import limiter
 from ..services import accounts, administrations, password_policy
-from . import browser, caller
+from . import browser, caller, errors
 from .login import start_for
 
 bp = Blueprint("account", __name__)
@@ -27,13 +27,12 @@ def index():
     return render_template("index.html")
 
 
-def _page(sso, *, error=None, message=None, status=200):
+def _page(sso, *, message=None, status=200, **shown):
     account = sso.account
     return render_template(
         "account.html", account=account, administrations=administrations.reachable(account), sso=sso,
         firms=administrations.managed_firms(account), connectors=administrations.owned_connectors(account),
-        rules=password_policy.RULES, error=error, message=message, connector_portal=connector_portal_url(),
-        autofocus=False,
+        rules=password_policy.RULES, message=message, connector_portal=connector_portal_url(), **shown,
     ), status
 
 
@@ -63,8 +62,10 @@ def change_password():
                                  request.form.get("password_confirm", ""), ip=caller.client_ip(), keep_sid=sso.id,
                                  locale=caller.context().locale)
     except DomainError as err:
-        return _page(sso, error=err.message(), status=err.status)
-    return redirect(url_for("account.home", changed=1))
+        return _page(sso, status=err.status, **errors.shown(err))
+    # The form's address ends in #change-password, which a redirect keeps unless it names its own:
+    # the page opens at its top, where the confirmation is.
+    return redirect(url_for("account.home", changed=1, _anchor="main"))
 
 
 @bp.route("/account/password-check", methods=["POST"])

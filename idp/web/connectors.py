@@ -10,7 +10,7 @@ from ..extensions import limiter
 from ..flows import ConnectorResetFlow
 from ..services import captcha, password_policy
 from ..services.connectors import ConnectorResetRefused
-from . import browser, caller
+from . import browser, caller, errors
 
 bp = Blueprint("connectors", __name__, url_prefix="/connector-password")
 
@@ -75,11 +75,11 @@ def link(token):
     return _set_password_page(flow, token)
 
 
-def _set_password_page(flow, token, error=None, status=200):
+def _set_password_page(flow, token, status=200, **shown):
     connector = flow.connector
     return render_template("connector/set_password.html", flow=flow, token=token, connector=connector,
                            email=f"{connector.username}@{current_app.config['CONNECTOR_DOMAIN']}",
-                           rules=password_policy.RULES, error=error), status
+                           rules=password_policy.RULES, **shown), status
 
 
 @bp.route("/<token>", methods=["POST"])
@@ -91,7 +91,7 @@ def set_password(token):
     try:
         flow.set_password(request.form, caller.context())
     except DomainError as err:
-        return _set_password_page(flow, token, error=err.message(), status=err.status)
+        return _set_password_page(flow, token, status=err.status, **errors.shown(err))
     return render_template("connector/done.html", username=flow.connector.username)
 
 

@@ -20,12 +20,18 @@ log = logging.getLogger(__name__)
 BLUEPRINT_PAGES = {"connectors": "connector/expired.html"}
 
 
+def shown(err: DomainError) -> dict:
+    """What a page shows of a refusal: its message, what exactly is wrong, and for a refused
+    new password the state of each rule of the live list."""
+    return {"error": err.message(), "problems": err.problems(), "password_states": getattr(err, "rules", None)}
+
+
 def domain_error(err: DomainError):
     if err.detail:
         log.info("%s on %s: %s", type(err).__name__, request.endpoint, err.detail)
     if isinstance(err, InvitationUnusable):
         return render_template("invitation/unusable.html", error=err.message(), state=err.state), err.status
-    return render_template(BLUEPRINT_PAGES.get(request.blueprint, "message.html"), error=err.message()), err.status
+    return render_template(BLUEPRINT_PAGES.get(request.blueprint, "message.html"), **shown(err)), err.status
 
 
 def csrf_error(err):

@@ -10,7 +10,7 @@ from .. import config
 from ..extensions import limiter
 from ..flows import InvitationFlow
 from ..services import administrations, invitations, password_policy
-from . import browser, caller
+from . import browser, caller, errors
 from .i18n import current_locale
 from .login import start_for
 
@@ -33,10 +33,11 @@ def _load(flow_id):
     return flow
 
 
-def _page(flow: InvitationFlow, error: str | None = None, status: int = 200):
+def _page(flow: InvitationFlow, status: int = 200, **shown):
+    """The page of the flow's state; ``shown``: a refusal as web.errors.shown gives it."""
     invitation = flow.invitation if flow.state != "done" else None
-    context = {"flow": flow, "state": flow.state, "error": error, "invitation": invitation, "email": flow.email,
-               "plans": invitations.PLANS, "rules": password_policy.RULES}
+    context = {"flow": flow, "state": flow.state, "invitation": invitation, "email": flow.email,
+               "plans": invitations.PLANS, "rules": password_policy.RULES, **shown}
     return render_template(f"invitation/{flow.state}.html", **context), status
 
 
@@ -59,14 +60,14 @@ def signin(flow_id):
 @limiter.limit(lambda: caller.login_limit(), methods=["POST"])
 def submit(flow_id):
     flow = InvitationFlow.load(flow_id, browser.owned_flows())
+    action = request.form.get("action") or None
     try:
-        flow.advance(request.form.get("state", ""), request.form, caller.context(),
-                     action=request.form.get("action") or None)
+        flow.advance(request.form.get("state", ""), request.form, caller.context(), action=action)
     except InvitationUnusable:
         raise  # its own page, not the step's
     except DomainError as err:
-        return _page(flow, error=err.message(), status=err.status)
-    return redirect(url_for("invitations.step", flow_id=flow.id))
+        return _page(flow, status=err.status, **errors.shown(err))
+    return redirect(url_for("invitations.step", flow_id=flow.id, resent=1 if action == "resend" else None))
 
 
 @bp.route("/invitation/flow/<flow_id>/password-check", methods=["POST"])

@@ -11,7 +11,7 @@ from ..errors import DomainError
 from ..extensions import limiter
 from ..flows import LoginFlow
 from ..services import accounts, captcha, password_policy, sessions, totp
-from . import browser, caller, devices, headers
+from . import browser, caller, devices, errors, headers
 
 bp = Blueprint("login", __name__)
 
@@ -41,7 +41,7 @@ def _step_context(flow: LoginFlow, state: str) -> dict:
     if state == "totp_enroll":
         secret = flow.pending_totp_secret()
         uri = totp.provisioning_uri(secret, account.email, current_app.config["PRODUCT_NAME"])
-        context.update(totp_secret=totp.format_secret(secret), totp_qr=totp.qr_data_uri(uri))
+        context.update(totp_secret=totp.format_secret(secret), totp_qr=totp.qr_data_uri(uri), totp_uri=uri)
     if state == "consent":
         context.update(scopes=(flow.data.get("consent_scope") or "").split(), account=account,
                        ends_connection=flow.consent_ends_connection())
@@ -56,8 +56,9 @@ def _step_context(flow: LoginFlow, state: str) -> dict:
     return context
 
 
-def _page(flow: LoginFlow, error: str | None = None, status: int = 200, state: str | None = None):
-    """The page of the flow's state (or of ``state``, which a link shows before the flow moves)."""
+def _page(flow: LoginFlow, status: int = 200, state: str | None = None, **shown):
+    """The page of the flow's state (or of ``state``, which a link shows before the flow moves);
+    ``shown``: a refusal as web.errors.shown gives it."""
     state = state or flow.state
     if state in ("resume", "done"):
         return redirect(url_for("account.home"))
@@ -65,7 +66,7 @@ def _page(flow: LoginFlow, error: str | None = None, status: int = 200, state: s
     if client is not None:
         redirect_uri = (flow.data.get("authorize") or {}).get("redirect_uri")
         headers.allow_form_targets([redirect_uri] if redirect_uri else client.redirect_uris)
-    return render_template(f"steps/{state}.html", flow=flow, state=state, error=error, client=client,
+    return render_template(f"steps/{state}.html", flow=flow, state=state, client=client, **shown,
                            **_step_context(flow, state)), status
 
 
@@ -82,16 +83,17 @@ def submit(flow_id):
     flow = _load(flow_id)
     flow.check_live()
     ctx = caller.context()
+    action = request.form.get("action") or None
     try:
-        new_state = flow.advance(request.form.get("state", ""), request.form, ctx, action=request.form.get("action") or None)
+        new_state = flow.advance(request.form.get("state", ""), request.form, ctx, action=action)
     except DomainError as err:
-        return _page(flow, error=err.message(), status=err.status)
+        return _page(flow, status=err.status, **errors.shown(err))
     if new_state == "resume" and not flow.data.get("sid"):
         return _finish(flow, ctx)
     if new_state == "resume":
         # Consent given or refused: the session stays as it is; back to the authorization.
         return _back_to_authorization(flow)
-    return redirect(url_for("login.step", flow_id=flow.id))
+    return redirect(url_for("login.step", flow_id=flow.id, resent=1 if action == "resend" else None))
 
 
 @bp.route("/login/<flow_id>/forgot-password")

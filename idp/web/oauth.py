@@ -17,6 +17,7 @@ from ..flows import LoginFlow
 from ..oauth import authorization, checks, discovery as metadata, interaction
 from ..services import audit, keys, sessions
 from . import browser, caller, headers
+from .i18n import current_locale
 
 bp = Blueprint("oauth", __name__)
 
@@ -127,6 +128,7 @@ def authorize():
         # Authlib refuses to put characters outside RFC 6749's set into an error text,
         # which happens when it echoes a malformed parameter back: no client to return to.
         return render_template("oauth_error.html", error="invalid_request", description=None), 400
+    browser.came_from(grant.client.id)
     sso = browser.current_sso()
     flow = _resumable_flow(request.values.get("_flow"), sso)
     try:
@@ -187,6 +189,14 @@ def _confirmed() -> bool:
     return True
 
 
+def _hint_is_this_session(end_request, sso) -> bool:
+    """The request carries a valid ID token of this very sign-in session: only the app it was
+    issued to has it, so the request is that app's and needs no question (RP-Initiated
+    Logout 1.0, section 2)."""
+    claims = end_request.id_token_claims
+    return bool(claims) and claims.get("sid") == sso.id and claims.get("sub") == sso.account_id
+
+
 @bp.route("/logout", methods=["GET", "POST"])
 @csrf.exempt
 def logout():
@@ -196,15 +206,18 @@ def logout():
     except OAuth2Error as err:
         return render_template("oauth_error.html", error=err.error, description=err.get_error_description()), 400
     sso = browser.current_sso()
-    client_name = end_request.client.name if end_request.client is not None else None
+    client = end_request.client
+    client_name = client.display_name(current_locale()) if client is not None else None
     if end_request.redirect_uri:
         headers.allow_form_targets([end_request.redirect_uri])
     if sso is not None:
-        if not _confirmed():
+        if not (_hint_is_this_session(end_request, sso) or _confirmed()):
             fields = [(k, request.values[k]) for k in ("id_token_hint", "post_logout_redirect_uri", "state",
                                                        "client_id", "ui_locales") if request.values.get(k)]
             status = 400 if request.form.get("confirm") == "yes" and request.method == "POST" else 200
-            return render_template("logout_confirm.html", fields=fields, client_name=client_name), status
+            cancel = (client.home_uri if client is not None else None) or url_for("account.home")
+            return render_template("logout_confirm.html", fields=fields, client_name=client_name,
+                                   cancel_url=cancel), status
         sessions.end(sso, ip=caller.client_ip())
         session.clear()
     return authorization.create_endpoint_response("end_session", end_request) or render_template(

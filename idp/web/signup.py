@@ -9,7 +9,7 @@ from ..errors import DomainError
 from ..extensions import limiter
 from ..flows import SignupFlow
 from ..services import captcha, password_policy, signup
-from . import browser, caller
+from . import browser, caller, errors
 
 bp = Blueprint("signup", __name__, url_prefix="/signup")
 
@@ -38,9 +38,10 @@ def _load(flow_id) -> SignupFlow:
     return flow
 
 
-def _page(flow: SignupFlow, error=None, status=200, values=None):
+def _page(flow: SignupFlow, status=200, values=None, **shown):
+    """The page of the flow's state; ``shown``: a refusal as web.errors.shown gives it."""
     return render_template(
-        f"signup/{flow.state}.html", flow=flow, state=flow.state, error=error, data=flow.data, email=flow.email,
+        f"signup/{flow.state}.html", flow=flow, state=flow.state, data=flow.data, email=flow.email, **shown,
         prefill={**signup.entered(flow.data), **(values or {})}, rules=password_policy.RULES, firm=flow.firm, trial_ends=signup.trial_ends(),
         iban=signup.shown_iban(flow.data.get("iban")), administration=flow.administration,
         page=SignupFlow.PAGES.index(flow.state) + 1 if flow.state in SignupFlow.PAGES else None,
@@ -67,7 +68,7 @@ def submit(flow_id):
                      action=request.form.get("action") or None)
     except DomainError as err:
         values = {k: v for k, v in request.form.items() if k not in ("password", "password_confirm", "altcha")}
-        return _page(flow, error=err.message(), status=err.status, values=values)
+        return _page(flow, status=err.status, values=values, **errors.shown(err))
     return redirect(url_for("signup.step", flow_id=flow.id))
 
 

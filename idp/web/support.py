@@ -10,7 +10,7 @@ from flask_babel import gettext
 from .. import clock, config
 from ..errors import DomainError, InvalidInput
 from ..extensions import limiter
-from ..services import invitations, support
+from ..services import event_names, invitations, support
 from . import browser, caller
 from .login import start_for
 
@@ -45,13 +45,20 @@ def search():
     if redirect_to is not None:
         return redirect_to
     q = request.args.get("q", "")
-    try:
-        page = max(int(request.args.get("page", "1")), 1)
-    except ValueError:
-        page = 1
+    page = _page_number()
     results, more = support.search(q, page)
     return render_template("support/search.html", q=q, results=results, page=page, more=more,
                            now=clock.now(), staff=staff)
+
+
+MAX_PAGE = 10_000  # far beyond any list; keeps the offset a number every database takes
+
+
+def _page_number() -> int:
+    try:
+        return min(max(int(request.args.get("page", "1")), 1), MAX_PAGE)
+    except ValueError:
+        return 1
 
 
 @bp.route("/accounts/<account_id>", methods=["GET"])
@@ -59,19 +66,25 @@ def account(account_id):
     staff, redirect_to = _staff()
     if redirect_to is not None:
         return redirect_to
-    return _account_page(account_id)
+    return _account_page(staff, account_id)
 
 
-def _account_page(account_id, *, error=None, message=None, status=200):
+def _account_page(staff, account_id, *, error=None, failed_group=None, status=200):
+    """The account's page; a refused action shows its ``error`` in its own group."""
     target = support.get_account(account_id)
     if target is None:
         abort(404)
-    return render_template("support/account.html", account=target, error=error, message=message,
-                           administration_name=support.administration_name, **support.overview(target)), status
+    kind, period, page = request.args.get("kind") or None, request.args.get("period") or "all", _page_number()
+    events, more = support.events(target, kind=kind, period=period, page=page)
+    return render_template(
+        "support/account.html", account=target, staff=staff, error=error, failed_group=failed_group,
+        events=events, more=more, page=page, kind=kind, period=period, kinds=event_names.KINDS,
+        periods=support.PERIODS, names=event_names, **support.overview(target)), status
 
 
 def _done(account_id, message):
-    return redirect(url_for("support.account", account_id=account_id, done=message))
+    # At the page's top, where the confirmation is (not at the group the form's address named).
+    return redirect(url_for("support.account", account_id=account_id, done=message, _anchor="main"))
 
 
 @bp.route("/accounts/<account_id>/<action>", methods=["POST"])
@@ -94,7 +107,7 @@ def connector_action(connector_id, action):
     if connector is None or action not in CONNECTOR_ACTIONS:
         abort(404)
     performed = _action(CONNECTOR_ACTIONS[action], "connector")
-    return _perform(staff, performed, connector, request.form.get("account_id", ""), done=action)
+    return _perform(staff, performed, connector, request.form.get("account_id", ""), done=f"connector-{action}")
 
 
 def _action(name: str, subject: str) -> support.Action:
@@ -118,7 +131,8 @@ def _act(staff, perform, account_id: str, done: str, *, confirm: bool = False):
             raise InvalidInput(gettext("Tick the box to confirm this action."))
         perform(actor=_actor(staff), ip=caller.client_ip(), reason=reason)
     except DomainError as err:
-        return _account_page(account_id, error=err.message(), status=err.status)
+        return _account_page(staff, account_id, error=err.message(), failed_group=request.form.get("group"),
+                             status=err.status)
     return _done(account_id, done)
 
 
@@ -138,4 +152,4 @@ def invitation_action(invitation_id, action):
         else:
             invitations.revoke(invitation, actor=actor, ip=ip, reason=reason)
 
-    return _act(staff, perform, request.form.get("account_id", ""), action)
+    return _act(staff, perform, request.form.get("account_id", ""), f"invitation-{action}")

@@ -147,7 +147,8 @@ class Mailbox:
     def code_for(self, to: str, timeout: float = 15) -> str:
         """The 6-digit code of the next mail to ``to``."""
         mail = self.wait_for_mail(to, timeout)
-        match = re.search(r"(?<!\d)(\d{6})(?!\d)", mail.text)
+        # The code stands on a line of its own (an address in the text may hold six digits too).
+        match = re.search(r"^\s*(\d{6})\s*$", mail.text, re.M)
         assert match, f"no 6-digit code in the mail {mail.subject!r} to {to}:\n{mail.text}"
         return match.group(1)
 
@@ -320,7 +321,7 @@ def portal(provider, tmp_path_factory):
     url = f"http://127.0.0.1:{port}"
     client = json.loads(
         provider.cli(
-            "clients", "create", "--name", "Portal", "--first-party",
+            "clients", "create", "--name", "Portal", "--localized-name", "nl=Boekhoudportaal", "--first-party",
             "--redirect-uri", f"{url}/callback",
             "--post-logout-redirect-uri", f"{url}/",
             "--grant-type", "authorization_code", "--grant-type", "refresh_token",

@@ -155,22 +155,38 @@ def alert_text(page: Page) -> str:
 
 
 def first_login(page: Page, portal_url: str, provider_url: str, mailbox, person: Person,
-                screenshot: Path | None = None) -> Authenticator:
+                screenshot: Path | None = None, *, email_verified: bool = False) -> Authenticator:
     """The first sign-in of a new account, from the portal back to the portal:
-    e-mail, password, the e-mail address once more, the mailed code, TOTP enrolment."""
+    e-mail, password, the e-mail address once more and the mailed code (unless an invitation
+    confirmed the address), TOTP enrolment."""
     open_login(page, portal_url, provider_url)
-    authenticator = first_login_steps(page, mailbox, person, screenshot)
+    authenticator = first_login_steps(page, mailbox, person, screenshot, email_verified=email_verified)
     page.wait_for_url(portal_home(portal_url))
     expect_signed_in(page, person)
     return authenticator
 
 
-def first_login_steps(page: Page, mailbox, person: Person, screenshot: Path | None = None) -> Authenticator:
+def first_login_steps(page: Page, mailbox, person: Person, screenshot: Path | None = None, *,
+                      email_verified: bool = False) -> Authenticator:
     """The steps of a first sign-in, from the e-mail step until the first authenticator
-    code is submitted; where the browser goes next is the caller's to check."""
+    code is submitted; where the browser goes next is the caller's to check. An address
+    not verified yet is confirmed with a mailed code first; one that an invitation confirmed
+    goes straight to the authenticator."""
     enter_email_and_password(page, person, screenshot)
+    if email_verified:
+        expect(page.locator("img#totp-qr")).to_be_visible()
+        expect(field(page, "email")).to_have_count(0)
+    else:
+        verify_email(page, mailbox, person)
 
-    # The e-mail address is verified once more, with a code sent to it.
+    authenticator = enrol_authenticator(page)
+    person.authenticator = authenticator
+    submit(page, totp_code=authenticator.code())
+    return authenticator
+
+
+def verify_email(page: Page, mailbox, person: Person) -> None:
+    """The first sign-in's check of the address: typed once more, then the mailed code."""
     expect(field(page, "email")).to_be_visible()
     response = submit(page, email=person.email)
     assert response.ok, f"verification step answered {response.status}: {alert_text(page)}"
@@ -178,11 +194,6 @@ def first_login_steps(page: Page, mailbox, person: Person, screenshot: Path | No
     code = mailbox.code_for(person.email)
     response = submit(page, email_code=code)
     assert response.ok, f"e-mail code step answered {response.status}: {alert_text(page)}"
-
-    authenticator = enrol_authenticator(page)
-    person.authenticator = authenticator
-    submit(page, totp_code=authenticator.code())
-    return authenticator
 
 
 def enrol_authenticator(page: Page) -> Authenticator:
@@ -258,11 +269,14 @@ def expect_password_rules(page: Page, *, ok: list[str] | None = None, bad: list[
 
 
 def accept_invitation(page: Page, url: str, mailbox, email: str, password: str, *,
-                      weak_password: str | None = None, contract: tuple[str, ...] = ()) -> None:
+                      weak_password: str | None = None, contract: tuple[str, ...] = (),
+                      mismatch_first: bool = False, open_documents: bool = False) -> None:
     """F2 in the browser, from the link in the invitation mail to the done page: Next,
     the mailed code, a new password (the live policy list turns all green first; a
-    ``weak_password`` is typed before it and must show as bad), the contract data
-    (``contract``: texts it must show), terms and privacy, confirm."""
+    ``weak_password`` is typed before it and must show as bad; with ``mismatch_first`` a
+    confirmation that differs is sent first and refused, naming the problem), the contract
+    data (``contract``: texts it must show), terms and privacy (``open_documents``: each
+    checkbox's link opens its document in a new tab, and the step stays as it was), confirm."""
     page.goto(url)
     expect(page.locator("#invitation-email")).to_have_text(email)
     response = submit(page)
@@ -276,6 +290,15 @@ def accept_invitation(page: Page, url: str, mailbox, email: str, password: str, 
     if weak_password is not None:
         type_new_password(page, weak_password)
         expect_password_rules(page, ok=["length", "confirmed"], bad=["not_common", "strong"])
+    if mismatch_first:
+        type_new_password(page, password, password + "!")
+        expect_password_rules(page, ok=["length", "strong"], bad=["confirmed"])
+        response = submit(page)
+        assert response.status == 400, f"a confirmation that differs answered {response.status}"
+        # The refusal names the problem as one, and the list keeps the state of the refused try.
+        expect(page.locator('[role="alert"] .problems li')).to_have_text(
+            [re.compile(r"passwords are not the same|wachtwoorden zijn niet hetzelfde", re.I)])
+        expect_password_rules(page, ok=["length", "strong"], bad=["confirmed"])
     type_new_password(page, password)
     expect_password_rules(page)
     response = submit(page)
@@ -285,6 +308,15 @@ def accept_invitation(page: Page, url: str, mailbox, email: str, password: str, 
     expect(details).to_contain_text(email)
     for text in contract:
         expect(details).to_contain_text(text)
+    if open_documents:
+        for link, heading in (("#terms-link", r"terms|voorwaarden"), ("#privacy-link", r"privacy")):
+            with page.context.expect_page() as opened:
+                page.locator(link).click()
+            document = opened.value
+            expect(document.locator("h1")).to_have_text(re.compile(heading, re.I))
+            document.close()
+        expect(field(page, "accept_terms")).not_to_be_checked()
+        expect(field(page, "accept_privacy")).not_to_be_checked()
     field(page, "accept_terms").check()
     field(page, "accept_privacy").check()
     response = submit(page)

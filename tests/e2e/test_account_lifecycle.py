@@ -77,11 +77,13 @@ def test_invitation_accepted_then_first_login_at_the_portal(new_context, provide
 
     page = new_context().new_page()
     accept_invitation(page, url, mailbox, email, GOOD_PASSWORD, weak_password="password1234",
-                      contract=(administration, firm_name))
+                      contract=(administration, firm_name), mismatch_first=True, open_documents=True)
 
-    # Nothing signed the person in yet: the portal's "Sign in" starts the first login.
+    # Nothing signed the person in yet: the portal's "Sign in" starts the first login. The
+    # invitation confirmed the address with a code: no second code, straight to the authenticator.
     person = Person(email=email, password=GOOD_PASSWORD, name=name, sub=sub_of(provider, email))
-    first_login(page, portal.url, provider.url, mailbox, person)
+    first_login(page, portal.url, provider.url, mailbox, person, email_verified=True)
+    assert len(mailbox.all(email)) == 2, [m.subject for m in mailbox.all(email)]  # the invitation, one code
 
     shown = portal_administrations(page)
     assert shown, "the portal shows no administrations claim"
@@ -107,7 +109,7 @@ def test_accountant_invites_a_client_from_client_management(new_context, provide
     page.wait_for_url(at_provider(provider.url))
     expect(field(page, "email")).to_have_value(email)
     person = Person(email=email, password=GOOD_PASSWORD, name=name, sub=sub_of(provider, email))
-    first_login_steps(page, mailbox, person)
+    first_login_steps(page, mailbox, person, email_verified=True)
     page.wait_for_url(provider.url + "/account")
     expect(page.locator("#account-email")).to_have_text(email)
 

@@ -98,13 +98,24 @@ def test_logout_at_the_provider_ends_the_single_sign_on(provider, portal, enroll
     person, page = enrolled_person("Eva Smit")
     expect(page.locator("#whoami")).to_be_visible()
 
-    page.locator("form#logout button").click()
-    page.wait_for_url(at_provider(provider.url))
-    confirm = page.locator("form#step")
-    expect(confirm).to_be_visible()
-    submit(page)
+    # An error page of the provider leads back to the app the person came from.
+    page.goto(provider.url + "/no-such-page")
+    back = page.locator("a#back")
+    expect(back).to_have_text("Back to Portal")
+    with page.expect_navigation(url=portal_home(portal.url)):
+        back.click()
+    expect(page.locator("#whoami")).to_be_visible()
 
-    page.wait_for_url(portal_home(portal.url))
+    # A sign-out request without the session's ID token asks first; Cancel goes back, still signed in.
+    page.goto(f"{provider.url}/logout?client_id={portal.client_id}")
+    expect(page.locator("form#step")).to_be_visible()
+    with page.expect_navigation(url=portal_home(portal.url)):
+        page.locator("a#cancel").click()
+    expect(page.locator("#whoami")).to_be_visible()
+
+    # The portal sends the ID token of this session along: no question, straight back.
+    with page.expect_navigation(url=portal_home(portal.url)):
+        page.locator("form#logout button").click()
     expect(page.locator("#signed-out")).to_be_visible()
     expect(page.locator("#whoami")).to_have_count(0)
 
@@ -135,11 +146,13 @@ def test_lang_parameter_switches_to_english(new_context, provider, portal, make_
     page.goto(portal.url + "/login")
     page.wait_for_url(at_provider(provider.url))
     expect(page.locator("html")).to_have_attribute("lang", "nl")
+    expect(page.locator(".for-app")).to_have_text("Meld je aan om verder te gaan naar Boekhoudportaal")  # its Dutch name
 
     separator = "&" if "?" in page.url else "?"
     page.goto(page.url + separator + "lang=en")
     expect(page.locator("html")).to_have_attribute("lang", "en")
     expect(field(page, "email")).to_be_visible()
+    expect(page.locator(".for-app")).to_have_text("Sign in to continue to Portal")
 
     # The choice holds for the next step.
     submit(page, email=person.email)

@@ -59,5 +59,5 @@ def test_withdraw_an_app_end_the_other_session_and_see_the_sign_ins(provider, po
     rows = laptop.locator("#sign-ins tbody tr")
     expect(rows.filter(has_text="Signed in")).to_have_count(2)
     expect(rows.filter(has_text="Password + Authenticator app").first).to_be_visible()
-    expect(rows.filter(has_text="Access of an app withdrawn")).to_have_count(1)
+    expect(rows.filter(has_text="Access of an application withdrawn")).to_have_count(1)
     expect(rows.filter(has_text="Session ended in the security centre")).to_have_count(1)

@@ -53,6 +53,11 @@ def test_staff_resets_two_step_verification_and_the_customer_enrols_again(
     first_login_steps(console, mailbox, staff)
     console.wait_for_url(re.compile(re.escape(provider.url) + r"/support/?$"))
 
+    # The console is a wide page with a bar: who is signed in, signing out, the search.
+    expect(console.locator("#staff-member")).to_have_text(staff.email)
+    expect(console.locator("button#signout")).to_be_visible()
+    assert console.locator("main").bounding_box()["width"] > 900
+
     # Search with part of the customer's address, open the account.
     search = console.locator("form#search")
     expect(search).to_be_visible()
@@ -65,7 +70,15 @@ def test_staff_resets_two_step_verification_and_the_customer_enrols_again(
     with console.expect_navigation():
         results.locator("a", has_text=customer.email).click()
     expect(console.locator("#account-status")).to_contain_text(customer.email)
+    expect(console.locator("form#search")).to_be_visible()  # still at hand on the account's page
     enrolled_text = console.locator("#totp-enrolled").inner_text().strip()
+    # Each action is one group: its name, its own reason, its button.
+    groups = console.locator("form.support-action")
+    for i in range(groups.count()):
+        group = groups.nth(i)
+        expect(group.locator("legend")).to_be_visible()
+        expect(group.locator("[name=reason]")).to_have_count(1)
+        expect(group.locator("button[type=submit]")).to_have_count(1)
 
     # Reset two-step verification: a reason and the confirmation box.
     form = console.locator("form#reset-2fa")
@@ -77,10 +90,24 @@ def test_staff_resets_two_step_verification_and_the_customer_enrols_again(
     expect(console.locator('[role="status"]')).to_be_visible()
     expect(console.locator('[role="alert"]')).to_have_count(0)
     expect(console.locator("#totp-enrolled")).not_to_have_text(enrolled_text)
-    event = console.locator("#events tbody tr").filter(has_text="support.reset_2fa")
+    expect(console.locator('[role="status"]')).to_contain_text("Two-step verification is reset")
+    expect(console.locator('[role="status"]')).to_be_in_viewport()
+    # The event in the page's language: its name, the outcome as a word, the staff member, the date on one line.
+    event = console.locator("#events tbody tr").filter(has_text="Two-step verification reset by support")
     expect(event).to_have_count(1)
     expect(event).to_contain_text(REASON)
-    expect(event).to_contain_text(f"staff:{staff.email}")
+    expect(event.locator("td").nth(2)).to_have_text("Succeeded")
+    expect(event.locator("td").nth(3)).to_have_text(staff.email)
+    when = event.locator("td time")
+    assert when.evaluate("t => t.getClientRects().length") == 1, when.inner_text()  # one line box: not wrapped
+    expect(console.locator("#events")).not_to_contain_text("support.reset_2fa")
+    # The customer's own sign-in, by kind: the staff action is not among them.
+    console.locator("#kind").select_option("sign_in")
+    with console.expect_navigation():
+        console.locator("#event-filters button[type=submit]").click()
+    expect(console.locator("#events tbody tr").first).to_be_visible()
+    expect(console.locator("#events")).to_contain_text("The person themself")
+    expect(console.locator("#events")).not_to_contain_text("reset by support")
 
     mail = mailbox.wait_for_mail(customer.email, match=r"two-step|tweestaps|twee stappen")
     assert customer.email in mail.text

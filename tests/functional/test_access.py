@@ -245,15 +245,15 @@ def test_cli_grant_list_revoke(app, cli, company, accountant):
 
 @pytest.mark.parametrize("args, says", [
     (["grant", "--administration", "no-such-id", "--email", "x@example.com", "--role", "employee"], "no administration"),
-    (["grant", "--administration", "{company}", "--email", "x@example.com", "--role", "director"], "Onbekende rol"),
-    (["grant", "--administration", "{company}", "--email", "anna@example.com", "--role", "employee"], "heeft al toegang"),
-    (["grant", "--administration", "{company}", "--email", "not-an-address", "--role", "employee"], "e-mailadres"),
-    (["revoke", "--administration", "{company}", "--email", "anna@example.com"], "eigenaar"),
-    (["revoke", "--administration", "{company}", "--email", "nobody@example.com"], "geen toegang"),
+    (["grant", "--administration", "{company}", "--email", "x@example.com", "--role", "director"], "Unknown role"),
+    (["grant", "--administration", "{company}", "--email", "anna@example.com", "--role", "employee"], "has access to this administration already"),
+    (["grant", "--administration", "{company}", "--email", "not-an-address", "--role", "employee"], "valid e-mail address"),
+    (["revoke", "--administration", "{company}", "--email", "anna@example.com"], "at least one owner"),
+    (["revoke", "--administration", "{company}", "--email", "nobody@example.com"], "has no access"),
     (["list", "--administration", "no-such-id"], "no administration"),
 ])
 def test_cli_refusals_are_one_line_and_change_nothing(app, cli, company, args, says):
-    """Refusals of the services come in the product's default language (Dutch), as everywhere in the CLI."""
+    """Refusals of the services come in English, as everywhere in the CLI (an operator's tool)."""
     result = cli.invoke(args=["access", *[a.replace("{company}", company) for a in args]])
     assert result.exit_code != 0
     lines = [line for line in result.output.splitlines() if line.strip()]

@@ -37,19 +37,36 @@ def test_bad_settings_stop_with_one_line(env, fragment, tmp_path):
     assert len(lines) == 1 and fragment in lines[0], result.stderr
 
 
-def test_help_lists_every_command(tmp_path):
+def test_help_lists_every_command_and_only_the_products(tmp_path):
     result = run_idp({}, "--help", tmp_path=tmp_path)
     assert result.returncode == 0
     for command in ("serve", "db", "clients", "users", "firms", "accounts", "keys", "mail", "audit"):
         assert f"  {command} " in result.stdout
+    # Nothing of Flask's own command line nor of the packages that plug into it.
+    for foreign in ("--app", "--debug", "--env-file", "limiter", "routes", "shell"):
+        assert foreign not in result.stdout, result.stdout
+
+
+def test_a_database_without_tables_says_what_to_do(tmp_path):
+    result = run_idp({"IDP_DATABASE_URL": f"sqlite:///{tmp_path}/empty.db"}, "accounts", "show", "a@example.com",
+                     tmp_path=tmp_path)
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.returncode == 1 and len(lines) == 1 and "idp db upgrade" in lines[0], result.stderr
 
 
 def test_db_upgrade_on_a_fresh_database(tmp_path):
     result = run_idp({"IDP_DATABASE_URL": f"sqlite:///{tmp_path}/fresh.db"}, "db", "upgrade", tmp_path=tmp_path)
     assert result.returncode == 0, result.stderr
     result = run_idp({"IDP_DATABASE_URL": f"sqlite:///{tmp_path}/fresh.db"}, "users", "create", "--email", "a@example.com",
-                     "--password", "pw", "--json", tmp_path=tmp_path)
+                     "--password", STRONG, "--json", tmp_path=tmp_path)
     assert result.returncode == 0 and "sub" in json.loads(result.stdout)
+    # Without --password: from standard input (not a terminal here), so it is not in the process list.
+    piped = subprocess.run([sys.executable, "-m", "idp.cli", "staff", "create", "--email", "s@example.com", "--json"],
+                           input=STRONG + "\n", capture_output=True, text=True, timeout=60,
+                           env={**{k: v for k, v in os.environ.items() if not k.startswith("IDP_")},
+                                "IDP_INSTANCE_PATH": str(tmp_path), "IDP_ENV": "development",
+                                "IDP_DATABASE_URL": f"sqlite:///{tmp_path}/fresh.db"})
+    assert piped.returncode == 0 and "sub" in json.loads(piped.stdout), piped.stderr
 
 
 def test_clients_create(cli):
@@ -76,15 +93,44 @@ def test_clients_create_refuses_bad_input(cli, args):
     assert result.exit_code != 0 and "Error" in result.output
 
 
+STRONG = "Lantaarn-fiets-88-Zee"
+
+
 def test_users_create_and_accounts_show(cli):
-    created = json.loads(cli.invoke(args=["users", "create", "--email", "Bob@Example.com", "--password", "pw", "--json"]).output)
+    created = json.loads(cli.invoke(args=["users", "create", "--email", "Bob@Example.com", "--password", STRONG,
+                                          "--json"]).output)
     shown = json.loads(cli.invoke(args=["accounts", "show", "bob@example.com", "--json"]).output)
     assert shown == {"sub": created["sub"], "email": "bob@example.com", "status": "active",
                      "email_verified": False, "totp_enrolled": False}
-    duplicate = cli.invoke(args=["users", "create", "--email", "bob@example.com", "--password", "pw", "--json"])
+    duplicate = cli.invoke(args=["users", "create", "--email", "bob@example.com", "--password", STRONG, "--json"])
     assert duplicate.exit_code != 0
-    assert cli.invoke(args=["users", "create", "--email", "not-an-address", "--password", "pw"]).exit_code != 0
+    assert cli.invoke(args=["users", "create", "--email", "not-an-address", "--password", STRONG]).exit_code != 0
     assert cli.invoke(args=["accounts", "show", "nobody@example.com"]).exit_code != 0
+
+
+@pytest.mark.parametrize("command", ["users", "staff"])
+def test_create_applies_the_password_policy(cli, command):
+    weak = cli.invoke(args=[command, "create", "--email", "carla@example.com", "--password", "carla2026", "--json"])
+    assert weak.exit_code != 0
+    assert "shorter than 12 characters" in weak.output and "e-mail address or name" in weak.output, weak.output
+    assert cli.invoke(args=["accounts", "show", "carla@example.com"]).exit_code != 0  # nothing was created
+
+
+def test_create_reads_the_password_from_a_file_or_a_prompt(cli, tmp_path, monkeypatch):
+    secret = tmp_path / "password"
+    secret.write_text(STRONG + "\n")
+    assert cli.invoke(args=["users", "create", "--email", "f@example.com", "--password-file", str(secret)]).exit_code == 0
+    # At a terminal: asked twice, hidden; two different answers are asked again.
+    monkeypatch.setattr("idp.cli.people.at_terminal", lambda: True)
+    prompted = cli.invoke(args=["staff", "create", "--email", "p@example.com"],
+                          input=f"{STRONG}\nsomething else\n{STRONG}\n{STRONG}\n")
+    assert prompted.exit_code == 0, prompted.output
+    assert prompted.output.count("Password again") == 2 and STRONG not in prompted.output
+    both = cli.invoke(args=["users", "create", "--email", "b@example.com", "--password", STRONG,
+                            "--password-file", str(secret)])
+    assert both.exit_code != 0
+    for email in ("f@example.com", "p@example.com"):
+        assert json.loads(cli.invoke(args=["accounts", "show", email, "--json"]).output)["email"] == email
 
 
 def test_firms_create(cli):

@@ -65,7 +65,7 @@ def test_account_page_links_to_the_portal(app, browser, owner):
     clock.freeze(clock.now())
     browser.forget()
     browser.get("/account")
-    browser.sign_in(owner["email"], GOOD_PASSWORD, first_time=True)
+    browser.sign_in(owner["email"], GOOD_PASSWORD, first_time=True, email_verified=True)
     browser.get("/account")
     assert owner["username"] in browser.text
     assert 'id="request-connector-password" href="/connector-password"' in browser.text

@@ -71,7 +71,7 @@ def test_the_portal_lists_the_firms_clients_with_owner_since_and_invitations(app
     assert listed[0].startswith("Bakkerij Jansen Anna de Vries anna@example.com") and "firm" in listed[0]
     assert listed[1].startswith("Fietsen Piet Piet Jansen piet@example.com") and "Invitation sent" in listed[1]
     assert listed[2].startswith("Viswinkel Kees Kees Visser") and "given to you" in listed[2]
-    assert all(re.search(r"\d{4}-\d{2}-\d{2}", row) for row in listed)
+    assert all(re.search(r"\d{1,2} \w{3,4}\.? \d{4}", row) for row in listed), listed
 
     b.get("/firm?q=kees")
     assert [row.split(" Kees")[0] for row in rows(b)] == ["Viswinkel"]

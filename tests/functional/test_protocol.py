@@ -356,21 +356,34 @@ def test_first_party_skips_consent(signed_in, portal):
 # -- logout ----------------------------------------------------------------------------
 
 
-def test_rp_initiated_logout(signed_in, portal):
+def test_rp_initiated_logout_with_an_id_token_of_this_session_asks_nothing(signed_in, portal):
     body = tokens_for(signed_in, portal)
     signed_in.get(f"/logout?id_token_hint={body['id_token']}&post_logout_redirect_uri={POST_LOGOUT_URI}&state=bye1")
-    assert signed_in.status == 200 and "step" in signed_in.page.forms  # asks for confirmation
-    signed_in.submit()
     assert signed_in.status == 302 and signed_in.location == POST_LOGOUT_URI + "?state=bye1"
     signed_in.authorize(portal["client_id"], prompt="none")
     assert signed_in.callback_params()["error"] == "login_required"
 
 
+def test_logout_with_an_id_token_of_an_earlier_session_asks_with_a_cancel(signed_in, portal, person):
+    old = tokens_for(signed_in, portal)["id_token"]
+    signed_in.get("/logout")
+    signed_in.submit()
+    clock.advance(seconds=60)
+    signed_in.authorize(portal["client_id"])
+    signed_in.sign_in(person["email"], person["password"])
+    signed_in.get(f"/logout?id_token_hint={old}&post_logout_redirect_uri={POST_LOGOUT_URI}&state=bye2")
+    assert signed_in.status == 200 and "step" in signed_in.page.forms  # a question: another session's token
+    cancel = signed_in.page.links["cancel"]
+    assert cancel == "http://app.test/"  # back to the app, signed in as before
+    signed_in.submit()
+    assert signed_in.status == 302 and signed_in.location == POST_LOGOUT_URI + "?state=bye2"
+
+
 def test_logout_with_unregistered_redirect_does_not_redirect(signed_in, portal):
     body = tokens_for(signed_in, portal)
     signed_in.get(f"/logout?id_token_hint={body['id_token']}&post_logout_redirect_uri=http://evil.test/")
-    signed_in.submit()
     assert signed_in.status == 200 and signed_in.location is None
+    assert "step" not in signed_in.page.forms  # signed out: no question
 
 
 def test_logout_with_bad_id_token_hint_shows_error(signed_in):
@@ -380,6 +393,7 @@ def test_logout_with_bad_id_token_hint_shows_error(signed_in):
 
 def test_logout_without_params(signed_in, portal):
     signed_in.get("/logout")
+    assert signed_in.page.links["cancel"] == "/account"  # no app named: back to the account page
     signed_in.submit()
     assert signed_in.status == 200
     signed_in.authorize(portal["client_id"], prompt="none")
@@ -450,7 +464,6 @@ def test_backchannel_logout(app, browser, person):
         body = exchange_code(browser.http, rp, code, browser.verifier).get_json()
         sid = decode(browser.http, body["id_token"]).claims["sid"]
         browser.get(f"/logout?id_token_hint={body['id_token']}&post_logout_redirect_uri={POST_LOGOUT_URI}")
-        browser.submit()
         assert browser.location == POST_LOGOUT_URI
         assert received == []  # not inside the person's request: the delivery loop sends it
         assert app.test_cli_runner().invoke(args=["mail", "deliver"]).exit_code == 0

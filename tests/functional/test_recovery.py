@@ -194,14 +194,21 @@ def test_change_password_on_the_account_page(app, browser, portal, person, enrol
     form = "password-form"
     browser.submit(form, current_password="wrong", password=NEW_PASSWORD, password_confirm=NEW_PASSWORD,
                    totp_code=browser.next_totp())
-    assert browser.status == 401 and browser.alert
+    assert browser.status == 401 and "huidige wachtwoord klopt niet" in browser.alert  # the current one is wrong
+    assert browser.url.endswith("#change-password")  # the answer opens where its message is
     clock.advance(seconds=30)
     browser.submit(form, current_password=person["password"], password=NEW_PASSWORD, password_confirm=NEW_PASSWORD,
                    totp_code="000000")
     assert browser.status == 400 and browser.alert
+    code = browser.next_totp()  # a refused change does not use it up
     browser.submit(form, current_password=person["password"], password="short", password_confirm="short",
-                   totp_code=browser.next_totp())
+                   totp_code=code)
     assert browser.status == 400
+    assert browser.page.ids["password-rules"]  # the live list, with the refused try's states
+    assert 'data-rule="length" class="bad"' in browser.text and 'data-rule="not_personal" class="ok"' in browser.text
+    browser.submit(form, current_password=person["password"], password=person["password"],
+                   password_confirm=person["password"], totp_code=code)
+    assert browser.status == 400 and "Dit is je huidige wachtwoord" in browser.alert  # not the same one again
     clock.advance(seconds=30)
     browser.submit(form, current_password=person["password"], password=NEW_PASSWORD, password_confirm=NEW_PASSWORD,
                    totp_code=browser.next_totp())

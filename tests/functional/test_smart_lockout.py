@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import re
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import select
@@ -19,6 +20,12 @@ from tests.helpers import CHEAP_CAPTCHA, Browser, mail_count, signed_in_browser,
 pytestmark = pytest.mark.config(**CHEAP_CAPTCHA)
 
 NOBODY = "nobody@example.com"
+# Where the browser tells no time zone, times are in the provider's (TIME_ZONE).
+PROVIDER_ZONE = ZoneInfo("Europe/Amsterdam")
+
+
+def provider_time(moment: dt.datetime) -> str:
+    return moment.replace(tzinfo=dt.timezone.utc).astimezone(PROVIDER_ZONE).strftime("%H:%M")
 
 
 def at_password_step(browser, portal, email):
@@ -34,11 +41,14 @@ def try_password(browser, password):
     return browser.status, browser.alert, shows_captcha
 
 
-def attack(app, portal, email, tries, ip=None):
-    """A browser that never signed in here, trying wrong passwords: what it sees each time."""
+def attack(app, portal, email, tries, ip=None, zone=None):
+    """A browser that never signed in here, trying wrong passwords: what it sees each time
+    (``zone``: the time zone the browser tells)."""
     attacker = Browser(app)
     if ip:
         attacker.http.environ_base["REMOTE_ADDR"] = ip
+    if zone:
+        attacker.http.set_cookie("idp_tz", zone)
     at_password_step(attacker, portal, email)
     return attacker, [try_password(attacker, "wrong-%d" % n) for n in range(tries)]
 
@@ -83,8 +93,9 @@ def test_the_attacker_gets_the_captcha_then_a_lock_with_the_same_answers_for_an_
     assert known == unknown
     statuses = [(status, captcha) for status, _, captcha in known]
     assert statuses == [(401, False), (401, False), (401, False), (401, True), (423, True)]
-    until = (start + dt.timedelta(minutes=15)).strftime("%H:%M")
-    assert until in known[-1][1]
+    # Until when, in the provider's zone and named so (the browser told none), never in UTC.
+    assert f"{provider_time(start + dt.timedelta(minutes=15))} (Midden-Europese standaardtijd)" in known[-1][1]
+    assert "UTC" not in known[-1][1]
 
 
 def test_no_try_without_the_captcha_once_it_is_shown(app, portal, person, owner):
@@ -122,14 +133,15 @@ def test_many_wrong_passwords_elsewhere_do_not_stop_the_owner_on_their_browser(a
 
 
 def shown_until(alert: str) -> dt.datetime:
-    """The end of the lock as the page says it."""
-    match = re.search(r"(\d{4}-\d\d-\d\d \d\d:\d\d) UTC", alert)
+    """The end of the lock as the page says it, to a browser in UTC ("23 nov 2026 09:15")."""
+    match = re.search(r"(\d{1,2}) nov\.? (\d{4}) (\d\d):(\d\d)", alert)
     assert match, alert
-    return dt.datetime.strptime(match.group(1), "%Y-%m-%d %H:%M")
+    day, year, hour, minute = map(int, match.groups())
+    return dt.datetime(year, 11, day, hour, minute)
 
 
 def test_locks_from_passwords_grow_and_end_by_themselves(app, portal, person, owner):
-    attacker, seen = attack(app, portal, person["email"], 5)
+    attacker, seen = attack(app, portal, person["email"], 5, zone="UTC")
     lengths = []
     for _ in range(8):
         assert attacker.status == 423
@@ -151,8 +163,8 @@ def test_locks_from_passwords_grow_and_end_by_themselves(app, portal, person, ow
 
 
 def test_each_lock_is_audited_and_mailed_to_the_owner_only(app, portal, person, owner):
-    until = (clock.now() + dt.timedelta(minutes=15)).strftime("%H:%M")
-    attack(app, portal, person["email"], 5)
+    until = provider_time(clock.now() + dt.timedelta(minutes=15))
+    attack(app, portal, person["email"], 5, zone="America/New_York")  # mail is in the provider's zone
     attack(app, portal, NOBODY, 5)
     locked = events(app, "sign_in.locked")
     assert [subject for subject, _, _ in locked] == [person["email"], NOBODY]

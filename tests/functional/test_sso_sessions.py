@@ -38,14 +38,14 @@ def test_a_new_sign_in_ends_the_previous_session(app, browser, portal, person):
 def test_id_token_hint_for_someone_else_does_not_loop(app, browser, portal, person, cli):
     b = signed_in_browser(browser, portal, person)
     hint = exchange_code(b.http, portal, b.first_code, b.verifier).get_json()["id_token"]
-    cli.invoke(args=["users", "create", "--email", "other@example.com", "--password", "Other-password-12!"])
+    cli.invoke(args=["users", "create", "--email", "other@example.com", "--password", "Second-account-pass-12!"])
     b.forget()
     clock.advance(seconds=30)
     b.authorize(portal["client_id"], id_token_hint=hint)
     assert b.step_state == "email"
     b.totp_secret = None
     b.submit(email="other@example.com")
-    b.submit(password="Other-password-12!")
+    b.submit(password="Second-account-pass-12!")
     b.submit(email="other@example.com")
     from tests.helpers import code_from_mail
 

@@ -12,7 +12,7 @@ from flask_babel import force_locale
 from sqlalchemy import select
 
 from idp import clock
-from idp.errors import (AppNotFound, EmailInUse, FlowNotFound, InvalidCredentials, InvalidEmailCode, InvalidName,
+from idp.errors import (AppNotFound, EmailInUse, FlowNotFound, WrongCurrentPassword, InvalidEmailCode, InvalidName,
                         SameEmail, SessionNotFound)
 from idp.extensions import db
 from idp.flows import EmailChangeFlow
@@ -187,11 +187,11 @@ def test_events_in_words_newest_first_paged(account):
     with force_locale("en"):
         first = security_events.page_for(account, 1)
         second = security_events.page_for(account, 2)
-    assert [e.name for e in first.events] == ["Access of an app withdrawn", "Signed in"]
+    assert [e.name for e in first.events] == ["Access of an application withdrawn", "Signed in"]
     assert first.events[0].app == "Scan service" and first.has_older
     assert first.events[1].method == "Password + Authenticator app" and first.events[1].succeeded
     (refused,) = second.events
-    assert refused.name == "Sign-in attempt refused" and not refused.succeeded and refused.method == "Password"
+    assert refused.name == "Sign-in: wrong password" and not refused.succeeded and refused.method == "Password"
     assert refused.ip == "192.0.2.9" and not second.has_older
     assert security_events.page_for(account, 3).events == []
 
@@ -225,7 +225,7 @@ def _code(email: str) -> str:
 
 
 def test_email_change_flow(account):
-    with pytest.raises(InvalidCredentials):
+    with pytest.raises(WrongCurrentPassword):
         EmailChangeFlow.start(account, {"email": "new@example.com", "current_password": "wrong"}, CTX)
     with pytest.raises(SameEmail):
         EmailChangeFlow.start(account, {"email": "ANNA@example.com", "current_password": "secret password"}, CTX)

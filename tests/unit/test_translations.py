@@ -83,14 +83,22 @@ def test_every_text_in_the_code_is_in_the_catalog(catalog):
     assert not missing, f"not in {PO.name} yet, run `python scripts/i18n.py update` and translate: {missing}"
 
 
+def _mo_messages(file) -> dict:
+    """msgid -> msgstr; a plural message's forms as tuples."""
+    def plain(value):
+        return tuple(value) if isinstance(value, (list, tuple)) else value
+
+    return {plain(m.id): plain(m.string) for m in read_mo(file) if m.id}
+
+
 def test_compiled_catalog_matches_the_po(catalog):
     assert MO.exists(), "run `python scripts/i18n.py compile`"
     fresh = io.BytesIO()
     write_mo(fresh, catalog)
     fresh.seek(0)
-    expected = {m.id: m.string for m in read_mo(fresh) if m.id}
+    expected = _mo_messages(fresh)
     with MO.open("rb") as f:
-        compiled = {m.id: m.string for m in read_mo(f) if m.id}
+        compiled = _mo_messages(f)
     assert compiled == expected, "messages.mo is out of date: run `python scripts/i18n.py compile`"
 
 
