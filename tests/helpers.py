@@ -57,6 +57,20 @@ def make_account(app, email, password, name=""):
     return {"sub": json.loads(result.stdout)["sub"], "email": email, "password": password}
 
 
+def make_connector(app, owner_email="eigenaar@example.com", password="Bank-koppeling-99-Zon") -> dict:
+    """An administration (its owner a new account) whose connector user has ``password``."""
+    from idp.services import accounts, administrations, passwords
+
+    with app.app_context():
+        owner = accounts.create_account(owner_email, "correct horse battery staple", name="Eigenaar")
+        administration = administrations.create_company("Bakkerij Jansen", owner)
+        connector = administration.connector
+        connector.password_hash = passwords.hash_password(password)
+        db.session.commit()
+        return {"username": connector.username, "administration": administration.id, "password": password,
+                "owner": owner_email}
+
+
 def last_mail(app, to: str) -> OutboxMail:
     with app.app_context():
         mail = db.session.scalar(select(OutboxMail).where(OutboxMail.recipient == to).order_by(OutboxMail.id.desc()).limit(1))

@@ -48,6 +48,8 @@ class Client(db.Model, ClientMixin):
     jwks_uri: Mapped[str | None] = mapped_column(String(500))
     # An API behind the relying apps: may introspect tokens issued to other clients.
     resource_server: Mapped[bool] = mapped_column(Boolean, default=False, nullable=False)
+    # "opaque" (a random string to introspect) or "jwt" (RFC 9068, readable by the resource server).
+    access_token_format: Mapped[str] = mapped_column(String(10), default="opaque", nullable=False)
     created_at: Mapped[dt.datetime] = created_at()
 
     @property
@@ -139,6 +141,9 @@ class Grant(db.Model):
     account_id: Mapped[str | None] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
     created_at: Mapped[dt.datetime] = created_at()
     revoked_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    # How the person signed in when the family started (the code's session): every token of the
+    # family, refreshed ones too, speaks of that sign-in. None for a connector user's tokens.
+    amr: Mapped[list | None] = mapped_column(JSON)
 
 
 class AuthorizationCode(db.Model, AuthorizationCodeMixin):
