@@ -101,6 +101,9 @@ def save_token(token: dict, request) -> Token:
         row.grant_id = previous.grant_id
         row.session_id = previous.session_id
         row.auth_time = previous.auth_time
+        if not token_service.outlives_session(row):
+            # A refresh narrowed to an online scope lives and dies with its session.
+            token_service.mind_ended_session(row)
     else:
         # A connector user's token: a family of one, with a grant to revoke it by.
         row.grant = Grant(client_id=row.client_id, account_id=row.account_id)
