@@ -84,8 +84,9 @@ class FirmClient(db.Model):
     administration: Mapped[Administration] = relationship(foreign_keys=[administration_id], lazy="joined")
 
 
-class ConnectorUser(db.Model, LockoutState):
-    """An administration's machine user (koppelgebruiker) for banks and scanning services."""
+class ConnectorUser(db.Model):
+    """An administration's machine user (koppelgebruiker) for banks and scanning services. Its
+    failed password tries are counted per source (services.smart_lockout), not on this row."""
 
     __tablename__ = "connector_users"
 

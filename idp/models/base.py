@@ -30,7 +30,7 @@ def created_at():
 
 
 class LockoutState:
-    """The failed-try counters that services.lockout keeps for accounts and connector users."""
+    """Failed-try counters: an account's (services.lockout) and a sign-in source's (services.smart_lockout)."""
 
     failed_attempts: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
     first_failed_at: Mapped[dt.datetime | None] = mapped_column(DateTime)

@@ -133,8 +133,14 @@ class ConnectorPasswordGrant(IssuesAccessTokens, grants.ResourceOwnerPasswordCre
 
     TOKEN_ENDPOINT_AUTH_METHODS = CONFIDENTIAL_AUTH_METHODS
 
+    def authenticate_token_endpoint_client(self):
+        # Authlib sets request.client only after authenticate_user, which counts tries per client.
+        self.request.client = super().authenticate_token_endpoint_client()
+        return self.request.client
+
     def authenticate_user(self, username, password):
-        connector = connectors.authenticate(username, password, ip=self.request.client_ip)
+        connector = connectors.authenticate(username, password, client_id=self.request.client.get_client_id(),
+                                            ip=self.request.client_ip)
         if connector is None:
             raise InvalidGrantError("The username or password is not correct, or the user is locked.")
         return connector

@@ -54,9 +54,11 @@ def search(q: str, page: int = 1) -> tuple[list[Account], bool]:
 def overview(account: Account) -> dict:
     now = clock.now()
     owned = [m.administration for m in account.memberships if m.role == "owner"]
+    owned_connectors = [a.connector for a in owned if a.connector is not None]
     return {
         "status": accounts.status(account),
-        "connectors": [a.connector for a in owned if a.connector is not None],
+        "connectors": owned_connectors,
+        "locked_connectors": {c.id for c in owned_connectors if connectors.is_locked(c)},
         "invitations": list(db.session.scalars(
             select(Invitation).where(func.lower(Invitation.email) == account.email.lower()).order_by(Invitation.created_at.desc())
         )),
@@ -147,7 +149,7 @@ ACTIONS: dict[str, Action] = {a.name: a for a in (
     Action("unlock", unlock, "account", False, False, "account.unlocked",
            "End a lockout (also one that only support may end)."),
     Action("unlock-connector", connectors.unlock, "connector", False, False, "connector.unlocked",
-           "End a connector user's lockout."),
+           "End a connector user's lockouts (of every client and address)."),
     Action("release-reset-throttle", release_reset_throttle, "connector", False, False,
            "support.release_reset_throttle", "Allow a connector user another password reset within 24 hours."),
     Action("reset-2fa", reset_2fa, "account", True, True, "support.reset_2fa",
