@@ -123,6 +123,36 @@ def test_migrations_match_the_models(tmp_path):
     assert diff == []
 
 
+def test_serve_without_delivery_runs_no_delivery_loop_and_says_so(app, caplog, monkeypatch):
+    """--no-delivery (formerly --no-mail) stops the whole delivery loop, mail and back-channel
+    logouts alike: the help and the log say so."""
+    from idp.cli.serve import serve
+    from idp.ops import serving
+
+    (flag,) = [p for p in serve.params if p.name == "no_delivery"]
+    assert flag.opts == ["--no-delivery", "--no-mail"] and "back-channel logouts" in flag.help
+    started = []
+
+    class Child:
+        def __init__(self, name, args):
+            started.append(name)
+
+        def stop(self):
+            pass
+
+    monkeypatch.setattr(serving, "Supervised", Child)
+    # This test process keeps counting in memory, not in a directory of samples.
+    monkeypatch.setattr(serving.metrics, "enable_multiprocess", lambda directory: None)
+    monkeypatch.setitem(app.config, "PRUNE_INTERVAL", 0)
+    with caplog.at_level("WARNING", logger="idp.ops.serving"):
+        sidecars = serving.start(app, delivery=False)
+    sidecars.stop()
+    assert started == []
+    assert "mail and back-channel logouts stay queued" in caplog.text
+    serving.start(app, delivery=True).stop()
+    assert started == ["delivery loop"]
+
+
 @pytest.mark.parametrize("server", ["granian", "gunicorn"])
 def test_serve_answers_on_both_servers(server, tmp_path):
     import signal
@@ -138,7 +168,7 @@ def test_serve_answers_on_both_servers(server, tmp_path):
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("IDP_")}
     full_env.update({"IDP_INSTANCE_PATH": str(tmp_path), "IDP_ENV": "development", **env})
     proc = subprocess.Popen([sys.executable, "-m", "idp.cli", "serve", "--port", str(port), "--workers", "1",
-                             "--server", server, "--no-mail"], env=full_env, start_new_session=True,
+                             "--server", server, "--no-delivery"], env=full_env, start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 30
