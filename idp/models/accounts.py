@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import Boolean, DateTime, ForeignKey, Integer, LargeBinary, String, UniqueConstraint
+from sqlalchemy import Boolean, DateTime, ForeignKey, Index, Integer, LargeBinary, String, UniqueConstraint, func
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from .. import clock
 from ..extensions import db
-from .base import LockoutState, created_at, new_id
+from .base import LockoutState, created_at, new_id, substring_index
 
 
 class Account(db.Model, LockoutState):
@@ -51,6 +51,12 @@ class Account(db.Model, LockoutState):
     # Authlib asks the user object for this.
     def get_user_id(self) -> str:
         return self.id
+
+
+# Sign-in finds an account by its address whatever its case; support searches parts of addresses and names.
+Index("ix_accounts_email_lower", func.lower(Account.email))
+substring_index("ix_accounts_email_trgm", Account.email)
+substring_index("ix_accounts_name_trgm", Account.name)
 
 
 class Administration(db.Model):
@@ -102,6 +108,9 @@ class ConnectorUser(db.Model):
     created_at: Mapped[dt.datetime] = created_at()
 
     administration: Mapped[Administration] = relationship(back_populates="connector", lazy="joined")
+
+
+substring_index("ix_connector_users_username_trgm", ConnectorUser.username)
 
 
 class Invitation(db.Model):

@@ -6,7 +6,7 @@ import uuid
 
 import datetime as dt
 
-from sqlalchemy import DateTime, Integer
+from sqlalchemy import DateTime, Index, Integer, func
 from sqlalchemy.orm import Mapped, mapped_column
 
 from .. import clock
@@ -23,6 +23,14 @@ def new_token(nbytes: int = 32) -> str:
 def token_hash(value: str) -> str:
     """SHA-256 of a random 256-bit token: enough, since such a token cannot be guessed."""
     return hashlib.sha256(value.encode()).hexdigest()
+
+
+def substring_index(name: str, column) -> Index:
+    """A trigram index (PostgreSQL's pg_trgm) on ``lower(column)``, for ``LIKE '%part%'`` searches
+    that must not read every row. PostgreSQL only: SQLite serves one machine and scans."""
+    label = f"{column.key}_lower"
+    return Index(name, func.lower(column).label(label), postgresql_using="gin",
+                 postgresql_ops={label: "gin_trgm_ops"}).ddl_if(dialect="postgresql")
 
 
 def created_at():

@@ -153,7 +153,8 @@ class AuthorizationCode(db.Model, AuthorizationCodeMixin):
     code_hash: Mapped[str] = mapped_column(String(64), unique=True, nullable=False)
     client_id: Mapped[str] = mapped_column(ForeignKey("clients.id", ondelete="CASCADE"), nullable=False)
     account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False)
-    session_id: Mapped[str | None] = mapped_column(String(64))
+    # Ending a session finds the clients it signed in to by their codes (back-channel logout).
+    session_id: Mapped[str | None] = mapped_column(String(64), index=True)
     # The family of tokens this code starts; reuse of the code revokes it.
     grant_id: Mapped[str] = mapped_column(ForeignKey("grants.id", ondelete="CASCADE"), nullable=False, index=True)
     redirect_uri: Mapped[str] = mapped_column(Text, default="", nullable=False)
