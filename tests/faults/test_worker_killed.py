@@ -11,7 +11,9 @@ import uuid
 
 import requests
 
-from .conftest import Visitor, children_of
+from tests.live import Visitor
+
+from .conftest import children_of
 
 LOOPS = ("deliver --loop", "prune --every")
 
