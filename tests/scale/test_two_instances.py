@@ -1,5 +1,7 @@
 """Two `idp serve` instances behind HAProxy (round robin, no stickiness) on PostgreSQL and Redis:
-a whole first login and a login walk across both, and a rate limit counts once for both.
+a whole first login and a login walk across both, a rate limit counts once for both, and 50
+redemptions of one code (or one refresh token) racing through both leave exactly one winner and
+its family revoked.
 
 Runs in the normal suite when IDP_TEST_DATABASE_URL and IDP_TEST_REDIS_URL are set; it uses
 its own database (the test database's name + ``_lb``) and the Redis database after the test one.
@@ -10,12 +12,15 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import threading
 import time
+import uuid
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pyotp
 import pytest
+import requests
 
 from tests.live import (REDIRECT_URI, Provider, Server, Visitor, fresh_postgres, free_port, provider_env, run_idp,
                         serve)
@@ -173,6 +178,61 @@ def test_a_rate_limit_counts_once_across_both_instances(cluster):
     assert person.status == 429
     tries.append(person.sent_ids[-1])
     assert served_by(cluster, tries) == {"a", "b"}
+
+
+def _race(cluster, client: dict, data: dict, n: int = 50) -> tuple[list[requests.Response], list[str]]:
+    """``n`` token requests with the same body, released at once through the balancer."""
+    barrier, lock = threading.Barrier(n), threading.Lock()
+    responses, ids = [], []
+
+    def post():
+        rid = uuid.uuid4().hex
+        barrier.wait(30)
+        response = requests.post(cluster["url"] + "/token", data=data, headers={"X-Request-Id": rid}, timeout=60,
+                                 auth=(client["client_id"], client["client_secret"]))
+        with lock:
+            responses.append(response)
+            ids.append(rid)
+
+    threads = [threading.Thread(target=post) for _ in range(n)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(90)
+    assert len(responses) == n
+    return responses, ids
+
+
+def _one_winner_and_its_family_revoked(cluster, client, responses, ids):
+    statuses = sorted(r.status_code for r in responses)
+    assert statuses.count(200) == 1 and statuses.count(400) == len(responses) - 1, statuses
+    assert all(r.json()["error"] == "invalid_grant" for r in responses if r.status_code == 400)
+    assert served_by(cluster, ids) == {"a", "b"}
+    winner = next(r.json() for r in responses if r.status_code == 200)
+    introspected = requests.post(cluster["url"] + "/introspect", data={"token": winner["access_token"]}, timeout=30,
+                                 auth=(client["client_id"], client["client_secret"]))
+    assert introspected.json() == {"active": False}
+    if "refresh_token" in winner:
+        again = requests.post(cluster["url"] + "/token", timeout=30,
+                              data={"grant_type": "refresh_token", "refresh_token": winner["refresh_token"]},
+                              auth=(client["client_id"], client["client_secret"]))
+        assert again.status_code == 400 and again.json()["error"] == "invalid_grant"
+
+
+def test_fifty_redemptions_of_one_code_across_both_instances(cluster):
+    client = _client(cluster, "Racing portal")
+    person, _totp, _ids = _first_login(cluster, client)
+    responses, ids = _race(cluster, client, {"grant_type": "authorization_code", "code": person.code(),
+                                             "redirect_uri": REDIRECT_URI, "code_verifier": person.verifier})
+    _one_winner_and_its_family_revoked(cluster, client, responses, ids)
+
+
+def test_fifty_refreshes_of_one_refresh_token_across_both_instances(cluster):
+    client = _client(cluster, "Refreshing portal")
+    person, _totp, _ids = _first_login(cluster, client, scope="openid email offline_access")
+    tokens = person.exchange(client).json()
+    responses, ids = _race(cluster, client, {"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]})
+    _one_winner_and_its_family_revoked(cluster, client, responses, ids)
 
 
 def test_the_instances_prune_and_log_json(cluster):
