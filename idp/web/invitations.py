@@ -33,26 +33,34 @@ def _load(flow_id):
     return flow
 
 
-def _page(flow: InvitationFlow, error: str | None = None, status: int = 200):
+def _page(flow: InvitationFlow, error: str | None = None, status: int = 200, signed_in: str | None = None):
     invitation = flow.invitation if flow.state != "done" else None
     context = {"flow": flow, "state": flow.state, "error": error, "invitation": invitation, "email": flow.email,
-               "plans": invitations.PLANS, "rules": password_policy.RULES}
+               "plans": invitations.PLANS, "rules": password_policy.RULES, "signed_in": signed_in}
     return render_template(f"invitation/{flow.state}.html", **context), status
 
 
 @bp.route("/invitation/flow/<flow_id>", methods=["GET"])
 def step(flow_id):
+    """Read-only: the page of the flow's state. An existing account, back from signing in,
+    sees whom it signed in as; its flow moves on only when that page is posted."""
     flow = _load(flow_id)
     sso = browser.current_sso()
     if flow.state == "signin" and sso is not None:
-        flow.signed_in_as(sso.account)
+        flow.check_signed_in(sso.account)
+        return _page(flow, signed_in=sso.account.email)
     return _page(flow)
 
 
 @bp.route("/invitation/flow/<flow_id>/signin", methods=["POST"])
 def signin(flow_id):
+    """Sign in with the existing account; signed in already, on to the contract."""
     flow = _load(flow_id)
-    return start_for(url_for("invitations.step", flow_id=flow.id), login_hint=flow.email)
+    sso = browser.current_sso()
+    if sso is None:
+        return start_for(url_for("invitations.step", flow_id=flow.id), login_hint=flow.email)
+    flow.signed_in_as(sso.account)
+    return redirect(url_for("invitations.step", flow_id=flow.id))
 
 
 @bp.route("/invitation/flow/<flow_id>", methods=["POST"])
