@@ -30,6 +30,27 @@ REDIRECT_URI = "http://app.test/callback"
 POST_LOGOUT_URI = "http://app.test/bye"
 
 
+def at_once(n: int, call) -> list:
+    """``call()`` in ``n`` threads released together; the results in the order they came."""
+    import threading
+
+    barrier, lock, results = threading.Barrier(n), threading.Lock(), []
+
+    def run():
+        barrier.wait(30)
+        result = call()
+        with lock:
+            results.append(result)
+
+    threads = [threading.Thread(target=run) for _ in range(n)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(90)
+    assert len(results) == n, f"{n - len(results)} of {n} racing calls did not finish"
+    return results
+
+
 def pkce_pair() -> tuple[str, str]:
     verifier = secrets.token_urlsafe(48)
     challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()

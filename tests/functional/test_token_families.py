@@ -10,7 +10,7 @@ import threading
 import pytest
 
 from idp import clock
-from tests.helpers import basic, exchange_code, token_request
+from tests.helpers import at_once, basic, exchange_code, token_request
 
 FULL = "openid profile email offline_access administrations"
 
@@ -23,25 +23,12 @@ def _signed_in(browser, portal, person):
 
 
 def _race(app, n, call):
-    """``n`` requests released at once; their responses in completion order."""
-    barrier = threading.Barrier(n)
-    results = []
-    lock = threading.Lock()
+    """``n`` requests released at once; (status, body) of each, in completion order."""
+    def one():
+        response = call(app.test_client())
+        return response.status_code, response.get_json()
 
-    def run():
-        http = app.test_client()
-        barrier.wait()
-        response = call(http)
-        with lock:
-            results.append((response.status_code, response.get_json()))
-
-    threads = [threading.Thread(target=run) for _ in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
-    assert len(results) == n
-    return results
+    return at_once(n, one)
 
 
 def _nothing_works(app, portal, issued):

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import threading
 import time
 import uuid
 from pathlib import Path
@@ -22,6 +21,7 @@ import pyotp
 import pytest
 import requests
 
+from tests.helpers import at_once
 from tests.live import (REDIRECT_URI, Provider, Server, Visitor, fresh_postgres, free_port, provider_env, run_idp,
                         serve)
 from tests.smtp_sink import Mailbox
@@ -182,25 +182,13 @@ def test_a_rate_limit_counts_once_across_both_instances(cluster):
 
 def _race(cluster, client: dict, data: dict, n: int = 50) -> tuple[list[requests.Response], list[str]]:
     """``n`` token requests with the same body, released at once through the balancer."""
-    barrier, lock = threading.Barrier(n), threading.Lock()
-    responses, ids = [], []
-
     def post():
         rid = uuid.uuid4().hex
-        barrier.wait(30)
-        response = requests.post(cluster["url"] + "/token", data=data, headers={"X-Request-Id": rid}, timeout=60,
-                                 auth=(client["client_id"], client["client_secret"]))
-        with lock:
-            responses.append(response)
-            ids.append(rid)
+        return rid, requests.post(cluster["url"] + "/token", data=data, headers={"X-Request-Id": rid}, timeout=60,
+                                  auth=(client["client_id"], client["client_secret"]))
 
-    threads = [threading.Thread(target=post) for _ in range(n)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(90)
-    assert len(responses) == n
-    return responses, ids
+    sent = at_once(n, post)
+    return [response for _rid, response in sent], [rid for rid, _response in sent]
 
 
 def _one_winner_and_its_family_revoked(cluster, client, responses, ids):
