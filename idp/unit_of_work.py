@@ -15,8 +15,10 @@ connection cannot write while the request's session holds the write lock (any fl
 it) and would wait for the busy timeout; one session and an early commit work on SQLite
 and PostgreSQL alike.
 
-Work that must wait for the commit (back-channel logout requests) is registered with
-``after_commit()`` and runs once the request's commit succeeded; a rollback drops it.
+Work that must wait for a commit (counting and logging what a transaction wrote: metrics
+of audit events and queued mail) is registered with ``after_commit()`` and runs once the
+transaction open now commits, be it the request's commit or a ``kept()`` one; a rollback drops
+it, so a refused step's discarded writes are never counted.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from contextlib import contextmanager
+
+from sqlalchemy import event
 
 from .extensions import db
 
@@ -43,28 +47,35 @@ def kept():
 
 
 def after_commit(callback: Callable[[], object]) -> None:
-    """Run ``callback`` after the request's unit of work is committed (never after a rollback)."""
-    _pending().append(callback)
+    """Run ``callback`` once the database session's current transaction commits (never after
+    a rollback). It must not use the database: the transaction is over."""
+    db.session.info.setdefault(_AFTER_COMMIT, []).append(callback)
 
 
-def _pending() -> list:
-    return db.session.info.setdefault(_AFTER_COMMIT, [])
-
-
-def commit() -> None:
-    """Commit the unit of work, then run what waited for it."""
-    db.session.commit()
-    callbacks, db.session.info[_AFTER_COMMIT] = list(_pending()), []
-    for callback in callbacks:
+@event.listens_for(db.session, "after_commit")
+def _run_after_commit(session) -> None:
+    for callback in session.info.pop(_AFTER_COMMIT, []):
         try:
             callback()
         except Exception:  # noqa: BLE001 - the change is committed; a notice that fails is logged
             log.exception("after-commit work failed")
 
 
+@event.listens_for(db.session, "after_transaction_end")
+def _drop_uncommitted(session, transaction) -> None:
+    # A committed transaction ran its callbacks above; any other end of the outermost one
+    # (a rollback, a closed session) drops them. A savepoint's end leaves them to its parent.
+    if transaction.parent is None:
+        session.info.pop(_AFTER_COMMIT, None)
+
+
+def commit() -> None:
+    """Commit the unit of work (and run what waited for it)."""
+    db.session.commit()
+
+
 def rollback() -> None:
     db.session.rollback()
-    _pending().clear()
 
 
 def _finish_request(response):

@@ -30,6 +30,27 @@ REDIRECT_URI = "http://app.test/callback"
 POST_LOGOUT_URI = "http://app.test/bye"
 
 
+def at_once(n: int, call) -> list:
+    """``call()`` in ``n`` threads released together; the results in the order they came."""
+    import threading
+
+    barrier, lock, results = threading.Barrier(n), threading.Lock(), []
+
+    def run():
+        barrier.wait(30)
+        result = call()
+        with lock:
+            results.append(result)
+
+    threads = [threading.Thread(target=run) for _ in range(n)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(90)
+    assert len(results) == n, f"{n - len(results)} of {n} racing calls did not finish"
+    return results
+
+
 def pkce_pair() -> tuple[str, str]:
     verifier = secrets.token_urlsafe(48)
     challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
@@ -55,6 +76,20 @@ def make_account(app, email, password, name=""):
     result = app.test_cli_runner().invoke(args=["users", "create", "--email", email, "--password", password, "--name", name, "--json"])
     assert result.exit_code == 0, result.output
     return {"sub": json.loads(result.stdout)["sub"], "email": email, "password": password}
+
+
+def make_connector(app, owner_email="eigenaar@example.com", password="Bank-koppeling-99-Zon") -> dict:
+    """An administration (its owner a new account) whose connector user has ``password``."""
+    from idp.services import accounts, administrations, passwords
+
+    with app.app_context():
+        owner = accounts.create_account(owner_email, "correct horse battery staple", name="Eigenaar")
+        administration = administrations.create_company("Bakkerij Jansen", owner)
+        connector = administration.connector
+        connector.password_hash = passwords.hash_password(password)
+        db.session.commit()
+        return {"username": connector.username, "administration": administration.id, "password": password,
+                "owner": owner_email}
 
 
 def last_mail(app, to: str) -> OutboxMail:

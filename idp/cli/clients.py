@@ -88,11 +88,18 @@ def _localized_names(values) -> dict[str, str]:
     is_flag=True,
     help="An API that may introspect tokens issued to other clients. Default grant types: none.",
 )
+@click.option(
+    "--access-token-format",
+    type=click.Choice(["opaque", "jwt"]),
+    default="opaque",
+    show_default=True,
+    help="jwt: signed access tokens (RFC 9068) that an API can read without introspection.",
+)
 @click.option("--json", "as_json", is_flag=True)
 @with_appcontext
 def clients_create(
     name, localized_names, client_uri, redirect_uris, post_logout_uris, backchannel_logout_uri, grant_types, scopes,
-    public, first_party, pkce_optional, auth_method, jwks_uri, jwks_file, resource_server, as_json
+    public, first_party, pkce_optional, auth_method, jwks_uri, jwks_file, resource_server, access_token_format, as_json
 ):
     """Register a client; prints its client_id and (once) its secret."""
     from ..extensions import db
@@ -142,6 +149,7 @@ def clients_create(
         first_party=first_party,
         pkce_required=not pkce_optional,
         resource_server=resource_server,
+        access_token_format=access_token_format,
         jwks=jwks,
         jwks_uri=jwks_uri,
         client_uri=client_uri or None,

@@ -1,4 +1,4 @@
-"""`idp serve`: the provider under granian or gunicorn, with the supervised mail loop beside it."""
+"""`idp serve`: the provider under granian or gunicorn, with the supervised delivery and prune loops beside it."""
 
 from __future__ import annotations
 
@@ -19,10 +19,17 @@ from flask.cli import with_appcontext
     show_default=True,
     help="The WSGI server (see bench/README.md for why granian is the default).",
 )
-@click.option("--no-mail", is_flag=True, help="Do not run the mail delivery loop beside the server.")
+@click.option(
+    "--no-delivery",
+    "--no-mail",
+    "no_delivery",
+    is_flag=True,
+    help="Do not run the delivery loop beside the server: this instance then sends neither mail nor "
+         "back-channel logouts (run `idp mail deliver --loop` elsewhere). --no-mail is its older name.",
+)
 @with_appcontext
-def serve(host, port, workers, threads, server, no_mail):
-    """Serve production-style (N worker processes), and deliver queued mail."""
+def serve(host, port, workers, threads, server, no_delivery):
+    """Serve production-style (N worker processes), and deliver queued mail and back-channel logouts."""
     from ..extensions import db
     from ..ops import serving
     from ..services import keys
@@ -30,9 +37,9 @@ def serve(host, port, workers, threads, server, no_mail):
     keys.ensure()
     db.session.remove()
     db.engine.dispose()
-    # The metrics directory for the workers; the mail loop and the hourly prune, restarted when they die.
+    # The metrics directory for the workers; the delivery loop and the hourly prune, restarted when they die.
     serving.warn_if_limits_count_per_worker(current_app, workers)
-    sidecars = serving.start(current_app, mail=not no_mail)
+    sidecars = serving.start(current_app, delivery=not no_delivery)
     try:
         click.echo(f"idp serving on http://{host}:{port} with {workers} {server} workers", err=True)
         (_serve_granian if server == "granian" else _serve_gunicorn)(host, port, workers, threads)

@@ -68,13 +68,17 @@ class InvitationFlow(FlowMachine):
         self.update_data(password_hash=passwords.hash_password(password))
         return "contract"
 
+    def check_signed_in(self, account: Account | None) -> None:
+        """Whether the person signed in as the invited address (WrongAccount if not); moves nothing."""
+        if account is None or account.email.lower() != self.email.lower():
+            raise WrongAccount()
+
     def signed_in_as(self, account: Account | None) -> None:
-        """The existing account came back from signing in: on to the contract."""
+        """The existing account, signed in, goes on to the contract (posted, never on a GET)."""
         if self.row.state != "signin":
             raise StepOutOfOrder()
         self.check_live()
-        if account is None or account.email.lower() != self.email.lower():
-            raise WrongAccount()
+        self.check_signed_in(account)
         self.row.account_id = account.id
         self.move_to("contract")
 

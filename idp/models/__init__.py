@@ -1,5 +1,8 @@
 """The database model: accounts, administrations, OAuth objects, flows, audit, outbox."""
 
+from sqlalchemy import DDL, event
+
+from ..extensions import db
 from .accounts import Account, Administration, ConnectorUser, FirmClient, Invitation, Membership
 from .audit import AuditEvent
 from .captcha import UsedCaptcha
@@ -7,6 +10,10 @@ from .flows import EmailCode, Flow
 from .lockouts import SignInSource
 from .oauth import AuthorizationCode, Client, Consent, Grant, RevokedToken, SsoSession, SigningKey, Token, UsedClientAssertion
 from .outbox import OutboxLogout, OutboxMail
+
+# The trigram indexes (base.substring_index) need PostgreSQL's pg_trgm, also where tests create
+# the tables without the migrations.
+event.listen(db.metadata, "before_create", DDL("CREATE EXTENSION IF NOT EXISTS pg_trgm").execute_if(dialect="postgresql"))
 
 __all__ = [
     "Account",

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import Boolean, DateTime, ForeignKey, Integer, LargeBinary, String, UniqueConstraint
+from sqlalchemy import Boolean, DateTime, ForeignKey, Index, Integer, LargeBinary, String, UniqueConstraint, func
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from .. import clock
 from ..extensions import db
-from .base import LockoutState, created_at, new_id
+from .base import LockoutState, created_at, new_id, substring_index
 
 
 class Account(db.Model, LockoutState):
@@ -53,6 +53,12 @@ class Account(db.Model, LockoutState):
         return self.id
 
 
+# Sign-in finds an account by its address whatever its case; support searches parts of addresses and names.
+Index("ix_accounts_email_lower", func.lower(Account.email))
+substring_index("ix_accounts_email_trgm", Account.email)
+substring_index("ix_accounts_name_trgm", Account.name)
+
+
 class Administration(db.Model):
     """A company's books (kind company) or an accountancy firm (kind firm)."""
 
@@ -92,8 +98,9 @@ class FirmClient(db.Model):
     administration: Mapped[Administration] = relationship(foreign_keys=[administration_id], lazy="joined")
 
 
-class ConnectorUser(db.Model, LockoutState):
-    """An administration's machine user (koppelgebruiker) for banks and scanning services."""
+class ConnectorUser(db.Model):
+    """An administration's machine user (koppelgebruiker) for banks and scanning services. Its
+    failed password tries are counted per source (services.smart_lockout), not on this row."""
 
     __tablename__ = "connector_users"
 
@@ -109,6 +116,9 @@ class ConnectorUser(db.Model, LockoutState):
     created_at: Mapped[dt.datetime] = created_at()
 
     administration: Mapped[Administration] = relationship(back_populates="connector", lazy="joined")
+
+
+substring_index("ix_connector_users_username_trgm", ConnectorUser.username)
 
 
 class Invitation(db.Model):

@@ -6,7 +6,7 @@ import uuid
 
 import datetime as dt
 
-from sqlalchemy import DateTime, Integer
+from sqlalchemy import DateTime, Index, Integer, func
 from sqlalchemy.orm import Mapped, mapped_column
 
 from .. import clock
@@ -25,12 +25,20 @@ def token_hash(value: str) -> str:
     return hashlib.sha256(value.encode()).hexdigest()
 
 
+def substring_index(name: str, column) -> Index:
+    """A trigram index (PostgreSQL's pg_trgm) on ``lower(column)``, for ``LIKE '%part%'`` searches
+    that must not read every row. PostgreSQL only: SQLite serves one machine and scans."""
+    label = f"{column.key}_lower"
+    return Index(name, func.lower(column).label(label), postgresql_using="gin",
+                 postgresql_ops={label: "gin_trgm_ops"}).ddl_if(dialect="postgresql")
+
+
 def created_at():
     return mapped_column(DateTime, default=clock.now, nullable=False)
 
 
 class LockoutState:
-    """The failed-try counters that services.lockout keeps for accounts and connector users."""
+    """Failed-try counters: an account's (services.lockout) and a sign-in source's (services.smart_lockout)."""
 
     failed_attempts: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
     first_failed_at: Mapped[dt.datetime | None] = mapped_column(DateTime)

@@ -60,6 +60,8 @@ class Client(db.Model, ClientMixin):
     client_uri: Mapped[str | None] = mapped_column(String(500))
     # The name per language where the app registered one (client_name#nl): {"nl": "..."}.
     localized_names: Mapped[dict | None] = mapped_column(JSON)
+    # "opaque" (a random string to introspect) or "jwt" (RFC 9068, readable by the resource server).
+    access_token_format: Mapped[str] = mapped_column(String(10), default="opaque", nullable=False)
     created_at: Mapped[dt.datetime] = created_at()
 
     @property
@@ -175,6 +177,9 @@ class Grant(db.Model):
     account_id: Mapped[str | None] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
     created_at: Mapped[dt.datetime] = created_at()
     revoked_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    # How the person signed in when the family started (the code's session): every token of the
+    # family, refreshed ones too, speaks of that sign-in. None for a connector user's tokens.
+    amr: Mapped[list | None] = mapped_column(JSON)
 
 
 class AuthorizationCode(db.Model, AuthorizationCodeMixin):
@@ -184,7 +189,8 @@ class AuthorizationCode(db.Model, AuthorizationCodeMixin):
     code_hash: Mapped[str] = mapped_column(String(64), unique=True, nullable=False)
     client_id: Mapped[str] = mapped_column(ForeignKey("clients.id", ondelete="CASCADE"), nullable=False)
     account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False)
-    session_id: Mapped[str | None] = mapped_column(String(64))
+    # Ending a session finds the clients it signed in to by their codes (back-channel logout).
+    session_id: Mapped[str | None] = mapped_column(String(64), index=True)
     # The family of tokens this code starts; reuse of the code revokes it.
     grant_id: Mapped[str] = mapped_column(ForeignKey("grants.id", ondelete="CASCADE"), nullable=False, index=True)
     redirect_uri: Mapped[str] = mapped_column(Text, default="", nullable=False)

@@ -11,7 +11,21 @@ from ..extensions import db
 from .base import created_at
 
 
-class OutboxMail(db.Model):
+class Delivery:
+    """What every outbox row keeps of its delivery: its status, the tries so far, when the next
+    is due, which delivery loop holds it for now, and why the last try failed."""
+
+    status: Mapped[str] = mapped_column(String(12), default="queued", nullable=False, index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
+    next_attempt_at: Mapped[dt.datetime] = created_at()
+    claimed_until: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    last_error: Mapped[str | None] = mapped_column(String(500))
+    created_at: Mapped[dt.datetime] = created_at()
+
+
+class OutboxMail(db.Model, Delivery):
+    """A mail; status queued, sent or abandoned."""
+
     __tablename__ = "outbox"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -20,19 +34,14 @@ class OutboxMail(db.Model):
     text: Mapped[str] = mapped_column(Text, nullable=False)
     html: Mapped[str | None] = mapped_column(Text)
     kind: Mapped[str] = mapped_column(String(40), nullable=False)
-    status: Mapped[str] = mapped_column(String(12), default="queued", nullable=False, index=True)  # queued|sent|abandoned
-    attempts: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
-    next_attempt_at: Mapped[dt.datetime] = created_at()
-    claimed_until: Mapped[dt.datetime | None] = mapped_column(DateTime)
-    last_error: Mapped[str | None] = mapped_column(String(500))
-    created_at: Mapped[dt.datetime] = created_at()
     sent_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
 
 
-class OutboxLogout(db.Model):
+class OutboxLogout(db.Model, Delivery):
     """A back-channel logout owed to one client for one ended session, written in the
-    transaction that ends the session. It carries the sid and sub itself: ended sessions
-    are pruned, and the token is made only when it is delivered."""
+    transaction that ends the session; status queued, delivered or abandoned. It carries the
+    sid and sub itself: ended sessions are pruned, and the token is made only when it is
+    delivered."""
 
     __tablename__ = "backchannel_outbox"
     __table_args__ = (UniqueConstraint("client_id", "session_id"),)
@@ -41,10 +50,4 @@ class OutboxLogout(db.Model):
     client_id: Mapped[str] = mapped_column(String(64), nullable=False, index=True)
     session_id: Mapped[str] = mapped_column(String(64), nullable=False)  # the sid
     account_id: Mapped[str] = mapped_column(String(32), nullable=False)  # the sub
-    status: Mapped[str] = mapped_column(String(12), default="queued", nullable=False, index=True)  # queued|delivered|abandoned
-    attempts: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
-    next_attempt_at: Mapped[dt.datetime] = created_at()
-    claimed_until: Mapped[dt.datetime | None] = mapped_column(DateTime)
-    last_error: Mapped[str | None] = mapped_column(String(500))
-    created_at: Mapped[dt.datetime] = created_at()
     delivered_at: Mapped[dt.datetime | None] = mapped_column(DateTime)

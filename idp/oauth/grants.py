@@ -15,7 +15,7 @@ from ..extensions import db
 from ..models import AuthorizationCode, Grant
 from ..services import connectors, tokens as token_service
 from ..services.crypto import token_hash
-from . import tokens
+from . import jwt_access_tokens, tokens
 from .supported import ANY_AUTH_METHODS, CONFIDENTIAL_AUTH_METHODS
 
 
@@ -23,7 +23,20 @@ def _usable(account):
     return account if account is not None and account.disabled_at is None else None
 
 
-class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
+class IssuesAccessTokens:
+    """Access tokens in the format the client registered: opaque (the registered generator,
+    tokens.generate_bearer_token), or a JWT (RFC 9068) made here, where the request tells
+    the sign-in behind the token (its code, or the refresh token's family)."""
+
+    def generate_token(self, user=None, scope=None, grant_type=None, expires_in=None, include_refresh_token=True):
+        token = super().generate_token(user=user, scope=scope, grant_type=grant_type, expires_in=expires_in,
+                                       include_refresh_token=include_refresh_token)
+        if self.request.client.access_token_format == "jwt":
+            token["access_token"] = jwt_access_tokens.encode(tokens.access_token_facts(self.request, user, token))
+        return token
+
+
+class AuthorizationCodeGrant(IssuesAccessTokens, grants.AuthorizationCodeGrant):
     """The end user handed to ``create_authorization_response`` is the SSO session: it
     names the account and when and how it signed in, which the code carries into tokens."""
 
@@ -34,7 +47,7 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
         data = request.payload.data
         # The grant exists before the code can be redeemed (or replayed), so a revocation
         # always has a row to mark, whichever of two racing redemptions comes first.
-        grant = Grant(client_id=request.client.get_client_id(), account_id=sso.account_id)
+        grant = Grant(client_id=request.client.get_client_id(), account_id=sso.account_id, amr=list(sso.amr))
         row = AuthorizationCode(
             grant=grant,
             code_hash=token_hash(code),
@@ -80,7 +93,7 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
         return _usable(authorization_code.account)
 
 
-class RefreshTokenGrant(grants.RefreshTokenGrant):
+class RefreshTokenGrant(IssuesAccessTokens, grants.RefreshTokenGrant):
     TOKEN_ENDPOINT_AUTH_METHODS = ANY_AUTH_METHODS
     INCLUDE_NEW_REFRESH_TOKEN = True
 
@@ -114,18 +127,24 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
         pass
 
 
-class ClientCredentialsGrant(grants.ClientCredentialsGrant):
+class ClientCredentialsGrant(IssuesAccessTokens, grants.ClientCredentialsGrant):
     TOKEN_ENDPOINT_AUTH_METHODS = CONFIDENTIAL_AUTH_METHODS
 
 
-class ConnectorPasswordGrant(grants.ResourceOwnerPasswordCredentialsGrant):
+class ConnectorPasswordGrant(IssuesAccessTokens, grants.ResourceOwnerPasswordCredentialsGrant):
     """The password grant, for connector users only (never people's accounts), through
     clients registered for it. The bare username, without the connector domain."""
 
     TOKEN_ENDPOINT_AUTH_METHODS = CONFIDENTIAL_AUTH_METHODS
 
+    def authenticate_token_endpoint_client(self):
+        # Authlib sets request.client only after authenticate_user, which counts tries per client.
+        self.request.client = super().authenticate_token_endpoint_client()
+        return self.request.client
+
     def authenticate_user(self, username, password):
-        connector = connectors.authenticate(username, password, ip=self.request.client_ip)
+        connector = connectors.authenticate(username, password, client_id=self.request.client.get_client_id(),
+                                            ip=self.request.client_ip)
         if connector is None:
             raise InvalidGrantError("The username or password is not correct, or the user is locked.")
         return connector

@@ -8,6 +8,7 @@ from authlib.oidc.core import OpenIDToken, UserInfoEndpoint
 from flask import current_app
 
 from .. import clock
+from ..models.oauth import acr_for
 from ..services import keys
 from . import claims
 from .supported import ID_TOKEN_ALGORITHMS
@@ -43,13 +44,17 @@ class IdToken(OpenIDToken):
         claims = super().get_compatible_claims(request)
         previous = request.refresh_token
         if request.authorization_code is None and previous is not None:
-            # A refresh is no sign-in: the same sub, and the auth_time and sid of the sign-in
-            # the family started with (no nonce: OpenID Connect Core 12.2).
+            # A refresh is no sign-in: the same sub, and the auth_time, sid, amr and acr of the
+            # sign-in the family started with (no nonce: OpenID Connect Core 12.2).
             claims.pop("auth_time", None)
             if previous.auth_time:
                 claims["auth_time"] = previous.auth_time
             if previous.session_id:
                 claims["sid"] = previous.session_id
+            if previous.grant.amr:
+                claims["amr"] = list(previous.grant.amr)
+                if acr := acr_for(previous.grant.amr):
+                    claims["acr"] = acr
         return claims
 
     def get_authorization_code_claims(self, authorization_code):

@@ -15,14 +15,20 @@ from ..models import Account, AuthorizationCode, ConnectorUser, Grant, Token
 from ..services import tokens as token_service
 from ..services.crypto import token_hash
 from . import machine_tokens
+from .jwt_access_tokens import AccessTokenFacts
 from .supported import PERSONAL_SCOPES
+
+# Longest access token looked up: a JWT access token (RFC 9068) runs to about 1,200 characters.
+MAX_ACCESS_TOKEN_LENGTH = 4096
 
 
 def generate_bearer_token(grant_type, client, user=None, scope=None, expires_in=None, include_refresh_token=True):
     """Authlib's token generator. People's tokens are opaque 256-bit values, with a refresh
     token where the client may refresh and `offline_access` was granted. Machine tokens
     (client credentials, connector users) carry no person's scopes and no refresh token;
-    client-credentials tokens are self-contained."""
+    client-credentials tokens are self-contained. A client registered for JWT access tokens
+    gets its access token replaced by the grant, which knows the sign-in behind it
+    (grants.IssuesAccessTokens)."""
     expires_in = expires_in or current_app.config["ACCESS_TOKEN_LIFETIME"]
     machine = grant_type in ("client_credentials", "password")
     scope = client.get_allowed_scope(scope)
@@ -42,10 +48,31 @@ def generate_bearer_token(grant_type, client, user=None, scope=None, expires_in=
     return token
 
 
+def access_token_facts(request, user, token: dict) -> AccessTokenFacts:
+    """What the token response's access token stands for: its client, subject, scope and
+    lifetime, and the sign-in behind it (the code's, or the family's on a refresh)."""
+    client_id = request.client.get_client_id()
+    facts = {"client_id": client_id, "subject": client_id, "scope": token.get("scope", ""),
+             "issued_at": clock.timestamp(), "expires_in": int(token["expires_in"])}
+    code: AuthorizationCode | None = getattr(request, "authorization_code", None)
+    previous: Token | None = getattr(request, "refresh_token", None)
+    if isinstance(user, Account):
+        facts["subject"] = user.id
+        if code is not None:
+            facts.update(auth_time=code.auth_time, amr=tuple(code.amr or ()))
+        elif previous is not None:
+            facts.update(auth_time=previous.auth_time, amr=tuple(previous.grant.amr or ()))
+    elif isinstance(user, ConnectorUser):
+        # The password was checked in this very request.
+        facts.update(subject=user.username, administration=user.administration_id,
+                     auth_time=facts["issued_at"], amr=("pwd",))
+    return AccessTokenFacts(**facts)
+
+
 def save_token(token: dict, request) -> Token:
     """Store a fresh token (hashes only). Codes start a family; refreshes continue it.
     Client-credentials tokens are self-contained and need no row."""
-    if token["access_token"].startswith(machine_tokens.PREFIX):
+    if request.payload.grant_type == "client_credentials":
         return None
     now = clock.now()
     code: AuthorizationCode | None = getattr(request, "authorization_code", None)
@@ -74,6 +101,9 @@ def save_token(token: dict, request) -> Token:
         row.grant_id = previous.grant_id
         row.session_id = previous.session_id
         row.auth_time = previous.auth_time
+        if not token_service.outlives_session(row):
+            # A refresh narrowed to an online scope lives and dies with its session.
+            token_service.mind_ended_session(row)
     else:
         # A connector user's token: a family of one, with a grant to revoke it by.
         row.grant = Grant(client_id=row.client_id, account_id=row.account_id)
@@ -82,11 +112,16 @@ def save_token(token: dict, request) -> Token:
 
 
 def find_access_token(value: str) -> Token | machine_tokens.MachineToken | None:
-    if not isinstance(value, str) or not value or len(value) > 1024:
+    """The stored token of an access token (opaque or JWT alike, by its hash), or the verified
+    self-contained one of a client-credentials grant."""
+    if not isinstance(value, str) or not value or len(value) > MAX_ACCESS_TOKEN_LENGTH:
         return None
     if value.startswith(machine_tokens.PREFIX):
         return machine_tokens.verify(value)
-    return db.session.scalar(select(Token).where(Token.access_token_hash == token_hash(value)))
+    row = db.session.scalar(select(Token).where(Token.access_token_hash == token_hash(value)))
+    if row is None and value.startswith(machine_tokens.JWT_PREFIX):
+        return machine_tokens.verify_jwt(value)
+    return row
 
 
 def find_refresh_token(value: str) -> Token | None:

@@ -1,5 +1,6 @@
-"""What `idp serve` sets up around its workers: a shared metrics directory, and the mail loop and
-the hourly prune as supervised child processes (restarted when they die)."""
+"""What `idp serve` sets up around its workers: a shared metrics directory, and the delivery loop
+(mail and back-channel logouts) and the hourly prune as supervised child processes (restarted when
+they die)."""
 
 from __future__ import annotations
 
@@ -133,13 +134,18 @@ def warn_if_limits_count_per_worker(app, workers: int) -> None:
         )
 
 
-def start(app, mail: bool = True) -> Sidecars:
-    """Call before the workers start: they and the children inherit the environment."""
+def start(app, delivery: bool = True) -> Sidecars:
+    """Call before the workers start: they and the children inherit the environment. Without
+    ``delivery`` no delivery loop runs here: neither mail nor back-channel logouts leave from
+    this instance, and the log says so."""
     directory, owned = _fresh_metrics_dir()
     metrics.enable_multiprocess(directory)
     children = []
-    if mail:
-        children.append(Supervised("mail delivery loop", [sys.executable, "-m", "idp.cli", "mail", "deliver", "--loop"]))
+    if delivery:
+        children.append(Supervised("delivery loop", [sys.executable, "-m", "idp.cli", "mail", "deliver", "--loop"]))
+    else:
+        log.warning("no delivery loop on this instance (--no-delivery): mail and back-channel logouts stay queued "
+                    "until an `idp mail deliver --loop` or another `idp serve` delivers them")
     interval = app.config["PRUNE_INTERVAL"]
     if interval:
         # Every instance runs one; the advisory lock lets one of them work at a time.

@@ -7,6 +7,7 @@ from sqlalchemy import func, select
 from ..extensions import db
 from ..models import Account, AuditEvent
 from ..telemetry import events
+from ..unit_of_work import after_commit
 
 
 def record(
@@ -20,7 +21,8 @@ def record(
     reason: str | None = None,
     **detail,
 ) -> AuditEvent:
-    """Add an event to the current transaction; it is written when the caller commits."""
+    """Add an event to the current transaction; it is written (and logged and counted) when the
+    caller commits."""
     event = AuditEvent(
         action=action,
         actor=actor,
@@ -32,7 +34,9 @@ def record(
         detail={k: v for k, v in detail.items() if v is not None},
     )
     db.session.add(event)
-    events.security_event(event)
+    # Logged and counted once it is written: a rolled-back request's events never were.
+    facts = {"action": action, "outcome": outcome, "actor": actor, "subject": event.subject, "ip": ip, "reason": reason}
+    after_commit(lambda: events.security_event(**facts))
     return event
 
 

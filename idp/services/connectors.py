@@ -12,9 +12,9 @@ from sqlalchemy import select
 from .. import clock
 from ..errors import DomainError
 from ..extensions import db
-from ..models import Account, ConnectorUser
+from ..models import Account, Client, ConnectorUser
 from ..unit_of_work import kept
-from . import administrations, audit, lockout, mailer, password_policy, passwords, tokens
+from . import administrations, audit, mailer, password_policy, passwords, smart_lockout, throttles, tokens
 
 USERNAME = re.compile(r"^[A-Z0-9]{4,40}$")
 
@@ -98,7 +98,7 @@ def set_password(connector: ConnectorUser, password: str, confirmation: str, *, 
         raise verdict.refusal()
     connector.password_hash = passwords.hash_password(password)
     connector.password_set_at = clock.now()
-    lockout.unlock(connector)
+    smart_lockout.release(_lock_address(connector.username))
     revoked = tokens.revoke_for_connector(connector)
     audit.record("connector.password_set", subject=connector.username, ip=ip, tokens_revoked=revoked,
                  administration=connector.administration_id)
@@ -108,32 +108,62 @@ def set_password(connector: ConnectorUser, password: str, confirmation: str, *, 
                      administration=connector.administration.name, when=clock.now())
 
 
-def authenticate(username: str, password: str, *, ip: str | None) -> ConnectorUser | None:
-    """The connector user these credentials belong to, or None; wrong passwords count towards
-    a lockout with the same rules as accounts. Only bare usernames (no @domain) are taken.
-    A refusal is kept at once (``kept()``): failed tries and lockouts count although the token
-    request that brought them fails; a success is committed with the request."""
-    connector = find(username.upper()) if isinstance(username, str) and USERNAME.match(username.upper()) else None
+def _lock_address(username: str) -> str:
+    """The name a connector user's tries are counted under (smart_lockout), known or not."""
+    return "connector:" + username
+
+
+def authenticate(username: str, password: str, *, client_id: str, ip: str | None) -> ConnectorUser | None:
+    """The connector user these credentials belong to, or None. Only bare usernames (no
+    @domain) are taken. Wrong passwords lock the source they come from (this client from this
+    address, smart_lockout) for growing times, never until support: these tries are
+    unauthenticated, and anyone could otherwise shut a bank's integration out. Unknown
+    usernames are counted alike, and every refusal is the same. A refusal is kept at once
+    (``kept()``); a success is committed with the request."""
+    typed = (username if isinstance(username, str) else "").strip().upper()[:64]
+    connector = find(typed) if USERNAME.match(typed) else None
+    address, source = _lock_address(typed), smart_lockout.client_source(client_id, ip)
+    standing = smart_lockout.standing(address, source)
+    if standing.locked_until is not None:
+        with kept():
+            audit.record("connector.login", subject=typed, outcome="failure", ip=ip, why="source locked",
+                         client=client_id)
+        return None
     ok = passwords.verify_password(connector.password_hash if connector else None, password or "")
-    if connector is None:
+    if connector is None or not ok:
         with kept():
-            audit.record("connector.login", subject=(username or "")[:64], outcome="failure", ip=ip, why="unknown")
+            locked_until = smart_lockout.count_failure(address, source)
+            audit.record("connector.login", subject=typed, outcome="failure", ip=ip,
+                         why=None if connector else "unknown", client=client_id)
+            if locked_until is not None:
+                _source_locked(connector, typed, client_id, locked_until, ip)
         return None
-    if lockout.is_locked(connector):
-        with kept():
-            audit.record("connector.login", subject=connector.username, outcome="failure", ip=ip, why="locked")
-        return None
-    if not ok:
-        with kept():
-            if lockout.count_failure(connector):
-                audit.record("connector.locked", subject=connector.username, outcome="failure", ip=ip)
-            audit.record("connector.login", subject=connector.username, outcome="failure", ip=ip)
-        return None
-    lockout.clear(connector)
-    audit.record("connector.login", subject=connector.username, ip=ip)
+    smart_lockout.succeeded(address, source)
+    audit.record("connector.login", subject=connector.username, ip=ip, client=client_id)
     return connector
 
 
+def _source_locked(connector: ConnectorUser | None, username: str, client_id: str, until, ip: str | None) -> None:
+    """Audited always; the administration's owner is told (at most a few mails a day)."""
+    audit.record("connector.locked", subject=username, outcome="failure", ip=ip, cause="wrong passwords",
+                 client=client_id, until=until.isoformat())
+    owner = owner_of(connector) if connector is not None else None
+    # fail_open: the token endpoint keeps working while Redis is away (web/unavailable.py).
+    if owner is not None and throttles.allow("lockout-mail", "connector:" + connector.username,
+                                             "RATELIMIT_LOCKOUT_MAIL", fail_open=True):
+        client = db.session.get(Client, client_id)
+        mailer.queue(owner.email, "connector_locked", None, name=owner.name, username=connector.username,
+                     administration=connector.administration.name, client=client.name if client else client_id,
+                     ip=ip or "", until=until.strftime("%Y-%m-%d %H:%M"))
+
+
+def is_locked(connector: ConnectorUser) -> bool:
+    """Whether tries for this connector user are refused from some source now."""
+    return smart_lockout.locked_sources(_lock_address(connector.username)) > 0
+
+
 def unlock(connector: ConnectorUser, *, actor: str, ip: str | None, reason: str | None) -> None:
-    lockout.unlock(connector)
-    audit.record("connector.unlocked", actor=actor, subject=connector.username, ip=ip, reason=reason)
+    """Support's unlock: every locked source of this connector user starts again."""
+    sources = smart_lockout.release(_lock_address(connector.username))
+    audit.record("connector.unlocked", actor=actor, subject=connector.username, ip=ip, reason=reason,
+                 sources_released=sources)

@@ -1,6 +1,7 @@
-"""Counting failed tries of an account or a connector user: LOCKOUT_AFTER_FAILURES (five)
-within LOCKOUT_WINDOW (15 minutes) lock it for LOCKOUT_DURATION (15 minutes); after
-LOCKOUTS_UNTIL_SUPPORT (three) lockouts in a row only support unlocks it."""
+"""Counting an account's failed authenticator codes (tries that come after the right password):
+LOCKOUT_AFTER_FAILURES (five) within LOCKOUT_WINDOW (15 minutes) lock it for LOCKOUT_DURATION
+(15 minutes); after LOCKOUTS_UNTIL_SUPPORT (three) lockouts in a row only support unlocks it.
+Wrong passwords lock their source instead (smart_lockout)."""
 
 from __future__ import annotations
 

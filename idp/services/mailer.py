@@ -18,6 +18,7 @@ from .. import clock, timezones
 from ..extensions import db, mail
 from ..models import OutboxMail
 from ..telemetry import metrics
+from ..unit_of_work import after_commit
 
 log = logging.getLogger(__name__)
 
@@ -40,11 +41,11 @@ def render(kind: str, locale: str | None = None, **context) -> tuple[str, str, s
 
 
 def queue(recipient: str, kind: str, locale: str | None = None, **context) -> OutboxMail:
-    """Render a mail and add it to the outbox in the current transaction."""
+    """Render a mail and add it to the outbox in the current transaction (counted once committed)."""
     subject, text, html = render(kind, locale, **context)
     item = OutboxMail(recipient=recipient, subject=subject, text=text, html=html, kind=kind)
     db.session.add(item)
-    metrics.mail("queued", kind)
+    after_commit(lambda: metrics.mail("queued", kind))  # queued once it is written
     return item
 
 

@@ -1,4 +1,5 @@
-"""How far mail delivery is behind: read at each metrics scrape, so two cheap indexed queries."""
+"""How far delivery is behind, per outbox (mail, back-channel logouts): read at each metrics
+scrape, so two cheap indexed queries each."""
 
 from __future__ import annotations
 
@@ -6,15 +7,18 @@ from sqlalchemy import func, select
 
 from .. import clock
 from ..extensions import db
-from ..models import OutboxMail
+from ..models import OutboxLogout, OutboxMail
+
+# The outboxes by the name their gauges carry.
+OUTBOXES = {"outbox": OutboxMail, "backchannel": OutboxLogout}
 
 
-def backlog() -> tuple[int, float]:
-    """(mails still queued, seconds since the oldest mail that is due now was queued)."""
+def backlog(model=OutboxMail) -> tuple[int, float]:
+    """(rows still queued, seconds since the oldest row that is due now was queued)."""
     now = clock.now()
-    queued = db.session.scalar(select(func.count()).select_from(OutboxMail).where(OutboxMail.status == "queued"))
+    queued = db.session.scalar(select(func.count()).select_from(model).where(model.status == "queued"))
     oldest = db.session.scalar(
-        select(func.min(OutboxMail.created_at)).where(OutboxMail.status == "queued", OutboxMail.next_attempt_at <= now)
+        select(func.min(model.created_at)).where(model.status == "queued", model.next_attempt_at <= now)
     )
     age = max((now - oldest).total_seconds(), 0.0) if oldest is not None else 0.0
     return int(queued or 0), age

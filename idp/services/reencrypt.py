@@ -70,37 +70,48 @@ def _text_codec(purpose: str):
             lambda p: crypto.encrypt_text(p, purpose))
 
 
+@dataclass(frozen=True)
+class Kind:
+    """One kind of encrypted value: the rows that may hold one, how to read and write it there,
+    and its codec (is it current, decrypt, encrypt)."""
+
+    key_column: object
+    where: Callable[[], object]
+    get: Callable
+    put: Callable
+    codec: tuple[Callable, Callable, Callable]
+
+
+def _put_pending(flow, value) -> None:
+    flow.data = {**flow.data, "pending_totp": value}
+
+
+KINDS = {
+    "totp_secrets": Kind(Account.id, lambda: Account.totp_secret.is_not(None), lambda a: a.totp_secret,
+                         lambda a, v: setattr(a, "totp_secret", v), _bytes_codec(totp.PURPOSE)),
+    "signing_keys": Kind(SigningKey.kid, lambda: SigningKey.private_jwk.is_not(None), lambda k: k.private_jwk,
+                         lambda k, v: setattr(k, "private_jwk", v), _text_codec(keys.PURPOSE)),
+    # A TOTP enrolment under way keeps its new secret in the flow until it is confirmed.
+    "pending_totp_enrolments": Kind(Flow.id, lambda: Flow.expires_at > clock.now(),
+                                    lambda f: (f.data or {}).get("pending_totp"), _put_pending,
+                                    _text_codec(PENDING_TOTP)),
+}
+
+
 def reencrypt_all(batch_size: int = 500) -> dict[str, dict[str, int]]:
     """Re-encrypt TOTP secrets, signing keys and pending TOTP enrolments of live flows
     under the current secret; returns counts per kind of value."""
     result = {}
-
-    counts = Counts()
-    codec = _bytes_codec(totp.PURPOSE)
-    for rows in _batches(Account.id, Account.totp_secret.is_not(None), batch_size):
-        for account in rows:
-            account.totp_secret = _move(counts, account.totp_secret, *codec)
-    result["totp_secrets"] = counts.as_dict()
-
-    counts = Counts()
-    codec = _text_codec(keys.PURPOSE)
-    for rows in _batches(SigningKey.kid, SigningKey.private_jwk.is_not(None), batch_size):
-        for key in rows:
-            key.private_jwk = _move(counts, key.private_jwk, *codec)
-    result["signing_keys"] = counts.as_dict()
-
-    # A TOTP enrolment under way keeps its new secret in the flow until it is confirmed.
-    counts = Counts()
-    codec = _text_codec(PENDING_TOTP)
-    for rows in _batches(Flow.id, Flow.expires_at > clock.now(), batch_size):
-        for flow in rows:
-            pending = (flow.data or {}).get("pending_totp")
-            if pending:
-                moved = _move(counts, pending, *codec)
-                if moved != pending:
-                    flow.data = {**flow.data, "pending_totp": moved}
-    result["pending_totp_enrolments"] = counts.as_dict()
-
+    for name, kind in KINDS.items():
+        counts = Counts()
+        for rows in _batches(kind.key_column, kind.where(), batch_size):
+            for row in rows:
+                value = kind.get(row)
+                if value:
+                    moved = _move(counts, value, *kind.codec)
+                    if moved != value:
+                        kind.put(row, moved)
+        result[name] = counts.as_dict()
     db.session.commit()
     keys.clear_cache()
     return result

@@ -68,6 +68,10 @@ def end(session: SsoSession, *, ip: str | None, actor: str | None = None, action
     ``action`` names the event in the audit trail (a logout, or a session ended from the
     security centre)."""
     session.ended_at = clock.now()
+    # The session row first: a token request racing this end locks it before it saves a token
+    # of the session (tokens.mind_ended_session), so either it waits for this end or this end
+    # waits for its token, and then ends it below.
+    db.session.flush()
     backchannel.queue(session)
     tokens.end_session_tokens(session.id)
     audit.record(action, actor=actor or session.account_id, account=session.account, ip=ip,
@@ -113,6 +117,8 @@ def end_all_for(account: Account, *, except_sid: str | None = None, notify: bool
     now = clock.now()
     for session in ended:
         session.ended_at = now
+    db.session.flush()  # the session rows before their tokens, as in end()
+    for session in ended:
         tokens.end_session_tokens(session.id)
     if notify:
         for session in ended:

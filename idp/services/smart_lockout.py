@@ -1,14 +1,18 @@
 """Smart lockout of passwords: wrong passwords slow down and lock the source they come from.
 
-Modelled on Microsoft Entra's smart lockout. Failures are counted per (address, source),
-where the source is a familiar device of the account (a browser holding the signed device
-cookie of an earlier completed sign-in of it, see web/devices.py) or otherwise the client's
-IP address. So an attacker's tries from elsewhere never lock the owner's familiar browser.
+Modelled on Microsoft Entra's smart lockout. Failures are counted per (address, source).
+For people the address is the e-mail and the source a familiar device of the account (a
+browser holding the signed device cookie of an earlier completed sign-in of it, see
+web/devices.py) or otherwise the client's IP address, so an attacker's tries from elsewhere
+never lock the owner's familiar browser. For connector users (the password grant) the address
+is the username and the source the OAuth client with the network address it calls from, so
+tries through another client or from elsewhere never lock the bank's own integration.
 
 - Known and unknown addresses are counted alike, in the same table, under keyed hashes: every
   answer is the same until the right password is given.
 - After SIGN_IN_CAPTCHA_AFTER_FAILURES failures within LOCKOUT_WINDOW, each further try from
-  that source needs a solved proof-of-work CAPTCHA (services/captcha.py).
+  that source needs a solved proof-of-work CAPTCHA (services/captcha.py); a machine client
+  cannot solve one, so the password grant only locks.
 - After LOCKOUT_AFTER_FAILURES the source is locked for LOCKOUT_DURATION; each further lock of
   the same source lasts twice as long, up to LOCKOUT_MAX_DURATION. Never for ever: these
   failures are unauthenticated, and a lock that lasts until support acts would hand anyone
@@ -35,35 +39,38 @@ PURPOSE = "sign-in-source"
 
 @dataclass(frozen=True)
 class Source:
-    """Where a try comes from: ``key`` names it (a device id or an IP address)."""
+    """Where a try comes from: ``key`` names it (a device id, an IP address, or a client and
+    an IP address); ``kind`` says which for the audit trail."""
 
     key: str
     familiar: bool
-
-    @property
-    def kind(self) -> str:
-        return "familiar device" if self.familiar else "unfamiliar device or network"
+    kind: str
 
 
 def source_of(account_id: str | None, *, device_id: str | None, device_accounts, ip: str | None) -> Source:
     """A familiar device when this browser's device cookie names the account, else the IP."""
     if account_id is not None and device_id and account_id in (device_accounts or ()):
-        return Source("device:" + device_id, True)
-    return Source("ip:" + (ip or "unknown"), False)
+        return Source("device:" + device_id, True, "familiar device")
+    return Source("ip:" + (ip or "unknown"), False, "unfamiliar device or network")
+
+
+def client_source(client_id: str, ip: str | None) -> Source:
+    """A password-grant try: the client that sent it, from the address it came from."""
+    return Source(f"client:{client_id} ip:{ip or 'unknown'}", False, "client and network address")
 
 
 def _seconds(key: str) -> dt.timedelta:
     return dt.timedelta(seconds=current_app.config[key])
 
 
-def _address_hash(email: str) -> str:
-    return crypto.keyed_hash(email.lower(), PURPOSE)
+def _address_hash(address: str) -> str:
+    return crypto.keyed_hash(address.lower(), PURPOSE)
 
 
-def _find(email: str, source: Source) -> SignInSource | None:
+def _find(address: str, source: Source) -> SignInSource | None:
     return db.session.scalar(
         select(SignInSource).where(
-            SignInSource.address_hash == _address_hash(email),
+            SignInSource.address_hash == _address_hash(address),
             SignInSource.source_hash == crypto.keyed_hash(source.key, PURPOSE),
         )
     )
@@ -77,8 +84,8 @@ class Standing:
     needs_captcha: bool
 
 
-def standing(email: str, source: Source) -> Standing:
-    row = _find(email, source)
+def standing(address: str, source: Source) -> Standing:
+    row = _find(address, source)
     now = clock.now()
     if row is None or _forgotten(row, now):
         return Standing(None, False)
@@ -95,24 +102,24 @@ def _forgotten(row: SignInSource, now: dt.datetime) -> bool:
     return quiet and (row.locked_until is None or row.locked_until <= now)
 
 
-def _create(email: str, source: Source) -> SignInSource:
+def _create(address: str, source: Source) -> SignInSource:
     """The source's row, made now unless a try racing this one made it a moment ago (one
     INSERT that yields to the other on the unique pair, then the row either way)."""
     insert = (postgresql.insert if db.engine.dialect.name == "postgresql" else sqlite.insert)(SignInSource)
     db.session.execute(insert.values(
-        address_hash=_address_hash(email), source_hash=crypto.keyed_hash(source.key, PURPOSE),
+        address_hash=_address_hash(address), source_hash=crypto.keyed_hash(source.key, PURPOSE),
         failed_attempts=0, lockouts=0,
     ).on_conflict_do_nothing(index_elements=["address_hash", "source_hash"]))
-    return _find(email, source)
+    return _find(address, source)
 
 
-def count_failure(email: str, source: Source) -> dt.datetime | None:
+def count_failure(address: str, source: Source) -> dt.datetime | None:
     """One more wrong password from ``source``; the end of the lock when this one locked it.
     Callers write it inside ``kept()``: it stays although the step fails."""
     now = clock.now()
-    row = _find(email, source)
+    row = _find(address, source)
     if row is None:
-        row = _create(email, source)
+        row = _create(address, source)
     elif _forgotten(row, now):
         row.lockouts = 0
         row.first_failed_at = None
@@ -131,24 +138,24 @@ def count_failure(email: str, source: Source) -> dt.datetime | None:
     return row.locked_until
 
 
-def succeeded(email: str, source: Source) -> None:
+def succeeded(address: str, source: Source) -> None:
     """The right password from this source: its count starts again."""
-    row = _find(email, source)
+    row = _find(address, source)
     if row is not None:
         db.session.delete(row)
 
 
-def release(email: str) -> int:
+def release(address: str) -> int:
     """Support's unlock: every source of this address starts again. The number released."""
-    result = db.session.execute(delete(SignInSource).where(SignInSource.address_hash == _address_hash(email)))
+    result = db.session.execute(delete(SignInSource).where(SignInSource.address_hash == _address_hash(address)))
     return result.rowcount or 0
 
 
-def locked_sources(email: str) -> int:
+def locked_sources(address: str) -> int:
     """How many sources of this address are locked now (for support's view)."""
     now = clock.now()
     return len(list(db.session.scalars(
-        select(SignInSource.id).where(SignInSource.address_hash == _address_hash(email),
+        select(SignInSource.id).where(SignInSource.address_hash == _address_hash(address),
                                       SignInSource.locked_until > now))))
 
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, or_, select, union
 
 from .. import clock
 from ..errors import InvalidInput
@@ -44,14 +44,18 @@ def search(q: str, page: int = 1) -> tuple[list[Account], bool]:
     if len(q) < 2:
         return [], False
     like = f"%{q.replace('%', '').replace('_', '')}%"
-    by_connector = (
+    # One indexed lookup each (the trigram indexes on PostgreSQL), joined: an OR across them
+    # would read every account.
+    matches = union(
+        select(Account.id).where(func.lower(Account.email).like(like)),
+        select(Account.id).where(func.lower(Account.name).like(like)),
         select(Membership.account_id)
         .join(ConnectorUser, ConnectorUser.administration_id == Membership.administration_id)
-        .where(func.lower(ConnectorUser.username).like(like))
+        .where(func.lower(ConnectorUser.username).like(like)),
     )
     query = (
         select(Account)
-        .where(or_(func.lower(Account.email).like(like), func.lower(Account.name).like(like), Account.id.in_(by_connector)))
+        .where(Account.id.in_(matches))
         .order_by(Account.email)
         .offset((max(page, 1) - 1) * PAGE_SIZE)
         .limit(PAGE_SIZE + 1)
@@ -66,9 +70,11 @@ def _owned_connectors(account: Account) -> list[ConnectorUser]:
 
 
 def overview(account: Account) -> dict:
+    owned_connectors = _owned_connectors(account)
     return {
         "status": accounts.status(account),
-        "connectors": _owned_connectors(account),
+        "connectors": owned_connectors,
+        "locked_connectors": {c.id for c in owned_connectors if connectors.is_locked(c)},
         "invitations": list(db.session.scalars(
             select(Invitation).where(func.lower(Invitation.email) == account.email.lower()).order_by(Invitation.created_at.desc())
         )),
@@ -173,7 +179,7 @@ ACTIONS: dict[str, Action] = {a.name: a for a in (
     Action("unlock", unlock, "account", True, False, "account.unlocked",
            "End a lockout (also one that only support may end)."),
     Action("unlock-connector", connectors.unlock, "connector", False, False, "connector.unlocked",
-           "End a connector user's lockout."),
+           "End a connector user's lockouts (of every client and address)."),
     Action("release-reset-throttle", release_reset_throttle, "connector", False, False,
            "support.release_reset_throttle", "Allow a connector user another password reset within 24 hours."),
     Action("reset-2fa", reset_2fa, "account", True, True, "support.reset_2fa",

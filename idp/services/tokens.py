@@ -89,13 +89,30 @@ def _offline(token: Token) -> bool:
     return "offline_access" in (token.scope or "").split()
 
 
+def outlives_session(token: Token) -> bool:
+    """An offline grant's token: its refresh token outlives the sign-in session it began in."""
+    return _offline(token)
+
+
 def mind_ended_session(token: Token) -> None:
-    """A token issued for a code whose sign-in session has ended since (the person logged
-    out before the client redeemed it) ends as the session's other tokens did."""
+    """A token about to be saved in a sign-in session that has ended (the person logged out
+    before the client redeemed the code) ends as the session's other tokens did.
+
+    The session row is locked before it is read, in one statement that writes it unchanged:
+    a row lock on PostgreSQL, the database's write lock on SQLite. So an end of the session
+    racing this request either committed first and is seen here, or waits until this token is
+    committed and then ends it with the others (``sessions.end`` writes the session row before
+    it ends the tokens). The lock is held until the token request commits."""
     if not token.session_id:
         return
-    session = db.session.get(SsoSession, token.session_id)
-    if session is None or session.ended_at is None:
+    ended_at = db.session.execute(
+        update(SsoSession)
+        .where(SsoSession.id == token.session_id)
+        .values(ended_at=SsoSession.ended_at)
+        .returning(SsoSession.ended_at),
+        execution_options={"synchronize_session": False},
+    ).scalar()
+    if ended_at is None:
         return
     if _offline(token):
         token.access_revoked_at = clock.now()

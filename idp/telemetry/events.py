@@ -5,8 +5,8 @@ from __future__ import annotations
 from . import logs, metrics
 
 
-def security_event(event) -> None:
-    """``event`` is an AuditEvent just added to the session (counted when recorded, before the commit)."""
-    metrics.security_event(event.action, event.outcome)
-    logs.security_event(action=event.action, outcome=event.outcome, actor=event.actor, subject=event.subject,
-                        ip=event.ip, reason=event.reason)
+def security_event(*, action: str, outcome: str, actor: str | None, subject: str | None, ip: str | None,
+                   reason: str | None) -> None:
+    """An audit event that was just committed."""
+    metrics.security_event(action, outcome)
+    logs.security_event(action=action, outcome=outcome, actor=actor, subject=subject, ip=ip, reason=reason)

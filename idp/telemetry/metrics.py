@@ -35,7 +35,7 @@ SIGN_INS = Counter(
     ["kind", "outcome"],
     registry=REGISTRY,
 )
-LOCKOUTS = Counter("idp_lockouts", "Locks after too many failures: of an account (authenticator codes), a connector user, or a sign-in source (wrong passwords of an address from one browser or network).", ["kind"], registry=REGISTRY)
+LOCKOUTS = Counter("idp_lockouts", "Locks after too many failures: of an account (authenticator codes), of a connector user from one client and address, or of a sign-in source (wrong passwords of an address from one browser or network).", ["kind"], registry=REGISTRY)
 SECURITY_EVENTS = Counter(
     "idp_security_events", "Audit-trail events, by action and outcome.", ["action", "outcome"], registry=REGISTRY
 )

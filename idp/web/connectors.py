@@ -10,7 +10,7 @@ from ..extensions import limiter
 from ..flows import ConnectorResetFlow
 from ..services import captcha, password_policy
 from ..services.connectors import ConnectorResetRefused
-from . import browser, caller, errors
+from . import browser, caller, errors, headers
 
 bp = Blueprint("connectors", __name__, url_prefix="/connector-password")
 
@@ -28,9 +28,7 @@ def start():
 @bp.route("/challenge", methods=["GET"])
 @limiter.limit(config.limit("RATELIMIT_CONNECTOR_START"))
 def challenge():
-    response = jsonify(captcha.new_challenge())
-    response.headers["Cache-Control"] = "no-store"
-    return response
+    return headers.no_store(jsonify(captcha.new_challenge()))
 
 
 def _page(flow, error=None, status=200):

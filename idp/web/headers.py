@@ -19,6 +19,13 @@ def allow_form_targets(uris) -> None:
     g.form_targets = sorted(origins)
 
 
+def no_store(response):
+    """Kept by no cache: tokens, challenges, health answers (Pragma for HTTP/1.0 caches, RFC 6749 5.1)."""
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Pragma"] = "no-cache"
+    return response
+
+
 def security_headers(response):
     nonce = g.get("csp_nonce", "")
     form_action = " ".join(["'self'", *g.get("form_targets", ())])

@@ -33,27 +33,36 @@ def _load(flow_id):
     return flow
 
 
-def _page(flow: InvitationFlow, status: int = 200, **shown):
-    """The page of the flow's state; ``shown``: a refusal as web.errors.shown gives it."""
+def _page(flow: InvitationFlow, status: int = 200, signed_in: str | None = None, **shown):
+    """The page of the flow's state; ``shown``: a refusal as web.errors.shown gives it;
+    ``signed_in``: the account a browser back from signing in is signed in as."""
     invitation = flow.invitation if flow.state != "done" else None
     context = {"flow": flow, "state": flow.state, "invitation": invitation, "email": flow.email,
-               "plans": invitations.PLANS, "rules": password_policy.RULES, **shown}
+               "plans": invitations.PLANS, "rules": password_policy.RULES, "signed_in": signed_in, **shown}
     return render_template(f"invitation/{flow.state}.html", **context), status
 
 
 @bp.route("/invitation/flow/<flow_id>", methods=["GET"])
 def step(flow_id):
+    """Read-only: the page of the flow's state. An existing account, back from signing in,
+    sees whom it signed in as; its flow moves on only when that page is posted."""
     flow = _load(flow_id)
     sso = browser.current_sso()
     if flow.state == "signin" and sso is not None:
-        flow.signed_in_as(sso.account)
+        flow.check_signed_in(sso.account)
+        return _page(flow, signed_in=sso.account.email)
     return _page(flow)
 
 
 @bp.route("/invitation/flow/<flow_id>/signin", methods=["POST"])
 def signin(flow_id):
+    """Sign in with the existing account; signed in already, on to the contract."""
     flow = _load(flow_id)
-    return start_for(url_for("invitations.step", flow_id=flow.id), login_hint=flow.email)
+    sso = browser.current_sso()
+    if sso is None:
+        return start_for(url_for("invitations.step", flow_id=flow.id), login_hint=flow.email)
+    flow.signed_in_as(sso.account)
+    return redirect(url_for("invitations.step", flow_id=flow.id))
 
 
 @bp.route("/invitation/flow/<flow_id>", methods=["POST"])

@@ -114,9 +114,7 @@ def reset_2fa(flow_id):
 @limiter.limit(config.limit("RATELIMIT_LOGIN_PER_IP"))
 def challenge():
     """A proof-of-work challenge for the password step of a source with several failures."""
-    response = jsonify(captcha.new_challenge())
-    response.headers["Cache-Control"] = "no-store"
-    return response
+    return headers.no_store(jsonify(captcha.new_challenge()))
 
 
 @bp.route("/login/<flow_id>/password-check", methods=["POST"])

@@ -146,34 +146,29 @@ def authorize():
 # -- token, userinfo, introspection, revocation ------------------------------------
 
 
-def _no_store(response):
-    response.headers["Cache-Control"] = "no-store"
-    response.headers["Pragma"] = "no-cache"
-    return response
-
 
 @bp.route("/token", methods=["POST"])
 @csrf.exempt
 def token():
-    return _no_store(authorization.create_token_response())
+    return headers.no_store(authorization.create_token_response())
 
 
 @bp.route("/userinfo", methods=["GET", "POST"])
 @csrf.exempt
 def userinfo():
-    return _no_store(authorization.create_endpoint_response("userinfo"))
+    return headers.no_store(authorization.create_endpoint_response("userinfo"))
 
 
 @bp.route("/introspect", methods=["POST"])
 @csrf.exempt
 def introspect():
-    return _no_store(authorization.create_endpoint_response("introspection"))
+    return headers.no_store(authorization.create_endpoint_response("introspection"))
 
 
 @bp.route("/revoke", methods=["POST"])
 @csrf.exempt
 def revoke():
-    return _no_store(authorization.create_endpoint_response("revocation"))
+    return headers.no_store(authorization.create_endpoint_response("revocation"))
 
 
 # -- RP-initiated logout -------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""The text /metrics answers: every worker's samples, and the outbox backlog read at scrape time."""
+"""The text /metrics answers: every worker's samples, and the outboxes' backlogs read at scrape time."""
 
 from __future__ import annotations
 
@@ -14,7 +14,14 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
 class OutboxBacklog:
-    """Collected at scrape time: mail waiting in the outbox, and how long the oldest due one waits."""
+    """Collected at scrape time: what waits in each outbox, and how long the oldest due row waits."""
+
+    HELP = {
+        "outbox": ("Mails in the outbox not yet sent or abandoned.",
+                   "Age of the oldest mail due for delivery (0 when none is due)."),
+        "backchannel": ("Back-channel logouts not yet delivered or abandoned.",
+                        "Age of the oldest back-channel logout due for delivery (0 when none is due)."),
+    }
 
     def collect(self):
         from sqlalchemy.exc import SQLAlchemyError
@@ -23,16 +30,15 @@ class OutboxBacklog:
         from ..services import outbox_stats
 
         try:
-            queued, oldest_due_age = outbox_stats.backlog()
+            backlogs = {name: outbox_stats.backlog(model) for name, model in outbox_stats.OUTBOXES.items()}
         except SQLAlchemyError:
             # The database is away: the rest of the scrape is still worth having (/readyz says why).
             db.session.rollback()
             return
-        yield GaugeMetricFamily("idp_outbox_queued", "Mails in the outbox not yet sent or abandoned.", value=queued)
-        yield GaugeMetricFamily(
-            "idp_outbox_oldest_due_seconds", "Age of the oldest mail due for delivery (0 when none is due).",
-            value=oldest_due_age,
-        )
+        for name, (queued, oldest_due_age) in backlogs.items():
+            queued_help, age_help = self.HELP[name]
+            yield GaugeMetricFamily(f"idp_{name}_queued", queued_help, value=queued)
+            yield GaugeMetricFamily(f"idp_{name}_oldest_due_seconds", age_help, value=oldest_due_age)
 
 
 def render() -> bytes:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 
 from flask import Blueprint, abort, current_app, redirect, render_template, request, url_for
 from flask_babel import gettext
@@ -20,18 +21,24 @@ bp = Blueprint("support", __name__, url_prefix="/support")
 CONNECTOR_ACTIONS = {"release": "release-reset-throttle", "unlock": "unlock-connector"}
 
 
-def _staff():
-    """(staff account, None) or (None, response): sign in first, staff only, signed in
-    within the last 15 minutes (otherwise sign in again)."""
-    sso = browser.current_sso()
-    here = request.path if request.method == "GET" else url_for("support.search")
-    if sso is None:
-        return None, start_for(here)
-    if sso.account.role != "support":
-        abort(404)
-    if clock.now() - sso.auth_time > dt.timedelta(seconds=current_app.config["SUPPORT_FRESH_LOGIN"]):
-        return None, start_for(here, login_hint=sso.account.email)
-    return sso.account, None
+def staff_only(view):
+    """The view gets the staff account as its first argument: anyone else signs in first (or
+    gets a 404 when signed in without the staff role), and staff signed in more than
+    SUPPORT_FRESH_LOGIN ago sign in again."""
+
+    @functools.wraps(view)
+    def wrapper(*args, **kwargs):
+        sso = browser.current_sso()
+        here = request.path if request.method == "GET" else url_for("support.search")
+        if sso is None:
+            return start_for(here)
+        if sso.account.role != "support":
+            abort(404)
+        if clock.now() - sso.auth_time > dt.timedelta(seconds=current_app.config["SUPPORT_FRESH_LOGIN"]):
+            return start_for(here, login_hint=sso.account.email)
+        return view(sso.account, *args, **kwargs)
+
+    return wrapper
 
 
 def _actor(staff) -> str:
@@ -40,10 +47,8 @@ def _actor(staff) -> str:
 
 @bp.route("", methods=["GET"])
 @limiter.limit(config.limit("RATELIMIT_SUPPORT_SEARCH"))
-def search():
-    staff, redirect_to = _staff()
-    if redirect_to is not None:
-        return redirect_to
+@staff_only
+def search(staff):
     q = request.args.get("q", "")
     page = _page_number()
     results, more = support.search(q, page)
@@ -62,10 +67,8 @@ def _page_number() -> int:
 
 
 @bp.route("/accounts/<account_id>", methods=["GET"])
-def account(account_id):
-    staff, redirect_to = _staff()
-    if redirect_to is not None:
-        return redirect_to
+@staff_only
+def account(staff, account_id):
     return _account_page(staff, account_id)
 
 
@@ -88,26 +91,17 @@ def _done(account_id, message):
 
 
 @bp.route("/accounts/<account_id>/<action>", methods=["POST"])
-def account_action(account_id, action):
-    staff, redirect_to = _staff()
-    if redirect_to is not None:
-        return redirect_to
-    target = support.get_account(account_id)
-    if target is None:
-        abort(404)
-    return _perform(staff, _action(action, "account"), target, account_id, done=action)
+@staff_only
+def account_action(staff, account_id, action):
+    return _perform(staff, _action(action, "account"), support.get_account(account_id), account_id, done=action)
 
 
 @bp.route("/connectors/<int:connector_id>/<action>", methods=["POST"])
-def connector_action(connector_id, action):
-    staff, redirect_to = _staff()
-    if redirect_to is not None:
-        return redirect_to
-    connector = support.get_connector(connector_id)
-    if connector is None or action not in CONNECTOR_ACTIONS:
-        abort(404)
-    performed = _action(CONNECTOR_ACTIONS[action], "connector")
-    return _perform(staff, performed, connector, request.form.get("account_id", ""), done=f"connector-{action}")
+@staff_only
+def connector_action(staff, connector_id, action):
+    performed = _action(CONNECTOR_ACTIONS.get(action, ""), "connector")
+    return _perform(staff, performed, support.get_connector(connector_id), request.form.get("account_id", ""),
+                    done=f"connector-{action}")
 
 
 def _action(name: str, subject: str) -> support.Action:
@@ -118,6 +112,9 @@ def _action(name: str, subject: str) -> support.Action:
 
 
 def _perform(staff, action: support.Action, subject, account_id: str, *, done: str):
+    """``action`` on ``subject`` (an account or a connector user; 404 when there is none)."""
+    if subject is None:
+        abort(404)
     return _act(staff, lambda **kw: action.perform(subject, **kw), account_id, done, confirm=action.destructive)
 
 
@@ -137,10 +134,8 @@ def _act(staff, perform, account_id: str, done: str, *, confirm: bool = False):
 
 
 @bp.route("/invitations/<invitation_id>/<action>", methods=["POST"])
-def invitation_action(invitation_id, action):
-    staff, redirect_to = _staff()
-    if redirect_to is not None:
-        return redirect_to
+@staff_only
+def invitation_action(staff, invitation_id, action):
     invitation = invitations.get(invitation_id)
     if invitation is None or action not in ("resend", "revoke"):
         abort(404)

@@ -3,15 +3,15 @@ PostgreSQL that the test stops and starts again), on loopback, each bounded in t
 
 from __future__ import annotations
 
-import os
-import secrets
 import subprocess
 import time
 from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import REPO, Mailbox, Provider, Server, _idp_command, free_port
+from tests import live
+from tests.live import Provider, Server, free_port, provider_env, run_idp
+from tests.smtp_sink import Mailbox
 
 
 def children_of(pid: int) -> list[tuple[int, str]]:
@@ -48,31 +48,27 @@ def serve(tmp_path, sink):
               **env_overrides) -> tuple[Provider, Server]:
         port = free_port()
         issuer = f"http://127.0.0.1:{port}"
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("IDP_", "PORTAL_"))}
-        env.update(
-            PYTHONUNBUFFERED="1",
-            IDP_ENV="production",
-            IDP_ISSUER=issuer,
-            IDP_INSTANCE_PATH=str(tmp_path / "instance"),
-            IDP_SECRET_KEY=secrets.token_hex(32),
-            IDP_MAIL_SERVER="127.0.0.1",
-            IDP_MAIL_PORT=str(sink.port),
-            IDP_DATABASE_URL=database_url or f"sqlite:///{tmp_path / 'idp.db'}",
-        )
-        env.update({f"IDP_{k}": str(v) for k, v in env_overrides.items()})
-        (tmp_path / "instance").mkdir(exist_ok=True)
-        upgrade = subprocess.run([*_idp_command(), "db", "upgrade"], env=env, cwd=REPO, capture_output=True,
-                                 text=True, timeout=120)
-        assert upgrade.returncode == 0, f"idp db upgrade failed:\n{upgrade.stderr}"
-        server = Server("idp serve", [*_idp_command(), "serve", "--host", "127.0.0.1", "--port", str(port),
-                                      "--workers", str(workers), "--server", server_kind], env, tmp_path / f"idp-{port}.log")
+        env = provider_env(issuer, database_url=database_url or f"sqlite:///{tmp_path / 'idp.db'}",
+                           instance=tmp_path / "instance", mail_port=sink.port, **env_overrides)
+        run_idp(env, "db", "upgrade")
+        server = live.serve(env, port, tmp_path / f"idp-{port}.log", workers=workers, server_kind=server_kind)
         servers.append(server)
-        server.wait_until_up(issuer + "/healthz")
         return Provider(url=issuer, env=env, log=server.log), server
 
     yield start
     for server in servers:
         server.stop()
+
+
+@pytest.fixture
+def postgres():
+    """A PostgreSQL cluster of the test's own (tests/faults/postgres.py), removed at the end."""
+    from .postgres import Cluster
+
+    cluster = Cluster().init()
+    cluster.start()
+    yield cluster
+    cluster.remove()
 
 
 class RedisServer:
@@ -116,64 +112,6 @@ def redis_server(tmp_path):
     server.start()
     yield server
     server.kill()
-
-
-REDIRECT_URI = "http://app.test/callback"
-
-
-class Visitor:
-    """A person's browser as requests: follows the provider's redirects, stops at the app's."""
-
-    def __init__(self, base: str):
-        import requests
-
-        self.base = base
-        self.http = requests.Session()
-        self.http.headers["Accept-Language"] = "en"
-        self.page = None
-        self.url = None
-        self.response = None
-
-    def go(self, method: str, url: str, data=None):
-        from urllib.parse import urljoin
-
-        from tests.forms import parse
-
-        url = urljoin(self.base, url)
-        while True:
-            response = self.http.request(method, url, data=data, allow_redirects=False, timeout=15)
-            location = response.headers.get("Location")
-            if response.status_code in (302, 303) and location and urljoin(url, location).startswith(self.base):
-                url, method, data = urljoin(url, location), "GET", None
-                continue
-            self.url, self.response = url, response
-            self.page = parse(response.text) if response.headers.get("Content-Type", "").startswith("text/html") else None
-            return response
-
-    def authorize(self, client_id: str):
-        import base64
-        import hashlib
-        from urllib.parse import urlencode
-
-        verifier = secrets.token_urlsafe(48)
-        challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
-        query = {"response_type": "code", "client_id": client_id, "redirect_uri": REDIRECT_URI,
-                 "scope": "openid email", "state": secrets.token_hex(4), "nonce": secrets.token_hex(4),
-                 "code_challenge": challenge, "code_challenge_method": "S256"}
-        return self.go("GET", "/authorize?" + urlencode(query))
-
-    @property
-    def state(self):
-        form = self.page.forms.get("step") if self.page else None
-        return form["fields"].get("state") if form else None
-
-    @property
-    def alert(self) -> str:
-        return " ".join(t.strip() for t in self.page.alert_texts) if self.page else ""
-
-    def submit(self, **fields):
-        form = self.page.forms["step"]
-        return self.go("POST", form["action"] or self.url, {**form["fields"], **fields})
 
 
 def client_credentials(provider: Provider, client: dict):

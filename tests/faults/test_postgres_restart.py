@@ -10,17 +10,9 @@ import time
 import pytest
 import requests
 
-from .conftest import Visitor, client_credentials
-from .postgres import Cluster
+from tests.live import Visitor
 
-
-@pytest.fixture
-def cluster():
-    pg = Cluster().init()
-    pg.start()
-    yield pg
-    pg.remove()
-
+from .conftest import client_credentials
 
 def _round(provider, clients) -> list[tuple[str, int, str]]:
     """Discovery, a client_credentials token and a sign-in page: (what, status, body)."""
@@ -44,7 +36,8 @@ def _fine(status: int, body: str) -> bool:
     return status == 503 and ("temporarily_unavailable" in body or "temporarily unavailable" in body.lower())
 
 
-def test_requests_during_a_database_restart_get_a_clear_503_and_recover(serve, cluster):
+def test_requests_during_a_database_restart_get_a_clear_503_and_recover(serve, postgres):
+    cluster = postgres
     provider, _server = serve(workers=2, database_url=cluster.url, PRUNE_INTERVAL=0)
     clients = {
         "app": provider.cli_json("clients", "create", "--name", "App", "--first-party", "--redirect-uri",

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import requests
 
-from .conftest import Visitor, client_credentials
+from tests.live import Visitor
+
+from .conftest import client_credentials
 
 
 def _walk(provider, clients):

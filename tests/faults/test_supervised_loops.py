@@ -30,7 +30,7 @@ def test_a_killed_mail_loop_is_restarted_and_mail_still_arrives(serve, sink, ser
     os.kill(loop, signal.SIGKILL)
     # gunicorn's arbiter reaps every child itself, so under it the signal is not known.
     death = ("SIGKILL",) if server_kind == "granian" else ("died",)
-    provider.wait_for_log("mail delivery loop", str(loop), *death, since=before, timeout=5)
+    provider.wait_for_log("delivery loop", str(loop), *death, since=before, timeout=5)
 
     address = f"new-{uuid.uuid4().hex[:8]}@example.com"
     provider.cli("invitations", "create", "--email", address, "--administration", "Bakkerij " + address[:12], "--json")

@@ -140,6 +140,22 @@ def test_a_logout_while_the_relying_party_is_down_reaches_it_once_it_is_back(app
     assert claims["iat"] == int(clock.timestamp() - 3 * 3600) and claims["exp"] > claims["iat"]
 
 
+def test_queued_logouts_show_in_metrics_beside_the_mail_outbox(app, rp, rp_client, person):
+    from .test_health_metrics import sample
+
+    http = app.test_client()
+    clock.freeze(T0)
+    browser, _sid = signed_in(app, rp_client, person)
+    assert sample(http, "idp_backchannel_queued") == 0
+    log_out(browser)
+    clock.advance(seconds=90)
+    assert sample(http, "idp_backchannel_queued") == 1
+    assert sample(http, "idp_backchannel_oldest_due_seconds") == 90
+    rp.up()
+    delivery_round(app)
+    assert sample(http, "idp_backchannel_queued") == 0 and sample(http, "idp_backchannel_oldest_due_seconds") == 0
+
+
 @pytest.mark.config(BACKCHANNEL_TIMEOUT=1)
 def test_the_logout_answers_at_once_when_the_relying_party_hangs(app, rp, rp_client, person):
     clock.freeze(T0)

@@ -178,12 +178,24 @@ def test_existing_account_signs_in_and_only_gets_the_membership(app, cli, browse
     assert browser.page.forms["step"]["fields"]["email"] == person["email"]
     clock.advance(seconds=30)
     browser.sign_in(person["email"], person["password"])
+    # Back from signing in: a page that says as whom, and the flow has not moved by the GET.
+    assert person["email"] in browser.text and flow_state(app, browser.url) == "signin"
+    browser.get(browser.url)
+    assert flow_state(app, browser.url) == "signin"
+    browser.submit()  # "Continue"
     assert browser.step_state == "contract", (browser.status, browser.url)
     browser.submit(accept_terms="yes", accept_privacy="yes")
     assert count(app, Account) == 1
     with app.app_context():
         account = db.session.get(Account, person["sub"])
         assert [m.administration.name for m in account.memberships] == ["Tweede Zaak"]
+
+
+def flow_state(app, url) -> str:
+    from idp.models import Flow
+
+    with app.app_context():
+        return db.session.get(Flow, url.rstrip("/").rsplit("/", 1)[-1]).state
 
 
 def test_existing_account_signed_in_as_someone_else(app, cli, browser, person):

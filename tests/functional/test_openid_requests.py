@@ -101,6 +101,9 @@ def test_a_refresh_brings_an_id_token_for_the_same_sign_in(signed_in, portal, cl
     assert after["auth_time"] == before["auth_time"]
     assert after["iat"] == before["iat"] + 600
     assert after["sid"] == before["sid"]
+    # How the person signed in: the sign-in the family started with, not the refresh.
+    assert after["amr"] == before["amr"] and set(after["amr"]) >= {"pwd", "otp", "mfa"}
+    assert after["acr"] == before["acr"] == "https://refeds.org/profile/mfa"
     assert "nonce" not in after
 
 

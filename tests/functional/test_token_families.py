@@ -10,7 +10,7 @@ import threading
 import pytest
 
 from idp import clock
-from tests.helpers import basic, exchange_code, token_request
+from tests.helpers import at_once, basic, exchange_code, token_request
 
 FULL = "openid profile email offline_access administrations"
 
@@ -23,25 +23,12 @@ def _signed_in(browser, portal, person):
 
 
 def _race(app, n, call):
-    """``n`` requests released at once; their responses in completion order."""
-    barrier = threading.Barrier(n)
-    results = []
-    lock = threading.Lock()
+    """``n`` requests released at once; (status, body) of each, in completion order."""
+    def one():
+        response = call(app.test_client())
+        return response.status_code, response.get_json()
 
-    def run():
-        http = app.test_client()
-        barrier.wait()
-        response = call(http)
-        with lock:
-            results.append((response.status_code, response.get_json()))
-
-    threads = [threading.Thread(target=run) for _ in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
-    assert len(results) == n
-    return results
+    return at_once(n, one)
 
 
 def _nothing_works(app, portal, issued):
@@ -152,3 +139,66 @@ def test_a_code_redeemed_after_logout_brings_no_working_access_token(signed_in, 
     assert not _active(signed_in.http, portal, online["access_token"])
     assert not _active(signed_in.http, portal, offline["access_token"])
     assert _refresh(signed_in.http, portal, offline["refresh_token"]).status_code == 200
+
+
+def _paused_before_saving_a_token(app, pause_thread, resume: threading.Event, reached: threading.Event):
+    """Hold ``pause_thread`` just before it writes a token row, until ``resume`` is set or a
+    second has passed: long enough for a racing request that is not held off to commit."""
+    from sqlalchemy import event
+
+    from idp.extensions import db
+
+    with app.app_context():
+        engine = db.engine
+
+    def before(conn, cursor, statement, parameters, context, executemany):
+        if threading.current_thread() is pause_thread[0] and statement.lstrip().upper().startswith("INSERT INTO TOKENS"):
+            reached.set()
+            resume.wait(1.0)
+
+    event.listen(engine, "before_cursor_execute", before)
+    return lambda: event.remove(engine, "before_cursor_execute", before)
+
+
+@pytest.mark.parametrize("scope", ["openid email", FULL])
+def test_a_code_redeemed_at_the_moment_of_logout_brings_no_working_access_token(app, signed_in, portal, scope):
+    """The exchange has read the session (still active) and is about to save its token when the
+    logout commits: the token must end with the session all the same."""
+    signed_in.authorize(portal["client_id"], scope=scope)
+    code, verifier = signed_in.callback_params()["code"], signed_in.verifier
+    signed_in.get("/logout")  # the confirmation page; the person presses the button below
+    reached, logged_out, results = threading.Event(), threading.Event(), {}
+    exchanger = [None]
+
+    def exchange():
+        results["tokens"] = exchange_code(app.test_client(), portal, code, verifier).get_json()
+
+    def logout():
+        reached.wait(10)
+        signed_in.submit()
+        results["logout"] = signed_in.status
+        logged_out.set()
+
+    exchanger[0] = threading.Thread(target=exchange)
+    stop = _paused_before_saving_a_token(app, exchanger, logged_out, reached)
+    try:
+        threads = [exchanger[0], threading.Thread(target=logout)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+    finally:
+        stop()
+    assert reached.is_set() and results["logout"] in (200, 302, 303), results
+    assert not _active(signed_in.http, portal, results["tokens"]["access_token"])
+    if "refresh_token" in results["tokens"]:  # offline access outlives the session, as without the race
+        assert _refresh(signed_in.http, portal, results["tokens"]["refresh_token"]).status_code == 200
+
+
+def test_a_refresh_narrowed_to_an_online_scope_after_logout_brings_no_working_token(signed_in, portal):
+    offline = _tokens(signed_in, portal, scope=FULL)
+    _logout(signed_in)
+    narrowed = _refresh(signed_in.http, portal, offline["refresh_token"], scope="openid email")
+    assert narrowed.status_code == 200
+    assert "offline_access" not in narrowed.get_json()["scope"].split()
+    assert not _active(signed_in.http, portal, narrowed.get_json()["access_token"])

@@ -7,7 +7,8 @@ from sqlalchemy import select
 
 from idp.extensions import db
 from idp.models import AuditEvent
-from idp.services import audit
+from idp.services import audit, mailer
+from idp.telemetry.metrics import REGISTRY
 from idp.unit_of_work import after_commit, kept
 
 
@@ -20,6 +21,7 @@ def probe(app):
         with kept():
             audit.record("probe.kept", outcome="failure")
         audit.record("probe.pending")
+        mailer.queue("probe@example.com", "totp_cleared", "en", name="Probe", email="probe@example.com")
         after_commit(lambda: ran.append(status))
         return "", status
 
@@ -31,16 +33,31 @@ def _actions(app) -> list[str]:
         return sorted(db.session.scalars(select(AuditEvent.action).where(AuditEvent.action.like("probe.%"))))
 
 
+def _counted() -> tuple[float, float, float]:
+    """How often the probe's kept and pending audit events and its mail were counted."""
+    def value(name, **labels):
+        return REGISTRY.get_sample_value(name, labels) or 0.0
+
+    return (value("idp_security_events_total", action="probe.kept", outcome="failure"),
+            value("idp_security_events_total", action="probe.pending", outcome="success"),
+            value("idp_mails_total", event="queued", kind="totp_cleared"))
+
+
 def test_a_request_that_succeeds_is_committed_then_runs_its_after_commit_work(app, client, probe):
+    before = _counted()
     assert client.get("/_probe/302").status_code == 302
     assert _actions(app) == ["probe.kept", "probe.pending"]
     assert probe == [302]
+    assert [after - b for after, b in zip(_counted(), before)] == [1, 1, 1]
 
 
-def test_a_request_that_fails_keeps_only_what_was_kept(app, client, probe):
+def test_a_request_that_fails_keeps_only_what_was_kept_and_counts_only_that(app, client, probe):
+    before = _counted()
     assert client.get("/_probe/400").status_code == 400
     assert _actions(app) == ["probe.kept"]
     assert probe == []
+    # The rolled-back event and mail were never written: neither counted nor logged.
+    assert [after - b for after, b in zip(_counted(), before)] == [1, 0, 0]
 
 
 def test_a_refused_link_step_leaves_the_flow_where_it_was(app, browser, portal, person):

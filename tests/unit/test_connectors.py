@@ -63,13 +63,17 @@ def test_the_reset_interval_is_a_setting(connector):
     assert connectors.reset_refusal(connector) is None
 
 
-def test_wrong_passwords_lock_the_password_grant(connector):
+def test_wrong_passwords_lock_the_password_grant_from_that_client_and_address(connector):
     connectors.set_password(connector, NEW_PASSWORD, NEW_PASSWORD, ip=None, locale="en")
+    bank = {"client_id": "bank", "ip": "192.0.2.1"}
     for _ in range(5):
-        assert connectors.authenticate(connector.username, "wrong", ip=None) is None
-    assert connectors.authenticate(connector.username, NEW_PASSWORD, ip=None) is None  # locked
+        assert connectors.authenticate(connector.username, "wrong", **bank) is None
+    assert connectors.authenticate(connector.username, NEW_PASSWORD, **bank) is None  # locked
+    assert connectors.is_locked(connector)
+    assert connectors.authenticate(connector.username, NEW_PASSWORD, client_id="bank", ip="192.0.2.2") is connector
     clock.advance(minutes=15)
-    assert connectors.authenticate(connector.username, NEW_PASSWORD, ip=None) is connector
+    assert connectors.authenticate(connector.username, NEW_PASSWORD, **bank) is connector
+    assert not connectors.is_locked(connector)
 
 
 def test_the_flow_mails_a_link_that_works_once(today):

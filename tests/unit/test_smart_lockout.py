@@ -12,8 +12,8 @@ from idp.extensions import db
 from idp.models import SignInSource
 from idp.services import prune, smart_lockout
 
-HOME = smart_lockout.Source("ip:192.0.2.1", False)
-LAPTOP = smart_lockout.Source("device:abc", True)
+HOME = smart_lockout.source_of(None, device_id=None, device_accounts=(), ip="192.0.2.1")
+LAPTOP = smart_lockout.source_of("account", device_id="abc", device_accounts=("account",), ip="192.0.2.1")
 
 
 def lock(email, source, times=5):
