@@ -5,7 +5,20 @@ from .audit import AuditEvent
 from .captcha import UsedCaptcha
 from .flows import EmailCode, Flow
 from .lockouts import SignInSource
-from .oauth import AuthorizationCode, Client, Consent, Grant, RevokedToken, SsoSession, SigningKey, Token, UsedClientAssertion
+from .oauth import (
+    AuthorizationCode,
+    Client,
+    ClientOrigin,
+    Consent,
+    Grant,
+    PushedAuthorizationRequest,
+    RevokedToken,
+    SigningKey,
+    SsoSession,
+    Token,
+    UsedClientAssertion,
+    UsedDpopProof,
+)
 from .outbox import OutboxLogout, OutboxMail
 
 __all__ = [
@@ -17,6 +30,7 @@ __all__ = [
     "FirmClient",
     "Invitation",
     "Client",
+    "ClientOrigin",
     "Consent",
     "EmailCode",
     "Flow",
@@ -24,6 +38,7 @@ __all__ = [
     "Membership",
     "OutboxLogout",
     "OutboxMail",
+    "PushedAuthorizationRequest",
     "RevokedToken",
     "SsoSession",
     "SignInSource",
@@ -31,4 +46,5 @@ __all__ = [
     "Token",
     "UsedCaptcha",
     "UsedClientAssertion",
+    "UsedDpopProof",
 ]

@@ -15,7 +15,7 @@ from ..extensions import db
 from ..models import AuthorizationCode, Grant
 from ..services import connectors, tokens as token_service
 from ..services.crypto import token_hash
-from . import tokens
+from . import dpop, tokens
 from .supported import ANY_AUTH_METHODS, CONFIDENTIAL_AUTH_METHODS
 
 
@@ -23,7 +23,26 @@ def _usable(account):
     return account if account is not None and account.disabled_at is None else None
 
 
-class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
+class ProofOfPossession:
+    """What every token grant adds to Authlib's: a DPoP proof is checked right after the
+    client authenticated, before a code or refresh token is looked at (so a proof refused
+    for its nonce spends nothing and can be sent again), and the tokens issued are bound
+    to its key: the token generator gets the confirmation, ``save_token`` the thumbprint."""
+
+    def authenticate_token_endpoint_client(self):
+        client = super().authenticate_token_endpoint_client()
+        self.request.dpop_jkt = dpop.at_authorization_server(self.request)
+        return client
+
+    def generate_token(self, user=None, scope=None, grant_type=None, expires_in=None, include_refresh_token=True):
+        return self.server.generate_token(
+            grant_type=grant_type or self.GRANT_TYPE, client=self.request.client, user=user, scope=scope,
+            expires_in=expires_in, include_refresh_token=include_refresh_token,
+            confirmation=dpop.confirmation(self.request.dpop_jkt),
+        )
+
+
+class AuthorizationCodeGrant(ProofOfPossession, grants.AuthorizationCodeGrant):
     """The end user handed to ``create_authorization_response`` is the SSO session: it
     names the account and when and how it signed in, which the code carries into tokens."""
 
@@ -48,6 +67,7 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
             amr=list(sso.amr),
             code_challenge=data.get("code_challenge"),
             code_challenge_method=data.get("code_challenge_method"),
+            dpop_jkt=data.get("dpop_jkt"),
             expires_at=clock.now() + dt.timedelta(seconds=current_app.config["AUTHORIZATION_CODE_LIFETIME"]),
         )
         db.session.add(row)
@@ -63,6 +83,8 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
         )
         if row is None or row.is_expired() and row.used_at is None:
             return None
+        # Before the claim: a request without the code's key is not its client, and spends nothing.
+        dpop.check_code(row, self.request.dpop_jkt)
         if not token_service.claim_code(row):
             token_service.report_reuse("authorization_code", row, client.get_client_id(), ip=self.request.client_ip)
             return None
@@ -76,7 +98,7 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
         return _usable(authorization_code.account)
 
 
-class RefreshTokenGrant(grants.RefreshTokenGrant):
+class RefreshTokenGrant(ProofOfPossession, grants.RefreshTokenGrant):
     TOKEN_ENDPOINT_AUTH_METHODS = ANY_AUTH_METHODS
     INCLUDE_NEW_REFRESH_TOKEN = True
 
@@ -89,6 +111,8 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
                 # A rotated-away refresh token came back: someone holds a copy.
                 token_service.report_reuse("refresh_token", row, row.client_id, ip=self.request.client_ip)
             return None
+        if row.check_client(self.request.client):
+            dpop.check_refresh(row, self.request.client, self.request.dpop_jkt)
         return row
 
     def authenticate_user(self, refresh_token):
@@ -110,11 +134,11 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
         pass
 
 
-class ClientCredentialsGrant(grants.ClientCredentialsGrant):
+class ClientCredentialsGrant(ProofOfPossession, grants.ClientCredentialsGrant):
     TOKEN_ENDPOINT_AUTH_METHODS = CONFIDENTIAL_AUTH_METHODS
 
 
-class ConnectorPasswordGrant(grants.ResourceOwnerPasswordCredentialsGrant):
+class ConnectorPasswordGrant(ProofOfPossession, grants.ResourceOwnerPasswordCredentialsGrant):
     """The password grant, for connector users only (never people's accounts), through
     clients registered for it. The bare username, without the connector domain."""
 
