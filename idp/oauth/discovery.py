@@ -6,9 +6,17 @@ from __future__ import annotations
 from .introspection import IdpIntrospectionEndpoint
 from .revocation import IdpRevocationEndpoint
 from .client_auth import ASSERTION_ALGORITHMS
-from .dpop import ALGORITHMS as DPOP_ALGORITHMS
 from .server import GRANTS
-from .supported import ACR_VALUES, CLAIMS, CODE_CHALLENGE_METHODS, ID_TOKEN_ALGORITHMS, PROMPTS, RESPONSE_MODES, SCOPES
+from .supported import (
+    ACR_VALUES,
+    CLAIMS,
+    CODE_CHALLENGE_METHODS,
+    DPOP_ALGORITHMS,
+    ID_TOKEN_ALGORITHMS,
+    PROMPTS,
+    RESPONSE_MODES,
+    SCOPES,
+)
 
 
 def _union(lists) -> list[str]:

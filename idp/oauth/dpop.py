@@ -28,9 +28,8 @@ from .. import clock
 from ..models import UsedDpopProof
 from ..services import single_use
 from ..services.crypto import derive_key, derive_keys, token_hash
+from .supported import DPOP_ALGORITHMS as ALGORITHMS
 
-# Asymmetric algorithms only (section 4.3): a proof shows possession of a private key.
-ALGORITHMS = ["ES256", "ES384", "PS256", "RS256"]
 PROOF_TYPE = "dpop+jwt"
 MAX_PROOF_LENGTH = 8 * 1024
 MAX_JTI_LENGTH = 256

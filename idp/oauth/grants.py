@@ -84,7 +84,11 @@ class AuthorizationCodeGrant(ProofOfPossession, grants.AuthorizationCodeGrant):
         if row is None or row.is_expired() and row.used_at is None:
             return None
         # Before the claim: a request without the code's key is not its client, and spends nothing.
-        dpop.check_code(row, self.request.dpop_jkt)
+        try:
+            dpop.check_code(row, self.request.dpop_jkt)
+        except InvalidGrantError:
+            token_service.report_unproven("authorization_code", row, client.get_client_id(), ip=self.request.client_ip)
+            raise
         if not token_service.claim_code(row):
             token_service.report_reuse("authorization_code", row, client.get_client_id(), ip=self.request.client_ip)
             return None
@@ -112,7 +116,11 @@ class RefreshTokenGrant(ProofOfPossession, grants.RefreshTokenGrant):
                 token_service.report_reuse("refresh_token", row, row.client_id, ip=self.request.client_ip)
             return None
         if row.check_client(self.request.client):
-            dpop.check_refresh(row, self.request.client, self.request.dpop_jkt)
+            try:
+                dpop.check_refresh(row, self.request.client, self.request.dpop_jkt)
+            except InvalidGrantError:
+                token_service.report_unproven("refresh_token", row, row.client_id, ip=self.request.client_ip)
+                raise
         return row
 
     def authenticate_user(self, refresh_token):

@@ -4,6 +4,7 @@ and userinfo and introspection honouring the binding."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 import pytest
 from joserfc.jwk import ECKey, OctKey, RSAKey
@@ -164,24 +165,32 @@ def test_a_confidential_clients_refresh_token_is_not_bound(signed_in, portal, ke
     assert introspect(signed_in.http, portal, bound.get_json()["access_token"])["cnf"] == {"jkt": other.jkt}
 
 
-def test_a_public_clients_refresh_token_is_bound_to_its_key(signed_in, public_app, key):
+def _audit(cli) -> list[dict]:
+    result = cli.invoke(args=["audit", "list", "--json", "--limit", "5"])
+    assert result.exit_code == 0, result.output
+    return json.loads(result.output)
+
+
+def test_a_public_clients_refresh_token_is_bound_to_its_key(cli, signed_in, public_app, key):
     body = _dpop_tokens(signed_in, public_app, key, auth="none")
     data = {"grant_type": "refresh_token", "refresh_token": body["refresh_token"]}
     without = token_request(signed_in.http, public_app, data, "none")
     assert without.status_code == 400 and without.get_json()["error"] == "invalid_grant"
     thief = dpop_token_request(signed_in.http, public_app, data, DPoPKey(), "none")
     assert thief.status_code == 400 and thief.get_json()["error"] == "invalid_grant"
+    assert [e["action"] for e in _audit(cli)[:2]] == ["refresh_token.dpop_refused"] * 2
     # Refused, not spent: the app itself still refreshes, and the new tokens keep the key.
     renewed = dpop_token_request(signed_in.http, public_app, data, key, "none")
     assert renewed.status_code == 200 and renewed.get_json()["token_type"] == "DPoP"
     assert _userinfo(signed_in.http, renewed.get_json()["access_token"], key).status_code == 200
 
 
-def test_a_code_bound_with_dpop_jkt_needs_that_key(signed_in, public_app, key):
+def test_a_code_bound_with_dpop_jkt_needs_that_key(cli, signed_in, public_app, key):
     code = _code(signed_in, public_app, dpop_jkt=key.jkt)
     data = _code_data(signed_in, code)
     plain = token_request(signed_in.http, public_app, data, "none")
     assert plain.status_code == 400 and plain.get_json()["error"] == "invalid_grant"
+    assert _audit(cli)[0]["action"] == "authorization_code.dpop_refused"
     assert dpop_token_request(signed_in.http, public_app, data, DPoPKey(), "none").status_code == 400
     good = dpop_token_request(signed_in.http, public_app, data, key, "none")
     assert good.status_code == 200 and good.get_json()["token_type"] == "DPoP"
