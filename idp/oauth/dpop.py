@@ -186,7 +186,7 @@ def verify(request, *, access_token: str | None = None, nonce_required: bool = F
     except InvalidDPoPProof as err:
         raise refuse(err.description) from None
     except (JoseError, ValueError, TypeError, KeyError):
-        raise refuse("The DPoP proof's signature does not verify.") from None
+        raise refuse("The DPoP proof's signature does not verify, or its claims are no JSON object.") from None
     if not isinstance(claims, dict):
         raise refuse("The DPoP proof has no claims.")
     jti, iat = claims.get("jti"), claims.get("iat")

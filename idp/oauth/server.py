@@ -66,7 +66,8 @@ class BearerProtector(ResourceProtector):
 
     def parse_request_authorization(self, request):
         form = flask_request.form if flask_request.method == "POST" else {}
-        if flask_request.mimetype == "application/x-www-form-urlencoded" and "access_token" in form:
+        # A blank `access_token` field is no token sent.
+        if flask_request.mimetype == "application/x-www-form-urlencoded" and form.get("access_token", "").strip():
             if request.headers.get("Authorization"):
                 raise InvalidRequestError("Send the access token once: in the header or in the body.")
             return self.get_token_validator("bearer"), form["access_token"]

@@ -10,7 +10,7 @@ from urllib.parse import urlencode
 
 from hypothesis import given
 from hypothesis import strategies as st
-from joserfc import jwt
+from joserfc import jws
 from joserfc.jwk import ECKey
 
 from tests.helpers import REDIRECT_URI, basic
@@ -26,8 +26,14 @@ def _b64(value) -> str:
     return base64.urlsafe_b64encode(json.dumps(value).encode()).rstrip(b"=").decode()
 
 
+def _signed_payload(payload: bytes) -> str:
+    """Signed by the key its header carries, as a proof is: whatever the payload."""
+    header = {"typ": "dpop+jwt", "alg": "ES256", "jwk": KEY.as_dict(private=False)}
+    return jws.serialize_compact(header, payload, KEY)
+
+
 def _signed(claims: dict) -> str:
-    return jwt.encode({"typ": "dpop+jwt", "alg": "ES256", "jwk": KEY.as_dict(private=False)}, claims, KEY)
+    return _signed_payload(json.dumps(claims).encode())
 
 
 def _header_safe(value: str) -> str:
@@ -41,7 +47,8 @@ PROOFS = st.one_of(
     # JWS-shaped: any header and payload, a signature that cannot verify.
     st.tuples(st.dictionaries(st.sampled_from(PROOF_HEADERS), JSON_VALUES, max_size=4) | JSON_VALUES,
               JSON_VALUES, st.text(max_size=20)).map(lambda t: f"{_b64(t[0])}.{_b64(t[1])}.{t[2]}"),
-    # Signed by the key in the header: the claims are what is odd.
+    # Signed by the key in the header: the payload or the claims are what is odd.
+    st.one_of(st.binary(max_size=50), JSON_VALUES.map(lambda v: json.dumps(v).encode())).map(_signed_payload),
     st.dictionaries(st.sampled_from(PROOF_CLAIMS), JSON_VALUES | SMALL_VALUES, max_size=7).map(_signed),
     st.builds(lambda jti, iat, htu: _signed({"jti": jti, "htm": "POST", "htu": htu, "iat": iat}),
               st.text(max_size=300), st.integers(), st.sampled_from(["http://idp.test/token", "http://idp.test/par", "x"])),
