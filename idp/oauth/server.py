@@ -89,7 +89,9 @@ class IdpAuthorizationServer(AuthorizationServer):
 
     def generate_token(self, grant_type, client, user=None, scope=None, expires_in=None, include_refresh_token=True,
                        confirmation=None):
-        """Authlib's, passing on what the token confirms (RFC 7800 ``cnf``: a DPoP key)."""
+        """Authlib's, passing on what the token confirms (RFC 7800 ``cnf``: ``{"jkt": ...}`` of a
+        DPoP key, or None): every registered generator takes ``confirmation``, and one that
+        makes self-contained tokens puts it in them."""
         generate = self._token_generators.get(grant_type) or self._token_generators["default"]
         return generate(grant_type=grant_type, client=client, user=user, scope=scope, expires_in=expires_in,
                         include_refresh_token=include_refresh_token, confirmation=confirmation)
