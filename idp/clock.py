@@ -24,6 +24,10 @@ def to_timestamp(value: _dt.datetime) -> int:
     return int(value.replace(tzinfo=_dt.timezone.utc).timestamp())
 
 
+def from_timestamp(value: int) -> _dt.datetime:
+    return _dt.datetime.fromtimestamp(value, _dt.timezone.utc).replace(tzinfo=None)
+
+
 def freeze(value: _dt.datetime | None) -> None:
     """Fix the clock at ``value`` (naive UTC); ``None`` lets it run again."""
     global _frozen

@@ -91,6 +91,24 @@ DEFAULTS: dict = {
     "ACCESS_TOKEN_LIFETIME": 3600,
     "ID_TOKEN_LIFETIME": 3600,
     "REFRESH_TOKEN_LIFETIME": 30 * 24 * 3600,
+    # A public client's refresh tokens (browser and native apps hold them where a thief may
+    # find them): each one expires after PUBLIC_REFRESH_IDLE_LIFETIME without use (a long
+    # weekend), and no refresh of one sign-in reaches beyond PUBLIC_REFRESH_ABSOLUTE_LIFETIME
+    # after it. Confidential clients keep REFRESH_TOKEN_LIFETIME. Seconds.
+    "PUBLIC_REFRESH_IDLE_LIFETIME": 4 * 24 * 3600,
+    "PUBLIC_REFRESH_ABSOLUTE_LIFETIME": 14 * 24 * 3600,
+    # DPoP (RFC 9449). A proof's `iat` may lie this many seconds before or after the server's
+    # clock; its `jti` is remembered (in the database, shared by every instance) as long.
+    "DPOP_PROOF_WINDOW": 120,
+    # The server's DPoP nonces: each is good for this long plus the period before it is
+    # replaced (stateless, a MAC of the period, so every instance accepts every nonce).
+    "DPOP_NONCE_LIFETIME": 300,
+    # Proofs at the token and PAR endpoints must carry a current server nonce (so a proof
+    # made in advance, say by injected script, is useless); userinfo checks a nonce when
+    # one is sent and does not ask for it.
+    "DPOP_NONCE_REQUIRED": True,
+    # A pushed authorization request (RFC 9126) can be used once, within this many seconds.
+    "PAR_LIFETIME": 60,
     "SESSION_LIFETIME": 12 * 3600,
     # A session's "last seen" (the security centre) is written at most this often (seconds),
     # so a browser's requests do not each cost a database write.
@@ -193,6 +211,8 @@ POSITIVE_NUMBERS = (
     "SIGN_IN_CAPTCHA_AFTER_FAILURES", "LOCKOUT_MAX_DURATION", "LOCKOUT_MEMORY", "DEVICE_COOKIE_LIFETIME",
     "CAPTCHA_COST", "CAPTCHA_LIFETIME", "SESSION_SEEN_INTERVAL", "SECURITY_EVENTS_PER_PAGE", "TRIAL_DAYS",
     "BACKCHANNEL_TIMEOUT", "BACKCHANNEL_MAX_ATTEMPTS", "BACKCHANNEL_RETRY_BASE", "BACKCHANNEL_ROUND_SECONDS",
+    "PUBLIC_REFRESH_IDLE_LIFETIME", "PUBLIC_REFRESH_ABSOLUTE_LIFETIME", "DPOP_PROOF_WINDOW", "DPOP_NONCE_LIFETIME",
+    "PAR_LIFETIME",
 )
 
 
@@ -268,8 +288,9 @@ def validate(app) -> None:
     for key in POSITIVE_NUMBERS:
         if isinstance(c[key], bool) or not isinstance(c[key], int) or c[key] <= 0:
             raise ConfigError(f"IDP_{key} must be a positive whole number, got {c[key]!r}")
-    if not isinstance(c["RATELIMIT_ENABLED"], bool):
-        raise ConfigError("IDP_RATELIMIT_ENABLED must be true or false")
+    for key in ("RATELIMIT_ENABLED", "DPOP_NONCE_REQUIRED"):
+        if not isinstance(c[key], bool):
+            raise ConfigError(f"IDP_{key} must be true or false")
     secret = c["SECRET_KEY"]
     if secret and _weak(secret):
         raise ConfigError("IDP_SECRET_KEY must be a random value of at least 32 characters")

@@ -16,7 +16,7 @@ from idp import clock, create_app
 from idp.extensions import db, limiter
 from idp.services import keys
 
-from .helpers import Browser, make_client, make_account
+from .helpers import Browser, make_account, make_client, signed_in_browser
 from .isolation import WORKER, redis_key_prefix, worker_database
 
 TEST_DB = os.environ.get("IDP_TEST_DATABASE_URL")
@@ -100,6 +100,18 @@ def cli(app):
 def portal(app):
     """A first-party confidential client like the bookkeeping portal."""
     return make_client(app, name="Bookkeeping portal", first_party=True)
+
+
+@pytest.fixture
+def public_app(app):
+    """A public client (no secret, PKCE always) like a browser or native app."""
+    return make_client(app, name="Invoicing app", first_party=True, public=True)
+
+
+@pytest.fixture
+def signed_in(browser, portal, person):
+    """A browser after a first sign-in at the portal (the clock frozen at a fixed morning)."""
+    return signed_in_browser(browser, portal, person)
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ import secrets
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 from joserfc import jwt
-from joserfc.jwk import KeySet
+from joserfc.jwk import ECKey, KeySet
 from sqlalchemy import select
 
 from idp import clock
@@ -260,13 +260,13 @@ class Browser:
         return totp.code_for(self.totp_secret, counter)
 
 
-def exchange_code(http, client, code, verifier, redirect_uri=REDIRECT_URI, auth="basic"):
+def exchange_code(http, client, code, verifier, redirect_uri=REDIRECT_URI, auth="basic", headers=None):
     data = {"grant_type": "authorization_code", "code": code, "redirect_uri": redirect_uri, "code_verifier": verifier}
-    return token_request(http, client, data, auth)
+    return token_request(http, client, data, auth, headers)
 
 
-def token_request(http, client, data, auth="basic"):
-    headers = {}
+def token_request(http, client, data, auth="basic", headers=None):
+    headers = dict(headers or {})
     if auth == "basic":
         raw = f"{client['client_id']}:{client.get('client_secret', '')}".encode()
         headers["Authorization"] = "Basic " + base64.b64encode(raw).decode()
@@ -409,3 +409,57 @@ def form_with(browser, action_end: str, **fields) -> dict:
 
 def post_form(browser, form, **fields):
     return browser.post(form["action"], {**form["fields"], **fields})
+
+
+# -- DPoP (RFC 9449) ----------------------------------------------------------------------
+
+
+def b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+class DPoPKey:
+    """A client's DPoP key pair, making proofs as a client library does; every part of a proof
+    can be overridden to make a bad one."""
+
+    def __init__(self, key=None):
+        self.key = key or ECKey.generate_key("P-256")
+        self.nonce = None
+
+    @property
+    def jkt(self) -> str:
+        return self.key.thumbprint()
+
+    def proof(self, method="POST", path="/token", *, access_token=None, nonce="current", header=None, claims=None,
+              sign_with=None) -> str:
+        """A proof for ``method`` ``path`` at the provider; ``nonce="current"`` sends the last
+        nonce the provider gave (none before)."""
+        body = {"jti": secrets.token_urlsafe(16), "htm": method, "htu": ISSUER + path, "iat": clock.timestamp()}
+        if access_token is not None:
+            body["ath"] = b64url(hashlib.sha256(access_token.encode()).digest())
+        nonce = self.nonce if nonce == "current" else nonce
+        if nonce is not None:
+            body["nonce"] = nonce
+        body.update(claims or {})
+        head = {"typ": "dpop+jwt", "alg": "ES256", "jwk": self.key.as_dict(private=False)}
+        head.update(header or {})
+        head = {k: v for k, v in head.items() if v is not None}
+        body = {k: v for k, v in body.items() if v is not None}
+        if head["alg"] == "none":
+            return f"{b64url(json.dumps(head).encode())}.{b64url(json.dumps(body).encode())}."
+        return jwt.encode(head, body, sign_with or self.key, algorithms=[head["alg"]])
+
+    def remember_nonce(self, response) -> None:
+        if response.headers.get("DPoP-Nonce"):
+            self.nonce = response.headers["DPoP-Nonce"]
+
+
+def dpop_token_request(http, client, data, key: DPoPKey, auth="basic"):
+    """A token request with a DPoP proof, as a client library sends it: once more with the
+    provider's nonce when it asks for one (``use_dpop_nonce``)."""
+    response = token_request(http, client, data, auth, {"DPoP": key.proof()})
+    key.remember_nonce(response)
+    if response.status_code == 400 and response.get_json().get("error") == "use_dpop_nonce":
+        response = token_request(http, client, data, auth, {"DPoP": key.proof()})
+        key.remember_nonce(response)
+    return response

@@ -52,13 +52,47 @@ def _localized_names(values) -> dict[str, str]:
     return names
 
 
+def _redirect_uris(option: str, uris, public: bool) -> list[str]:
+    """Web, loopback and (for public clients) private-use redirect URIs (RFC 8252)."""
+    from .. import redirect_uris
+
+    for uri in uris:
+        problem = redirect_uris.problem(uri, public=public)
+        if problem:
+            fail(f"{option} {problem}: {uri!r}")
+    return list(uris)
+
+
+def _origins(allowed_origins, redirect_uris) -> list[str]:
+    """The browser origins that may call the protocol endpoints: the ones given, or else
+    those of the web redirect URIs."""
+    from .. import redirect_uris as uris
+
+    if not allowed_origins:
+        return sorted({o for o in map(uris.web_origin, redirect_uris) if o})
+    origins = []
+    for value in allowed_origins:
+        origin = uris.origin(value)
+        if origin is None:
+            fail(f"--allowed-origin must be an origin such as https://app.example (scheme, host, port; "
+                 f"no path, no wildcard): {value!r}")
+        origins.append(origin)
+    return sorted(set(origins))
+
+
 @clients.command("create")
 @click.option("--name", required=True, help="The name people see (client_name).")
 @click.option("--localized-name", "localized_names", multiple=True, metavar="LANG=NAME",
               help="Repeatable. The name in one language (client_name#LANG), e.g. nl=Boekhoudportaal.")
 @click.option("--client-uri", help="The app's home page, where people go back to it from the provider's pages.")
-@click.option("--redirect-uri", "redirect_uris", multiple=True)
+@click.option("--redirect-uri", "redirect_uris", multiple=True,
+              help="Repeatable. https, loopback (http://127.0.0.1/cb without a port takes any port) or, "
+                   "for --public, a private-use scheme (com.example.app:/cb).")
 @click.option("--post-logout-redirect-uri", "post_logout_uris", multiple=True)
+@click.option("--allowed-origin", "allowed_origins", multiple=True,
+              help="Repeatable. A browser origin whose pages may call /token, /userinfo, /revoke and /par "
+                   "(CORS). Default: the origins of the web redirect URIs.")
+@click.option("--require-par", is_flag=True, help="Accept authorization requests only pushed first (RFC 9126).")
 @click.option("--backchannel-logout-uri")
 @click.option(
     "--grant-type",
@@ -98,12 +132,13 @@ def _localized_names(values) -> dict[str, str]:
 @click.option("--json", "as_json", is_flag=True)
 @with_appcontext
 def clients_create(
-    name, localized_names, client_uri, redirect_uris, post_logout_uris, backchannel_logout_uri, grant_types, scopes,
-    public, first_party, pkce_optional, auth_method, jwks_uri, jwks_file, resource_server, access_token_format, as_json
+    name, localized_names, client_uri, redirect_uris, post_logout_uris, allowed_origins, require_par,
+    backchannel_logout_uri, grant_types, scopes, public, first_party, pkce_optional, auth_method, jwks_uri, jwks_file,
+    resource_server, access_token_format, as_json
 ):
     """Register a client; prints its client_id and (once) its secret."""
     from ..extensions import db
-    from ..models import Client
+    from ..models import Client, ClientOrigin
     from ..oauth.supported import SCOPES
     from ..services import audit
     from ..services.crypto import token_hash
@@ -120,10 +155,9 @@ def clients_create(
     unknown = [s for s in scopes if s not in SCOPES]
     if unknown:
         fail(f"unknown scope {unknown[0]!r}; known: {' '.join(SCOPES)}")
-    for uri in redirect_uris:
-        check_uri(uri, "--redirect-uri")
-    for uri in post_logout_uris:
-        check_uri(uri, "--post-logout-redirect-uri")
+    redirect_uris = _redirect_uris("--redirect-uri", redirect_uris, public)
+    post_logout_uris = _redirect_uris("--post-logout-redirect-uri", post_logout_uris, public)
+    origins = _origins(allowed_origins, redirect_uris)
     if backchannel_logout_uri:
         check_uri(backchannel_logout_uri, "--backchannel-logout-uri")
     if "authorization_code" in grant_types and not redirect_uris:
@@ -154,8 +188,10 @@ def clients_create(
         jwks_uri=jwks_uri,
         client_uri=client_uri or None,
         localized_names=names or None,
+        require_par=require_par,
     )
     db.session.add(client)
+    db.session.add_all(ClientOrigin(client_id=client_id, origin=origin) for origin in origins)
     audit.record("client.created", actor=cli_actor(), subject=client_id, name=name)
     db.session.commit()
     out = {"client_id": client_id}

@@ -44,14 +44,19 @@ class LoginFlow(ForgotPasswordSteps, ResetTwoFactorSteps, FlowMachine):
     LINKED = ForgotPasswordSteps.LINKED | ResetTwoFactorSteps.LINKED
 
     @classmethod
-    def start(cls, authorize_params: dict, *, login_hint: str | None = None, ui_locales: str | None = None):
-        return cls.create(data={"authorize": authorize_params, "login_hint": login_hint, "ui_locales": ui_locales})
+    def start(cls, authorize_params: dict, *, login_hint: str | None = None, ui_locales: str | None = None,
+              pushed: bool = False):
+        """A sign-in for an authorization request; ``pushed``: its parameters came over the back
+        channel (PAR) and go back to the authorization with the flow, never in a URL."""
+        return cls.create(data={"authorize": authorize_params, "login_hint": login_hint, "ui_locales": ui_locales,
+                                "pushed": pushed})
 
     @classmethod
-    def for_consent(cls, account: Account, sid: str, authorize_params: dict, ui_locales: str | None = None):
+    def for_consent(cls, account: Account, sid: str, authorize_params: dict, ui_locales: str | None = None,
+                    pushed: bool = False):
         """Consent in a session that exists already (no sign-in happens in this flow)."""
         return cls.create(state="consent", account_id=account.id,
-                          data={"authorize": authorize_params, "ui_locales": ui_locales, "sid": sid})
+                          data={"authorize": authorize_params, "ui_locales": ui_locales, "sid": sid, "pushed": pushed})
 
     # -- helpers -------------------------------------------------------------
 

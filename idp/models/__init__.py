@@ -8,7 +8,20 @@ from .audit import AuditEvent
 from .captcha import UsedCaptcha
 from .flows import EmailCode, Flow
 from .lockouts import SignInSource
-from .oauth import AuthorizationCode, Client, Consent, Grant, RevokedToken, SsoSession, SigningKey, Token, UsedClientAssertion
+from .oauth import (
+    AuthorizationCode,
+    Client,
+    ClientOrigin,
+    Consent,
+    Grant,
+    PushedAuthorizationRequest,
+    RevokedToken,
+    SigningKey,
+    SsoSession,
+    Token,
+    UsedClientAssertion,
+    UsedDpopProof,
+)
 from .outbox import OutboxLogout, OutboxMail
 
 # The trigram indexes (base.substring_index) need PostgreSQL's pg_trgm, also where tests create
@@ -24,6 +37,7 @@ __all__ = [
     "FirmClient",
     "Invitation",
     "Client",
+    "ClientOrigin",
     "Consent",
     "EmailCode",
     "Flow",
@@ -31,6 +45,7 @@ __all__ = [
     "Membership",
     "OutboxLogout",
     "OutboxMail",
+    "PushedAuthorizationRequest",
     "RevokedToken",
     "SsoSession",
     "SignInSource",
@@ -38,4 +53,5 @@ __all__ = [
     "Token",
     "UsedCaptcha",
     "UsedClientAssertion",
+    "UsedDpopProof",
 ]

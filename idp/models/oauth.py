@@ -11,7 +11,7 @@ from authlib.oidc.core import AuthorizationCodeMixin
 from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from .. import clock
+from .. import clock, redirect_uris
 from ..extensions import db
 from .accounts import Account, ConnectorUser
 from .base import created_at, new_id, token_hash
@@ -62,6 +62,8 @@ class Client(db.Model, ClientMixin):
     localized_names: Mapped[dict | None] = mapped_column(JSON)
     # "opaque" (a random string to introspect) or "jwt" (RFC 9068, readable by the resource server).
     access_token_format: Mapped[str] = mapped_column(String(10), default="opaque", nullable=False)
+    # Authorization requests only by reference to a pushed request (RFC 9126).
+    require_par: Mapped[bool] = mapped_column(Boolean, default=False, nullable=False)
     created_at: Mapped[dt.datetime] = created_at()
 
     @property
@@ -92,6 +94,7 @@ class Client(db.Model, ClientMixin):
         return {
             "post_logout_redirect_uris": list(self.post_logout_redirect_uris),
             "backchannel_logout_uri": self.backchannel_logout_uri,
+            "require_pushed_authorization_requests": self.require_par,
         }
 
     def get_client_id(self):
@@ -110,7 +113,10 @@ class Client(db.Model, ClientMixin):
         return " ".join(s for s in scope_to_list(scope) if s in allowed)
 
     def check_redirect_uri(self, redirect_uri):
-        return redirect_uri in self.redirect_uris
+        return redirect_uris.registered(self.redirect_uris, redirect_uri)
+
+    def check_post_logout_redirect_uri(self, uri) -> bool:
+        return redirect_uris.registered(self.post_logout_redirect_uris, uri)
 
     def check_client_secret(self, client_secret):
         if not self.secret_hash or not isinstance(client_secret, str):
@@ -122,9 +128,10 @@ class Client(db.Model, ClientMixin):
         return self.token_endpoint_auth_method.split()
 
     def check_endpoint_auth_method(self, method, endpoint):
-        """The registered method, at every endpoint; public clients may revoke, not introspect."""
+        """The registered method, at every endpoint; public clients may push authorization
+        requests and revoke, not introspect."""
         if self.is_public:
-            return method == "none" and endpoint in ("token", "revocation")
+            return method == "none" and endpoint in ("token", "revocation", "pushed_authorization")
         return method in self.auth_methods
 
     def check_response_type(self, response_type):
@@ -132,6 +139,17 @@ class Client(db.Model, ClientMixin):
 
     def check_grant_type(self, grant_type):
         return grant_type in self.grant_types
+
+
+class ClientOrigin(db.Model):
+    """An origin (``scheme://host[:port]``) whose pages may call the protocol endpoints for a
+    client (CORS): a browser app's. Registered with the client, by default the origins of
+    its web redirect URIs."""
+
+    __tablename__ = "client_origins"
+
+    client_id: Mapped[str] = mapped_column(ForeignKey("clients.id", ondelete="CASCADE"), primary_key=True)
+    origin: Mapped[str] = mapped_column(String(300), primary_key=True, index=True)
 
 
 class SsoSession(db.Model):
@@ -200,6 +218,8 @@ class AuthorizationCode(db.Model, AuthorizationCodeMixin):
     amr: Mapped[list] = mapped_column(JSON, default=list, nullable=False)
     code_challenge: Mapped[str | None] = mapped_column(String(128))
     code_challenge_method: Mapped[str | None] = mapped_column(String(10))
+    # RFC 9449 section 10: only a DPoP proof with the key of this thumbprint redeems the code.
+    dpop_jkt: Mapped[str | None] = mapped_column(String(43))
     created_at: Mapped[dt.datetime] = created_at()
     expires_at: Mapped[dt.datetime] = mapped_column(DateTime, nullable=False)
     # Kept after use: a second redemption is detected and revokes what the first issued.
@@ -232,7 +252,10 @@ class AuthorizationCode(db.Model, AuthorizationCodeMixin):
 
 class IssuedToken(TokenMixin):
     """What every access token tells Authlib, stored or self-contained: its client, scope
-    and lifetime (from ``client_id``, ``scope``, ``issued_at`` and ``expires_in``)."""
+    and lifetime (from ``client_id``, ``scope``, ``issued_at`` and ``expires_in``), and the
+    DPoP key it is bound to (``dpop_jkt``, the key's RFC 7638 thumbprint; None for a bearer token)."""
+
+    dpop_jkt = None
 
     def check_client(self, client):
         return self.client_id == client.get_client_id()
@@ -279,6 +302,9 @@ class Token(db.Model, IssuedToken):
     revoked_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
     # The access token alone ended (its sign-in session ended); an offline refresh token lives on.
     access_revoked_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    # Bound with DPoP (RFC 9449): the access token is used only with proofs of this key, and
+    # so is the refresh token of a public client.
+    dpop_jkt: Mapped[str | None] = mapped_column(String(43))
 
     client: Mapped[Client] = relationship(lazy="joined")
     account: Mapped[Account | None] = relationship(lazy="joined")
@@ -343,6 +369,31 @@ class UsedClientAssertion(db.Model):
     # SHA-256 of the client id and the assertion's jti.
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     expires_at: Mapped[dt.datetime] = mapped_column(DateTime, nullable=False, index=True)
+
+
+class UsedDpopProof(db.Model):
+    """A DPoP proof seen, remembered while its `iat` is within the accepted window: its
+    `jti` may not come back with the same key."""
+
+    __tablename__ = "used_dpop_proofs"
+
+    # SHA-256 of the key's thumbprint and the proof's jti.
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    expires_at: Mapped[dt.datetime] = mapped_column(DateTime, nullable=False, index=True)
+
+
+class PushedAuthorizationRequest(db.Model):
+    """An authorization request a client pushed (RFC 9126), until its request_uri is used
+    once or expires. Any instance redeems it."""
+
+    __tablename__ = "pushed_authorization_requests"
+
+    # SHA-256 of the request_uri handed to the client.
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    client_id: Mapped[str] = mapped_column(ForeignKey("clients.id", ondelete="CASCADE"), nullable=False)
+    params: Mapped[dict] = mapped_column(JSON, nullable=False)
+    expires_at: Mapped[dt.datetime] = mapped_column(DateTime, nullable=False, index=True)
+    used_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
 
 
 class RevokedToken(db.Model):

@@ -14,6 +14,7 @@ from joserfc import jwt
 from joserfc.errors import JoseError
 
 from ..services import keys
+from . import dpop
 from .supported import ACR_VALUES, ID_TOKEN_ALGORITHMS, NONCE_MAX_LENGTH, PROMPTS_ACCEPTED, RESPONSE_MODES
 
 
@@ -46,7 +47,9 @@ def response_mode_of(params: dict) -> str:
 
 def check_request_object(req: AuthorizationRequest) -> None:
     """Request objects (OpenID Connect Core section 6) are not supported, and discovery says
-    so; one is refused rather than ignored, since its parameters would override the query's."""
+    so; one is refused rather than ignored, since its parameters would override the query's.
+    A request_uri of a pushed request (RFC 9126) was replaced by its parameters before the
+    checks; any other is a request object by reference."""
     if "request" in req.params:
         raise req.error(RequestNotSupportedError, "Request objects ('request') are not supported.")
     if "request_uri" in req.params:
@@ -136,7 +139,14 @@ def check_id_token_hint(req: AuthorizationRequest) -> None:
     req.hint_sub = token.claims["sub"]
 
 
-CHECKS = [check_request_object, check_claims, check_response_mode, check_nonce, check_prompt, check_max_age, check_id_token_hint]
+def check_dpop_jkt(req: AuthorizationRequest) -> None:
+    """RFC 9449 section 10: the key the code will be bound to, by its thumbprint."""
+    if "dpop_jkt" in req.params and not dpop.valid_jkt(req.params["dpop_jkt"]):
+        raise req.error(InvalidRequestError, "Invalid 'dpop_jkt': the base64url SHA-256 thumbprint of a key.")
+
+
+CHECKS = [check_request_object, check_claims, check_response_mode, check_nonce, check_prompt, check_max_age,
+          check_id_token_hint, check_dpop_jkt]
 
 
 def run(params: dict, grant) -> AuthorizationRequest:

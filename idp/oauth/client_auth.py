@@ -4,7 +4,6 @@ authentications throttled per client in Flask-Limiter's storage, and private_key
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import logging
 import time
@@ -18,12 +17,10 @@ from flask import request as flask_request
 from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
-from sqlalchemy.exc import IntegrityError
 
 from .. import clock
-from ..extensions import db
 from ..models import UsedClientAssertion
-from ..services import throttles
+from ..services import single_use, throttles
 from ..services.crypto import token_hash
 
 log = logging.getLogger(__name__)
@@ -62,7 +59,9 @@ def _methods_presented(request) -> list[str]:
     return presented
 
 
-def _client_id(request) -> str | None:
+def claimed_client_id(request) -> str | None:
+    """The client a request to a client-authenticated endpoint says it comes from (before
+    it is authenticated): the Basic user or the form's client_id."""
     client_id, _ = extract_basic_authorization(request.headers)
     client_id = client_id or request.form.get("client_id")
     return client_id if isinstance(client_id, str) and 0 < len(client_id) <= 64 else None
@@ -81,7 +80,7 @@ def authenticate(authenticate_client, request, methods, endpoint):
     than one method or comes for a throttled client; its failures are counted."""
     if len(_methods_presented(request)) > 1:
         raise InvalidRequestError("Use one client authentication method per request.")
-    client_id = _client_id(request)
+    client_id = claimed_client_id(request)
     limits = _limits(client_id, _address(request)) if client_id else []
     if any(throttles.exhausted(NAMESPACE, key, setting, fail_open=True) for key, setting in limits):
         raise ClientAuthenticationThrottled()
@@ -136,16 +135,7 @@ def remember_assertion(client_id: str, jti, exp) -> bool:
         return False
     if exp > clock.timestamp() + ASSERTION_MAX_LIFETIME:
         raise InvalidClientError(description="The client assertion claims to live too long.")
-    key = token_hash(f"{client_id}\x00{jti}")
-    if db.session.get(UsedClientAssertion, key) is not None:
-        return False
-    db.session.add(UsedClientAssertion(id=key, expires_at=dt.datetime.fromtimestamp(exp, dt.timezone.utc).replace(tzinfo=None)))
-    try:
-        db.session.commit()
-    except IntegrityError:
-        db.session.rollback()
-        return False
-    return True
+    return single_use.first_use(UsedClientAssertion, token_hash(f"{client_id}\x00{jti}"), clock.from_timestamp(exp))
 
 
 class PrivateKeyJWT(JWTBearerClientAssertion):

@@ -1,11 +1,13 @@
-"""Looking up clients, through a short per-process cache."""
+"""Looking up clients, through a short per-process cache, and the browser origins registered for them."""
 
 from __future__ import annotations
 
 import time
 
+from sqlalchemy import select
+
 from ..extensions import db
-from ..models import Client
+from ..models import Client, ClientOrigin
 
 # Every token request authenticates a client, and clients change rarely; a few seconds
 # bound how long a changed or deleted client may still be served from memory.
@@ -30,3 +32,13 @@ def query_client(client_id) -> Client | None:
         _cache.clear()
     _cache[client_id] = (now + CACHE_SECONDS, client)
     return client
+
+
+def origin_allowed(client_id: str, origin: str) -> bool:
+    """Whether pages of ``origin`` may call the protocol endpoints for this client."""
+    return db.session.get(ClientOrigin, (client_id, origin)) is not None
+
+
+def origin_registered(origin: str) -> bool:
+    """Whether ``origin`` is registered for any client."""
+    return db.session.scalar(select(ClientOrigin.client_id).where(ClientOrigin.origin == origin).limit(1)) is not None

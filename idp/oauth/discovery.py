@@ -7,7 +7,16 @@ from .introspection import IdpIntrospectionEndpoint
 from .revocation import IdpRevocationEndpoint
 from .client_auth import ASSERTION_ALGORITHMS
 from .server import GRANTS
-from .supported import ACR_VALUES, CLAIMS, CODE_CHALLENGE_METHODS, ID_TOKEN_ALGORITHMS, PROMPTS, RESPONSE_MODES, SCOPES
+from .supported import (
+    ACR_VALUES,
+    CLAIMS,
+    CODE_CHALLENGE_METHODS,
+    DPOP_ALGORITHMS,
+    ID_TOKEN_ALGORITHMS,
+    PROMPTS,
+    RESPONSE_MODES,
+    SCOPES,
+)
 
 
 def _union(lists) -> list[str]:
@@ -27,6 +36,7 @@ def metadata(issuer: str, languages: list[str]) -> dict:
         "introspection_endpoint": issuer + "/introspect",
         "revocation_endpoint": issuer + "/revoke",
         "end_session_endpoint": issuer + "/logout",
+        "pushed_authorization_request_endpoint": issuer + "/par",
         "scopes_supported": SCOPES,
         "response_types_supported": _union(sorted(getattr(grant, "RESPONSE_TYPES", ())) for grant, _ in GRANTS),
         "response_modes_supported": RESPONSE_MODES,
@@ -43,6 +53,9 @@ def metadata(issuer: str, languages: list[str]) -> dict:
         "claims_parameter_supported": True,
         "request_parameter_supported": False,
         "request_uri_parameter_supported": False,
+        # A client may be registered to require PAR; the server does not require it of all.
+        "require_pushed_authorization_requests": False,
+        "dpop_signing_alg_values_supported": DPOP_ALGORITHMS,
         "ui_locales_supported": languages,
         "prompt_values_supported": PROMPTS,
         "authorization_response_iss_parameter_supported": True,

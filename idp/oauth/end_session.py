@@ -18,3 +18,7 @@ class IdpEndSessionEndpoint(EndSessionEndpoint):
 
     def end_session(self, end_session_request):
         pass
+
+    def _is_valid_post_logout_redirect_uri(self, client, post_logout_redirect_uri):
+        # As redirect URIs: a native app's loopback URI registered without a port takes any.
+        return client.check_post_logout_redirect_uri(post_logout_redirect_uri)

@@ -15,7 +15,7 @@ from ..extensions import db
 from ..models import AuthorizationCode, Grant
 from ..services import connectors, tokens as token_service
 from ..services.crypto import token_hash
-from . import jwt_access_tokens, tokens
+from . import dpop, jwt_access_tokens, tokens
 from .supported import ANY_AUTH_METHODS, CONFIDENTIAL_AUTH_METHODS
 
 
@@ -24,13 +24,25 @@ def _usable(account):
 
 
 class IssuesAccessTokens:
-    """Access tokens in the format the client registered: opaque (the registered generator,
-    tokens.generate_bearer_token), or a JWT (RFC 9068) made here, where the request tells
-    the sign-in behind the token (its code, or the refresh token's family)."""
+    """What every token grant adds to Authlib's. A DPoP proof is checked right after the
+    client authenticated, before a code or refresh token is looked at (so a proof refused
+    for its nonce spends nothing and can be sent again), and the tokens issued are bound to
+    its key: the token generator gets the confirmation, ``save_token`` the thumbprint. The
+    access token comes in the format the client registered: opaque (the generator), or a
+    JWT (RFC 9068) made here, where the request tells the sign-in behind the token (its
+    code, or the refresh token's family) and the key it is bound to."""
+
+    def authenticate_token_endpoint_client(self):
+        client = super().authenticate_token_endpoint_client()
+        self.request.dpop_jkt = dpop.at_authorization_server(self.request)
+        return client
 
     def generate_token(self, user=None, scope=None, grant_type=None, expires_in=None, include_refresh_token=True):
-        token = super().generate_token(user=user, scope=scope, grant_type=grant_type, expires_in=expires_in,
-                                       include_refresh_token=include_refresh_token)
+        token = self.server.generate_token(
+            grant_type=grant_type or self.GRANT_TYPE, client=self.request.client, user=user, scope=scope,
+            expires_in=expires_in, include_refresh_token=include_refresh_token,
+            confirmation=dpop.confirmation(self.request.dpop_jkt),
+        )
         if self.request.client.access_token_format == "jwt":
             token["access_token"] = jwt_access_tokens.encode(tokens.access_token_facts(self.request, user, token))
         return token
@@ -61,6 +73,7 @@ class AuthorizationCodeGrant(IssuesAccessTokens, grants.AuthorizationCodeGrant):
             amr=list(sso.amr),
             code_challenge=data.get("code_challenge"),
             code_challenge_method=data.get("code_challenge_method"),
+            dpop_jkt=data.get("dpop_jkt"),
             expires_at=clock.now() + dt.timedelta(seconds=current_app.config["AUTHORIZATION_CODE_LIFETIME"]),
         )
         db.session.add(row)
@@ -80,6 +93,12 @@ class AuthorizationCodeGrant(IssuesAccessTokens, grants.AuthorizationCodeGrant):
             # The person withdrew the app's access after the code was issued (read before the
             # claim: a racing replay's revocation must not cost the first redemption its answer).
             return None
+        # Before the claim: a request without the code's key is not its client, and spends nothing.
+        try:
+            dpop.check_code(row, self.request.dpop_jkt)
+        except InvalidGrantError:
+            token_service.report_unproven("authorization_code", row, client.get_client_id(), ip=self.request.client_ip)
+            raise
         if not token_service.claim_code(row):
             token_service.report_reuse("authorization_code", row, client.get_client_id(), ip=self.request.client_ip)
             return None
@@ -106,6 +125,12 @@ class RefreshTokenGrant(IssuesAccessTokens, grants.RefreshTokenGrant):
                 # A rotated-away refresh token came back: someone holds a copy.
                 token_service.report_reuse("refresh_token", row, row.client_id, ip=self.request.client_ip)
             return None
+        if row.check_client(self.request.client):
+            try:
+                dpop.check_refresh(row, self.request.client, self.request.dpop_jkt)
+            except InvalidGrantError:
+                token_service.report_unproven("refresh_token", row, row.client_id, ip=self.request.client_ip)
+                raise
         return row
 
     def authenticate_user(self, refresh_token):

@@ -8,7 +8,7 @@ from authlib.oauth2.rfc7662 import IntrospectionEndpoint
 from flask import current_app
 
 from .. import clock
-from . import tokens
+from . import dpop, tokens
 from .supported import CONFIDENTIAL_AUTH_METHODS
 
 
@@ -54,12 +54,15 @@ class IdpIntrospectionEndpoint(IntrospectionEndpoint):
         payload = {
             "active": True,
             "client_id": token.client_id,
-            "token_type": "Bearer" if kind == "access_token" else "refresh_token",
+            "token_type": "refresh_token",
             "scope": token.scope,
             "iat": clock.to_timestamp(token.issued_at),
             "exp": clock.to_timestamp(expires_at),
             "iss": current_app.config["ISSUER"],
         }
+        if kind == "access_token":
+            # A bound token's key, for the resource server to check the proof against.
+            payload.update(dpop.introspection(token))
         if token.account is not None:
             payload["sub"] = token.account.id
             payload["aud"] = token.client_id

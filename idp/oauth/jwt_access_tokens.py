@@ -20,8 +20,7 @@ ALGORITHM = ID_TOKEN_ALGORITHMS[0]
 
 @dataclass(frozen=True)
 class AccessTokenFacts:
-    """What is known about an access token when it is issued: all that its JWT says.
-    A sender constraint (a key's thumbprint) belongs here too, and in ``claims``."""
+    """What is known about an access token when it is issued: all that its JWT says."""
 
     client_id: str
     # A person's sub, a connector user's username, or (client credentials) the client's own id.
@@ -34,6 +33,8 @@ class AccessTokenFacts:
     amr: tuple[str, ...] = ()
     # A connector user's administration (the claim its introspection shows too).
     administration: str | None = None
+    # The thumbprint of the DPoP key the token is bound to (RFC 9449 section 6.1), if any.
+    jkt: str | None = None
     jti: str = field(default_factory=lambda: secrets.token_urlsafe(16))
 
 
@@ -59,6 +60,8 @@ def claims(facts: AccessTokenFacts, issuer: str) -> dict:
             result["acr"] = acr
     if facts.administration is not None:
         result["administration"] = facts.administration
+    if facts.jkt is not None:
+        result["cnf"] = {"jkt": facts.jkt}
     return result
 
 

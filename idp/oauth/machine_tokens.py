@@ -5,7 +5,6 @@ Revoking one records its hash until it would expire."""
 from __future__ import annotations
 
 import base64
-import datetime as dt
 import hashlib
 import hmac
 import json
@@ -39,9 +38,12 @@ def _mac(body: str, key: bytes | None = None) -> str:
     return _b64(hmac.new(key or derive_key(MAC_PURPOSE), body.encode(), hashlib.sha256).digest())
 
 
-def issue(client_id: str, scope: str, expires_in: int) -> str:
+def issue(client_id: str, scope: str, expires_in: int, confirmation: dict | None = None) -> str:
+    """A token for ``client_id``; with ``confirmation`` (``{"jkt": ...}``) bound to that DPoP key."""
     now = clock.timestamp()
     payload = {"c": client_id, "s": scope, "i": now, "e": now + expires_in, "j": secrets.token_urlsafe(16)}
+    if confirmation:
+        payload["k"] = confirmation["jkt"]
     body = PREFIX + _b64(json.dumps(payload, separators=(",", ":")).encode())
     return body + "." + _mac(body)
 
@@ -58,8 +60,9 @@ class MachineToken(IssuedToken):
         self.value = value
         self.client_id = payload["c"]
         self.scope = payload["s"]
-        self.issued_at = dt.datetime.fromtimestamp(payload["i"], dt.timezone.utc).replace(tzinfo=None)
+        self.issued_at = clock.from_timestamp(payload["i"])
         self.expires_in = payload["e"] - payload["i"]
+        self.dpop_jkt = payload.get("k")
         self.revoked = False
 
     @property
@@ -102,7 +105,7 @@ def verify_jwt(value: str) -> MachineToken | None:
         return None
     try:
         token = MachineToken(value, {"c": claims["client_id"], "s": claims.get("scope", ""), "i": claims["iat"],
-                                     "e": claims["exp"]})
+                                     "e": claims["exp"], "k": (claims.get("cnf") or {}).get("jkt")})
     except (ValueError, KeyError, TypeError, OverflowError):
         return None
     return _mind_revocation(token)

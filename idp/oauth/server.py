@@ -7,11 +7,12 @@ from authlib.integrations.flask_oauth2 import AuthorizationServer, ResourceProte
 from authlib.integrations.flask_oauth2.requests import FlaskOAuth2Request
 from authlib.oauth2.rfc6749.errors import InvalidRequestError, UnsupportedResponseTypeError
 from authlib.oauth2.rfc6749.grants import AuthorizationEndpointMixin, BaseGrant
+from authlib.oauth2.rfc6749.requests import BasicOAuth2Payload
 from authlib.oauth2.rfc9207 import IssuerParameter
 from flask import current_app
 from flask import request as flask_request
 
-from . import client_auth, tokens
+from . import client_auth, par, tokens
 from .clients import query_client
 from .end_session import IdpEndSessionEndpoint
 from .grants import AuthorizationCodeGrant, ClientCredentialsGrant, ConnectorPasswordGrant, RefreshTokenGrant
@@ -65,7 +66,8 @@ class BearerProtector(ResourceProtector):
 
     def parse_request_authorization(self, request):
         form = flask_request.form if flask_request.method == "POST" else {}
-        if flask_request.mimetype == "application/x-www-form-urlencoded" and "access_token" in form:
+        # A blank `access_token` field is no token sent.
+        if flask_request.mimetype == "application/x-www-form-urlencoded" and form.get("access_token", "").strip():
             if request.headers.get("Authorization"):
                 raise InvalidRequestError("Send the access token once: in the header or in the body.")
             return self.get_token_validator("bearer"), form["access_token"]
@@ -75,10 +77,24 @@ class BearerProtector(ResourceProtector):
 class IdpAuthorizationServer(AuthorizationServer):
     def create_oauth2_request(self, request):
         # The client's address travels with Authlib's request, for the grants to hand to
-        # the services that count failures and report reuse.
+        # the services that count failures and report reuse; so does the key of its DPoP
+        # proof, once checked. Parameters pushed earlier (PAR) replace the URL's.
         oauth2_request = FlaskOAuth2Request(flask_request)
         oauth2_request.client_ip = flask_request.remote_addr
+        oauth2_request.dpop_jkt = None
+        oauth2_request.pushed = isinstance(request, par.Pushed)
+        if oauth2_request.pushed:
+            oauth2_request.payload = BasicOAuth2Payload(dict(request))
         return oauth2_request
+
+    def generate_token(self, grant_type, client, user=None, scope=None, expires_in=None, include_refresh_token=True,
+                       confirmation=None):
+        """Authlib's, passing on what the token confirms (RFC 7800 ``cnf``: ``{"jkt": ...}`` of a
+        DPoP key, or None): every registered generator takes ``confirmation``, and one that
+        makes self-contained tokens puts it in them."""
+        generate = self._token_generators.get(grant_type) or self._token_generators["default"]
+        return generate(grant_type=grant_type, client=client, user=user, scope=scope, expires_in=expires_in,
+                        include_refresh_token=include_refresh_token, confirmation=confirmation)
 
     def authenticate_client(self, request, methods, endpoint="token"):
         return client_auth.authenticate(super().authenticate_client, request, methods, endpoint)
@@ -103,7 +119,7 @@ GRANTS = [
     (ClientCredentialsGrant, list),
     (ConnectorPasswordGrant, list),
 ]
-ENDPOINTS = [IdpIntrospectionEndpoint, IdpRevocationEndpoint, IdpEndSessionEndpoint]
+ENDPOINTS = [IdpIntrospectionEndpoint, IdpRevocationEndpoint, IdpEndSessionEndpoint, par.PushedAuthorizationEndpoint]
 
 authorization = IdpAuthorizationServer()
 require_oauth = BearerProtector()
@@ -122,4 +138,6 @@ def init_oauth(app) -> None:
             authorization.register_endpoint(endpoint)
         authorization.register_endpoint(IdpUserInfoEndpoint(resource_protector=require_oauth))
         authorization.register_extension(Issuer())
+        authorization.register_extension(par.PushedRequests())
         require_oauth.register_token_validator(tokens.TokenValidator())
+        require_oauth.register_token_validator(tokens.DPoPTokenValidator())

@@ -16,6 +16,8 @@ PROMPTS = ["consent", "login", "none"]
 PROMPTS_ACCEPTED = frozenset(PROMPTS) | {"select_account"}
 CODE_CHALLENGE_METHODS = ["S256"]
 ID_TOKEN_ALGORITHMS = ["RS256"]
+# DPoP proofs (RFC 9449): asymmetric algorithms only, a proof shows possession of a private key.
+DPOP_ALGORITHMS = ["ES256", "ES384", "PS256", "RS256"]
 
 SECRET_AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
 CONFIDENTIAL_AUTH_METHODS = SECRET_AUTH_METHODS + ["private_key_jwt"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 from authlib.common.security import generate_token
-from authlib.oauth2.rfc6750 import BearerTokenValidator
+from authlib.oauth2.rfc6750 import BearerTokenValidator, InsufficientScopeError
 from flask import current_app
 from sqlalchemy import select
 
@@ -14,7 +14,7 @@ from ..extensions import db
 from ..models import Account, AuthorizationCode, ConnectorUser, Grant, Token
 from ..services import tokens as token_service
 from ..services.crypto import token_hash
-from . import machine_tokens
+from . import dpop, machine_tokens
 from .jwt_access_tokens import AccessTokenFacts
 from .supported import PERSONAL_SCOPES
 
@@ -22,23 +22,25 @@ from .supported import PERSONAL_SCOPES
 MAX_ACCESS_TOKEN_LENGTH = 4096
 
 
-def generate_bearer_token(grant_type, client, user=None, scope=None, expires_in=None, include_refresh_token=True):
+def generate_bearer_token(grant_type, client, user=None, scope=None, expires_in=None, include_refresh_token=True,
+                          confirmation=None):
     """Authlib's token generator. People's tokens are opaque 256-bit values, with a refresh
     token where the client may refresh and `offline_access` was granted. Machine tokens
     (client credentials, connector users) carry no person's scopes and no refresh token;
-    client-credentials tokens are self-contained. A client registered for JWT access tokens
-    gets its access token replaced by the grant, which knows the sign-in behind it
-    (grants.IssuesAccessTokens)."""
+    client-credentials tokens are self-contained. ``confirmation`` (RFC 7800 ``cnf``, from
+    a DPoP proof: ``{"jkt": ...}``) makes a DPoP-bound token; a self-contained token
+    carries it. A client registered for JWT access tokens gets its access token replaced by
+    the grant, which knows the sign-in behind it (grants.IssuesAccessTokens)."""
     expires_in = expires_in or current_app.config["ACCESS_TOKEN_LIFETIME"]
     machine = grant_type in ("client_credentials", "password")
     scope = client.get_allowed_scope(scope)
     if machine:
         scope = " ".join(s for s in (scope or "").split() if s not in PERSONAL_SCOPES)
     if grant_type == "client_credentials":
-        access_token = machine_tokens.issue(client.get_client_id(), scope, expires_in)
+        access_token = machine_tokens.issue(client.get_client_id(), scope, expires_in, confirmation)
     else:
         access_token = generate_token(43)
-    token = {"token_type": "Bearer", "access_token": access_token, "expires_in": expires_in}
+    token = {"token_type": "DPoP" if confirmation else "Bearer", "access_token": access_token, "expires_in": expires_in}
     if scope:
         token["scope"] = scope
     if machine or not include_refresh_token or not client.check_grant_type("refresh_token"):
@@ -50,10 +52,12 @@ def generate_bearer_token(grant_type, client, user=None, scope=None, expires_in=
 
 def access_token_facts(request, user, token: dict) -> AccessTokenFacts:
     """What the token response's access token stands for: its client, subject, scope and
-    lifetime, and the sign-in behind it (the code's, or the family's on a refresh)."""
+    lifetime, the sign-in behind it (the code's, or the family's on a refresh), and the DPoP
+    key it is bound to."""
     client_id = request.client.get_client_id()
     facts = {"client_id": client_id, "subject": client_id, "scope": token.get("scope", ""),
-             "issued_at": clock.timestamp(), "expires_in": int(token["expires_in"])}
+             "issued_at": clock.timestamp(), "expires_in": int(token["expires_in"]),
+             "jkt": getattr(request, "dpop_jkt", None)}
     code: AuthorizationCode | None = getattr(request, "authorization_code", None)
     previous: Token | None = getattr(request, "refresh_token", None)
     if isinstance(user, Account):
@@ -69,9 +73,21 @@ def access_token_facts(request, user, token: dict) -> AccessTokenFacts:
     return AccessTokenFacts(**facts)
 
 
+def _refresh_expiry(client, grant: Grant, now: dt.datetime) -> dt.datetime:
+    """A public client's refresh token lives REFRESH idle time, and never beyond the absolute
+    lifetime counted from the sign-in its family started with; a confidential client's lives
+    REFRESH_TOKEN_LIFETIME."""
+    config = current_app.config
+    if not client.is_public:
+        return now + dt.timedelta(seconds=config["REFRESH_TOKEN_LIFETIME"])
+    started = grant.created_at or now
+    return min(now + dt.timedelta(seconds=config["PUBLIC_REFRESH_IDLE_LIFETIME"]),
+               started + dt.timedelta(seconds=config["PUBLIC_REFRESH_ABSOLUTE_LIFETIME"]))
+
+
 def save_token(token: dict, request) -> Token:
-    """Store a fresh token (hashes only). Codes start a family; refreshes continue it.
-    Client-credentials tokens are self-contained and need no row."""
+    """Store a fresh token (hashes only), with the DPoP key it is bound to. Codes start a
+    family; refreshes continue it. Client-credentials tokens are self-contained and need no row."""
     if request.payload.grant_type == "client_credentials":
         return None
     now = clock.now()
@@ -87,9 +103,8 @@ def save_token(token: dict, request) -> Token:
         scope=token.get("scope", ""),
         issued_at=now,
         expires_in=int(token["expires_in"]),
+        dpop_jkt=getattr(request, "dpop_jkt", None),
     )
-    if row.refresh_token_hash:
-        row.refresh_expires_at = now + dt.timedelta(seconds=current_app.config["REFRESH_TOKEN_LIFETIME"])
     if code is not None:
         row.grant_id = code.grant_id
         row.session_id = code.session_id
@@ -107,6 +122,9 @@ def save_token(token: dict, request) -> Token:
     else:
         # A connector user's token: a family of one, with a grant to revoke it by.
         row.grant = Grant(client_id=row.client_id, account_id=row.account_id)
+    if row.refresh_token_hash:
+        family = code.grant if code is not None else previous.grant
+        row.refresh_expires_at = _refresh_expiry(request.client, family, now)
     db.session.add(row)
     return row
 
@@ -122,6 +140,16 @@ def find_access_token(value: str) -> Token | machine_tokens.MachineToken | None:
     if row is None and value.startswith(machine_tokens.JWT_PREFIX):
         return machine_tokens.verify_jwt(value)
     return row
+
+
+def presented_client_id(request) -> str | None:
+    """The client of the access token a resource request presents (in the Authorization
+    header with either scheme, or in a form body), without judging the token."""
+    scheme, _, value = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() not in ("bearer", "dpop"):
+        value = request.form.get("access_token", "") if request.method == "POST" else ""
+    token = find_access_token(value.strip())
+    return token.client_id if token is not None else None
 
 
 def find_refresh_token(value: str) -> Token | None:
@@ -144,5 +172,23 @@ def find_by_hint(value: str, hint: str | None) -> tuple[Token | machine_tokens.M
 
 
 class TokenValidator(BearerTokenValidator):
+    """The Bearer scheme (RFC 6750): any access token not bound to a DPoP key."""
+
     def authenticate_token(self, token_string):
         return find_access_token(token_string)
+
+    def validate_token(self, token, scopes, request):
+        super().validate_token(token, scopes, request)
+        dpop.check_bearer_use(token)
+
+
+class DPoPTokenValidator(TokenValidator):
+    """The DPoP scheme (RFC 9449 section 7): a bound access token with a proof of its key."""
+
+    TOKEN_TYPE = "dpop"
+
+    def validate_token(self, token, scopes, request):
+        access_token = request.headers.get("Authorization", "").split(None, 1)[-1]
+        dpop.check_resource_request(token, access_token, request)
+        if self.scope_insufficient(token.get_scope(), scopes):
+            raise InsufficientScopeError()

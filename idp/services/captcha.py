@@ -11,7 +11,6 @@ other service.
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import secrets
 
@@ -97,7 +96,7 @@ def verify(payload: str) -> bool:
         return False
     signature, expires_at = checked
     now = clock.now()
-    expiry = dt.datetime.fromtimestamp(expires_at, dt.timezone.utc).replace(tzinfo=None)
+    expiry = clock.from_timestamp(expires_at)
     try:
         # Spent for good, even when the step that checked it fails afterwards.
         with kept():

@@ -30,12 +30,14 @@ from ..models import (
     Grant,
     OutboxLogout,
     OutboxMail,
+    PushedAuthorizationRequest,
     RevokedToken,
     SignInSource,
     SsoSession,
     Token,
     UsedCaptcha,
     UsedClientAssertion,
+    UsedDpopProof,
 )
 from . import smart_lockout
 
@@ -129,6 +131,9 @@ def prune(now: dt.datetime | None = None, batch_size: int | None = None) -> dict
         ("used_captchas", lambda: _in_batches(UsedCaptcha.signature, UsedCaptcha.expires_at <= now, batch)),
         ("used_client_assertions", lambda: _in_batches(
             UsedClientAssertion.id, UsedClientAssertion.expires_at <= now, batch)),
+        ("used_dpop_proofs", lambda: _in_batches(UsedDpopProof.id, UsedDpopProof.expires_at <= now, batch)),
+        ("pushed_authorization_requests", lambda: _in_batches(
+            PushedAuthorizationRequest.id, PushedAuthorizationRequest.expires_at <= now, batch)),
         ("sign_in_sources", lambda: _in_batches(SignInSource.id, smart_lockout.prunable(now), batch)),
         ("outbox", lambda: _in_batches(
             OutboxMail.id,

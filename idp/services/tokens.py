@@ -16,6 +16,7 @@ from sqlalchemy import select, update
 from .. import clock
 from ..extensions import db
 from ..models import Account, AuthorizationCode, ConnectorUser, Grant, SsoSession, Token
+from ..unit_of_work import kept
 from . import audit
 
 log = logging.getLogger(__name__)
@@ -171,3 +172,13 @@ def report_reuse(kind: str, row, client_id: str, *, ip: str | None) -> None:
     db.session.commit()
     log.warning("%s reuse for client %s: revoked %s tokens of grant %s", kind, client_id, revoked, row.grant_id)
 
+
+
+def report_unproven(kind: str, row, client_id: str, *, ip: str | None) -> None:
+    """A code or refresh token bound to a DPoP key came without a proof of that key: a copy
+    in other hands, most likely. It is refused (and stays good for its owner); say so."""
+    account = db.session.get(Account, row.account_id) if row.account_id else None
+    with kept():
+        audit.record(f"{kind}.dpop_refused", actor=f"client:{client_id}", account=account, outcome="failure", ip=ip,
+                     grant=row.grant_id)
+    log.warning("%s of grant %s presented without its DPoP key by client %s", kind, row.grant_id, client_id)

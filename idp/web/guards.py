@@ -8,7 +8,7 @@ import io
 from flask import abort, jsonify, request
 from werkzeug.wrappers import Response
 
-CREDENTIAL_ENDPOINTS = {"oauth.token", "oauth.introspect", "oauth.revoke"}
+CREDENTIAL_ENDPOINTS = {"oauth.token", "oauth.introspect", "oauth.revoke", "oauth.pushed_authorization"}
 
 
 class BodyLimit:

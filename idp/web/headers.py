@@ -6,6 +6,8 @@ from urllib.parse import urlsplit
 
 from flask import current_app, g
 
+from .. import redirect_uris
+
 
 def allow_form_targets(uris) -> None:
     """Let this page's forms end in a redirect to these addresses (the relying app's
@@ -16,6 +18,8 @@ def allow_form_targets(uris) -> None:
         parts = urlsplit(uri or "")
         if parts.scheme in ("http", "https") and parts.netloc:
             origins.add(f"{parts.scheme}://{parts.netloc}")
+        elif redirect_uris.is_private_use(uri or ""):
+            origins.add(f"{parts.scheme}:")  # a native app's own scheme (RFC 8252 section 7.1)
     g.form_targets = sorted(origins)
 
 

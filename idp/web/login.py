@@ -148,4 +148,8 @@ def _finish(flow: LoginFlow, ctx):
 
 
 def _back_to_authorization(flow: LoginFlow):
-    return redirect(url_for("oauth.authorize") + "?" + urlencode({**flow.data["authorize"], "_flow": flow.id}))
+    params = flow.data["authorize"]
+    if flow.data.get("pushed"):
+        # Pushed parameters (PAR) come back with the flow, not through the browser.
+        params = {"client_id": params.get("client_id")}
+    return redirect(url_for("oauth.authorize") + "?" + urlencode({**params, "_flow": flow.id}))

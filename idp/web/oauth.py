@@ -1,5 +1,5 @@
-"""The protocol endpoints: discovery, JWKS, authorize, token, userinfo, introspection,
-revocation and RP-initiated logout."""
+"""The protocol endpoints: discovery, JWKS, authorize, pushed authorization requests, token,
+userinfo, introspection, revocation and RP-initiated logout."""
 
 from __future__ import annotations
 
@@ -14,9 +14,9 @@ from .. import clock
 from ..errors import DomainError
 from ..extensions import csrf
 from ..flows import LoginFlow
-from ..oauth import authorization, checks, discovery as metadata, interaction
+from ..oauth import authorization, checks, client_auth, discovery as metadata, dpop, interaction, par, tokens
 from ..services import audit, keys, sessions
-from . import browser, caller, headers
+from . import browser, caller, cors, headers
 from .i18n import current_locale
 
 bp = Blueprint("oauth", __name__)
@@ -85,9 +85,17 @@ def _resumed(flow) -> interaction.Resumed | None:
                                consent=flow.data.get("consent"))
 
 
+def _pushed(flow) -> par.Pushed | None:
+    """The pushed parameters a resumed sign-in kept: they never travel in a URL."""
+    if flow is None or not flow.data.get("pushed"):
+        return None
+    return par.Pushed(flow.data["authorize"])
+
+
 def _to_login(req: checks.AuthorizationRequest):
     params = req.params
-    flow = LoginFlow.start(params, login_hint=params.get("login_hint"), ui_locales=params.get("ui_locales"))
+    flow = LoginFlow.start(params, login_hint=params.get("login_hint"), ui_locales=params.get("ui_locales"),
+                           pushed=req.grant.request.pushed)
     browser.own_flow(flow.id)
     return redirect(url_for("login.step", flow_id=flow.id))
 
@@ -95,7 +103,8 @@ def _to_login(req: checks.AuthorizationRequest):
 def _to_consent(req: checks.AuthorizationRequest, sso, flow):
     scope = req.grant.request.scope or ""
     if flow is None:
-        flow = LoginFlow.for_consent(sso.account, sso.id, req.params, ui_locales=req.params.get("ui_locales"))
+        flow = LoginFlow.for_consent(sso.account, sso.id, req.params, ui_locales=req.params.get("ui_locales"),
+                                     pushed=req.grant.request.pushed)
         flow.update_data(consent_scope=scope)
         browser.own_flow(flow.id)
     else:
@@ -112,7 +121,8 @@ def _finish(req: checks.AuthorizationRequest, sso, flow, decision: str):
         audit.record("consent.denied", actor=sso.account_id, account=sso.account, ip=caller.client_ip(),
                      client=req.grant.client.id)
         return _error(req.error(AccessDeniedError), req.response_mode)
-    return _respond(authorization.create_authorization_response(grant=req.grant, grant_user=sso), req.response_mode)
+    response = authorization.create_authorization_response(req.grant.request, grant=req.grant, grant_user=sso)
+    return _respond(response, req.response_mode)
 
 
 @bp.route("/authorize", methods=["GET", "POST"])
@@ -120,8 +130,10 @@ def _finish(req: checks.AuthorizationRequest, sso, flow, decision: str):
 def authorize():
     params = {k: v for k, v in request.values.items() if k != "_flow"}
     g.ui_locales = params.get("ui_locales")
+    sso = browser.current_sso()
+    flow = _resumable_flow(request.values.get("_flow"), sso)
     try:
-        grant = authorization.get_consent_grant(end_user=None)
+        grant = authorization.get_consent_grant(_pushed(flow), end_user=None)
     except OAuth2Error as err:
         return _error(err, checks.response_mode_of(params), params.get("state"))
     except ValueError:
@@ -129,8 +141,9 @@ def authorize():
         # which happens when it echoes a malformed parameter back: no client to return to.
         return render_template("oauth_error.html", error="invalid_request", description=None), 400
     browser.came_from(grant.client.id)
-    sso = browser.current_sso()
-    flow = _resumable_flow(request.values.get("_flow"), sso)
+    # A pushed request's parameters are the ones that count (RFC 9126 section 4).
+    params = {k: v for k, v in grant.request.payload.data.items() if k != "_flow"}
+    g.ui_locales = params.get("ui_locales")
     try:
         req = checks.run(params, grant)
         decision = interaction.decide(req, sso, _resumed(flow), now=clock.now())
@@ -143,32 +156,49 @@ def authorize():
     return _finish(req, sso, flow, decision)
 
 
-# -- token, userinfo, introspection, revocation ------------------------------------
+# -- PAR, token, userinfo, introspection, revocation --------------------------------
 
 
+def _protocol(response):
+    """A protocol endpoint's answer: kept by no cache, and a fresh DPoP nonce for a client
+    that sends proofs."""
+    if "DPoP" in request.headers and response.status_code < 400:
+        dpop.response_nonce(response)
+    return headers.no_store(response)
 
-@bp.route("/token", methods=["POST"])
+
+@bp.route("/par", methods=["POST", "OPTIONS"])
 @csrf.exempt
+@cors.for_clients(client_auth.claimed_client_id, "POST")
+def pushed_authorization():
+    return _protocol(authorization.create_endpoint_response("pushed_authorization"))
+
+
+@bp.route("/token", methods=["POST", "OPTIONS"])
+@csrf.exempt
+@cors.for_clients(client_auth.claimed_client_id, "POST")
 def token():
-    return headers.no_store(authorization.create_token_response())
+    return _protocol(authorization.create_token_response())
 
 
-@bp.route("/userinfo", methods=["GET", "POST"])
+@bp.route("/userinfo", methods=["GET", "POST", "OPTIONS"])
 @csrf.exempt
+@cors.for_clients(tokens.presented_client_id, "GET, POST")
 def userinfo():
-    return headers.no_store(authorization.create_endpoint_response("userinfo"))
+    return _protocol(authorization.create_endpoint_response("userinfo"))
 
 
 @bp.route("/introspect", methods=["POST"])
 @csrf.exempt
 def introspect():
-    return headers.no_store(authorization.create_endpoint_response("introspection"))
+    return _protocol(authorization.create_endpoint_response("introspection"))
 
 
-@bp.route("/revoke", methods=["POST"])
+@bp.route("/revoke", methods=["POST", "OPTIONS"])
 @csrf.exempt
+@cors.for_clients(client_auth.claimed_client_id, "POST")
 def revoke():
-    return headers.no_store(authorization.create_endpoint_response("revocation"))
+    return _protocol(authorization.create_endpoint_response("revocation"))
 
 
 # -- RP-initiated logout -------------------------------------------------------------

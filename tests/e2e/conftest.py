@@ -21,6 +21,8 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shutil
+import subprocess
 import sys
 import uuid
 from dataclasses import dataclass
@@ -109,6 +111,29 @@ def portal(provider, tmp_path_factory):
         yield Portal(url=url, client_id=client["client_id"], log=log)
     finally:
         server.stop()
+
+
+# -- relying-party libraries in JavaScript ------------------------------------------------
+
+JS_APPS = REPO / "tests" / "e2e" / "apps"
+
+
+@pytest.fixture(scope="session")
+def js_apps() -> Path:
+    """tests/e2e/apps with its npm packages installed (``npm ci``, as .ci/run does first; run
+    here too when they are missing or older than the lock file). Without Node.js or npm the
+    tests that need them skip, saying so."""
+    node, npm = shutil.which("node"), shutil.which("npm")
+    if not node or not npm:
+        pytest.skip("the tests of browser and native apps need Node.js (20 or later) and npm on PATH "
+                    "to install oidc-client-ts and openid-client: install them (apt-get install -y nodejs npm)")
+    installed = JS_APPS / "node_modules" / ".package-lock.json"
+    if not installed.exists() or installed.stat().st_mtime < (JS_APPS / "package-lock.json").stat().st_mtime:
+        result = subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=JS_APPS, capture_output=True, text=True,
+                                timeout=300)
+        if result.returncode != 0:
+            pytest.fail(f"npm ci in {JS_APPS} failed ({result.returncode}):\n{result.stderr[-2000:]}", pytrace=False)
+    return JS_APPS
 
 
 # -- accounts ---------------------------------------------------------------------------

@@ -46,6 +46,21 @@ def test_discovery_names_every_endpoint(client):
     assert set(doc["scopes_supported"]) == {"openid", "profile", "email", "offline_access", "administrations"}
 
 
+def test_every_endpoint_discovery_names_answers(client):
+    """Discovery promises nothing the server does not serve: each endpoint is there (an
+    unauthenticated request is refused, never not found)."""
+    doc = client.get("/.well-known/openid-configuration").get_json()
+    methods = {"authorization_endpoint": "GET", "jwks_uri": "GET", "end_session_endpoint": "GET",
+               "userinfo_endpoint": "GET"}
+    endpoints = {k: v for k, v in doc.items() if k.endswith(("_endpoint", "_uri")) and isinstance(v, str)}
+    assert set(endpoints) == {"authorization_endpoint", "token_endpoint", "userinfo_endpoint", "jwks_uri",
+                              "introspection_endpoint", "revocation_endpoint", "end_session_endpoint",
+                              "pushed_authorization_request_endpoint"}
+    for name, url in endpoints.items():
+        response = client.open(url.replace("http://idp.test", ""), method=methods.get(name, "POST"))
+        assert response.status_code not in (404, 405, 500), (name, response.status_code)
+
+
 def test_jwks_has_rs256_key_with_kid(client):
     keys = client.get("/jwks.json").get_json()["keys"]
     assert keys and all(k["kty"] == "RSA" and k["kid"] and k["alg"] == "RS256" for k in keys)

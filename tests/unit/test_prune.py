@@ -10,8 +10,9 @@ from sqlalchemy import func, select
 
 from idp import clock
 from idp.extensions import db
-from idp.models import (AuditEvent, AuthorizationCode, EmailCode, Flow, Grant, OutboxLogout, OutboxMail, RevokedToken,
-                        SsoSession, Token, UsedCaptcha, UsedClientAssertion)
+from idp.models import (AuditEvent, AuthorizationCode, EmailCode, Flow, Grant, OutboxLogout, OutboxMail,
+                        PushedAuthorizationRequest, RevokedToken, SsoSession, Token, UsedCaptcha, UsedClientAssertion,
+                        UsedDpopProof)
 from idp.ops.commands import prune_command
 from idp.services import audit
 
@@ -89,6 +90,12 @@ def seed(app, account_id: str, client_id: str) -> dict[str, set]:
     add(UsedCaptcha(signature="captcha-live", expires_at=NOW + MIN))
     add(UsedClientAssertion(id="assertion-dead", expires_at=NOW - MIN))
     add(UsedClientAssertion(id="assertion-live", expires_at=NOW + MIN))
+    add(UsedDpopProof(id="proof-dead", expires_at=NOW - MIN))
+    add(UsedDpopProof(id="proof-live", expires_at=NOW + MIN))
+    add(PushedAuthorizationRequest(id="par-dead", client_id=client_id, params={}, expires_at=NOW - MIN))
+    add(PushedAuthorizationRequest(id="par-used-dead", client_id=client_id, params={}, expires_at=NOW - MIN,
+                                   used_at=NOW - 2 * MIN))
+    add(PushedAuthorizationRequest(id="par-live", client_id=client_id, params={}, expires_at=NOW + MIN))
 
     def mail(key, status, created, sent=None):
         add(OutboxMail(recipient=f"{key}@example.com", subject=key, text="", kind="test", status=status,
@@ -120,6 +127,8 @@ def seed(app, account_id: str, client_id: str) -> dict[str, set]:
         "revoked_tokens": {"revoked-live"},
         "used_captchas": {"captcha-live"},
         "used_client_assertions": {"assertion-live"},
+        "used_dpop_proofs": {"proof-live"},
+        "pushed_authorization_requests": {"par-live"},
         "outbox": {"mail-sent-recent@example.com", "mail-queued-old@example.com"},
         "backchannel_outbox": {"logout-delivered-recent", "logout-queued-old"},
     }
@@ -136,13 +145,16 @@ def remaining() -> dict[str, set]:
         "revoked_tokens": set(db.session.scalars(select(RevokedToken.token_hash))),
         "used_captchas": set(db.session.scalars(select(UsedCaptcha.signature))),
         "used_client_assertions": set(db.session.scalars(select(UsedClientAssertion.id))),
+        "used_dpop_proofs": set(db.session.scalars(select(UsedDpopProof.id))),
+        "pushed_authorization_requests": set(db.session.scalars(select(PushedAuthorizationRequest.id))),
         "outbox": set(db.session.scalars(select(OutboxMail.recipient))),
         "backchannel_outbox": set(db.session.scalars(select(OutboxLogout.session_id))),
     }
 
 
 EXPECTED_COUNTS = {"flows": 1, "email_codes": 1, "sessions": 2, "authorization_codes": 2, "tokens": 3, "grants": 4,
-                   "revoked_tokens": 1, "used_captchas": 1, "used_client_assertions": 1, "outbox": 2,
+                   "revoked_tokens": 1, "used_captchas": 1, "used_client_assertions": 1, "used_dpop_proofs": 1,
+                   "pushed_authorization_requests": 2, "outbox": 2,
                    "backchannel_outbox": 2, "sign_in_sources": 0}
 
 

@@ -12,11 +12,6 @@ def machine(app):
     return make_client(app, name="Nightly import", first_party=True, grant_types=("client_credentials",))
 
 
-@pytest.fixture
-def public_app(app):
-    return make_client(app, name="Desktop app", first_party=True, public=True)
-
-
 # -- signed in: the paths that only run with an SSO session ---------------------------------------------------
 
 

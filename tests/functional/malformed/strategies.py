@@ -49,13 +49,14 @@ GET_PATHS = [
     "/firm",
     "/administrations/{random_flow}/access",
 ]
-POST_PATHS = ["/authorize", "/token", "/userinfo", "/introspect", "/revoke", "/logout", "/login/{random_flow}",
+POST_PATHS = ["/authorize", "/par", "/token", "/userinfo", "/introspect", "/revoke", "/logout", "/login/{random_flow}",
               "/signup/flow/{random_flow}", "/administrations/{random_flow}/access"]
 GET_ONLY_PATHS = ["/.well-known/openid-configuration", "/jwks.json", "/account", "/signin", "/", "/dev/mailbox"]
 ALL_PATHS = sorted(set(GET_PATHS) | set(POST_PATHS))
 
 LOGIN_STATES = ["email", "password", "verify_email", "email_code", "totp_enroll", "totp", "resume", "consent", "done"]
-TOKEN_ERRORS = {"invalid_request", "invalid_client", "invalid_grant", "unauthorized_client", "unsupported_grant_type", "invalid_scope"}
+TOKEN_ERRORS = {"invalid_request", "invalid_client", "invalid_grant", "unauthorized_client", "unsupported_grant_type", "invalid_scope",
+                "invalid_dpop_proof", "use_dpop_nonce"}
 
 PARAM_NAMES = [
     "response_type", "client_id", "client_secret", "redirect_uri", "scope", "state", "nonce",
@@ -63,7 +64,7 @@ PARAM_NAMES = [
     "id_token_hint", "ui_locales", "claims", "request", "request_uri", "display", "acr_values",
     "grant_type", "code", "code_verifier", "refresh_token", "token", "token_type_hint", "access_token",
     "post_logout_redirect_uri", "confirm", "csrf_token", "lang", "_flow", "email", "password",
-    "email_code", "totp_code", "decision", "action", "client_assertion", "client_assertion_type",
+    "email_code", "totp_code", "decision", "action", "client_assertion", "client_assertion_type", "dpop_jkt",
 ]
 
 # Values that stand for something only known once the fixtures exist.
@@ -105,6 +106,9 @@ ODD_VALUES = st.sampled_from([
     "authorization_code", "refresh_token", "client_credentials", "password",
     "urn:ietf:params:oauth:grant-type:jwt-bearer", "access_token",
     "en", "nl", "de-DE fr", "xx-YY", "*",
+    "urn:ietf:params:oauth:request_uri:", "urn:ietf:params:oauth:request_uri:" + "x" * 43,
+    "urn:ietf:params:oauth:request_uri:\x00", "com.example.app:/cb", "http://127.0.0.1:1/callback",
+    "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
 ] + PLACEHOLDERS)
 VALUES = st.one_of(ODD_VALUES, st.text(max_size=30), CONTROL, UNICODE, HUGE)
 SMALL_VALUES = st.one_of(ODD_VALUES, st.text(max_size=30), CONTROL, UNICODE)
@@ -150,7 +154,7 @@ AUTH_HEADERS = st.one_of(
         "", " ", "Basic", "Basic ", "Basic  ", "Bearer", "Bearer ", "basic", "BASIC Zm9vOmJhcg==", "Basic !!!!",
         "Basic ====", "Basic Zm9v", "Basic Og==", "Basic OjpfOg==", "Basic Zm9vOg", "Basic Zm9vOmJhcg", "Basic %%%",
         "Basic " + b64(b"\xff\xfe:\x00"), "Basic " + b64(b":"), "Basic " + b64(b"a" * 2000 + b":b"),
-        "Bearer a b c", "Bearer " + "a" * 5000, "Digest username=\"x\", realm=\"y\"", "Negotiate YII=", "Token abc",
+        "Bearer a b c", "DPoP", "DPoP ", "DPoP a b c", "dpop " + "a" * 5000, "Bearer " + "a" * 5000, "Digest username=\"x\", realm=\"y\"", "Negotiate YII=", "Token abc",
         "Basic Zm9vOmJhcg== extra", "Bearer\tabc", "{client_basic}", "{client_basic_wrong}", "{client_basic_nocolon}",
         # Bytes 0x85 and 0xA0 are legal obs-text in a header and reach the app as
         # latin-1 characters that str.split() treats as whitespace.
@@ -158,6 +162,7 @@ AUTH_HEADERS = st.one_of(
     ]),
     HEADER_TEXT.map(lambda s: "Basic " + s),
     HEADER_TEXT.map(lambda s: "Bearer " + s),
+    HEADER_TEXT.map(lambda s: "DPoP " + s),
     HEADER_TEXT,
     st.binary(max_size=60).map(lambda b: "Basic " + b64(b)),
     st.text(max_size=40).map(lambda s: "Basic " + b64(s.encode("utf-8"))),

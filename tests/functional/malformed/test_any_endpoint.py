@@ -157,8 +157,8 @@ def test_body_at_the_limit_is_read(client, portal):
     token_error(response, True, "POST /token at exactly 64 KiB")
 
 
-@pytest.mark.parametrize("header", ["Basic \xa0", "\xa0 Basic", "Basic \x85", "Bearer \xa0"])
-@pytest.mark.parametrize("path", ["/token", "/introspect", "/revoke"])
+@pytest.mark.parametrize("header", ["Basic \xa0", "\xa0 Basic", "Basic \x85", "Bearer \xa0", " "])
+@pytest.mark.parametrize("path", ["/token", "/introspect", "/revoke", "/par"])
 def test_blank_basic_credentials_are_an_invalid_client(client, path, header):
     data = {"grant_type": "client_credentials", "token": "x"}
     response = send(client, "POST", path, data=data, headers={"Authorization": header})

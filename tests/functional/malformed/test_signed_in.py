@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from urllib.parse import parse_qs, urlsplit
 
+from flask import request
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -51,9 +52,16 @@ def test_signed_in_endpoints_take_malformed_parameters(app, portal, third_party,
             assert query.get("iss") == [ISSUER], (params, location)
 
 
+def _token_in_the_body(app, content_type: str, body: bytes) -> bool:
+    """Whether the body carries an access token as the app reads it (RFC 6750 section 2.2)."""
+    with app.test_request_context("/userinfo", method="POST", data=body, headers={"Content-Type": content_type}):
+        return request.mimetype == "application/x-www-form-urlencoded" and bool(
+            request.form.get("access_token", "").strip())
+
+
 @FAST
 @given(header=AUTH_HEADERS, method=st.sampled_from(["GET", "POST"]), content=ODD_BODIES)
-def test_userinfo_with_malformed_requests_around_a_valid_token(signed_in, header, method, content):
+def test_userinfo_with_malformed_requests_around_a_valid_token(app, signed_in, header, method, content):
     b = signed_in
     content_type, body = content
     good = {"Authorization": "Bearer " + b.access_token, "Content-Type": content_type}
@@ -61,7 +69,10 @@ def test_userinfo_with_malformed_requests_around_a_valid_token(signed_in, header
     for headers in (good, bad):
         kw = {"headers": headers, "data": body} if method == "POST" else {"headers": {"Authorization": headers["Authorization"]}}
         response = send(b.http, method, "/userinfo", **kw)
-        if headers is good:
+        if headers is good and method == "POST" and _token_in_the_body(app, content_type, body):
+            # A token in the header and another in the body: one too many.
+            assert response.status_code == 400 and response.get_json()["error"] == "invalid_request"
+        elif headers is good:
             assert response.status_code == 200, (method, content_type, body[:200], response.status_code)
             assert response.get_json()["sub"], response.get_data()[:300]
         elif headers["Authorization"] != good["Authorization"]:
