@@ -5,5 +5,6 @@ from .connector import ConnectorResetFlow
 from .email_change import EmailChangeFlow
 from .invitation import InvitationFlow
 from .login import LoginFlow
+from .passkey_registration import PasskeyRegistrationFlow
 
-__all__ = ["ConnectorResetFlow", "Context", "EmailChangeFlow", "FlowMachine", "InvitationFlow", "LoginFlow"]
+__all__ = ["ConnectorResetFlow", "Context", "EmailChangeFlow", "FlowMachine", "InvitationFlow", "LoginFlow", "PasskeyRegistrationFlow"]

@@ -10,7 +10,8 @@ from flask import current_app
 from .. import clock
 from ..errors import FlowExpired, FlowNotFound, StepOutOfOrder
 from ..extensions import db
-from ..models import Flow
+from ..models import Account, Flow
+from ..unit_of_work import kept
 
 
 @dataclass
@@ -86,9 +87,21 @@ class FlowMachine:
             raise FlowNotFound()
         return cls(row)
 
+    @classmethod
+    def load_for(cls, flow_id: str, owned: list[str], account: Account):
+        """The flow, provided this browser started it for this signed-in account."""
+        flow = cls.load(flow_id, owned)
+        if flow.row.account_id != account.id:
+            raise FlowNotFound()
+        return flow
+
     @property
     def id(self) -> str:
         return self.row.id
+
+    @property
+    def account(self) -> Account | None:
+        return db.session.get(Account, self.row.account_id) if self.row.account_id else None
 
     @property
     def state(self) -> str:
@@ -101,6 +114,15 @@ class FlowMachine:
     def update_data(self, **values) -> None:
         # JSON columns notice reassignment, not in-place mutation.
         self.row.data = {**self.row.data, **values}
+
+    def spend(self, key: str):
+        """``data[key]``, once: it is removed (and committed at once) before the caller uses it,
+        so a step that is then refused cannot be tried again with it (a WebAuthn challenge)."""
+        value = self.row.data.get(key)
+        if value is not None:
+            with kept():
+                self.update_data(**{key: None})
+        return value
 
     def expired(self) -> bool:
         return self.row.expires_at <= clock.now()

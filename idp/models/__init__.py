@@ -7,6 +7,7 @@ from .flows import EmailCode, Flow
 from .lockouts import SignInSource
 from .oauth import AuthorizationCode, Client, Consent, Grant, RevokedToken, SsoSession, SigningKey, Token, UsedClientAssertion
 from .outbox import OutboxLogout, OutboxMail
+from .passkeys import Passkey
 
 __all__ = [
     "Account",
@@ -24,6 +25,7 @@ __all__ = [
     "Membership",
     "OutboxLogout",
     "OutboxMail",
+    "Passkey",
     "RevokedToken",
     "SsoSession",
     "SignInSource",

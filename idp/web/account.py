@@ -9,7 +9,7 @@ from flask_babel import lazy_gettext as _l
 from ..errors import DomainError
 from .. import config
 from ..extensions import limiter
-from ..services import accounts, administrations, password_policy
+from ..services import accounts, administrations, passkeys, password_policy
 from . import browser, caller
 from .login import start_for
 
@@ -33,7 +33,7 @@ def _page(sso, *, error=None, message=None, status=200):
         "account.html", account=account, administrations=administrations.accessible(account), sso=sso,
         firms=administrations.managed_firms(account), connectors=administrations.owned_connectors(account),
         rules=password_policy.RULES, error=error, message=message, connector_portal=connector_portal_url(),
-        autofocus=False,
+        autofocus=False, passkey_count=passkeys.count(account),
     ), status
 
 
@@ -60,7 +60,7 @@ def change_password():
     try:
         accounts.change_password(sso.account, request.form.get("current_password", ""),
                                  request.form.get("totp_code", ""), request.form.get("password", ""),
-                                 request.form.get("password_confirm", ""), ip=caller.client_ip(), keep_sid=sso.id,
+                                 request.form.get("password_confirm", ""), ip=caller.client_ip(), session=sso,
                                  locale=caller.context().locale)
     except DomainError as err:
         return _page(sso, error=err.message(), status=err.status)

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import datetime as dt
-
 from flask import Blueprint, abort, current_app, redirect, render_template, request, url_for
 from flask_babel import gettext
 
 from .. import clock, config
 from ..errors import DomainError, InvalidInput
 from ..extensions import limiter
-from ..services import invitations, support
+from ..services import invitations, sessions, support
 from . import browser, caller
 from .login import start_for
 
@@ -29,7 +27,7 @@ def _staff():
         return None, start_for(here)
     if sso.account.role != "support":
         abort(404)
-    if clock.now() - sso.auth_time > dt.timedelta(seconds=current_app.config["SUPPORT_FRESH_LOGIN"]):
+    if not sessions.signed_in_within(sso, current_app.config["SUPPORT_FRESH_LOGIN"]):
         return None, start_for(here, login_hint=sso.account.email)
     return sso.account, None
 
