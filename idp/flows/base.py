@@ -115,14 +115,19 @@ class FlowMachine:
         # JSON columns notice reassignment, not in-place mutation.
         self.row.data = {**self.row.data, **values}
 
-    def spend(self, key: str):
-        """``data[key]``, once: it is removed (and committed at once) before the caller uses it,
-        so a step that is then refused cannot be tried again with it (a WebAuthn challenge)."""
-        value = self.row.data.get(key)
-        if value is not None:
+    def keep_challenge(self, challenge: str, state: str = "") -> None:
+        """A WebAuthn challenge the flow's page asked for in ``state``, replacing an earlier one."""
+        self.row.challenge = f"{state} {challenge}"
+
+    def spend_challenge(self, state: str = "") -> str | None:
+        """The challenge asked for in ``state``, once: it is removed (and committed at once)
+        before the caller checks the answer, so an answer that is refused cannot come back."""
+        kept_value = self.row.challenge
+        if kept_value is not None:
             with kept():
-                self.update_data(**{key: None})
-        return value
+                self.row.challenge = None
+        asked_in, _, challenge = (kept_value or "").partition(" ")
+        return challenge if kept_value and asked_in == state else None
 
     def expired(self) -> bool:
         return self.row.expires_at <= clock.now()

@@ -6,7 +6,8 @@ Passkeys join the same steps as actions: on the e-mail step a passkey is the who
 on the authenticator step (``totp``, the second step after the password, also for accounts
 with passkeys only) and F5's ``forgot_totp`` it is the second step; on the enrolment step
 one is set up instead of the authenticator app. The page asks for options first
-(``passkey_options``), whose challenge the flow keeps for its state and hands back once."""
+(``passkey_options``), whose challenge the flow keeps for its state and hands back once
+(``keep_challenge``, ``spend_challenge``)."""
 
 from __future__ import annotations
 
@@ -196,16 +197,11 @@ class LoginFlow(ForgotPasswordSteps, ResetTwoFactorSteps, FlowMachine):
             options, challenge = passkeys.registration_options(account, exclude_existing=False)
         else:
             options, challenge = passkeys.authentication_options(account if purpose == PASSKEY_SECOND_FACTOR else None)
-        self.update_data(passkey_challenge={"state": self.row.state, "value": challenge})
+        self.keep_challenge(challenge, self.row.state)
         return options
 
-    def _take_passkey_challenge(self) -> str | None:
-        """The challenge asked for on this step, once (``spend``)."""
-        stored = self.spend("passkey_challenge") or {}
-        return stored.get("value") if stored.get("state") == self.row.state else None
-
     def action_passkey(self, form, ctx: Context) -> None:
-        challenge = self._take_passkey_challenge()
+        challenge = self.spend_challenge(self.row.state)
         credential = form.get("credential", "")
         if self.row.state == "email":
             account, method = accounts.sign_in_with_passkey(credential, challenge, ip=ctx.ip)
@@ -220,6 +216,6 @@ class LoginFlow(ForgotPasswordSteps, ResetTwoFactorSteps, FlowMachine):
             self.update_data(second_factor=method)
 
     def action_passkey_enrol(self, form, ctx: Context) -> None:
-        method = accounts.enrol_passkey(self.account, form.get("credential", ""), self._take_passkey_challenge(),
+        method = accounts.enrol_passkey(self.account, form.get("credential", ""), self.spend_challenge(self.row.state),
                                         name=form.get("name"), ip=ctx.ip, locale=ctx.locale)
         self._authenticated(["pwd", method, "mfa"])

@@ -24,8 +24,9 @@ class PasskeyRegistrationFlow(FlowMachine):
         name = passkeys.check_name(name)
         passkeys.check_room(account)
         options, challenge = passkeys.registration_options(account)
-        flow = cls.create(account_id=account.id, data={"challenge": challenge, "name": name},
+        flow = cls.create(account_id=account.id, data={"name": name},
                           lifetime=current_app.config["PASSKEY_CEREMONY_TIMEOUT"])
+        flow.keep_challenge(challenge)
         return flow, options
 
     @classmethod
@@ -42,7 +43,7 @@ class PasskeyRegistrationFlow(FlowMachine):
             raise PasskeyRequestExpired() from None
 
     def step_register(self, form, ctx: Context) -> str:
-        challenge = self.spend("challenge")
+        challenge = self.spend_challenge()
         account = self.account
         passkeys.check_room(account)
         new = passkeys.verify_registration(account, form.get("credential", ""), challenge, ip=ctx.ip)

@@ -1,4 +1,5 @@
-"""passkeys: people's WebAuthn credentials; authorization_codes.acr, the `acr` chosen for the ID token
+"""passkeys: people's WebAuthn credentials; flows.challenge, the WebAuthn challenge a flow's page asked
+for; authorization_codes.acr, the `acr` chosen for the ID token
 
 Revision ID: 0010
 Revises: 0009
@@ -39,9 +40,13 @@ def upgrade():
         batch_op.create_index(batch_op.f("ix_passkeys_account_id"), ["account_id"], unique=False)
     with op.batch_alter_table("authorization_codes", schema=None) as batch_op:
         batch_op.add_column(sa.Column("acr", sa.String(length=100), nullable=True))
+    with op.batch_alter_table("flows", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("challenge", sa.String(length=200), nullable=True))
 
 
 def downgrade():
+    with op.batch_alter_table("flows", schema=None) as batch_op:
+        batch_op.drop_column("challenge")
     with op.batch_alter_table("authorization_codes", schema=None) as batch_op:
         batch_op.drop_column("acr")
     with op.batch_alter_table("passkeys", schema=None) as batch_op:

@@ -18,6 +18,7 @@ but it does not group under pytest 9.2, whose node ids it can no longer rewrite.
 
 from __future__ import annotations
 
+import contextlib
 import email
 import email.policy
 import json
@@ -220,13 +221,13 @@ class Server:
         self._log_file.close()
 
 
-def _prepare_postgres(url: str) -> str:
+def _prepare_postgres(url: str, suffix: str = "_e2e") -> str:
     """Point ``url`` at this run's e2e database on the same server (created when missing)
     and give it an empty public schema. Returns the SQLAlchemy URL to use."""
     import psycopg
     from sqlalchemy.engine import make_url
 
-    target = make_url(worker_database(url, suffix="_e2e"))
+    target = make_url(worker_database(url, suffix=suffix))
     with psycopg.connect(target.set(drivername="postgresql").render_as_string(hide_password=False), autocommit=True) as conn:
         conn.execute("DROP SCHEMA IF EXISTS public CASCADE")
         conn.execute("CREATE SCHEMA public")
@@ -269,14 +270,16 @@ class Provider:
             time.sleep(0.1)
 
 
-@pytest.fixture(scope="session")
-def provider(mailbox, tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("idp")
+@contextlib.contextmanager
+def running_provider(mailbox, tmp: Path, *, host: str = "127.0.0.1", database_suffix: str = "_e2e"):
+    """``idp serve`` with a migrated database of its own, its issuer ``http://<host>:<port>``
+    (WebAuthn takes a host name as relying-party id, never an IP address: passkey tests
+    need ``localhost``), mail to ``mailbox``; stopped when the block ends."""
     port = free_port()
-    issuer = f"http://127.0.0.1:{port}"
+    issuer = f"http://{host}:{port}"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("IDP_", "PORTAL_"))}
     database_url = os.environ.get("IDP_TEST_DATABASE_URL")
-    database_url = _prepare_postgres(database_url) if database_url else f"sqlite:///{tmp / 'e2e.db'}"
+    database_url = _prepare_postgres(database_url, database_suffix) if database_url else f"sqlite:///{tmp / 'e2e.db'}"
     env.update(
         PYTHONUNBUFFERED="1",
         IDP_ENV="production",
@@ -290,7 +293,7 @@ def provider(mailbox, tmp_path_factory):
     )
     if os.environ.get("IDP_TEST_REDIS_URL"):
         env["IDP_REDIS_URL"] = os.environ["IDP_TEST_REDIS_URL"]
-        env["IDP_RATELIMIT_STORAGE_OPTIONS"] = json.dumps({"key_prefix": redis_key_prefix() + "_E2E"})
+        env["IDP_RATELIMIT_STORAGE_OPTIONS"] = json.dumps({"key_prefix": redis_key_prefix() + database_suffix.upper()})
     (tmp / "instance").mkdir()
     upgrade = subprocess.run([*_idp_command(), "db", "upgrade"], env=env, cwd=REPO, capture_output=True, text=True, timeout=120)
     assert upgrade.returncode == 0, f"idp db upgrade failed:\n{upgrade.stderr}"
@@ -305,6 +308,12 @@ def provider(mailbox, tmp_path_factory):
         yield Provider(url=issuer, env=env, log=server.log)
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def provider(mailbox, tmp_path_factory):
+    with running_provider(mailbox, tmp_path_factory.mktemp("idp")) as running:
+        yield running
 
 
 @dataclass

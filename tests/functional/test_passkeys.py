@@ -103,7 +103,7 @@ def test_add_a_passkey_in_the_security_centre(app, signed_in, person):
     assert passkey.name == "Work phone" and passkey.backup_eligible and passkey.backed_up
     assert passkey.aaguid == "fbfc3007-154e-4ecc-8c0b-6e020557d7bd" and passkey.transports == ["internal"]
     page = security_text(signed_in)
-    assert f'data-passkey="{passkey.id}"' in page and "Work phone" in page and "iCloud Keychain" in page
+    assert f'data-passkey-id="{passkey.id}"' in page and "Work phone" in page and "iCloud Keychain" in page
     assert "Synced to your other devices" in page and "Not used yet" in page
     assert "A passkey was added" in last_mail(app, person["email"]).subject
     assert events(app, "passkey.added") and "Passkey added" in page
