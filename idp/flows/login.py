@@ -186,13 +186,15 @@ class LoginFlow(ForgotPasswordSteps, ResetTwoFactorSteps, FlowMachine):
 
     # -- passkeys ------------------------------------------------------------------------
 
-    def passkey_options(self) -> dict:
-        """What the browser needs for a passkey on this step; the challenge is kept for it."""
+    def passkey_options(self, name: str | None = None) -> dict:
+        """What the browser needs for a passkey on this step; the challenge is kept for it. The
+        ``name`` of a passkey to set up is checked now, before the browser makes one."""
         purpose = PASSKEY_STEPS.get(self.row.state)
         account = self.account
         if purpose is None or (purpose == PASSKEY_SECOND_FACTOR and not passkeys.count(account)):
             raise StepOutOfOrder()
         if purpose == PASSKEY_ENROLMENT:
+            passkeys.check_name(name)
             # Enrolment replaces whatever was set up before (F6), so no passkey is excluded.
             options, challenge = passkeys.registration_options(account, exclude_existing=False)
         else:

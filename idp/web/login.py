@@ -126,7 +126,7 @@ def passkey_options(flow_id):
     try:
         flow = _load(flow_id)
         flow.check_live()
-        options = flow.passkey_options()
+        options = flow.passkey_options(name=request.form.get("name"))
     except DomainError as err:
         return no_store(jsonify(error=err.message())), err.status
     return no_store(jsonify(publicKey=options))

@@ -80,7 +80,7 @@ def test_users_create_and_accounts_show(cli):
     created = json.loads(cli.invoke(args=["users", "create", "--email", "Bob@Example.com", "--password", "pw", "--json"]).output)
     shown = json.loads(cli.invoke(args=["accounts", "show", "bob@example.com", "--json"]).output)
     assert shown == {"sub": created["sub"], "email": "bob@example.com", "status": "active",
-                     "email_verified": False, "totp_enrolled": False}
+                     "email_verified": False, "totp_enrolled": False, "passkeys": 0}
     duplicate = cli.invoke(args=["users", "create", "--email", "bob@example.com", "--password", "pw", "--json"])
     assert duplicate.exit_code != 0
     assert cli.invoke(args=["users", "create", "--email", "not-an-address", "--password", "pw"]).exit_code != 0

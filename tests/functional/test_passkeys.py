@@ -432,6 +432,8 @@ def first_login_with_a_passkey(app, portal, person, authenticator) -> Browser:
     b.submit(email=person["email"])
     b.submit(email_code=code_from_mail(app, person["email"]))
     assert b.step_state == "totp_enroll" and "enrol-passkey" in _button_ids(b)
+    refused = b.passkey_options(name="\x07")  # checked before the browser makes a passkey
+    assert refused.status_code == 400 and "at most 60" in refused.get_json()["error"]
     b.use_passkey(authenticator, name="My phone")
     return b
 
@@ -491,6 +493,7 @@ def test_forgotten_password_with_a_passkey_as_the_second_step(app, portal, perso
 
 
 def test_support_reset_removes_the_passkeys(app, portal, person, device, cli):
+    assert json.loads(cli.invoke(args=["accounts", "show", person["email"], "--json"]).output)["passkeys"] == 1
     result = cli.invoke(args=["support", "reset-2fa", person["email"], "--reason", "lost phone"])
     assert result.exit_code == 0, result.output
     assert passkeys_of(app, person["sub"]) == []
