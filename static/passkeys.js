@@ -167,6 +167,8 @@
         .catch(function (error) {
           busy = false;
           explain(form, error);
+          // The press replaced the autofill's request: offer the passkeys there again.
+          if (form.hasAttribute("data-conditional")) offerInAutofill(form);
         });
     });
     if (form.hasAttribute("data-conditional")) offerInAutofill(form);
