@@ -1,8 +1,9 @@
 """Passkeys in Chromium with a virtual authenticator (Chrome DevTools Protocol, WebAuthn
 domain: CTAP2, internal transport, resident keys, user verification): a passkey added in the
-security centre signs in from a fresh browser with no password, serves as the second step
-after the password, is removed again, and support's 2FA reset removes one; a first sign-in
-sets one up instead of the authenticator app.
+security centre signs in from a fresh browser with no password (by its button, and from the
+address field's autofill), serves as the second step after the password (a stale copy of it
+is refused as a clone), is removed again, and support's 2FA reset removes one; a first
+sign-in sets one up instead of the authenticator app.
 
 WebAuthn refuses an IP address as relying-party id, so this module runs its own provider at
 ``http://localhost:PORT`` (the other e2e tests use ``127.0.0.1``)."""
@@ -60,14 +61,31 @@ class VirtualAuthenticator:
         self.cdp.send("WebAuthn.clearCredentials", {"authenticatorId": self.id})
 
 
-def sign_in_page(idp, new_context) -> Page:
-    """A fresh browser at the e-mail step, which has offered passkeys in the address field's
-    autofill (a conditional request: its options are fetched as the page loads)."""
-    page = new_context().new_page()
-    with page.expect_request(lambda r: r.url.endswith("/passkey-options") and r.method == "POST"):
+# A browser whose password manager offers no passkeys in the address field's autofill (no
+# conditional requests). Chrome's virtual authenticator answers a conditional request at once
+# when it holds a passkey of the site, as a person picking it from the autofill would; pages
+# that press a button instead must not have one running.
+NO_AUTOFILL = "if (window.PublicKeyCredential) PublicKeyCredential.isConditionalMediationAvailable = async () => false;"
+
+
+def sign_in_page(idp, new_context, *, autofill: bool = True) -> Page:
+    """A fresh browser at the e-mail step; with ``autofill`` it has offered passkeys in the
+    address field's autofill (a conditional request, whose options are fetched as the page loads)."""
+    context = new_context()
+    if not autofill:
+        context.add_init_script(NO_AUTOFILL)
+    page = context.new_page()
+    if autofill:
+        with page.expect_request(lambda r: r.url.endswith("/passkey-options") and r.method == "POST"):
+            page.goto(idp.url + "/account")
+    else:
         page.goto(idp.url + "/account")
     expect(field(page, "email")).to_be_visible()
     return page
+
+
+def at_account(idp):
+    return re.compile(re.escape(idp.url) + r"/account$")
 
 
 def first_sign_in(idp, new_context, mailbox, person: Person) -> tuple[Page, VirtualAuthenticator]:
@@ -105,19 +123,30 @@ def test_add_sign_in_alone_second_step_remove_and_support_reset(idp, new_context
     assert credential["isResidentCredential"] and credential["rpId"] == "localhost"
 
     # A fresh browser with the same passkey signs in with it alone: no password, no code.
-    phone = sign_in_page(idp, new_context)
+    phone = sign_in_page(idp, new_context, autofill=False)
     expect(field(phone, "email")).to_have_attribute("autocomplete", "username webauthn")
     phone_authenticator = VirtualAuthenticator(phone)
     phone_authenticator.add(credential)
-    with phone.expect_navigation(url=re.compile(re.escape(idp.url) + r"/account$")):
+    with phone.expect_navigation(url=at_account(idp)):
         phone.locator("button#passkey-signin").click()
     expect(phone.locator("#account-email")).to_have_text(person.email)
     expect(field(phone, "password")).to_have_count(0)
     newest = sign_ins(phone, idp)[0]
     assert "Signed in" in newest and "Passkey" in newest and "Password" not in newest, newest
 
+    # A browser whose password manager holds it offers it in the address field's autofill:
+    # picking it there signs in too, without pressing anything.
+    [latest] = phone_authenticator.credentials()  # the key as the phone left it (its counter moved)
+    tablet = new_context().new_page()
+    tablet_authenticator = VirtualAuthenticator(tablet)
+    tablet_authenticator.add(latest)
+    with tablet.expect_navigation(url=at_account(idp)):
+        tablet.goto(idp.url + "/account")
+    expect(tablet.locator("#account-email")).to_have_text(person.email)
+    [latest] = tablet_authenticator.credentials()
+
     # In a third browser the passkey is the second step after the password. A copy taken
-    # before the phone used it reports a counter the provider has seen: a cloned key, refused.
+    # before the others used it reports a counter the provider has seen: a cloned key, refused.
     desk = sign_in_page(idp, new_context)
     submit(desk, email=person.email)
     submit(desk, password=person.password)
@@ -128,9 +157,8 @@ def test_add_sign_in_alone_second_step_remove_and_support_reset(idp, new_context
         desk.locator("button#use-passkey").click()
     expect(desk.locator("[role=alert]").first).to_contain_text("That passkey could not be used")
     desk_authenticator.clear()
-    [credential] = phone_authenticator.credentials()  # the key itself, as the phone left it
-    desk_authenticator.add(credential)
-    with desk.expect_navigation(url=re.compile(re.escape(idp.url) + r"/account$")):
+    desk_authenticator.add(latest)
+    with desk.expect_navigation(url=at_account(idp)):
         desk.locator("button#use-passkey").click()
     rows = sign_ins(desk, idp)
     assert "Password + Passkey" in rows[0] and "copied" in "".join(rows), rows
@@ -152,7 +180,7 @@ def test_add_sign_in_alone_second_step_remove_and_support_reset(idp, new_context
     [credential] = [c for c in desk_authenticator.credentials() if c["credentialId"] != credential["credentialId"]]
     idp.cli("support", "reset-2fa", person.email, "--reason", "lost the laptop")
     mailbox.wait_for_mail(person.email, match="passkeys zijn verwijderd")  # support's mails are Dutch
-    other = sign_in_page(idp, new_context)
+    other = sign_in_page(idp, new_context, autofill=False)
     VirtualAuthenticator(other).add(credential)
     with other.expect_navigation():
         other.locator("button#passkey-signin").click()
@@ -169,7 +197,7 @@ def test_a_first_sign_in_sets_up_a_passkey_instead_of_the_app(idp, new_context, 
     submit(page, email_code=mailbox.code_for(person.email))
     expect(page.locator("img#totp-qr")).to_be_visible()  # the app stays the default
     page.locator("#passkey-name").fill("Phone")
-    with page.expect_navigation(url=re.compile(re.escape(idp.url) + r"/account$")):
+    with page.expect_navigation(url=at_account(idp)):
         page.locator("button#enrol-passkey").click()
     expect(page.locator("#two-step")).to_have_text("On, with passkeys")
 
@@ -179,6 +207,6 @@ def test_a_first_sign_in_sets_up_a_passkey_instead_of_the_app(idp, new_context, 
     submit(later, password=person.password)
     expect(field(later, "totp_code")).to_have_count(0)
     VirtualAuthenticator(later).add(authenticator.credentials()[0])
-    with later.expect_navigation(url=re.compile(re.escape(idp.url) + r"/account$")):
+    with later.expect_navigation(url=at_account(idp)):
         later.locator("button#use-passkey").click()
     expect(later.locator("#account-email")).to_have_text(person.email)
