@@ -38,6 +38,9 @@ def create_app(test_config: dict | None = None) -> Flask:
     )
     config.load(app, test_config)
     app.config["BABEL_TRANSLATION_DIRECTORIES"] = _resource_dir("translations")
+    # "/login//x" is not found rather than redirected: Werkzeug's redirect to the merged path
+    # would name the host the request claimed (Host header), not the issuer.
+    app.url_map.merge_slashes = False
 
     from .web import guards
 

@@ -125,6 +125,14 @@ DEFAULTS: dict = {
     "TRIAL_DAYS": 30,
     # Support actions need a sign-in at most this old (seconds); older means sign in again.
     "SUPPORT_FRESH_LOGIN": 15 * 60,
+    # Passkeys (WebAuthn). Adding one in the security centre needs a sign-in at most
+    # PASSKEY_FRESH_LOGIN old (seconds; older means sign in again and come back), and so does a
+    # password change of an account whose only second factor is passkeys. The browser's passkey
+    # prompt waits PASSKEY_CEREMONY_TIMEOUT seconds, and a security-centre request to add one
+    # (its challenge) lasts as long. An account holds at most PASSKEYS_PER_ACCOUNT passkeys.
+    "PASSKEY_FRESH_LOGIN": 10 * 60,
+    "PASSKEY_CEREMONY_TIMEOUT": 5 * 60,
+    "PASSKEYS_PER_ACCOUNT": 10,
     # Smart lockout of sign-in passwords (services/smart_lockout.py). Wrong passwords are
     # counted per (address, source), for known and unknown addresses alike: the source is a
     # familiar device (the signed device cookie of an earlier completed sign-in of that
@@ -207,6 +215,7 @@ DEFAULTS: dict = {
 # Settings above that must be positive whole numbers (checked at start-up).
 POSITIVE_NUMBERS = (
     "INVITATION_LIFETIME", "CONNECTOR_FLOW_LIFETIME", "CONNECTOR_RESET_INTERVAL", "SUPPORT_FRESH_LOGIN",
+    "PASSKEY_FRESH_LOGIN", "PASSKEY_CEREMONY_TIMEOUT", "PASSKEYS_PER_ACCOUNT",
     "LOCKOUT_AFTER_FAILURES", "LOCKOUT_WINDOW", "LOCKOUT_DURATION", "LOCKOUTS_UNTIL_SUPPORT",
     "SIGN_IN_CAPTCHA_AFTER_FAILURES", "LOCKOUT_MAX_DURATION", "LOCKOUT_MEMORY", "DEVICE_COOKIE_LIFETIME",
     "CAPTCHA_COST", "CAPTCHA_LIFETIME", "SESSION_SEEN_INTERVAL", "SECURITY_EVENTS_PER_PAGE", "TRIAL_DAYS",

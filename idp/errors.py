@@ -296,3 +296,89 @@ class FirmAlreadyLinked(DomainError):
 class NotAFirmAccountant(DomainError):
     status = 403
     public = _l("The firm portal is for the accountants of an accountancy firm.")
+
+
+class PasskeyRefused(DomainError):
+    """A passkey assertion that does not verify: an unknown passkey, a wrong signature, an
+    expired or used challenge, another site's, no user verification, a cloned key. The same
+    answer for each, so it tells nobody which passkeys exist."""
+
+    status = 401
+    public = _l("That passkey could not be used. Try again, or use another way to sign in.")
+
+
+class PasskeySignInPaused(DomainError):
+    """Too many failed passkey sign-ins from this network; signing in with a password still works."""
+
+    status = 423
+
+    def __init__(self, until):
+        super().__init__()
+        self.until = until
+
+    def message(self) -> str:
+        from flask_babel import gettext
+
+        from .timezones import shown
+
+        return gettext("Too many failed attempts with a passkey from here. Signing in with a passkey is paused until "
+                       "%(until)s. You can still sign in with your e-mail address and password.",
+                       until=shown(self.until))
+
+
+class PasskeyNotAdded(DomainError):
+    status = 400
+    public = _l("The passkey could not be added. Try again, and confirm with your fingerprint, face or screen lock "
+                "when your device asks.")
+
+
+class NoPasskeyCreated(DomainError):
+    status = 400
+    public = _l("Your browser did not create a passkey. Use a browser or device that supports passkeys.")
+
+
+class PasskeyExists(DomainError):
+    status = 409
+    public = _l("This passkey is registered already.")
+
+
+class TooManyPasskeys(DomainError):
+    status = 409
+
+    def __init__(self, limit: int):
+        super().__init__(_l("You have %(count)s passkeys, the most an account can have. Remove one before you add "
+                            "another.", count=limit))
+
+
+class PasskeyNotFound(DomainError):
+    """A passkey the person asked to remove is not one of theirs (removed already, another
+    person's, or unknown: the same answer)."""
+
+    status = 404
+    public = _l("This passkey does not exist (any more). The list below shows your passkeys.")
+
+
+class LastSecondFactor(DomainError):
+    status = 409
+    public = _l("This is your last passkey and your account has no authenticator app, so it is your only second "
+                "step when you sign in. Add another passkey before you remove this one.")
+
+
+class InvalidPasskeyName(DomainError):
+    status = 400
+    public = _l("Give the passkey a name of at most 60 characters, without special characters.")
+
+
+class PasskeyRequestExpired(FlowExpired):
+    public = _l("Adding the passkey took too long. Press the button again to add it.")
+
+
+class FreshSignInRequired(DomainError):
+    """A change that needs the second factor, for an account whose second factor (a passkey)
+    this page cannot ask for: a recent sign-in stands in for it."""
+
+    status = 403
+
+    def __init__(self, minutes: int):
+        super().__init__(_l("For your security, sign out and sign in again with your passkey, then make this change "
+                            "within %(minutes)s minutes.", minutes=minutes))

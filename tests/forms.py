@@ -25,7 +25,8 @@ class FormParser(HTMLParser):
         a = dict(attrs)
         if tag == "form":
             self._form = {"action": a.get("action", ""), "method": (a.get("method") or "get").lower(), "fields": {},
-                          "buttons": [], "inputs": [], "button_attrs": []}
+                          "buttons": [], "inputs": [], "button_attrs": [],
+                          "attrs": {k: (v if v is not None else "") for k, v in a.items()}}
             self.forms[a.get("id") or f"form{len(self.forms)}"] = self._form
         elif tag == "input" and self._form is not None:
             self._form["inputs"].append({k: (v if v is not None else "") for k, v in a.items()})

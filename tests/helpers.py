@@ -184,7 +184,9 @@ class Browser:
 
     @property
     def alert(self) -> str | None:
-        return " ".join(t.strip() for t in self.page.alert_texts) if self.page and self.page.alert_texts else None
+        # Empty alert regions (a script fills them) say nothing.
+        texts = [t.strip() for t in self.page.alert_texts if t.strip()] if self.page else []
+        return " ".join(texts) if texts else None
 
     @property
     def step_state(self) -> str | None:
@@ -247,6 +249,34 @@ class Browser:
             assert self.step_state == "totp", (self.status, self.alert)
             self.submit(totp_code=self.next_totp())
         return self
+
+    # -- passkeys (the page's passkey form, as static/passkeys.js drives it)
+    def passkey_options(self, form_id="passkey-form", **fields):
+        """Ask the options of the page's passkey form (the fetch the script makes)."""
+        form = self.page.forms[form_id]
+        data = {k: v for k, v in dict(form["fields"], **fields).items() if k != "credential"}
+        return self.http.post(form["attrs"]["data-options-url"], data=data,
+                              headers={"X-CSRFToken": form["fields"].get("csrf_token", "")})
+
+    def send_passkey(self, credential: str, form_id="passkey-form", follow=True, **fields):
+        """Post the passkey form with the browser's answer (and the flow the options named)."""
+        form = self.page.forms[form_id]
+        return self.post(form["action"], dict(form["fields"], credential=credential, **fields), follow)
+
+    def use_passkey(self, authenticator, form_id="passkey-form", *, origin=ISSUER, name=None, **options):
+        """Press the page's passkey button: options, the authenticator's answer, the post."""
+        form = self.page.forms[form_id]
+        extra = {"name": name} if name is not None else {}
+        response = self.passkey_options(form_id, **extra)
+        assert response.status_code == 200, (response.status_code, response.get_json())
+        data = response.get_json()
+        if form["attrs"]["data-passkey"] == "create":
+            credential = authenticator.create(data["publicKey"], origin, **options)
+        else:
+            credential = authenticator.get(data["publicKey"], origin, **options)
+        if data.get("flow"):
+            extra["flow"] = data["flow"]
+        return self.send_passkey(credential, form_id, **extra)
 
     def next_totp(self) -> str:
         """A code the provider has not seen yet (codes are single use): the next

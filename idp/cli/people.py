@@ -274,8 +274,9 @@ def accounts():
 @click.option("--json", "as_json", is_flag=True)
 @with_appcontext
 def accounts_show(email, as_json):
-    """Status of an account: active, locked or disabled; e-mail verified; TOTP enrolled."""
+    """Status of an account: active, locked or disabled; e-mail verified; TOTP enrolled; passkeys."""
     from ..services import accounts as svc
+    from ..services import passkeys
 
     account = svc.find_by_email(email.strip())
     if account is None:
@@ -286,6 +287,7 @@ def accounts_show(email, as_json):
         "status": svc.status(account),
         "email_verified": bool(account.email_verified),
         "totp_enrolled": account.totp_enrolled,
+        "passkeys": passkeys.count(account),
     }
     emit(data, as_json)
 

@@ -5,7 +5,8 @@ from .connector import ConnectorResetFlow
 from .email_change import EmailChangeFlow
 from .invitation import InvitationFlow
 from .login import LoginFlow
+from .passkey_registration import PasskeyRegistrationFlow
 from .signup import SignupFlow
 
 __all__ = ["ConnectorResetFlow", "Context", "EmailChangeFlow", "FlowMachine", "InvitationFlow", "LoginFlow",
-           "SignupFlow"]
+           "PasskeyRegistrationFlow", "SignupFlow"]

@@ -10,7 +10,8 @@ from flask import current_app
 from .. import clock
 from ..errors import FlowExpired, FlowNotFound, StepOutOfOrder
 from ..extensions import db
-from ..models import Flow
+from ..models import Account, Flow
+from ..unit_of_work import kept
 
 
 @dataclass
@@ -86,9 +87,21 @@ class FlowMachine:
             raise FlowNotFound()
         return cls(row)
 
+    @classmethod
+    def load_for(cls, flow_id: str, owned: list[str], account: Account):
+        """The flow, provided this browser started it for this signed-in account."""
+        flow = cls.load(flow_id, owned)
+        if flow.row.account_id != account.id:
+            raise FlowNotFound()
+        return flow
+
     @property
     def id(self) -> str:
         return self.row.id
+
+    @property
+    def account(self) -> Account | None:
+        return db.session.get(Account, self.row.account_id) if self.row.account_id else None
 
     @property
     def state(self) -> str:
@@ -101,6 +114,20 @@ class FlowMachine:
     def update_data(self, **values) -> None:
         # JSON columns notice reassignment, not in-place mutation.
         self.row.data = {**self.row.data, **values}
+
+    def keep_challenge(self, challenge: str, state: str = "") -> None:
+        """A WebAuthn challenge the flow's page asked for in ``state``, replacing an earlier one."""
+        self.row.challenge = f"{state} {challenge}"
+
+    def spend_challenge(self, state: str = "") -> str | None:
+        """The challenge asked for in ``state``, once: it is removed (and committed at once)
+        before the caller checks the answer, so an answer that is refused cannot come back."""
+        kept_value = self.row.challenge
+        if kept_value is not None:
+            with kept():
+                self.row.challenge = None
+        asked_in, _, challenge = (kept_value or "").partition(" ")
+        return challenge if kept_value and asked_in == state else None
 
     def expired(self) -> bool:
         return self.row.expires_at <= clock.now()

@@ -4,8 +4,7 @@ only then; until then it waits in the flow, which ends with the flow's lifetime.
 
 from __future__ import annotations
 
-from ..errors import FlowNotFound, SameEmail
-from ..extensions import db
+from ..errors import SameEmail
 from ..models import Account
 from ..services import accounts, email_codes
 from .base import Context, FlowMachine
@@ -31,14 +30,6 @@ class EmailChangeFlow(FlowMachine):
         flow._send_code(account, ctx)
         return flow
 
-    @classmethod
-    def load_for(cls, flow_id: str, owned: list[str], account: Account) -> EmailChangeFlow:
-        """The flow, provided this browser started it for this signed-in account."""
-        flow = cls.load(flow_id, owned)
-        if flow.row.account_id != account.id:
-            raise FlowNotFound()
-        return flow
-
     @property
     def email(self) -> str:
         return self.data["email"]
@@ -51,10 +42,6 @@ class EmailChangeFlow(FlowMachine):
 
     def action_resend(self, form, ctx: Context) -> None:
         self._send_code(self.account, ctx)
-
-    @property
-    def account(self) -> Account:
-        return db.session.get(Account, self.row.account_id)
 
     def step_code(self, form, ctx: Context) -> str:
         account = self.account

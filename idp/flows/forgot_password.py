@@ -1,6 +1,6 @@
 """F5 forgotten password (seed 000): from the password step, the e-mail address, a mailed
-code, the authenticator code where one is enrolled, a new password (policy), then back into
-the authorization. An unknown address gets the same answer and no mail."""
+code, the authenticator code (or a passkey) where one is set up, a new password (policy),
+then back into the authorization. An unknown address gets the same answer and no mail."""
 
 from __future__ import annotations
 
@@ -21,7 +21,8 @@ class ForgotPasswordSteps:
         "forgot_totp": {"new_password"},
         "new_password": {"resume", "totp_enroll"},
     }
-    ACTIONS = {"password": {"forgot": "forgot_email"}, "forgot_code": {"resend": "forgot_code"}}
+    ACTIONS = {"password": {"forgot": "forgot_email"}, "forgot_code": {"resend": "forgot_code"},
+               "forgot_totp": {"passkey": "new_password"}}
     LINKED = {"forgot"}
 
     def action_forgot(self, form, ctx: Context) -> None:
@@ -67,17 +68,19 @@ class ForgotPasswordSteps:
         self.row.account_id = account.id
         self.update_data(email=account.email)
         account.email_verified = True
-        return "forgot_totp" if account.totp_enrolled else "new_password"
+        return "forgot_totp" if accounts.has_second_factor(account) else "new_password"
 
     def step_forgot_totp(self, form, ctx: Context) -> str:
         accounts.check_totp(self.account, form.get("totp_code", ""), ip=ctx.ip)
-        self.update_data(totp_checked=True)
+        self.update_data(second_factor="otp")
         return "new_password"
 
     def step_new_password(self, form, ctx: Context) -> str:
         account = self.account
         accounts.set_password(account, form.get("password", ""), form.get("password_confirm", ""), ip=ctx.ip,
                               locale=ctx.locale)
-        if self.data.get("totp_checked"):
-            return self._authenticated(["pwd", "otp", "mfa"])
+        # The second step was taken before the new password (a code, or a passkey: see LoginFlow).
+        second = self.data.get("second_factor")
+        if second:
+            return self._authenticated(["pwd", second, "mfa"])
         return self._second_factor(account)

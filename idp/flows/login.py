@@ -1,6 +1,13 @@
 """F3 first login and F4 login (seed 000): e-mail, password, e-mail check once,
 authenticator enrolment once, authenticator code, consent where needed. The same stored
-flow carries F5 (forgot_password.py) and F6 (reset_2fa.py), whose states join its graph."""
+flow carries F5 (forgot_password.py) and F6 (reset_2fa.py), whose states join its graph.
+
+Passkeys join the same steps as actions: on the e-mail step a passkey is the whole sign-in;
+on the authenticator step (``totp``, the second step after the password, also for accounts
+with passkeys only) and F5's ``forgot_totp`` it is the second step; on the enrolment step
+one is set up instead of the authenticator app. The page asks for options first
+(``passkey_options``), whose challenge the flow keeps for its state and hands back once
+(``keep_challenge``, ``spend_challenge``)."""
 
 from __future__ import annotations
 
@@ -10,13 +17,18 @@ from .. import clock
 from ..errors import DomainError, EmailMismatch, StepOutOfOrder
 from ..extensions import db
 from ..models import Account, Client
-from ..services import accounts, consents, email_codes, tokens, totp
+from ..models.oauth import ACR_MFA, ACR_PHISHING_RESISTANT, requested_acr
+from ..services import accounts, consents, email_codes, passkeys, tokens, totp
 from ..services.crypto import decrypt_text, encrypt_text
 from .base import Context, FlowMachine, joined
 from .forgot_password import ForgotPasswordSteps
 from .reset_2fa import ResetTwoFactorSteps
 
 EMAIL_CODE_PURPOSE = "verify_email"
+# The steps whose page offers a passkey, and what it is there.
+PASSKEY_SIGN_IN, PASSKEY_SECOND_FACTOR, PASSKEY_ENROLMENT = "sign-in", "second factor", "enrolment"
+PASSKEY_STEPS = {"email": PASSKEY_SIGN_IN, "totp": PASSKEY_SECOND_FACTOR, "forgot_totp": PASSKEY_SECOND_FACTOR,
+                 "totp_enroll": PASSKEY_ENROLMENT}
 
 
 class LoginFlow(ForgotPasswordSteps, ResetTwoFactorSteps, FlowMachine):
@@ -24,7 +36,7 @@ class LoginFlow(ForgotPasswordSteps, ResetTwoFactorSteps, FlowMachine):
     initial = "email"
     TRANSITIONS = joined(
         {
-            "email": {"password"},
+            "email": {"password", "resume"},
             "password": {"verify_email", "totp_enroll", "totp", "email"},
             "verify_email": {"email_code"},
             "email_code": {"totp_enroll", "totp", "email_code"},
@@ -37,7 +49,8 @@ class LoginFlow(ForgotPasswordSteps, ResetTwoFactorSteps, FlowMachine):
         ResetTwoFactorSteps.TRANSITIONS,
     )
     ACTIONS = joined(
-        {"password": {"restart": "email"}, "email_code": {"resend": "email_code"}},
+        {"email": {"passkey": "resume"}, "password": {"restart": "email"}, "email_code": {"resend": "email_code"},
+         "totp": {"passkey": "resume"}, "totp_enroll": {"passkey_enrol": "resume"}},
         ForgotPasswordSteps.ACTIONS,
         ResetTwoFactorSteps.ACTIONS,
     )
@@ -61,10 +74,6 @@ class LoginFlow(ForgotPasswordSteps, ResetTwoFactorSteps, FlowMachine):
     # -- helpers -------------------------------------------------------------
 
     @property
-    def account(self) -> Account | None:
-        return db.session.get(Account, self.row.account_id) if self.row.account_id else None
-
-    @property
     def client(self) -> Client | None:
         """The relying app of the authorization this sign-in serves, if any."""
         client_id = (self.data.get("authorize") or {}).get("client_id")
@@ -79,6 +88,11 @@ class LoginFlow(ForgotPasswordSteps, ResetTwoFactorSteps, FlowMachine):
     @property
     def email(self) -> str | None:
         return self.data.get("email")
+
+    def passkey_required(self) -> bool:
+        """The app demands a sign-in only a passkey gives (an essential `phr`)."""
+        wanted, essential = requested_acr(self.data.get("authorize") or {})
+        return essential and ACR_PHISHING_RESISTANT in wanted and ACR_MFA not in wanted
 
     def consent_ends_connection(self) -> bool:
         """Whether allowing the access asked for ends the person's earlier connection to the
@@ -95,7 +109,7 @@ class LoginFlow(ForgotPasswordSteps, ResetTwoFactorSteps, FlowMachine):
         return self._second_factor(account)
 
     def _second_factor(self, account: Account) -> str:
-        if account.totp_enrolled:
+        if accounts.has_second_factor(account):
             return "totp"
         self.update_data(pending_totp=encrypt_text(totp.new_secret(), "pending-totp"))
         return "totp_enroll"
@@ -174,3 +188,41 @@ class LoginFlow(ForgotPasswordSteps, ResetTwoFactorSteps, FlowMachine):
             params = self.data.get("authorize", {})
             consents.give(self.account, params.get("client_id"), self.data.get("consent_scope", ""), ip=ctx.ip)
         return "resume"
+
+    # -- passkeys ------------------------------------------------------------------------
+
+    def passkey_options(self, name: str | None = None) -> dict:
+        """What the browser needs for a passkey on this step; the challenge is kept for it. The
+        ``name`` of a passkey to set up is checked now, before the browser makes one."""
+        purpose = PASSKEY_STEPS.get(self.row.state)
+        account = self.account
+        if purpose is None or (purpose == PASSKEY_SECOND_FACTOR and not passkeys.count(account)):
+            raise StepOutOfOrder()
+        if purpose == PASSKEY_ENROLMENT:
+            passkeys.check_name(name)
+            # Enrolment replaces whatever was set up before (F6), so no passkey is excluded.
+            options, challenge = passkeys.registration_options(account, exclude_existing=False)
+        else:
+            options, challenge = passkeys.authentication_options(account if purpose == PASSKEY_SECOND_FACTOR else None)
+        self.keep_challenge(challenge, self.row.state)
+        return options
+
+    def action_passkey(self, form, ctx: Context) -> None:
+        challenge = self.spend_challenge(self.row.state)
+        credential = form.get("credential", "")
+        if self.row.state == "email":
+            account, method = accounts.sign_in_with_passkey(credential, challenge, ip=ctx.ip)
+            self.row.account_id = account.id
+            self.update_data(email=account.email)
+            self._authenticated([method, "mfa"])
+            return
+        method = accounts.check_passkey(self.account, credential, challenge, ip=ctx.ip)
+        if self.row.state == "totp":
+            self._authenticated(["pwd", method, "mfa"])
+        else:  # forgot_totp: the second step before the new password
+            self.update_data(second_factor=method)
+
+    def action_passkey_enrol(self, form, ctx: Context) -> None:
+        method = accounts.enrol_passkey(self.account, form.get("credential", ""), self.spend_challenge(self.row.state),
+                                        name=form.get("name"), ip=ctx.ip, locale=ctx.locale)
+        self._authenticated(["pwd", method, "mfa"])

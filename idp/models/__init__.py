@@ -23,6 +23,7 @@ from .oauth import (
     UsedDpopProof,
 )
 from .outbox import OutboxLogout, OutboxMail
+from .passkeys import Passkey
 
 # The trigram indexes (base.substring_index) need PostgreSQL's pg_trgm, also where tests create
 # the tables without the migrations.
@@ -45,6 +46,7 @@ __all__ = [
     "Membership",
     "OutboxLogout",
     "OutboxMail",
+    "Passkey",
     "PushedAuthorizationRequest",
     "RevokedToken",
     "SsoSession",

@@ -27,6 +27,10 @@ class Flow(db.Model):
     # SHA-256 of a single-use link that continues the flow in another browser (e.g. a
     # password link mailed to someone else); None for flows without one.
     link_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    # The WebAuthn challenge the flow's page asked for, after the state it was asked in ("<state>
+    # <challenge>"); None once spent. A column of its own: the browser asks for it while the
+    # person may be submitting the step, and neither write may undo the other's.
+    challenge: Mapped[str | None] = mapped_column(String(200))
     created_at: Mapped[dt.datetime] = created_at()
     expires_at: Mapped[dt.datetime] = mapped_column(DateTime, nullable=False, index=True)
     completed_at: Mapped[dt.datetime | None] = mapped_column(DateTime)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hmac
+import json
 from urllib.parse import urlsplit
 
 from authlib.oauth2.rfc6749 import ClientMixin, TokenMixin, scope_to_list
@@ -19,11 +20,52 @@ from .base import created_at, new_id, token_hash
 
 # The REFEDS MFA profile: what a sign-in with a password and a second factor is worth.
 ACR_MFA = "https://refeds.org/profile/mfa"
+# OpenID Connect EAP ACR Values 1.0 `phr`: phishing-resistant. A passkey signs for this
+# provider's origin only, so a look-alike site cannot use what it sees. (`phrh`, hardware-
+# protected, is not claimed: without attestation nothing proves where the key lives.)
+ACR_PHISHING_RESISTANT = "phr"
+# The `amr` of a passkey (RFC 8176): proof of possession of a hardware- or software-held key.
+PASSKEY_AMR = frozenset({"hwk", "swk"})
 
 
-def acr_for(amr) -> str | None:
-    """The `acr` of a sign-in with these `amr` values."""
-    return ACR_MFA if "mfa" in (amr or ()) else None
+def acr_achieved(amr) -> list[str]:
+    """The `acr` values a sign-in with these `amr` values meets, strongest first."""
+    amr = set(amr or ())
+    if "mfa" not in amr:
+        return []
+    return [ACR_PHISHING_RESISTANT, ACR_MFA] if amr & PASSKEY_AMR else [ACR_MFA]
+
+
+def requested_acr(params: dict) -> tuple[list[str], bool]:
+    """The `acr` values an authorization request asks for, in its order of preference, and
+    whether they are essential: the `claims` parameter's `id_token.acr` (OpenID Connect Core
+    5.5.1.1), else `acr_values` (always voluntary). A malformed parameter asks for nothing
+    (the authorize checks refuse it)."""
+    raw = params.get("claims")
+    if isinstance(raw, str) and raw:
+        try:
+            claims = json.loads(raw)
+        except ValueError:
+            claims = None
+        id_token = claims.get("id_token") if isinstance(claims, dict) else None
+        acr = id_token.get("acr") if isinstance(id_token, dict) else None
+        if isinstance(acr, dict):
+            values = acr.get("values") if isinstance(acr.get("values"), list) else (
+                [acr["value"]] if "value" in acr else [])
+            return [str(v) for v in values], acr.get("essential") is True
+    acr_values = params.get("acr_values")
+    return (acr_values.split() if isinstance(acr_values, str) else []), False
+
+
+def acr_for(amr, wanted=()) -> str | None:
+    """The `acr` of a sign-in with these `amr` values: the first of the values the client
+    asked for (``wanted``, in its order of preference) that the sign-in meets, else the
+    strongest it meets."""
+    achieved = acr_achieved(amr)
+    for value in wanted:
+        if value in achieved:
+            return value
+    return achieved[0] if achieved else None
 
 
 def localized_name(name: str, names: dict | None, locale: str | None) -> str:
@@ -216,6 +258,8 @@ class AuthorizationCode(db.Model, AuthorizationCodeMixin):
     nonce: Mapped[str | None] = mapped_column(String(500))
     auth_time: Mapped[int] = mapped_column(Integer, nullable=False)
     amr: Mapped[list] = mapped_column(JSON, default=list, nullable=False)
+    # The `acr` of the ID token, chosen when the code was issued from what the client asked for.
+    acr: Mapped[str | None] = mapped_column(String(100))
     code_challenge: Mapped[str | None] = mapped_column(String(128))
     code_challenge_method: Mapped[str | None] = mapped_column(String(10))
     # RFC 9449 section 10: only a DPoP proof with the key of this thumbprint redeems the code.
@@ -241,7 +285,7 @@ class AuthorizationCode(db.Model, AuthorizationCodeMixin):
         return self.auth_time
 
     def get_acr(self):
-        return acr_for(self.amr)
+        return self.acr or acr_for(self.amr)
 
     def get_amr(self):
         return list(self.amr) or None

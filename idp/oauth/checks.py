@@ -13,6 +13,7 @@ from flask import current_app
 from joserfc import jwt
 from joserfc.errors import JoseError
 
+from ..models.oauth import requested_acr
 from ..services import keys
 from . import dpop
 from .supported import ACR_VALUES, ID_TOKEN_ALGORITHMS, NONCE_MAX_LENGTH, PROMPTS_ACCEPTED, RESPONSE_MODES
@@ -28,6 +29,9 @@ class AuthorizationRequest:
     prompts: set[str] = field(default_factory=set)
     max_age: int | None = None
     hint_sub: str | None = None  # the `sub` of a valid id_token_hint
+    # The `acr` values asked for (in order of preference) and whether they are essential.
+    acr_wanted: list[str] = field(default_factory=list)
+    acr_essential: bool = False
 
     @property
     def state(self) -> str | None:
@@ -73,7 +77,7 @@ def _claim_request_valid(value) -> bool:
 def check_claims(req: AuthorizationRequest) -> None:
     """The `claims` parameter (OpenID Connect Core 5.5). Claims are released per granted
     scope, in the ID token and at userinfo alike; what the parameter can demand beyond
-    that is an essential `acr`, refused up front when it names none we achieve."""
+    that is an essential `acr` (check_acr)."""
     raw = req.params.get("claims")
     if raw is None:
         return
@@ -86,11 +90,15 @@ def check_claims(req: AuthorizationRequest) -> None:
         m is None or (isinstance(m, dict) and all(_claim_request_valid(v) for v in m.values())) for m in members
     ):
         raise req.error(InvalidRequestError, "Invalid 'claims' parameter.")
-    acr = (claims.get("id_token") or {}).get("acr")
-    if acr and acr.get("essential"):
-        wanted = acr["values"] if "values" in acr else [acr["value"]] if "value" in acr else None
-        if wanted is not None and not set(map(str, wanted)) & set(ACR_VALUES):
-            raise req.error(UnmetAuthenticationRequirements, "The essential 'acr' cannot be met.")
+
+
+def check_acr(req: AuthorizationRequest) -> None:
+    """The `acr` the client asks for: voluntary values pick which value of those the sign-in
+    meets the ID token names; an essential one that no sign-in here can meet is refused up
+    front (one that this session does not meet asks for a new sign-in: interaction)."""
+    req.acr_wanted, req.acr_essential = requested_acr(req.params)
+    if req.acr_essential and req.acr_wanted and not set(req.acr_wanted) & set(ACR_VALUES):
+        raise req.error(UnmetAuthenticationRequirements, "The essential 'acr' cannot be met.")
 
 
 def check_response_mode(req: AuthorizationRequest) -> None:
@@ -145,7 +153,7 @@ def check_dpop_jkt(req: AuthorizationRequest) -> None:
         raise req.error(InvalidRequestError, "Invalid 'dpop_jkt': the base64url SHA-256 thumbprint of a key.")
 
 
-CHECKS = [check_request_object, check_claims, check_response_mode, check_nonce, check_prompt, check_max_age,
+CHECKS = [check_request_object, check_claims, check_acr, check_response_mode, check_nonce, check_prompt, check_max_age,
           check_id_token_hint, check_dpop_jkt]
 
 

@@ -13,6 +13,7 @@ from sqlalchemy import select
 from .. import clock
 from ..extensions import db
 from ..models import AuthorizationCode, Grant
+from ..models.oauth import acr_for, requested_acr
 from ..services import connectors, tokens as token_service
 from ..services.crypto import token_hash
 from . import dpop, jwt_access_tokens, tokens
@@ -71,6 +72,7 @@ class AuthorizationCodeGrant(IssuesAccessTokens, grants.AuthorizationCodeGrant):
             nonce=data.get("nonce"),
             auth_time=clock.to_timestamp(sso.auth_time),
             amr=list(sso.amr),
+            acr=acr_for(sso.amr, requested_acr(data)[0]),
             code_challenge=data.get("code_challenge"),
             code_challenge_method=data.get("code_challenge_method"),
             dpop_jkt=data.get("dpop_jkt"),

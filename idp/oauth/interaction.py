@@ -8,8 +8,9 @@ from dataclasses import dataclass
 
 from authlib.oidc.core.errors import ConsentRequiredError, LoginRequiredError
 
+from ..models.oauth import acr_achieved
 from ..services import consents
-from .checks import AuthorizationRequest
+from .checks import AuthorizationRequest, UnmetAuthenticationRequirements
 
 LOGIN = "login"
 CONSENT = "consent"
@@ -30,12 +31,18 @@ def decide(req: AuthorizationRequest, sso, resumed: Resumed | None, *, now: dt.d
     is raised where the person would have to interact."""
     fresh = resumed is not None and resumed.just_signed_in
     other_person = sso is not None and req.hint_sub is not None and req.hint_sub != sso.account_id
+    unmet = (sso is not None and req.acr_essential and bool(req.acr_wanted)
+             and not set(req.acr_wanted) & set(acr_achieved(sso.amr)))
     if (
         sso is None
         or other_person
+        or unmet
         or (not fresh and "login" in req.prompts)
         or (not fresh and req.max_age is not None and (now - sso.auth_time).total_seconds() > req.max_age)
     ):
+        if fresh and unmet and not other_person:
+            # The person just signed in, but not in a way the client demands (a passkey): no loop.
+            raise req.error(UnmetAuthenticationRequirements, "The sign-in does not meet the essential 'acr'.")
         if "none" in req.prompts or (fresh and other_person):
             # Also when the person just signed in as someone else than the hint names: no loop.
             raise req.error(LoginRequiredError)

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from ..models.oauth import ACR_MFA
+from ..models.oauth import ACR_MFA, ACR_PHISHING_RESISTANT
 
 SCOPES = ["openid", "profile", "email", "offline_access", "administrations"]
 # Scopes about a person: meaningless in a token that no person granted.
@@ -28,5 +28,7 @@ NONCE_MAX_LENGTH = 500
 
 # Authentication context: what the sign-in behind a token proved, named in the ID token's
 # `acr` (whatever `acr_values` asked: they are voluntary, and the claim says what happened).
-# REFEDS MFA: a password and a second factor (TOTP).
-ACR_VALUES = [ACR_MFA]
+# REFEDS MFA: a password and a second factor (TOTP or a passkey), or a passkey with user
+# verification; `phr` (OpenID Connect EAP ACR Values): a sign-in that used a passkey. A
+# passkey sign-in meets both and the ID token names the one the client preferred.
+ACR_VALUES = [ACR_MFA, ACR_PHISHING_RESISTANT]

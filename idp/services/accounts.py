@@ -6,19 +6,21 @@ from __future__ import annotations
 import unicodedata
 
 from email_validator import EmailNotValidError, validate_email
+from flask import current_app
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from .. import clock
-from ..errors import (AccountDisabled, AccountLocked, CaptchaRequired, EmailInUse, InvalidCredentials, InvalidEmail,
-                      InvalidName, InvalidTotp, SignInLocked, TooManyAttempts, TotpAlreadyUsed, WrongCurrentPassword)
+from ..errors import (AccountDisabled, AccountLocked, CaptchaRequired, EmailInUse, FreshSignInRequired,
+                      InvalidCredentials, InvalidEmail, InvalidName, InvalidTotp, PasskeyRefused, PasskeySignInPaused,
+                      SignInLocked, TooManyAttempts, TotpAlreadyUsed, WrongCurrentPassword)
 from ..extensions import db
 from ..models import Account
 from ..unit_of_work import kept
 from flask_babel import lazy_gettext as _l
 
-from . import (audit, captcha, lockout, mailer, passwords, password_policy, sessions, smart_lockout, throttles,
-               tokens, totp)
+from . import (audit, captcha, lockout, mailer, passkeys, passwords, password_policy, sessions, smart_lockout,
+               throttles, tokens, totp)
 
 
 
@@ -140,12 +142,18 @@ def check_password(email: str, password: str, *, ip: str | None, device_id: str 
     return account
 
 
+def has_second_factor(account: Account) -> bool:
+    """An authenticator app or a passkey: what the sign-in asks after the password."""
+    return account.totp_enrolled or passkeys.count(account) > 0
+
+
 def check_totp(account: Account, code: str, *, ip: str | None) -> None:
     """Accept a current authenticator code once (±1 step); count a wrong one towards lockout.
-    A right code of a step used already is refused as such: the person waits for the next one."""
+    A right code of a step used already is refused as such: the person waits for the next one.
+    An account without an authenticator app (passkeys only) has no right code."""
     _check_usable(account)
-    secret = totp.unseal(account.totp_secret)
-    counter = totp.matching_counter(secret, code, after=account.totp_last_counter)
+    secret = totp.unseal(account.totp_secret) if account.totp_enrolled else None
+    counter = totp.matching_counter(secret, code, after=account.totp_last_counter) if secret else None
     if counter is None:
         used = totp.used_already(secret, code, last=account.totp_last_counter)
         with kept():
@@ -157,6 +165,59 @@ def check_totp(account: Account, code: str, *, ip: str | None) -> None:
     account.totp_last_counter = counter
     lockout.clear(account)
     audit.record("login.totp", actor=account.id, account=account, ip=ip)
+
+
+def check_passkey(account: Account, credential: str, challenge: str | None, *, ip: str | None) -> str:
+    """A passkey of this account as the second step after the password; its `amr` value
+    (hwk or swk). A refused one counts towards the account's lockout as a wrong code does."""
+    _check_usable(account)
+    try:
+        passkey = passkeys.verify_assertion(credential, challenge, account=account)
+    except passkeys.Rejected as rejected:
+        with kept():
+            _count_failure(account, ip, "passkey")
+            passkeys.record_rejection(rejected, ip=ip, purpose="second factor")
+        _check_usable(account)
+        raise PasskeyRefused() from None
+    lockout.clear(account)
+    audit.record("login.passkey", actor=account.id, account=account, ip=ip, passkey=passkey.id,
+                 purpose="second factor")
+    return passkeys.amr_of(passkey)
+
+
+# The smart lockout's address for passkey sign-ins, which name no address until they verify
+# (not an e-mail address, so it never shares a count with one).
+PASSKEY_SIGN_IN = "passkey sign-in"
+
+
+def sign_in_with_passkey(credential: str, challenge: str | None, *, ip: str | None) -> tuple[Account, str]:
+    """A sign-in with a passkey alone (user verification makes it two factors): the account
+    and the `amr` value (hwk or swk). Failed assertions are counted per network address like
+    wrong passwords (smart lockout), with one answer whatever failed, so the answers tell
+    nobody which passkeys exist; the source is paused, never an account."""
+    source = smart_lockout.source_of(None, device_id=None, device_accounts=(), ip=ip)
+    standing = smart_lockout.standing(PASSKEY_SIGN_IN, source)
+    if standing.locked_until is not None:
+        with kept():
+            audit.record("login.passkey", outcome="failure", ip=ip, why="source paused", purpose="sign-in")
+        raise PasskeySignInPaused(standing.locked_until)
+    try:
+        passkey = passkeys.verify_assertion(credential, challenge)
+    except passkeys.Rejected as rejected:
+        with kept():
+            locked_until = smart_lockout.count_failure(PASSKEY_SIGN_IN, source)
+            passkeys.record_rejection(rejected, ip=ip, purpose="sign-in")
+            if locked_until is not None:
+                audit.record("sign_in.locked", subject=PASSKEY_SIGN_IN, outcome="failure", ip=ip,
+                             cause="failed passkey sign-ins", source=source.kind, until=locked_until.isoformat())
+        if locked_until is not None:
+            raise PasskeySignInPaused(locked_until) from None
+        raise PasskeyRefused() from None
+    account = passkey.account
+    _check_usable(account)
+    lockout.clear(account)
+    audit.record("login.passkey", actor=account.id, account=account, ip=ip, passkey=passkey.id, purpose="sign-in")
+    return account, passkeys.amr_of(passkey)
 
 
 def enrol_totp(account: Account, secret: str, code: str, *, ip: str | None) -> None:
@@ -193,13 +254,46 @@ def set_password(account: Account, password: str, confirmation: str | None, *, i
     mailer.queue(account.email, "password_changed", locale, name=account.name, email=account.email, when=clock.now())
 
 
-def replace_totp(account: Account, secret: str, code: str, *, ip: str | None, locale: str | None = None) -> None:
-    """Two-step verification set up again: the old secret stops working at once."""
-    had_one = account.totp_enrolled
-    enrol_totp(account, secret, code, ip=ip)
+def clear_second_factors(account: Account) -> int:
+    """The authenticator secret and every passkey stop working at once (a reset of two-step
+    verification); the number of passkeys removed. The caller audits and mails."""
+    account.totp_secret = None
+    account.totp_enrolled_at = None
+    account.totp_last_counter = 0
+    return passkeys.remove_all(account)
+
+
+def _set_up_again(account: Account, *, had_one: bool, passkeys_removed: int, ip: str | None,
+                  locale: str | None) -> None:
     if had_one:
-        audit.record("totp.reset", actor=account.id, account=account, ip=ip)
-        mailer.queue(account.email, "totp_reset", locale, name=account.name, email=account.email, when=clock.now())
+        audit.record("totp.reset", actor=account.id, account=account, ip=ip, passkeys_removed=passkeys_removed)
+        mailer.queue(account.email, "totp_reset", locale, name=account.name, email=account.email,
+                     when=clock.now(), passkeys_removed=passkeys_removed)
+
+
+def replace_totp(account: Account, secret: str, code: str, *, ip: str | None, locale: str | None = None) -> None:
+    """Two-step verification set up again with an authenticator app: the old secret and
+    every passkey stop working at once."""
+    had_one = has_second_factor(account)
+    enrol_totp(account, secret, code, ip=ip)
+    removed = passkeys.remove_all(account)
+    _set_up_again(account, had_one=had_one, passkeys_removed=removed, ip=ip, locale=locale)
+
+
+def enrol_passkey(account: Account, credential: str, challenge: str | None, *, name: str | None, ip: str | None,
+                  locale: str | None = None) -> str:
+    """Two-step verification set up with a passkey instead of an authenticator app (the
+    first sign-in, or after a reset): what was set up before stops working at once. The
+    passkey's `amr` value."""
+    _check_usable(account)
+    name = passkeys.check_name(name)
+    new = passkeys.verify_registration(account, credential, challenge, ip=ip)
+    had_one = has_second_factor(account)
+    removed = clear_second_factors(account)
+    passkey = passkeys.store(account, new, name=name, ip=ip, locale=locale)
+    lockout.clear(account)
+    _set_up_again(account, had_one=had_one, passkeys_removed=removed, ip=ip, locale=locale)
+    return passkeys.amr_of(passkey)
 
 
 def verify_current_password(account: Account, password: str, *, ip: str | None) -> None:
@@ -213,11 +307,18 @@ def verify_current_password(account: Account, password: str, *, ip: str | None) 
 
 
 def change_password(account: Account, current: str, totp_code: str, password: str, confirmation: str, *,
-                    ip: str | None, keep_sid: str | None, locale: str | None) -> None:
-    """A change on the account page: the current password and an authenticator code first."""
+                    ip: str | None, session, locale: str | None) -> None:
+    """A change on the account page in ``session``: the current password and an
+    authenticator code first. An account whose second step is a passkey (which this form
+    cannot ask for) needs a sign-in of the last PASSKEY_FRESH_LOGIN seconds instead."""
     verify_current_password(account, current, ip=ip)
-    check_totp(account, totp_code, ip=ip)
-    set_password(account, password, confirmation, ip=ip, keep_sid=keep_sid, locale=locale)
+    if account.totp_enrolled:
+        check_totp(account, totp_code, ip=ip)
+    else:
+        fresh = current_app.config["PASSKEY_FRESH_LOGIN"]
+        if not sessions.signed_in_within(session, fresh):
+            raise FreshSignInRequired(fresh // 60)
+    set_password(account, password, confirmation, ip=ip, keep_sid=session.id, locale=locale)
 
 
 def status(account: Account) -> str:
@@ -267,7 +368,7 @@ def change_email(account: Account, new_email: str, *, ip: str | None, locale: st
         _email_in_use(account, new_email, ip)
     audit.record("email.changed", actor=account.id, account=account, ip=ip, old=old, new=new_email)
     mailer.queue(old, "email_changed", locale, name=account.name, old_email=old, new_email=new_email,
-                 when=clock.now().strftime("%Y-%m-%d %H:%M"))
+                 when=clock.now())
 
 
 def _email_in_use(account: Account, new_email: str, ip: str | None):

@@ -154,7 +154,7 @@ def _source_locked(connector: ConnectorUser | None, username: str, client_id: st
         client = db.session.get(Client, client_id)
         mailer.queue(owner.email, "connector_locked", None, name=owner.name, username=connector.username,
                      administration=connector.administration.name, client=client.name if client else client_id,
-                     ip=ip or "", until=until.strftime("%Y-%m-%d %H:%M"))
+                     ip=ip or "", until=until)
 
 
 def is_locked(connector: ConnectorUser) -> bool:

@@ -54,6 +54,12 @@ def get_active(sid: str | None) -> SsoSession | None:
     return session
 
 
+def signed_in_within(session: SsoSession | None, seconds: int) -> bool:
+    """Whether the session's sign-in happened at most ``seconds`` ago (a fresh sign-in, which
+    support's console and adding a passkey ask for)."""
+    return session is not None and (clock.now() - session.auth_time).total_seconds() <= seconds
+
+
 def seen(session: SsoSession) -> None:
     """The browser came back with this session: its "last seen" moves, but at most once per
     SESSION_SEEN_INTERVAL, so most requests write nothing."""

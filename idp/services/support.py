@@ -15,7 +15,7 @@ from .. import clock
 from ..errors import InvalidInput
 from ..extensions import db
 from ..models import Account, Administration, AuditEvent, ConnectorUser, Invitation, Membership
-from . import accounts, audit, connectors, event_names, mailer, sessions, tokens
+from . import accounts, audit, connectors, event_names, mailer, passkeys, sessions, tokens
 
 PAGE_SIZE = 20
 EVENTS_PAGE_SIZE = 25
@@ -73,6 +73,7 @@ def overview(account: Account) -> dict:
     owned_connectors = _owned_connectors(account)
     return {
         "status": accounts.status(account),
+        "passkeys": passkeys.count(account),
         "connectors": owned_connectors,
         "locked_connectors": {c.id for c in owned_connectors if connectors.is_locked(c)},
         "invitations": list(db.session.scalars(
@@ -107,13 +108,13 @@ def unlock(account: Account, *, actor: str, ip: str | None, reason: str) -> None
 
 
 def reset_2fa(account: Account, *, actor: str, ip: str | None, reason: str) -> None:
-    """The old secret stops at once; the next sign-in enrols a new one; the person is told."""
+    """The old secret and every passkey stop at once; the next sign-in sets up two-step
+    verification again; the person is told."""
     reason = require_reason(reason)
-    account.totp_secret = None
-    account.totp_enrolled_at = None
-    account.totp_last_counter = 0
-    audit.record("support.reset_2fa", actor=actor, account=account, ip=ip, reason=reason)
-    mailer.queue(account.email, "totp_cleared", None, name=account.name, email=account.email)
+    removed = accounts.clear_second_factors(account)
+    audit.record("support.reset_2fa", actor=actor, account=account, ip=ip, reason=reason, passkeys_removed=removed)
+    mailer.queue(account.email, "totp_cleared", None, name=account.name, email=account.email,
+                 passkeys_removed=removed)
 
 
 def disable(account: Account, *, actor: str, ip: str | None, reason: str) -> None:
@@ -183,7 +184,8 @@ ACTIONS: dict[str, Action] = {a.name: a for a in (
     Action("release-reset-throttle", release_reset_throttle, "connector", False, False,
            "support.release_reset_throttle", "Allow a connector user another password reset within 24 hours."),
     Action("reset-2fa", reset_2fa, "account", True, True, "support.reset_2fa",
-           "Switch two-step verification off; the next sign-in enrols a new authenticator."),
+           "Switch two-step verification off (the authenticator app and every passkey); the next sign-in sets it "
+           "up again."),
     Action("disable", disable, "account", True, True, "support.disable",
            "Refuse sign-in, end every session and revoke every token."),
     Action("enable", enable, "account", True, False, "support.enable", "Allow sign-in again."),

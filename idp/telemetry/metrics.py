@@ -31,7 +31,7 @@ LATENCY = Histogram(
 TOKENS_ISSUED = Counter("idp_tokens_issued", "Successful token responses, by grant type.", ["grant_type"], registry=REGISTRY)
 SIGN_INS = Counter(
     "idp_sign_ins",
-    "Sign-in steps by outcome: success (a session started), failure (a wrong password or code), throttled.",
+    "Sign-in steps by outcome: success (a session started), failure (a wrong password, code or passkey), throttled.",
     ["kind", "outcome"],
     registry=REGISTRY,
 )
@@ -54,6 +54,7 @@ GRANT_TYPES = frozenset({
 _SIGN_IN_ACTIONS = {
     "login.password": "password",
     "login.totp": "totp",
+    "login.passkey": "passkey",
     "login.throttled": "password",
     "login.success": "session",
     "connector.login": "connector",

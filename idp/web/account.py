@@ -9,7 +9,7 @@ from flask_babel import lazy_gettext as _l
 from ..errors import DomainError
 from .. import config
 from ..extensions import limiter
-from ..services import accounts, administrations, password_policy
+from ..services import accounts, administrations, passkeys, password_policy
 from . import browser, caller, errors
 from .login import start_for
 
@@ -32,7 +32,8 @@ def _page(sso, *, message=None, status=200, **shown):
     return render_template(
         "account.html", account=account, administrations=administrations.reachable(account), sso=sso,
         firms=administrations.managed_firms(account), connectors=administrations.owned_connectors(account),
-        rules=password_policy.RULES, message=message, connector_portal=connector_portal_url(), **shown,
+        rules=password_policy.RULES, message=message, connector_portal=connector_portal_url(),
+        passkey_count=passkeys.count(account), **shown,
     ), status
 
 
@@ -59,7 +60,7 @@ def change_password():
     try:
         accounts.change_password(sso.account, request.form.get("current_password", ""),
                                  request.form.get("totp_code", ""), request.form.get("password", ""),
-                                 request.form.get("password_confirm", ""), ip=caller.client_ip(), keep_sid=sso.id,
+                                 request.form.get("password_confirm", ""), ip=caller.client_ip(), session=sso,
                                  locale=caller.context().locale)
     except DomainError as err:
         return _page(sso, status=err.status, **errors.shown(err))

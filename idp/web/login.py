@@ -10,7 +10,7 @@ from .. import config
 from ..errors import DomainError
 from ..extensions import limiter
 from ..flows import LoginFlow
-from ..services import accounts, captcha, password_policy, sessions, totp
+from ..services import accounts, captcha, passkeys, password_policy, sessions, totp
 from . import browser, caller, devices, errors, headers
 
 bp = Blueprint("login", __name__)
@@ -49,6 +49,10 @@ def _step_context(flow: LoginFlow, state: str) -> dict:
         context["reset_email"] = flow.data.get("reset_email") or flow.email or ""
     if state == "new_password":
         context["rules"] = password_policy.RULES
+    if state in ("totp", "forgot_totp"):
+        context.update(totp_enrolled=account.totp_enrolled, has_passkeys=passkeys.count(account) > 0)
+    if state == "email":
+        context["passkey_required"] = flow.passkey_required()
     if state == "password":
         ctx = caller.context()
         context["captcha"] = accounts.password_step_standing(
@@ -115,6 +119,19 @@ def reset_2fa(flow_id):
 def challenge():
     """A proof-of-work challenge for the password step of a source with several failures."""
     return headers.no_store(jsonify(captcha.new_challenge()))
+
+
+@bp.route("/login/<flow_id>/passkey-options", methods=["POST"])
+@limiter.limit(caller.login_limit)
+def passkey_options(flow_id):
+    """The options for the browser's passkey prompt on this step (JSON); the flow keeps the challenge."""
+    try:
+        flow = _load(flow_id)
+        flow.check_live()
+        options = flow.passkey_options(name=request.form.get("name"))
+    except DomainError as err:
+        return headers.no_store(jsonify(error=err.message())), err.status
+    return headers.no_store(jsonify(publicKey=options))
 
 
 @bp.route("/login/<flow_id>/password-check", methods=["POST"])

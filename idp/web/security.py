@@ -1,16 +1,19 @@
-"""The security centre at /account/security: the apps with access, the running sessions and
-recent sign-ins of the signed-in person, with withdraw, end and end-all-others."""
+"""The security centre at /account/security: the apps with access, the running sessions, the
+passkeys and recent sign-ins of the signed-in person, with withdraw, end and end-all-others,
+add and remove."""
 
 from __future__ import annotations
 
 import functools
 
-from flask import Blueprint, redirect, render_template, request, session, url_for
+from flask import Blueprint, current_app, jsonify, redirect, render_template, request, session, url_for
 from flask_babel import lazy_gettext as _l
 
 from ..errors import DomainError
-from ..services import granted_apps, security_centre, sessions
-from . import browser, caller
+from ..extensions import limiter
+from ..flows import PasskeyRegistrationFlow
+from ..services import granted_apps, passkeys, security_centre, sessions
+from . import browser, caller, headers
 from .login import start_for
 
 bp = Blueprint("security", __name__)
@@ -20,6 +23,8 @@ DONE = {
     "app": ("apps", _l("The app's access has been withdrawn. It has to ask you again before it can use your account.")),
     "session": ("sessions", _l("The session has been ended. That browser has to sign in again.")),
     "others": ("sessions", _l("All your other sessions have been ended.")),
+    "passkey_added": ("passkeys", _l("The passkey has been added. You can sign in with it now.")),
+    "passkey_removed": ("passkeys", _l("The passkey has been removed. It no longer signs you in.")),
 }
 MAX_PAGE = 1000
 
@@ -97,3 +102,62 @@ def signed_out():
     if browser.current_sso() is not None:
         return redirect(url_for("security.page"))
     return render_template("logged_out.html", ended_here=True)
+
+
+# -- passkeys ---------------------------------------------------------------------------
+
+
+def _fresh(sso) -> bool:
+    return sessions.signed_in_within(sso, current_app.config["PASSKEY_FRESH_LOGIN"])
+
+
+@bp.route("/account/security/passkeys/sign-in")
+def passkey_sign_in():
+    """Adding a passkey needs a fresh sign-in: sign in again, then back to the passkeys."""
+    sso = browser.current_sso()
+    return start_for(url_for("security.page", _anchor="passkeys"), login_hint=sso.account.email if sso else None)
+
+
+@bp.route("/account/security/passkeys/options", methods=["POST"])
+@limiter.limit(caller.login_limit)
+def passkey_options():
+    """The options for the browser to create a passkey (JSON), in a new flow that keeps the
+    challenge; without a fresh sign-in, where to sign in again."""
+    sso = browser.current_sso()
+    if sso is None or not _fresh(sso):
+        return headers.no_store(jsonify(sign_in=url_for("security.passkey_sign_in"))), 401
+    try:
+        flow, options = PasskeyRegistrationFlow.start(sso.account, request.form.get("name"))
+    except DomainError as err:
+        return headers.no_store(jsonify(error=err.message())), err.status
+    browser.own_flow(flow.id)
+    return headers.no_store(jsonify(flow=flow.id, publicKey=options))
+
+
+@bp.route("/account/security/passkeys", methods=["POST"])
+@limiter.limit(caller.login_limit)
+@_signed_in
+def add_passkey(sso):
+    if not _fresh(sso):
+        return redirect(url_for("security.passkey_sign_in"))
+    try:
+        PasskeyRegistrationFlow.finish(request.form.get("flow", ""), browser.owned_flows(), sso.account, request.form,
+                                       caller.context())
+    except DomainError as err:
+        return _page(sso, error=err.message(), error_section="passkeys", status=err.status)
+    return _done("passkey_added")
+
+
+@bp.route("/account/security/passkeys/remove", methods=["POST"])
+@_signed_in
+def remove_passkey(sso):
+    """Asks first (a page with the passkey's name); removes once confirmed."""
+    try:
+        if request.form.get("confirm") != "yes":
+            passkey = passkeys.own(sso.account, request.form.get("passkey", ""))
+            return render_template("account/passkey_remove.html", passkey=passkey)
+        passkeys.remove(sso.account, request.form.get("passkey", ""), ip=caller.client_ip(),
+                        locale=caller.context().locale)
+    except DomainError as err:
+        return _page(sso, error=err.message(), error_section="passkeys", status=err.status)
+    return _done("passkey_removed")

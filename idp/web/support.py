@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import functools
 
 from flask import Blueprint, abort, current_app, redirect, render_template, request, url_for
@@ -11,7 +10,7 @@ from flask_babel import gettext
 from .. import clock, config
 from ..errors import DomainError, InvalidInput
 from ..extensions import limiter
-from ..services import event_names, invitations, support
+from ..services import event_names, invitations, sessions, support
 from . import browser, caller
 from .login import start_for
 
@@ -34,7 +33,7 @@ def staff_only(view):
             return start_for(here)
         if sso.account.role != "support":
             abort(404)
-        if clock.now() - sso.auth_time > dt.timedelta(seconds=current_app.config["SUPPORT_FRESH_LOGIN"]):
+        if not sessions.signed_in_within(sso, current_app.config["SUPPORT_FRESH_LOGIN"]):
             return start_for(here, login_hint=sso.account.email)
         return view(sso.account, *args, **kwargs)
 

@@ -18,6 +18,7 @@ but it does not group under pytest 9.2, whose node ids it can no longer rewrite.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -55,24 +56,32 @@ def mailbox():
     box.stop_relay()
 
 
-@pytest.fixture(scope="session")
-def provider(mailbox, tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("idp")
+@contextlib.contextmanager
+def running_provider(mailbox, tmp: Path, *, host: str = "127.0.0.1", database_suffix: str = "_e2e"):
+    """``idp serve`` with a migrated database of its own, its issuer ``http://<host>:<port>``
+    (WebAuthn takes a host name as relying-party id, never an IP address: passkey tests
+    need ``localhost``), mail to ``mailbox``; stopped when the block ends."""
     port = free_port()
-    issuer = f"http://127.0.0.1:{port}"
+    issuer = f"http://{host}:{port}"
     database_url = os.environ.get("IDP_TEST_DATABASE_URL")
-    database_url = fresh_postgres(database_url, "_e2e") if database_url else f"sqlite:///{tmp / 'e2e.db'}"
+    database_url = fresh_postgres(database_url, database_suffix) if database_url else f"sqlite:///{tmp / 'e2e.db'}"
     env = provider_env(issuer, database_url=database_url, instance=tmp / "instance", mail_port=mailbox.port,
                        RATELIMIT_ENABLED="false")
     if os.environ.get("IDP_TEST_REDIS_URL"):
         env["IDP_REDIS_URL"] = os.environ["IDP_TEST_REDIS_URL"]
-        env["IDP_RATELIMIT_STORAGE_OPTIONS"] = json.dumps({"key_prefix": redis_key_prefix() + "_E2E"})
+        env["IDP_RATELIMIT_STORAGE_OPTIONS"] = json.dumps({"key_prefix": redis_key_prefix() + database_suffix.upper()})
     run_idp(env, "db", "upgrade")
     server = serve(env, port, tmp / "idp.log", ready_path="/.well-known/openid-configuration")
     try:
         yield Provider(url=issuer, env=env, log=server.log)
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def provider(mailbox, tmp_path_factory):
+    with running_provider(mailbox, tmp_path_factory.mktemp("idp")) as running:
+        yield running
 
 
 @dataclass

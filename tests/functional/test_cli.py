@@ -102,7 +102,7 @@ def test_users_create_and_accounts_show(cli):
                                           "--json"]).output)
     shown = json.loads(cli.invoke(args=["accounts", "show", "bob@example.com", "--json"]).output)
     assert shown == {"sub": created["sub"], "email": "bob@example.com", "status": "active",
-                     "email_verified": False, "totp_enrolled": False}
+                     "email_verified": False, "totp_enrolled": False, "passkeys": 0}
     duplicate = cli.invoke(args=["users", "create", "--email", "bob@example.com", "--password", STRONG, "--json"])
     assert duplicate.exit_code != 0
     assert cli.invoke(args=["users", "create", "--email", "not-an-address", "--password", STRONG]).exit_code != 0

@@ -50,7 +50,9 @@ GET_PATHS = [
     "/administrations/{random_flow}/access",
 ]
 POST_PATHS = ["/authorize", "/par", "/token", "/userinfo", "/introspect", "/revoke", "/logout", "/login/{random_flow}",
-              "/signup/flow/{random_flow}", "/administrations/{random_flow}/access"]
+              "/signup/flow/{random_flow}", "/administrations/{random_flow}/access",
+              "/login/{random_flow}/passkey-options", "/account/security/passkeys/options", "/account/security/passkeys",
+              "/account/security/passkeys/remove"]
 GET_ONLY_PATHS = ["/.well-known/openid-configuration", "/jwks.json", "/account", "/signin", "/", "/dev/mailbox"]
 ALL_PATHS = sorted(set(GET_PATHS) | set(POST_PATHS))
 
@@ -444,15 +446,26 @@ def browser_at(app, portal, third_party, person, stage) -> Browser:
 ACTIONS = st.one_of(
     st.none(),
     st.sampled_from(["", "restart", "resend", "RESTART", "advance", "step_email", "move_to", "check_live", "__class__",
-                     "__init__", "update_data", "restart ", "resend\x00"]),
+                     "__init__", "update_data", "restart ", "resend\x00", "passkey", "passkey_enrol", "spend_challenge"]),
     st.text(max_size=20),
 )
 SUBMITTED_STATES = st.one_of(st.none(), st.just("{current}"), st.sampled_from(LOGIN_STATES), st.text(max_size=20), CONTROL)
+# What a passkey form posts as ``credential``: shapes of a WebAuthn answer, broken in many ways.
+CREDENTIALS = st.sampled_from([
+    "{}", "[]", "null", '"x"', '{"id": 1}', '{"id": "AA", "rawId": "AA", "type": "public-key", "response": {}}',
+    '{"id": "AA", "rawId": "AA", "type": "public-key", "response": {"clientDataJSON": "e30", '
+    '"authenticatorData": "AAAA", "signature": "AA", "userHandle": "***"}}',
+    '{"id": "AA", "rawId": "AA", "type": "public-key", "response": {"clientDataJSON": "e30", '
+    '"attestationObject": "oA", "transports": ["warp"]}}',
+])
 STEP_FIELDS = st.lists(
-    st.tuples(
-        st.one_of(st.sampled_from(["email", "password", "email_code", "totp_code", "decision", "state", "action",
-                                   "csrf_token", "_flow"]), KEYS),
-        SMALL_VALUES,
+    st.one_of(
+        st.tuples(
+            st.one_of(st.sampled_from(["email", "password", "email_code", "totp_code", "decision", "state", "action",
+                                       "csrf_token", "_flow", "credential", "name"]), KEYS),
+            SMALL_VALUES,
+        ),
+        st.tuples(st.just("credential"), CREDENTIALS),
     ),
     max_size=6,
 )
