@@ -193,14 +193,15 @@ def test_cli_parity(app, cli, customer, person):
     assert cli.invoke(args=["support", "disable", person["email"], "--reason", "Fraud"]).exit_code == 0
     assert json.loads(cli.invoke(args=["accounts", "show", person["email"], "--json"]).output)["status"] == "disabled"
     assert cli.invoke(args=["support", "enable", person["email"], "--reason", "OK"]).exit_code == 0
-    assert cli.invoke(args=["support", "unlock", person["email"]]).exit_code != 0  # --reason required, as in the console
+    # CONTRACT section 3: the reason of an unlock is optional on the command line (kept when given).
+    assert cli.invoke(args=["support", "unlock", person["email"]]).exit_code == 0
     assert cli.invoke(args=["support", "unlock", person["email"], "--reason", "Called in"]).exit_code == 0
     assert cli.invoke(args=["support", "disable", "nobody@example.com", "--reason", "x"]).exit_code != 0
     log = json.loads(cli.invoke(args=["audit", "list", "--subject", person["email"], "--json"]).output)
     actions = [e["action"] for e in log]
-    assert actions[:4] == ["account.unlocked", "support.enable", "support.disable", "support.reset_2fa"]
+    assert actions[:5] == ["account.unlocked", "account.unlocked", "support.enable", "support.disable", "support.reset_2fa"]
     assert all(e["actor"].startswith("cli:") for e in log[:4])
-    assert log[3]["reason"] == "Lost phone"
+    assert log[4]["reason"] == "Lost phone" and log[0]["reason"] == "Called in" and log[1]["reason"] is None
 
 
 def test_console_invitation_and_connector_actions(app, staff, cli, browser):
