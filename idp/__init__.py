@@ -107,9 +107,6 @@ def create_app(test_config: dict | None = None) -> Flask:
     from . import ops
 
     ops.init_app(app)  # health, metrics, request ids, logs, forwarded headers: wraps every middleware
-    from .cli import register
-
-    register(app)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     return app
 

@@ -16,7 +16,7 @@ from idp import clock, create_app
 from idp.extensions import db, limiter
 from idp.services import keys
 
-from .helpers import Browser, make_account, make_client, signed_in_browser
+from .helpers import Browser, cli_runner, make_account, make_client, signed_in_browser
 from .isolation import WORKER, redis_key_prefix, worker_database
 
 TEST_DB = os.environ.get("IDP_TEST_DATABASE_URL")
@@ -93,7 +93,7 @@ def browser(app):
 
 @pytest.fixture
 def cli(app):
-    return app.test_cli_runner()
+    return cli_runner(app)
 
 
 @pytest.fixture

@@ -68,9 +68,3 @@ def main() -> None:
                    "IDP_DATABASE_URL (the demo data of `make run`: IDP_ENV=development, in the repository's folder)",
                    err=True)
         sys.exit(1)
-
-
-def register(app) -> None:
-    """Commands that need the app are added to its CLI too (tests use app.test_cli_runner)."""
-    for command in COMMANDS:
-        app.cli.add_command(command)

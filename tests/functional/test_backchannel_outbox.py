@@ -16,7 +16,7 @@ import pytest
 
 from idp import clock
 
-from ..helpers import POST_LOGOUT_URI, T0, Browser, decode, exchange_code, make_client
+from ..helpers import POST_LOGOUT_URI, T0, Browser, cli_runner, decode, exchange_code, make_client
 
 EVENT = "http://schemas.openid.net/event/backchannel-logout"
 
@@ -110,7 +110,7 @@ def log_out(browser):
 
 
 def delivery_round(app) -> str:
-    result = app.test_cli_runner().invoke(args=["mail", "deliver"])
+    result = cli_runner(app).invoke(args=["mail", "deliver"])
     assert result.exit_code == 0, result.output
     return result.output
 
@@ -201,7 +201,7 @@ def test_support_disabling_an_account_owes_every_session_one_logout_and_two_loop
     _, sid2 = signed_in(app, rp_client, person, first_time=False, secret=first.totp_secret)
     clock.advance(minutes=1)
     _, sid3 = signed_in(app, rp_client, person, first_time=False, secret=first.totp_secret)
-    result = app.test_cli_runner().invoke(args=["support", "disable", person["email"], "--reason", "stolen laptop"])
+    result = cli_runner(app).invoke(args=["support", "disable", person["email"], "--reason", "stolen laptop"])
     assert result.exit_code == 0, result.output
     assert rp.accepted == []
 

@@ -8,7 +8,7 @@ import datetime as dt
 import pytest
 
 from idp import clock
-from tests.helpers import REDIRECT_URI, basic, make_client, token_request
+from tests.helpers import REDIRECT_URI, basic, cli_runner, make_client, token_request
 
 FULL = "openid profile email offline_access administrations"
 
@@ -62,8 +62,8 @@ def test_a_client_registered_without_a_method_uses_either_secret_method(app, cli
 
 
 def test_a_public_client_cannot_register_a_secret_method(app):
-    result = app.test_cli_runner().invoke(args=["clients", "create", "--name", "App", "--public", "--redirect-uri",
-                                                REDIRECT_URI, "--token-endpoint-auth-method", "client_secret_basic"])
+    result = cli_runner(app).invoke(args=["clients", "create", "--name", "App", "--public", "--redirect-uri",
+                                          REDIRECT_URI, "--token-endpoint-auth-method", "client_secret_basic"])
     assert result.exit_code != 0
 
 

@@ -8,8 +8,8 @@ from joserfc import jwt
 from joserfc.jwk import KeySet, RSAKey
 
 from idp import clock
-from tests.helpers import (FULL, T0, basic, exchange_code, introspect, make_client, make_connector, refresh,
-                           token_request, tokens_for)
+from tests.helpers import (FULL, T0, basic, cli_runner, exchange_code, introspect, make_client, make_connector,
+                           refresh, token_request, tokens_for)
 
 MFA = "https://refeds.org/profile/mfa"
 
@@ -114,6 +114,6 @@ def test_opaque_stays_the_default(app, client, browser, portal, person):
     browser.sign_in(person["email"], person["password"], first_time=True)
     body = exchange_code(browser.http, portal, browser.callback_params()["code"], browser.verifier).get_json()
     assert body["access_token"].count(".") == 0
-    bad = app.test_cli_runner().invoke(args=["clients", "create", "--name", "X", "--redirect-uri",
-                                            "http://app.test/cb", "--access-token-format", "paseto"])
+    bad = cli_runner(app).invoke(args=["clients", "create", "--name", "X", "--redirect-uri",
+                                       "http://app.test/cb", "--access-token-format", "paseto"])
     assert bad.exit_code != 0

@@ -14,7 +14,7 @@ import pytest
 from joserfc import jwt
 from joserfc.jwk import OctKey, RSAKey
 
-from tests.helpers import ISSUER, basic, make_client
+from tests.helpers import ISSUER, basic, cli_runner, make_client
 
 CC = {"grant_type": "client_credentials"}
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
@@ -105,7 +105,7 @@ def test_registration_refuses_private_keys_and_missing_keys(app, tmp_path, key):
     path.write_text(json.dumps({"keys": [key.as_dict(private=True)]}))
     base = ["clients", "create", "--name", "Bank", "--grant-type", "client_credentials",
             "--token-endpoint-auth-method", "private_key_jwt"]
-    runner = app.test_cli_runner()
+    runner = cli_runner(app)
     assert runner.invoke(args=base + ["--jwks", str(path)]).exit_code != 0
     assert runner.invoke(args=base).exit_code != 0
     assert runner.invoke(args=["clients", "create", "--name", "Bank", "--grant-type", "client_credentials",

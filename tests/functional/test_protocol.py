@@ -13,6 +13,7 @@ from tests.helpers import (
     POST_LOGOUT_URI,
     REDIRECT_URI,
     basic,
+    cli_runner,
     decode,
     exchange_code,
     introspect,
@@ -481,7 +482,7 @@ def test_backchannel_logout(app, browser, person):
         browser.get(f"/logout?id_token_hint={body['id_token']}&post_logout_redirect_uri={POST_LOGOUT_URI}")
         assert browser.location == POST_LOGOUT_URI
         assert received == []  # not inside the person's request: the delivery loop sends it
-        assert app.test_cli_runner().invoke(args=["mail", "deliver"]).exit_code == 0
+        assert cli_runner(app).invoke(args=["mail", "deliver"]).exit_code == 0
         assert len(received) == 1
         token = decode(browser.http, received[0])
         assert token.header["typ"] == "logout+jwt"

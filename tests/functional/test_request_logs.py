@@ -6,12 +6,12 @@ import json
 
 import pytest
 
-from ..helpers import token_request
+from ..helpers import cli_runner, token_request
 
 
 def machine_client(app) -> dict:
     # In JSON mode the command's log lines go to stderr; its answer is on stdout.
-    result = app.test_cli_runner().invoke(
+    result = cli_runner(app).invoke(
         args=["clients", "create", "--name", "Batch", "--grant-type", "client_credentials", "--json"]
     )
     assert result.exit_code == 0, result.output

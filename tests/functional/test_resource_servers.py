@@ -8,7 +8,7 @@ import datetime as dt
 import pytest
 
 from idp import clock
-from tests.helpers import basic, exchange_code, make_client, token_request
+from tests.helpers import basic, cli_runner, exchange_code, make_client, token_request
 
 
 @pytest.fixture
@@ -53,5 +53,5 @@ def test_a_resource_server_gets_no_tokens_of_its_own(client, api):
 
 
 def test_a_resource_server_cannot_be_public(app):
-    result = app.test_cli_runner().invoke(args=["clients", "create", "--name", "API", "--public", "--resource-server"])
+    result = cli_runner(app).invoke(args=["clients", "create", "--name", "API", "--public", "--resource-server"])
     assert result.exit_code != 0

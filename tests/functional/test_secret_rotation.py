@@ -12,7 +12,7 @@ from idp.config import ConfigError
 from idp.extensions import db
 from idp.services import keys
 
-from ..helpers import T0, decode, exchange_code, introspect, make_client, token_request
+from ..helpers import T0, cli_runner, decode, exchange_code, introspect, make_client, token_request
 
 NEW_SECRET = "the-new-secret-after-rotation-0123456789abcdef"
 
@@ -40,7 +40,7 @@ def sign_in_with_totp(browser, client, person):
 
 
 def reencrypt(app) -> dict:
-    result = app.test_cli_runner().invoke(args=["keys", "reencrypt", "--json"])
+    result = cli_runner(app).invoke(args=["keys", "reencrypt", "--json"])
     assert result.exit_code == 0, result.output
     return json.loads(result.stdout)
 
@@ -97,7 +97,7 @@ def test_without_the_previous_secret_reencrypt_reports_what_it_cannot_open(app, 
     browser.authorize(portal["client_id"])
     browser.sign_in(person["email"], person["password"], first_time=True)
     lost = instance(app, NEW_SECRET, [])
-    result = lost.test_cli_runner().invoke(args=["keys", "reencrypt", "--json"])
+    result = cli_runner(lost).invoke(args=["keys", "reencrypt", "--json"])
     assert result.exit_code == 1
     assert json.loads(result.stdout)["totp_secrets"] == {"reencrypted": 0, "current": 0, "undecryptable": 1}
     with lost.app_context():

@@ -16,7 +16,7 @@ from idp.models import (AuditEvent, AuthorizationCode, EmailCode, Flow, Grant, O
 from idp.ops.commands import prune_command
 from idp.services import audit
 
-from ..helpers import make_account, make_client
+from ..helpers import cli_runner, make_account, make_client
 
 NOW = dt.datetime(2026, 3, 2, 12, 0, 0)
 MIN = dt.timedelta(minutes=1)
@@ -175,7 +175,7 @@ def seeded(app):
 def test_prune_deletes_exactly_what_has_expired(app, seeded, batch_size):
     keep, audit_rows = seeded
     app.config["PRUNE_BATCH_SIZE"] = batch_size
-    result = app.test_cli_runner().invoke(prune_command, ["--json"])
+    result = cli_runner(app).invoke(prune_command, ["--json"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.output) == EXPECTED_COUNTS
     with app.app_context():
@@ -184,10 +184,10 @@ def test_prune_deletes_exactly_what_has_expired(app, seeded, batch_size):
 
 
 def test_prune_prints_how_many_of_each_and_a_second_run_finds_nothing(app, seeded):
-    first = app.test_cli_runner().invoke(prune_command, [])
+    first = cli_runner(app).invoke(prune_command, [])
     assert first.exit_code == 0, first.output
     assert "tokens: 3" in first.output.splitlines() and "sessions: 2" in first.output.splitlines()
-    again = app.test_cli_runner().invoke(prune_command, ["--json"])
+    again = cli_runner(app).invoke(prune_command, ["--json"])
     assert set(json.loads(again.output).values()) == {0}
 
 
@@ -197,7 +197,7 @@ def test_what_stays_goes_once_it_has_expired(app, seeded):
     with app.app_context():
         db.session.execute(db.update(SsoSession).values(expires_at=NOW + 31 * DAY - MIN))
         db.session.commit()
-    result = app.test_cli_runner().invoke(prune_command, ["--json"])
+    result = cli_runner(app).invoke(prune_command, ["--json"])
     assert result.exit_code == 0, result.output
     with app.app_context():
         left = remaining()
@@ -219,12 +219,12 @@ def test_only_one_instance_prunes_at_a_time_on_postgresql(app, seeded):
     try:
         with other.connect() as instance_b:
             assert instance_b.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": ADVISORY_LOCK_KEY}).scalar()
-            busy = app.test_cli_runner().invoke(prune_command, ["--json"])
+            busy = cli_runner(app).invoke(prune_command, ["--json"])
             assert json.loads(busy.stdout) == {"skipped": True}
             with app.app_context():
                 assert remaining()["tokens"] != seeded[0]["tokens"]  # nothing was deleted
             instance_b.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": ADVISORY_LOCK_KEY})
-        done = app.test_cli_runner().invoke(prune_command, ["--json"])
+        done = cli_runner(app).invoke(prune_command, ["--json"])
         assert json.loads(done.stdout) == EXPECTED_COUNTS
     finally:
         other.dispose()
