@@ -75,7 +75,17 @@ def commit() -> None:
 
 
 def rollback() -> None:
+    """Discard the unit of work (a refused or failed request)."""
     db.session.rollback()
+
+
+def abandon() -> None:
+    """Discard the unit of work when the database may be away: a rollback that fails as well
+    (its connection is gone) leaves nothing of the transaction behind either."""
+    try:
+        db.session.rollback()
+    except Exception:  # noqa: BLE001 - whatever the driver raises, there is nothing left to undo
+        pass
 
 
 def _finish_request(response):

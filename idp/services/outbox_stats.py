@@ -4,6 +4,7 @@ scrape, so two cheap indexed queries each."""
 from __future__ import annotations
 
 from sqlalchemy import func, select
+from sqlalchemy.exc import SQLAlchemyError
 
 from .. import clock
 from ..extensions import db
@@ -22,3 +23,13 @@ def backlog(model=OutboxMail) -> tuple[int, float]:
     )
     age = max((now - oldest).total_seconds(), 0.0) if oldest is not None else 0.0
     return int(queued or 0), age
+
+
+def backlogs() -> dict[str, tuple[int, float]] | None:
+    """Every outbox's backlog by its gauge name; None when the database is away (the failed
+    transaction is rolled back)."""
+    try:
+        return {name: backlog(model) for name, model in OUTBOXES.items()}
+    except SQLAlchemyError:
+        db.session.rollback()
+        return None

@@ -8,6 +8,8 @@ import io
 from flask import abort, jsonify, request
 from werkzeug.wrappers import Response
 
+from .. import unit_of_work
+
 CREDENTIAL_ENDPOINTS = {"oauth.token", "oauth.introspect", "oauth.revoke", "oauth.pushed_authorization"}
 
 
@@ -84,9 +86,7 @@ def before_request():
 def unrepresentable_input(error):
     """Input the database cannot hold or compare (PostgreSQL refuses NUL characters):
     nothing of ours matches it, so the request is answered 400 instead of failing."""
-    from ..extensions import db
-
-    db.session.rollback()
+    unit_of_work.rollback()
     if request.endpoint in CREDENTIAL_ENDPOINTS:
         response = jsonify(error="invalid_request", error_description="A parameter cannot be processed.")
         response.headers["Cache-Control"] = "no-store"

@@ -24,6 +24,8 @@ from limits.errors import StorageError
 from redis.exceptions import RedisError
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
+from .. import unit_of_work
+
 log = logging.getLogger(__name__)
 
 RETRY_AFTER_SECONDS = 5
@@ -56,12 +58,7 @@ def _limits_away(exc):
 
 
 def _database_away(exc):
-    from ..extensions import db
-
-    try:
-        db.session.rollback()
-    except Exception:
-        pass
+    unit_of_work.abandon()
     log.warning("database unavailable: %s; refusing %s", exc.__class__.__name__, request.endpoint)
     return _answer(gettext("This service is temporarily unavailable. Try again in a moment."))
 
