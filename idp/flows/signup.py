@@ -12,7 +12,7 @@ from flask_babel import lazy_gettext as _l
 from ..errors import CaptchaRequired, StepOutOfOrder, TermsNotAccepted
 from ..extensions import db
 from ..models import Administration
-from ..services import accounts, captcha, email_codes, firms, password_policy, passwords, signup
+from ..services import accounts, captcha, email_codes, firms, password_policy, signup
 from .base import Context, FlowMachine
 
 EMAIL_CODE_PURPOSE = "signup"
@@ -73,13 +73,9 @@ class SignupFlow(FlowMachine):
         return "existing" if accounts.find_by_email(self.email) is not None else "password"
 
     def step_password(self, form, ctx: Context) -> str:
-        password = form.get("password", "")
-        verdict = password_policy.check(password, form.get("password_confirm", ""), email=self.email,
-                                        name=self.data.get("name", ""))
-        if not verdict.ok:
-            raise verdict.refusal()
         # Only the Argon2 hash waits in the flow until the last step.
-        self.update_data(password_hash=passwords.hash_password(password))
+        self.update_data(password_hash=password_policy.hash_if_allowed(
+            form.get("password", ""), form.get("password_confirm", ""), email=self.email, name=self.data.get("name", "")))
         return "contract"
 
     def step_contract(self, form, ctx: Context) -> str:

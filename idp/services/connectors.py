@@ -35,6 +35,12 @@ def domain() -> str:
     return current_app.config["CONNECTOR_DOMAIN"]
 
 
+def policy_identity(connector: ConnectorUser) -> dict[str, str]:
+    """What a connector user's password must not contain, as password_policy.check takes it:
+    its full username and its administration's name."""
+    return {"email": f"{connector.username}@{domain()}", "name": connector.administration.name}
+
+
 def normalize(value: str) -> str | None:
     """The bare username from what someone typed (with or without @domain), or None."""
     value = (value or "").strip()
@@ -92,11 +98,7 @@ def note_reset_requested(connector: ConnectorUser, *, link: str, ip: str | None,
 def set_password(connector: ConnectorUser, password: str, confirmation: str, *, ip: str | None,
                  locale: str | None) -> None:
     """A new password (the account policy): earlier tokens are revoked, the owner is told."""
-    verdict = password_policy.check(password, confirmation, email=f"{connector.username}@{domain()}",
-                                    name=connector.administration.name)
-    if not verdict.ok:
-        raise verdict.refusal()
-    connector.password_hash = passwords.hash_password(password)
+    connector.password_hash = password_policy.hash_if_allowed(password, confirmation, **policy_identity(connector))
     connector.password_set_at = clock.now()
     smart_lockout.release(_lock_address(connector.username))
     revoked = tokens.revoke_for_connector(connector)

@@ -9,6 +9,7 @@ from flask_babel import lazy_gettext as _l
 from zxcvbn import zxcvbn
 
 from ..errors import PasswordRejected
+from . import passwords
 
 MIN_LENGTH = 12
 MAX_LENGTH = 1024
@@ -84,3 +85,11 @@ def check(password: str, confirmation: str | None, *, email: str, name: str = ""
     else:
         rules["not_common"] = False
     return Verdict(rules, too_long=len(password) > MAX_LENGTH)
+
+
+def hash_if_allowed(password: str, confirmation: str | None, *, email: str, name: str = "") -> str:
+    """The Argon2 hash of a new password that the policy allows; PasswordRejected otherwise."""
+    verdict = check(password, confirmation, email=email, name=name)
+    if not verdict.ok:
+        raise verdict.refusal()
+    return passwords.hash_password(password)

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, current_app, jsonify, redirect, render_template, request, url_for
+from flask import Blueprint, abort, current_app, redirect, render_template, request, url_for
 from flask_babel import gettext
 from flask_babel import lazy_gettext as _l
 
 from ..errors import DomainError
-from .. import config
 from ..extensions import limiter
 from ..services import accounts, administrations, passkeys, password_policy
-from . import browser, caller, errors
+from . import browser, caller, errors, live_password
 from .login import start_for
 
 bp = Blueprint("account", __name__)
@@ -70,14 +69,12 @@ def change_password():
 
 
 @bp.route("/account/password-check", methods=["POST"])
-@limiter.limit(config.limit("RATELIMIT_PASSWORD_CHECK"))
+@limiter.limit(live_password.LIMIT)
 def password_check():
     sso = browser.current_sso()
     if sso is None:
         abort(401)
-    verdict = password_policy.check(request.form.get("password", ""), request.form.get("password_confirm", ""),
-                                    email=sso.account.email, name=sso.account.name)
-    return jsonify(rules=verdict.rules, ok=verdict.ok)
+    return live_password.verdict(sso.account.email, sso.account.name)
 
 
 @bp.route("/signin")

@@ -8,9 +8,9 @@ from ..errors import DomainError
 from .. import config
 from ..extensions import limiter
 from ..flows import ConnectorResetFlow
-from ..services import captcha, password_policy
+from ..services import captcha, connectors, password_policy
 from ..services.connectors import ConnectorResetRefused
-from . import browser, caller, errors, headers
+from . import browser, caller, errors, headers, live_password
 
 bp = Blueprint("connectors", __name__, url_prefix="/connector-password")
 
@@ -94,13 +94,9 @@ def set_password(token):
 
 
 @bp.route("/<token>/password-check", methods=["POST"])
-@limiter.limit(config.limit("RATELIMIT_PASSWORD_CHECK"))
+@limiter.limit(live_password.LIMIT)
 def password_check(token):
     flow = ConnectorResetFlow.by_link(token)
     if flow is None:
         abort(404)
-    connector = flow.connector
-    verdict = password_policy.check(request.form.get("password", ""), request.form.get("password_confirm", ""),
-                                    email=f"{connector.username}@{current_app.config['CONNECTOR_DOMAIN']}",
-                                    name=connector.administration.name)
-    return jsonify(rules=verdict.rules, ok=verdict.ok)
+    return live_password.verdict(**connectors.policy_identity(flow.connector))

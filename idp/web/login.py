@@ -11,7 +11,7 @@ from ..errors import DomainError
 from ..extensions import limiter
 from ..flows import LoginFlow
 from ..services import accounts, captcha, passkeys, password_policy, sessions, totp
-from . import browser, caller, devices, errors, headers
+from . import browser, caller, devices, errors, headers, live_password
 
 bp = Blueprint("login", __name__)
 
@@ -135,7 +135,7 @@ def passkey_options(flow_id):
 
 
 @bp.route("/login/<flow_id>/password-check", methods=["POST"])
-@limiter.limit(config.limit("RATELIMIT_PASSWORD_CHECK"))
+@limiter.limit(live_password.LIMIT)
 def password_check(flow_id):
     try:
         flow = LoginFlow.load(flow_id, browser.owned_flows())
@@ -144,9 +144,7 @@ def password_check(flow_id):
     account = flow.account
     if flow.state != "new_password" or account is None:
         abort(404)
-    verdict = password_policy.check(request.form.get("password", ""), request.form.get("password_confirm", ""),
-                                    email=account.email, name=account.name)
-    return jsonify(rules=verdict.rules, ok=verdict.ok)
+    return live_password.verdict(account.email, account.name)
 
 
 def _finish(flow: LoginFlow, ctx):

@@ -9,7 +9,7 @@ from ..errors import DomainError
 from ..extensions import limiter
 from ..flows import SignupFlow
 from ..services import captcha, password_policy, signup
-from . import browser, caller, errors
+from . import browser, caller, errors, live_password
 
 bp = Blueprint("signup", __name__, url_prefix="/signup")
 
@@ -73,15 +73,12 @@ def submit(flow_id):
 
 
 @bp.route("/flow/<flow_id>/password-check", methods=["POST"])
-@limiter.limit(config.limit("RATELIMIT_PASSWORD_CHECK"))
+@limiter.limit(live_password.LIMIT)
 def password_check(flow_id):
-    """The policy verdict for the password typed so far (the page shows it live)."""
     try:
         flow = SignupFlow.load(flow_id, browser.owned_flows())
     except DomainError:
         abort(404)
     if flow.state != "password":
         abort(404)
-    verdict = password_policy.check(request.form.get("password", ""), request.form.get("password_confirm", ""),
-                                    email=flow.email, name=flow.data.get("name", ""))
-    return jsonify(rules=verdict.rules, ok=verdict.ok)
+    return live_password.verdict(flow.email, flow.data.get("name", ""))
