@@ -6,12 +6,15 @@ import contextlib
 import getpass
 import json
 import os
+from typing import NoReturn
 from urllib.parse import urlsplit
 
 import click
 
 
-def fail(message: str):
+def fail(message: str) -> NoReturn:
+    """End the command with ``message`` on stderr and a non-zero status; ``x or fail(...)`` reads as
+    "x, which must exist"."""
     raise click.ClickException(message)
 
 

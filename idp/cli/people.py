@@ -98,9 +98,8 @@ def connectors_show(administration_id, as_json):
     """The connector user of an administration."""
     from ..services import connectors
 
-    connector = connectors.for_administration(administration_id)
-    if connector is None:
-        fail(f"no administration with id {administration_id!r} (or it has no connector user)")
+    connector = connectors.for_administration(administration_id) or fail(
+        f"no administration with id {administration_id!r} (or it has no connector user)")
     emit({"username": connector.username}, as_json, connector.username)
 
 
@@ -169,10 +168,7 @@ def invitations_create(email, administration, name, firm_id, role, plan, locale,
 def _invitation_or_fail(invitation_id):
     from ..services import invitations
 
-    invitation = invitations.get(invitation_id)
-    if invitation is None:
-        fail(f"no invitation with id {invitation_id!r}")
-    return invitation
+    return invitations.get(invitation_id) or fail(f"no invitation with id {invitation_id!r}")
 
 
 @invitations_group.command("resend")
@@ -212,10 +208,7 @@ def access_group():
 def _administration_or_fail(identifier):
     from ..services import administrations
 
-    administration = administrations.find(identifier)
-    if administration is None:
-        fail(f"no administration {identifier!r} (give its id, or a unique name)")
-    return administration
+    return administrations.find(identifier) or fail(f"no administration {identifier!r} (give its id, or a unique name)")
 
 
 @access_group.command("grant")
@@ -278,9 +271,7 @@ def accounts_show(email, as_json):
     from ..services import accounts as svc
     from ..services import passkeys
 
-    account = svc.find_by_email(email.strip())
-    if account is None:
-        fail(f"no account with e-mail {email!r}")
+    account = svc.find_by_email(email.strip()) or fail(f"no account with e-mail {email!r}")
     data = {
         "sub": account.id,
         "email": account.email,
