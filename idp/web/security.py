@@ -59,6 +59,22 @@ def _signed_in(view):
     return with_session
 
 
+def _refusals_in(section: str):
+    """A refusal of the view's action shows on the page, in the section it concerns."""
+
+    def decorate(view):
+        @functools.wraps(view)
+        def showing_refusals(sso):
+            try:
+                return view(sso)
+            except DomainError as err:
+                return _page(sso, error=err.message(), error_section=section, status=err.status)
+
+        return showing_refusals
+
+    return decorate
+
+
 @bp.route("/account/security")
 @_signed_in
 def page(sso):
@@ -67,22 +83,17 @@ def page(sso):
 
 @bp.route("/account/security/apps", methods=["POST"])
 @_signed_in
+@_refusals_in("apps")
 def revoke_app(sso):
-    try:
-        granted_apps.revoke(sso.account, request.form.get("client_id", ""), ip=caller.client_ip())
-    except DomainError as err:
-        return _page(sso, error=err.message(), error_section="apps", status=err.status)
+    granted_apps.revoke(sso.account, request.form.get("client_id", ""), ip=caller.client_ip())
     return _done("app")
 
 
 @bp.route("/account/security/sessions", methods=["POST"])
 @_signed_in
+@_refusals_in("sessions")
 def end_session(sso):
-    try:
-        was_current = sessions.end_own(sso.account, request.form.get("session", ""), current=sso,
-                                       ip=caller.client_ip())
-    except DomainError as err:
-        return _page(sso, error=err.message(), error_section="sessions", status=err.status)
+    was_current = sessions.end_own(sso.account, request.form.get("session", ""), current=sso, ip=caller.client_ip())
     if was_current:
         session.clear()
         return redirect(url_for("security.signed_out"))
@@ -137,27 +148,22 @@ def passkey_options():
 @bp.route("/account/security/passkeys", methods=["POST"])
 @limiter.limit(caller.login_limit)
 @_signed_in
+@_refusals_in("passkeys")
 def add_passkey(sso):
     if not _fresh(sso):
         return redirect(url_for("security.passkey_sign_in"))
-    try:
-        PasskeyRegistrationFlow.finish(request.form.get("flow", ""), browser.owned_flows(), sso.account, request.form,
-                                       caller.context())
-    except DomainError as err:
-        return _page(sso, error=err.message(), error_section="passkeys", status=err.status)
+    PasskeyRegistrationFlow.finish(request.form.get("flow", ""), browser.owned_flows(), sso.account, request.form,
+                                   caller.context())
     return _done("passkey_added")
 
 
 @bp.route("/account/security/passkeys/remove", methods=["POST"])
 @_signed_in
+@_refusals_in("passkeys")
 def remove_passkey(sso):
     """Asks first (a page with the passkey's name); removes once confirmed."""
-    try:
-        if request.form.get("confirm") != "yes":
-            passkey = passkeys.own(sso.account, request.form.get("passkey", ""))
-            return render_template("account/passkey_remove.html", passkey=passkey)
-        passkeys.remove(sso.account, request.form.get("passkey", ""), ip=caller.client_ip(),
-                        locale=caller.context().locale)
-    except DomainError as err:
-        return _page(sso, error=err.message(), error_section="passkeys", status=err.status)
+    if request.form.get("confirm") != "yes":
+        passkey = passkeys.own(sso.account, request.form.get("passkey", ""))
+        return render_template("account/passkey_remove.html", passkey=passkey)
+    passkeys.remove(sso.account, request.form.get("passkey", ""), ip=caller.client_ip(), locale=caller.context().locale)
     return _done("passkey_removed")
