@@ -9,7 +9,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from .. import clock
 from ..extensions import db
-from .base import LockoutState, created_at, new_id, substring_index
+from .base import LockoutState, belongs_to, created_at, new_id, substring_index
 
 
 class Account(db.Model, LockoutState):
@@ -88,10 +88,8 @@ class FirmClient(db.Model):
     __table_args__ = (UniqueConstraint("firm_id", "administration_id"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    firm_id: Mapped[str] = mapped_column(ForeignKey("administrations.id", ondelete="CASCADE"), nullable=False, index=True)
-    administration_id: Mapped[str] = mapped_column(
-        ForeignKey("administrations.id", ondelete="CASCADE"), nullable=False, index=True
-    )
+    firm_id: Mapped[str] = belongs_to("administrations")
+    administration_id: Mapped[str] = belongs_to("administrations")
     created_at: Mapped[dt.datetime] = created_at()
 
     firm: Mapped[Administration] = relationship(foreign_keys=[firm_id], lazy="joined")
@@ -164,10 +162,8 @@ class Membership(db.Model):
     __table_args__ = (UniqueConstraint("account_id", "administration_id"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False, index=True)
-    administration_id: Mapped[str] = mapped_column(
-        ForeignKey("administrations.id", ondelete="CASCADE"), nullable=False, index=True
-    )
+    account_id: Mapped[str] = belongs_to("accounts")
+    administration_id: Mapped[str] = belongs_to("administrations")
     role: Mapped[str] = mapped_column(String(20), nullable=False)  # owner | accountant | employee
     created_at: Mapped[dt.datetime] = created_at()
 

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from .. import clock, redirect_uris
 from ..extensions import db
 from .accounts import Account, ConnectorUser
-from .base import created_at, new_id, token_hash
+from .base import belongs_to, created_at, new_id, token_hash
 
 
 # The REFEDS MFA profile: what a sign-in with a password and a second factor is worth.
@@ -200,7 +200,7 @@ class SsoSession(db.Model):
     __tablename__ = "sessions"
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)  # the sid
-    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False, index=True)
+    account_id: Mapped[str] = belongs_to("accounts")
     auth_time: Mapped[dt.datetime] = mapped_column(DateTime, nullable=False)
     amr: Mapped[list] = mapped_column(JSON, default=list, nullable=False)
     created_at: Mapped[dt.datetime] = created_at()
@@ -232,7 +232,7 @@ class Grant(db.Model):
     __tablename__ = "grants"
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)  # the grant_id
-    client_id: Mapped[str] = mapped_column(ForeignKey("clients.id", ondelete="CASCADE"), nullable=False, index=True)
+    client_id: Mapped[str] = belongs_to("clients")
     # None for a connector user's tokens (password grant): no person granted them.
     account_id: Mapped[str | None] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
     created_at: Mapped[dt.datetime] = created_at()
@@ -252,7 +252,7 @@ class AuthorizationCode(db.Model, AuthorizationCodeMixin):
     # Ending a session finds the clients it signed in to by their codes (back-channel logout).
     session_id: Mapped[str | None] = mapped_column(String(64), index=True)
     # The family of tokens this code starts; reuse of the code revokes it.
-    grant_id: Mapped[str] = mapped_column(ForeignKey("grants.id", ondelete="CASCADE"), nullable=False, index=True)
+    grant_id: Mapped[str] = belongs_to("grants")
     redirect_uri: Mapped[str] = mapped_column(Text, default="", nullable=False)
     scope: Mapped[str] = mapped_column(String(500), default="", nullable=False)
     nonce: Mapped[str | None] = mapped_column(String(500))
@@ -328,11 +328,11 @@ class Token(db.Model, IssuedToken):
     __tablename__ = "tokens"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    client_id: Mapped[str] = mapped_column(ForeignKey("clients.id", ondelete="CASCADE"), nullable=False, index=True)
+    client_id: Mapped[str] = belongs_to("clients")
     account_id: Mapped[str | None] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
     # A connector user's token (password grant): the machine user, not a person.
     connector_id: Mapped[int | None] = mapped_column(ForeignKey("connector_users.id", ondelete="CASCADE"), index=True)
-    grant_id: Mapped[str] = mapped_column(ForeignKey("grants.id", ondelete="CASCADE"), nullable=False, index=True)
+    grant_id: Mapped[str] = belongs_to("grants")
     session_id: Mapped[str | None] = mapped_column(String(64), index=True)
     access_token_hash: Mapped[str] = mapped_column(String(64), unique=True, nullable=False)
     refresh_token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
@@ -383,7 +383,7 @@ class Consent(db.Model):
     __tablename__ = "consents"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False, index=True)
+    account_id: Mapped[str] = belongs_to("accounts")
     client_id: Mapped[str] = mapped_column(ForeignKey("clients.id", ondelete="CASCADE"), nullable=False)
     scope: Mapped[str] = mapped_column(String(500), nullable=False)
     granted_at: Mapped[dt.datetime] = created_at()

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import JSON, BigInteger, Boolean, DateTime, ForeignKey, LargeBinary, String
+from sqlalchemy import JSON, BigInteger, Boolean, DateTime, LargeBinary, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..extensions import db
 from .accounts import Account
-from .base import created_at, new_id
+from .base import belongs_to, created_at, new_id
 
 # The longest credential id WebAuthn allows is 1023 bytes: 1364 characters in base64url.
 CREDENTIAL_ID_MAX = 1400
@@ -24,7 +24,7 @@ class Passkey(db.Model):
 
     # How pages and forms name it: the credential id stays between the browser and the provider.
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
-    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False, index=True)
+    account_id: Mapped[str] = belongs_to("accounts")
     # base64url, as the browser names it in an assertion.
     credential_id: Mapped[str] = mapped_column(String(CREDENTIAL_ID_MAX), unique=True, nullable=False)
     # The COSE key from the registration.
