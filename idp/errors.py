@@ -100,31 +100,9 @@ class TotpAlreadyUsed(InvalidTotp):
                 "every 30 seconds) and enter that one.")
 
 
-class AccountLocked(DomainError):
-    """The account itself is locked (wrong authenticator codes after the right password);
-    shown only to someone who gave the right password."""
-
-    status = 423
-    public = _l("Signing in to this account is blocked until support unlocks it. Contact support.")
-
-    def __init__(self, until=None):
-        super().__init__()
-        self.until = until
-
-    def message(self) -> str:
-        from flask_babel import gettext
-
-        from .timezones import shown
-
-        if self.until is None:
-            return str(self.public)
-        return gettext("Signing in to this account is blocked after too many failed attempts, until %(until)s. "
-                       "Try again after that, or contact support.", until=shown(self.until))
-
-
-class SignInLocked(DomainError):
-    """Too many wrong passwords from this browser or network for this address. The same
-    answer whether or not the address has an account, and whether or not the password is right."""
+class PausedUntil(DomainError):
+    """A refusal that lasts until ``until``: its text names that moment, %(until)s, in the
+    person's time zone."""
 
     status = 423
 
@@ -133,13 +111,32 @@ class SignInLocked(DomainError):
         self.until = until
 
     def message(self) -> str:
-        from flask_babel import gettext
-
         from .timezones import shown
 
-        return gettext("Too many failed attempts. Signing in with this address from here is paused until "
-                       "%(until)s: try again after that. A device on which you signed in before is not affected.",
-                       until=shown(self.until))
+        return str(self.public) % {"until": shown(self.until)}
+
+
+class AccountLocked(PausedUntil):
+    """The account itself is locked (wrong authenticator codes after the right password);
+    shown only to someone who gave the right password. ``until`` None: until support unlocks it."""
+
+    public = _l("Signing in to this account is blocked after too many failed attempts, until %(until)s. "
+                "Try again after that, or contact support.")
+    until_support = _l("Signing in to this account is blocked until support unlocks it. Contact support.")
+
+    def __init__(self, until=None):
+        super().__init__(until)
+
+    def message(self) -> str:
+        return str(self.until_support) if self.until is None else super().message()
+
+
+class SignInLocked(PausedUntil):
+    """Too many wrong passwords from this browser or network for this address. The same
+    answer whether or not the address has an account, and whether or not the password is right."""
+
+    public = _l("Too many failed attempts. Signing in with this address from here is paused until "
+                "%(until)s: try again after that. A device on which you signed in before is not affected.")
 
 
 class CaptchaRequired(DomainError):
@@ -307,23 +304,11 @@ class PasskeyRefused(DomainError):
     public = _l("That passkey could not be used. Try again, or use another way to sign in.")
 
 
-class PasskeySignInPaused(DomainError):
+class PasskeySignInPaused(PausedUntil):
     """Too many failed passkey sign-ins from this network; signing in with a password still works."""
 
-    status = 423
-
-    def __init__(self, until):
-        super().__init__()
-        self.until = until
-
-    def message(self) -> str:
-        from flask_babel import gettext
-
-        from .timezones import shown
-
-        return gettext("Too many failed attempts with a passkey from here. Signing in with a passkey is paused until "
-                       "%(until)s. You can still sign in with your e-mail address and password.",
-                       until=shown(self.until))
+    public = _l("Too many failed attempts with a passkey from here. Signing in with a passkey is paused until "
+                "%(until)s. You can still sign in with your e-mail address and password.")
 
 
 class PasskeyNotAdded(DomainError):
