@@ -6,8 +6,11 @@ import base64
 import datetime as dt
 import hashlib
 import json
+import os
 import re
 import secrets
+import subprocess
+import sys
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 from flask.testing import FlaskCliRunner
@@ -48,6 +51,28 @@ class CliRunner(FlaskCliRunner):
 
 def cli_runner(app) -> CliRunner:
     return CliRunner(app)
+
+
+def run_idp(env_extra: dict, *args: str, tmp_path) -> subprocess.CompletedProcess:
+    """`idp ARGS` in a process of its own, as an operator runs it: only the IDP_* settings given
+    (development, the instance folder in ``tmp_path``), none of the test process's."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("IDP_")}
+    env.update({"IDP_INSTANCE_PATH": str(tmp_path), "IDP_ENV": "development", **env_extra})
+    return subprocess.run([sys.executable, "-m", "idp.cli", *args], env=env, capture_output=True, text=True, timeout=60)
+
+
+def sample(client, name: str, **labels) -> float:
+    """The sum of the /metrics samples called ``name`` that carry ``labels``."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    response = client.get("/metrics")
+    assert response.status_code == 200, response.status_code
+    total = 0.0
+    for family in text_string_to_metric_families(response.get_data(as_text=True)):
+        for s in family.samples:
+            if s.name == name and all(s.labels.get(k) == v for k, v in labels.items()):
+                total += s.value
+    return total
 
 
 def at_once(n: int, call) -> list:

@@ -16,7 +16,7 @@ import pytest
 
 from idp import clock
 
-from ..helpers import POST_LOGOUT_URI, T0, Browser, cli_runner, decode, exchange_code, make_client
+from ..helpers import POST_LOGOUT_URI, T0, Browser, cli_runner, decode, exchange_code, make_client, sample
 
 EVENT = "http://schemas.openid.net/event/backchannel-logout"
 
@@ -141,8 +141,6 @@ def test_a_logout_while_the_relying_party_is_down_reaches_it_once_it_is_back(app
 
 
 def test_queued_logouts_show_in_metrics_beside_the_mail_outbox(app, rp, rp_client, person):
-    from .test_health_metrics import sample
-
     http = app.test_client()
     clock.freeze(T0)
     browser, _sid = signed_in(app, rp_client, person)
@@ -176,8 +174,6 @@ def test_the_logout_answers_at_once_when_the_relying_party_hangs(app, rp, rp_cli
 
 @pytest.mark.config(BACKCHANNEL_MAX_ATTEMPTS=2)
 def test_a_logout_is_abandoned_after_the_last_try_and_counted(app, rp, rp_client, person):
-    from .test_health_metrics import sample
-
     client = app.test_client()
     before = sample(client, "idp_backchannel_deliveries_total", outcome="abandoned")
     clock.freeze(T0)

@@ -10,12 +10,7 @@ import warnings
 
 import pytest
 
-
-def run_idp(env_extra: dict, *args: str, tmp_path) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("IDP_")}
-    env.update({"IDP_INSTANCE_PATH": str(tmp_path), "IDP_ENV": "development"})
-    env.update(env_extra)
-    return subprocess.run([sys.executable, "-m", "idp.cli", *args], env=env, capture_output=True, text=True, timeout=60)
+from ..helpers import run_idp
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 import sqlite3
 
-from tests.functional.test_token_migrations import run_idp
+from tests.helpers import run_idp
 
 ROWS = """
 insert into administrations (id, name, kind, plan, created_at) values

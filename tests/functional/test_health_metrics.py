@@ -10,21 +10,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from idp import create_app
 
-from ..helpers import CHEAP_CAPTCHA, make_client, token_request, wrong_password
+from ..helpers import CHEAP_CAPTCHA, make_client, sample, token_request, wrong_password
 
 TOKEN = "metrics-bearer-token-0123456789abcdef"
-
-
-def sample(client, name: str, **labels) -> float:
-    """The sum of the samples called ``name`` that carry ``labels``."""
-    response = client.get("/metrics")
-    assert response.status_code == 200, response.status_code
-    total = 0.0
-    for family in text_string_to_metric_families(response.get_data(as_text=True)):
-        for s in family.samples:
-            if s.name == name and all(s.labels.get(k) == v for k, v in labels.items()):
-                total += s.value
-    return total
 
 
 def closed_port() -> int:

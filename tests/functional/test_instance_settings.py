@@ -2,21 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
 import pytest
+
+from ..helpers import run_idp
 
 PRODUCTION = {"IDP_ENV": "production", "IDP_ISSUER": "https://login.example.com"}
 SHARED_DB = "postgresql+psycopg://postgres@127.0.0.1:5432/idp_d"
-
-
-def run_idp(env_extra: dict, *args: str, tmp_path) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("IDP_")}
-    env.update({"IDP_INSTANCE_PATH": str(tmp_path), "IDP_ENV": "development"})
-    env.update(env_extra)
-    return subprocess.run([sys.executable, "-m", "idp.cli", *args], env=env, capture_output=True, text=True, timeout=60)
 
 
 def one_line(result) -> str:

@@ -4,10 +4,9 @@ rebuilds cascade deletes)."""
 
 from __future__ import annotations
 
-import os
 import sqlite3
-import subprocess
-import sys
+
+from ..helpers import run_idp
 
 ROWS = """
 insert into clients (id, name, redirect_uris, post_logout_redirect_uris, grant_types, scope,
@@ -20,12 +19,6 @@ insert into tokens (client_id, account_id, grant_id, access_token_hash, scope, i
 insert into authorization_codes (code_hash, client_id, account_id, grant_id, redirect_uri, scope, auth_time, amr,
   created_at, expires_at) values ('k1', 'c1', 'a1', 'g2', '', '', 0, '[]', '2026-01-01', '2026-01-01');
 """
-
-
-def run_idp(env_extra: dict, *args: str, tmp_path) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("IDP_")}
-    env.update({"IDP_INSTANCE_PATH": str(tmp_path), "IDP_ENV": "development", **env_extra})
-    return subprocess.run([sys.executable, "-m", "idp.cli", *args], env=env, capture_output=True, text=True, timeout=60)
 
 
 def test_upgrading_keeps_tokens_and_gives_each_family_a_grant(tmp_path):
