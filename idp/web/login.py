@@ -137,12 +137,8 @@ def passkey_options(flow_id):
 @bp.route("/login/<flow_id>/password-check", methods=["POST"])
 @limiter.limit(live_password.LIMIT)
 def password_check(flow_id):
-    try:
-        flow = LoginFlow.load(flow_id, browser.owned_flows())
-    except DomainError:
-        abort(404)
-    account = flow.account
-    if flow.state != "new_password" or account is None:
+    account = live_password.flow_at(LoginFlow, flow_id, "new_password").account
+    if account is None:
         abort(404)
     return live_password.verdict(account.email, account.name)
 

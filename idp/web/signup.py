@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, jsonify, redirect, render_template, request, url_for
+from flask import Blueprint, jsonify, redirect, render_template, request, url_for
 
 from .. import config
 from ..errors import DomainError
@@ -75,10 +75,5 @@ def submit(flow_id):
 @bp.route("/flow/<flow_id>/password-check", methods=["POST"])
 @limiter.limit(live_password.LIMIT)
 def password_check(flow_id):
-    try:
-        flow = SignupFlow.load(flow_id, browser.owned_flows())
-    except DomainError:
-        abort(404)
-    if flow.state != "password":
-        abort(404)
+    flow = live_password.flow_at(SignupFlow, flow_id, "password")
     return live_password.verdict(flow.email, flow.data.get("name", ""))

@@ -254,3 +254,20 @@ def test_new_password_revokes_earlier_tokens(app, browser, client, bank, with_pa
     setter.submit(password="Nieuw-bank-wachtwoord-7", password_confirm="Nieuw-bank-wachtwoord-7")
     assert introspect(client, bank, old)["active"] is False
     assert password_grant(client, bank, with_password["username"], CONNECTOR_PASSWORD).status_code == 400
+
+
+def test_the_link_checks_a_new_password_as_the_owner_types(app, browser, owner):
+    request_reset(browser, owner["username"])
+    link = link_from_mail(app, owner["email"])
+    browser.get(link)
+    token = browser.page.forms["step"]["fields"]["csrf_token"]
+
+    def check(password, url=link + "/password-check"):
+        return browser.http.post(url, data={"password": password, "password_confirm": password, "csrf_token": token})
+
+    assert check(CONNECTOR_PASSWORD).get_json()["ok"] is True
+    # The username (with the connector domain) and the administration's name are personal.
+    for personal in (f"{owner['username']}-Zon-42-Fiets", "Bakkerij-Zon-42-Fiets"):
+        verdict = check(personal).get_json()
+        assert verdict["ok"] is False and verdict["rules"]["not_personal"] is False, personal
+    assert check(CONNECTOR_PASSWORD, "/connector-password/not-a-link/password-check").status_code == 404

@@ -217,3 +217,40 @@ def test_change_password_on_the_account_page(app, browser, portal, person, enrol
     # This session stays.
     browser.get("/account")
     assert browser.status == 200 and browser.page.ids.get("account-email") == person["email"]
+
+
+def live_check(browser, url, password, confirm=None, form_id="step"):
+    """What the page's script gets back for the password typed so far."""
+    token = browser.page.forms[form_id]["fields"]["csrf_token"]
+    return browser.http.post(url, data={"password": password, "password_confirm": password if confirm is None
+                                        else confirm, "csrf_token": token})
+
+
+def test_the_new_password_step_checks_as_the_person_types(app, browser, portal, person, enrolled):
+    to_password_step(browser, portal, person["email"])
+    early = live_check(browser, browser.url + "/password-check", NEW_PASSWORD)
+    assert early.status_code == 404, "only the new-password step answers"
+    follow_link(browser, "forgot-password")
+    browser.submit()
+    browser.submit(email_code=code_from_mail(app, person["email"]))
+    browser.submit(totp_code=totp.code_for(enrolled))
+    assert browser.step_state == "new_password"
+    url = browser.url + "/password-check"
+    personal = live_check(browser, url, "anna-Winter-boot-77").get_json()
+    assert personal["ok"] is False and personal["rules"]["not_personal"] is False
+    assert live_check(browser, url, NEW_PASSWORD, NEW_PASSWORD + "x").get_json()["rules"]["confirmed"] is False
+    assert live_check(browser, url, NEW_PASSWORD).get_json() == {"ok": True, "rules": {
+        "length": True, "not_common": True, "not_personal": True, "strong": True, "confirmed": True}}
+    stranger = type(browser)(app)
+    stranger.get("/connector-password")  # any page, for a CSRF token of this other browser
+    assert live_check(stranger, url, NEW_PASSWORD).status_code == 404, "the flow is not this browser's"
+
+
+def test_the_account_page_checks_a_new_password_as_the_person_types(app, signed_in):
+    signed_in.get("/account")
+    check = live_check(signed_in, "/account/password-check", "vries-Winter-boot-77", form_id="password-form")
+    assert check.status_code == 200 and check.get_json()["rules"]["not_personal"] is False
+    assert live_check(signed_in, "/account/password-check", NEW_PASSWORD, form_id="password-form").get_json()["ok"]
+    signed_in.forget()
+    signed_in.get("/connector-password")  # any page, for a CSRF token of the new browser
+    assert live_check(signed_in, "/account/password-check", NEW_PASSWORD).status_code == 401
