@@ -21,6 +21,7 @@ def _walk(provider, clients):
         "sign-in step": (step, person),
         "captcha challenge": (requests.get(provider.url + "/connector-password/challenge", timeout=15), None),
         "login challenge": (requests.get(provider.url + "/login/challenge", timeout=15), None),
+        "signup challenge": (requests.get(provider.url + "/signup/challenge", timeout=15), None),
         "token": (client_credentials(provider, clients["m2m"]), None),
         "discovery": (requests.get(provider.url + "/.well-known/openid-configuration", timeout=15), None),
         "jwks": (requests.get(provider.url + "/jwks.json", timeout=15), None),
@@ -66,7 +67,7 @@ def test_redis_down_refuses_the_counted_steps_clearly_and_recovers(serve, redis_
     }
     up = _walk(provider, clients)
     assert {name: r.status_code for name, (r, _) in up.items()} == {
-        "sign-in step": 200, "captcha challenge": 200, "login challenge": 200, "token": 200, "discovery": 200,
+        "sign-in step": 200, "captcha challenge": 200, "login challenge": 200, "signup challenge": 200, "token": 200, "discovery": 200,
         "jwks": 200, "readyz": 200}
     steps = {}
     for state in ("password", "email_code"):
@@ -79,11 +80,11 @@ def test_redis_down_refuses_the_counted_steps_clearly_and_recovers(serve, redis_
     down = _walk(provider, clients)
     statuses = {name: r.status_code for name, (r, _) in down.items()}
     assert statuses == {
-        "sign-in step": 503, "captcha challenge": 503, "login challenge": 503, "token": 200, "discovery": 200,
+        "sign-in step": 503, "captcha challenge": 503, "login challenge": 503, "signup challenge": 503, "token": 200, "discovery": 200,
         "jwks": 200, "readyz": 503}
     step, person = down["sign-in step"]
     assert "temporarily unavailable" in person.alert.lower(), step.text[:1000]
-    for name in ("captcha challenge", "login challenge"):
+    for name in ("captcha challenge", "login challenge", "signup challenge"):
         assert down[name][0].headers["Content-Type"].startswith("application/json"), name
         assert down[name][0].json()["error"] == "temporarily_unavailable", name
         assert down[name][0].headers["Retry-After"]
@@ -104,7 +105,7 @@ def test_redis_down_refuses_the_counted_steps_clearly_and_recovers(serve, redis_
     redis_server.start()  # the same port; no restart of idp serve
     again = _walk(provider, clients)
     assert {name: r.status_code for name, (r, _) in again.items()} == {
-        "sign-in step": 200, "captcha challenge": 200, "login challenge": 200, "token": 200, "discovery": 200,
+        "sign-in step": 200, "captcha challenge": 200, "login challenge": 200, "signup challenge": 200, "token": 200, "discovery": 200,
         "jwks": 200, "readyz": 200}
     assert again["sign-in step"][1].state == "password"
     # The steps refused while Redis was away go on where they were.
