@@ -36,18 +36,27 @@ def acr_achieved(amr) -> list[str]:
     return [ACR_PHISHING_RESISTANT, ACR_MFA] if amr & PASSKEY_AMR else [ACR_MFA]
 
 
+def claims_parameter(params: dict) -> dict:
+    """The `claims` parameter of an authorization request (OpenID Connect Core 5.5), parsed;
+    empty when there is none or it is malformed (the authorize checks refuse that)."""
+    raw = params.get("claims")
+    if not isinstance(raw, str) or not raw:
+        return {}
+    try:
+        claims = json.loads(raw)
+    except ValueError:
+        return {}
+    return claims if isinstance(claims, dict) else {}
+
+
 def requested_acr(params: dict) -> tuple[list[str], bool]:
     """The `acr` values an authorization request asks for, in its order of preference, and
     whether they are essential: the `claims` parameter's `id_token.acr` (OpenID Connect Core
     5.5.1.1), else `acr_values` (always voluntary). A malformed parameter asks for nothing
     (the authorize checks refuse it)."""
-    raw = params.get("claims")
-    if isinstance(raw, str) and raw:
-        try:
-            claims = json.loads(raw)
-        except ValueError:
-            claims = None
-        id_token = claims.get("id_token") if isinstance(claims, dict) else None
+    claims = claims_parameter(params)
+    if claims:
+        id_token = claims.get("id_token")
         acr = id_token.get("acr") if isinstance(id_token, dict) else None
         if isinstance(acr, dict):
             values = acr.get("values") if isinstance(acr.get("values"), list) else (
@@ -240,6 +249,9 @@ class Grant(db.Model):
     # How the person signed in when the family started (the code's session): every token of the
     # family, refreshed ones too, speaks of that sign-in. None for a connector user's tokens.
     amr: Mapped[list | None] = mapped_column(JSON)
+    # The claims the authorization asked for by name and is given beyond its scope (OpenID
+    # Connect Core 5.5), per place: {"userinfo": [...], "id_token": [...]}; None for none.
+    claims: Mapped[dict | None] = mapped_column(JSON)
 
 
 class AuthorizationCode(db.Model, AuthorizationCodeMixin):

@@ -75,9 +75,9 @@ def _claim_request_valid(value) -> bool:
 
 
 def check_claims(req: AuthorizationRequest) -> None:
-    """The `claims` parameter (OpenID Connect Core 5.5). Claims are released per granted
-    scope, in the ID token and at userinfo alike; what the parameter can demand beyond
-    that is an essential `acr` (check_acr)."""
+    """The `claims` parameter (OpenID Connect Core 5.5), well-formed. Claims are released per
+    granted scope, in the ID token and at userinfo alike, and those it asks for by name where
+    it asks for them (claims.requested); an essential `acr` is check_acr's."""
     raw = req.params.get("claims")
     if raw is None:
         return

@@ -16,7 +16,7 @@ from ..models import AuthorizationCode, Grant
 from ..models.oauth import acr_for, requested_acr
 from ..services import connectors, tokens as token_service
 from ..services.crypto import token_hash
-from . import dpop, jwt_access_tokens, tokens
+from . import claims, dpop, jwt_access_tokens, tokens
 from .supported import ANY_AUTH_METHODS, CONFIDENTIAL_AUTH_METHODS
 
 
@@ -60,7 +60,8 @@ class AuthorizationCodeGrant(IssuesAccessTokens, grants.AuthorizationCodeGrant):
         data = request.payload.data
         # The grant exists before the code can be redeemed (or replayed), so a revocation
         # always has a row to mark, whichever of two racing redemptions comes first.
-        grant = Grant(client_id=request.client.get_client_id(), account_id=sso.account_id, amr=list(sso.amr))
+        grant = Grant(client_id=request.client.get_client_id(), account_id=sso.account_id, amr=list(sso.amr),
+                      claims=claims.requested(data, request.client) or None)
         row = AuthorizationCode(
             grant=grant,
             code_hash=token_hash(code),

@@ -10,6 +10,7 @@ from authlib.oidc.core.errors import ConsentRequiredError, LoginRequiredError
 
 from ..models.oauth import acr_achieved
 from ..services import consents
+from . import claims
 from .checks import AuthorizationRequest, UnmetAuthenticationRequirements
 
 LOGIN = "login"
@@ -49,7 +50,8 @@ def decide(req: AuthorizationRequest, sso, resumed: Resumed | None, *, now: dt.d
         return LOGIN
     client = req.grant.client
     if not client.first_party and (resumed is None or resumed.consent is None):
-        if "consent" in req.prompts or not consents.covers(sso.account_id, client.id, req.grant.request.scope or ""):
+        scope = claims.consent_scope(req.grant.request.scope, req.params, client)
+        if "consent" in req.prompts or not consents.covers(sso.account_id, client.id, scope):
             if "none" in req.prompts:
                 raise req.error(ConsentRequiredError)
             return CONSENT

@@ -10,7 +10,7 @@ from flask import current_app
 from .. import clock
 from ..models.oauth import acr_for
 from ..services import keys
-from . import claims
+from . import claims as released
 from .supported import ID_TOKEN_ALGORITHMS
 
 
@@ -43,6 +43,9 @@ class IdToken(OpenIDToken):
     def get_compatible_claims(self, request):
         claims = super().get_compatible_claims(request)
         previous = request.refresh_token
+        family = request.authorization_code.grant if request.authorization_code is not None else previous.grant
+        if names := released.asked_for(family, "id_token"):
+            claims.update(released.user_info(request.user, "", names))
         if request.authorization_code is None and previous is not None:
             # A refresh is no sign-in: the same sub, and the auth_time, sid, amr and acr of the
             # sign-in the family started with (no nonce: OpenID Connect Core 12.2).
@@ -64,7 +67,7 @@ class IdToken(OpenIDToken):
         return result
 
     def generate_user_info(self, user, scope):
-        return claims.user_info(user, scope)
+        return released.user_info(user, scope)
 
 
 class IdpUserInfoEndpoint(UserInfoEndpoint):
@@ -74,13 +77,14 @@ class IdpUserInfoEndpoint(UserInfoEndpoint):
         user = token.get_user()
         if user is None:
             raise InvalidTokenError()
-        return 200, self.generate_user_info(user, token.scope), default_json_headers
+        info = released.user_info(user, token.scope, released.asked_for(getattr(token, "grant", None), "userinfo"))
+        return 200, info, default_json_headers
 
     def get_issuer(self):
         return current_app.config["ISSUER"]
 
     def generate_user_info(self, user, scope):
-        return claims.user_info(user, scope)
+        return released.user_info(user, scope)
 
     def resolve_private_key(self):
         return keys.signing_key()[1]

@@ -16,6 +16,8 @@ _ALPHABET = string.ascii_uppercase + string.digits
 # Firm codes are read aloud and typed from paper: no 0/O or 1/I to confuse.
 FIRM_CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
 FIRM_CODE_LENGTH = 8
+# The role a firm's owners and accountants have in a client's administration the firm may access.
+FIRM_ACCESS_ROLE = "accountant"
 
 
 def new_connector_username() -> str:
@@ -107,7 +109,7 @@ def reachable(account: Account) -> list[Reach]:
         seen[m.administration.id] = Reach(m.administration, m.role)
     for firm in managed_firms(account):
         for client in firm_clients(firm):
-            seen.setdefault(client.id, Reach(client, "accountant", via=firm))
+            seen.setdefault(client.id, Reach(client, FIRM_ACCESS_ROLE, via=firm))
     return sorted(seen.values(), key=lambda r: (r.administration.name.lower(), r.administration.id))
 
 

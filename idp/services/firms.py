@@ -64,8 +64,16 @@ def link(administration: Administration, code: str, *, actor: str, ip: str | Non
         raise FirmAlreadyLinked()
     db.session.add(FirmClient(firm_id=firm.id, administration_id=administration.id))
     db.session.flush()
-    audit.record("firm.linked", actor=actor, subject=firm.id, ip=ip, administration=administration.id, firm=firm.name)
+    record_link("firm.linked", firm, administration, actor=actor, ip=ip)
     return firm
+
+
+def record_link(action: str, firm: Administration, administration: Administration, *, actor: str,
+                ip: str | None, **detail) -> None:
+    """A firm's access to a client's administration given or taken (``firm.linked`` or
+    ``firm.unlinked``): who, which firm, which administration, and the role its people get there."""
+    audit.record(action, actor=actor, subject=firm.id, ip=ip, administration=administration.id, firm=firm.name,
+                 role=administrations.FIRM_ACCESS_ROLE, **detail)
 
 
 def unlink(administration: Administration, firm_id, *, actor: str, ip: str | None = None) -> None:
@@ -76,11 +84,10 @@ def unlink(administration: Administration, firm_id, *, actor: str, ip: str | Non
         if isinstance(firm_id, str) and len(firm_id) <= 64 else None
     if row is None:
         raise NoAccessToRemove(_l("This firm has no access to this administration."))
-    firm_name = row.firm.name
+    firm = row.firm
     db.session.delete(row)
     db.session.flush()
-    audit.record("firm.unlinked", actor=actor, subject=row.firm_id, ip=ip, administration=administration.id,
-                 firm=firm_name)
+    record_link("firm.unlinked", firm, administration, actor=actor, ip=ip)
 
 
 # -- the firm portal ---------------------------------------------------------------------

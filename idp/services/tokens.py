@@ -103,22 +103,27 @@ def mind_ended_session(token: Token) -> None:
     a row lock on PostgreSQL, the database's write lock on SQLite. So an end of the session
     racing this request either committed first and is seen here, or waits until this token is
     committed and then ends it with the others (``sessions.end`` writes the session row before
-    it ends the tokens). The lock is held until the token request commits."""
+    it ends the tokens). The lock is held until the token request commits.
+
+    A session whose row is gone has ended too: ``idp db prune`` deletes a session as soon as
+    it ended or expired, while its codes and offline refresh tokens live on. An expired
+    session counts as ended as well, so the answer is the same before and after the prune."""
     if not token.session_id:
         return
-    ended_at = db.session.execute(
+    session = db.session.execute(
         update(SsoSession)
         .where(SsoSession.id == token.session_id)
         .values(ended_at=SsoSession.ended_at)
-        .returning(SsoSession.ended_at),
+        .returning(SsoSession.ended_at, SsoSession.expires_at),
         execution_options={"synchronize_session": False},
-    ).scalar()
-    if ended_at is None:
+    ).first()
+    now = clock.now()
+    if session is not None and session.ended_at is None and session.expires_at > now:
         return
     if _offline(token):
-        token.access_revoked_at = clock.now()
+        token.access_revoked_at = now
     else:
-        token.revoked_at = clock.now()
+        token.revoked_at = now
 
 
 def _connections(account_id: str, client_id: str) -> tuple:

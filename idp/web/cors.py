@@ -53,6 +53,30 @@ def _preflight(methods: str):
     return response
 
 
+def _verdict(client_id: str | None) -> tuple[bool, str | None]:
+    """For a request with an Origin header that names ``client_id``: whether it is refused
+    (the client is known and the origin is not one of its own), and the origin to answer
+    (its client's, or for a request that names no known client any registered origin)."""
+    origin = _origin()
+    client = clients.query_client(client_id)
+    if client is not None and (origin is None or not clients.origin_allowed(client.id, origin)):
+        return True, None
+    if origin is not None and (client is not None or clients.origin_registered(origin)):
+        return False, origin
+    return False, None
+
+
+def before_the_view(view, client_id: str | None) -> None:
+    """An answer given before ``view`` runs (a request guard's 400, 401 or 413) carries the
+    CORS headers the view would have given, so the app reads it too; a refused origin gets
+    the guard's answer without them."""
+    if not getattr(view, "cors", False) or "Origin" not in request.headers or request.method == "OPTIONS":
+        return
+    _, origin = _verdict(client_id)
+    if origin is not None:
+        after_this_request(lambda response: _allow(response, origin))
+
+
 def for_clients(client_of: Callable[[object], str | None], methods: str):
     """The view answers CORS for the origins of the client ``client_of(request)`` names
     (for a request that names no known client: for any registered origin, so the app
@@ -65,19 +89,18 @@ def for_clients(client_of: Callable[[object], str | None], methods: str):
                 return _preflight(methods)
             if "Origin" not in request.headers:
                 return view(*args, **kwargs)
-            origin = _origin()
-            client_id = client_of(request)
-            client = clients.query_client(client_id)
-            if client is not None and (origin is None or not clients.origin_allowed(client.id, origin)):
+            refused, origin = _verdict(client_of(request))
+            if refused:
                 response = jsonify(error="invalid_request",
                                    error_description="This origin is not registered for the client.")
                 response.status_code = 403
                 return response
-            if origin is not None and (client is not None or clients.origin_registered(origin)):
+            if origin is not None:
                 # Also on an error answered by an error handler (a 503, a 413).
                 after_this_request(lambda response: _allow(response, origin))
             return view(*args, **kwargs)
 
+        wrapped.cors = True
         return wrapped
 
     return decorator

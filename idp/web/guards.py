@@ -5,12 +5,15 @@ from __future__ import annotations
 import base64
 import io
 
-from flask import abort, jsonify, request
-from werkzeug.wrappers import Response
+from authlib.oauth2.rfc6749.util import extract_basic_authorization
+from flask import abort, current_app, jsonify, request
+
+from . import cors
 
 from .. import unit_of_work
 
 CREDENTIAL_ENDPOINTS = {"oauth.token", "oauth.introspect", "oauth.revoke", "oauth.pushed_authorization"}
+TOO_LARGE = "idp.body_too_large"
 
 
 class BodyLimit:
@@ -27,7 +30,9 @@ class BodyLimit:
             if chunked or environ.get("wsgi.input_terminated"):
                 body = environ["wsgi.input"].read(self.limit + 1)
                 if len(body) > self.limit:
-                    return Response("Request body too large", status=413)(environ, start_response)
+                    # Answered 413 by the app (guards.before_request), with the headers it adds.
+                    environ[TOO_LARGE] = True
+                    body = b""
                 environ["wsgi.input"] = io.BytesIO(body)
                 environ["CONTENT_LENGTH"] = str(len(body))
                 environ.pop("HTTP_TRANSFER_ENCODING", None)
@@ -56,10 +61,30 @@ def _csrf_protected() -> bool:
     return view is not None and f"{view.__module__}.{view.__name__}" not in csrf._exempt_views
 
 
+def _claimed_client(read_form: bool) -> str | None:
+    """The client a request says it comes from, as far as it can be read safely here: the
+    Basic user of a well-formed header, else the form's ``client_id`` (when the body is read)."""
+    header = request.headers.get("Authorization")
+    if header is not None and _wellformed_authorization(header):
+        user, _ = extract_basic_authorization(request.headers)
+        if user:
+            return user
+    return request.form.get("client_id") if read_form else None
+
+
+def _answer(response=None, *, read_form: bool = True):
+    """A guard's answer, with the CORS headers its endpoint gives a browser app."""
+    cors.before_the_view(current_app.view_functions.get(request.endpoint), _claimed_client(read_form))
+    return response
+
+
 def before_request():
     """Runs before CSRF protection and the views."""
     limit = request.max_content_length
-    if limit is not None and request.content_length is not None and request.content_length > limit:
+    too_large = request.environ.get(TOO_LARGE) or (
+        limit is not None and request.content_length is not None and request.content_length > limit)
+    if too_large:
+        _answer(read_form=False)
         abort(413)
     if request.method == "POST" and request.mimetype == "multipart/form-data" and _csrf_protected():
         # A part without a name would reach the CSRF check as a None key.
@@ -71,7 +96,7 @@ def before_request():
             response = jsonify(error="invalid_request", error_description="A parameter was sent more than once.")
             response.status_code = 400
             response.headers["Cache-Control"] = "no-store"
-            return response
+            return _answer(response)
     if request.endpoint in CREDENTIAL_ENDPOINTS:
         header = request.headers.get("Authorization")
         if header is not None and not _wellformed_authorization(header):
@@ -79,7 +104,7 @@ def before_request():
             response.status_code = 401
             response.headers["WWW-Authenticate"] = 'Basic realm="idp"'
             response.headers["Cache-Control"] = "no-store"
-            return response
+            return _answer(response)
     return None
 
 

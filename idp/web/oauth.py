@@ -14,7 +14,7 @@ from .. import clock
 from ..errors import DomainError
 from ..extensions import csrf
 from ..flows import LoginFlow
-from ..oauth import authorization, checks, client_auth, discovery as metadata, dpop, interaction, par, tokens
+from ..oauth import authorization, checks, claims, client_auth, discovery as metadata, dpop, interaction, par, tokens
 from ..services import audit, keys, sessions
 from . import browser, caller, cors, headers
 from .i18n import current_locale
@@ -101,7 +101,7 @@ def _to_login(req: checks.AuthorizationRequest):
 
 
 def _to_consent(req: checks.AuthorizationRequest, sso, flow):
-    scope = req.grant.request.scope or ""
+    scope = claims.consent_scope(req.grant.request.scope, req.params, req.grant.client)
     if flow is None:
         flow = LoginFlow.for_consent(sso.account, sso.id, req.params, ui_locales=req.params.get("ui_locales"),
                                      pushed=req.grant.request.pushed)

@@ -2,8 +2,8 @@
 in a moment, never a 500 with a traceback.
 
 Redis (IDP_REDIS_URL) holds the rate limits. When it does not answer, the steps that count
-tries (password, e-mail code, the connector portal and its CAPTCHA challenge, the live
-password check, the support search) refuse with this 503: failing open would lift the
+tries (password, e-mail code, the CAPTCHA challenges of sign-in, sign-up and the connector
+portal, the live password check, the support search) refuse with this 503: failing open would lift the
 limits that guard passwords and codes while Redis is away, and the outage is short and
 shown by /readyz. Discovery and JWKS count nothing; the token endpoint's throttle on failed
 client authentication fails open (services/throttles.py ``fail_open``): client secrets are too
@@ -32,7 +32,7 @@ RETRY_AFTER_SECONDS = 5
 # Endpoints whose callers are programs: they get OAuth's JSON error, not a page.
 JSON_ENDPOINTS = {
     "oauth.discovery", "oauth.jwks", "oauth.token", "oauth.userinfo", "oauth.introspect", "oauth.revoke",
-    "connectors.challenge", "health.readyz", "health.metrics",
+    "connectors.challenge", "login.challenge", "signup.challenge", "health.readyz", "health.metrics",
 }
 
 

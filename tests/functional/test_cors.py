@@ -147,3 +147,80 @@ def test_registration_stores_the_origins_normalised(app, cli):
     with app.app_context():
         origins = {o.origin for o in db.session.query(ClientOrigin).filter_by(client_id=client_id)}
     assert origins == {"https://a.example"}
+
+
+CORS_POSTS = ["/token", "/par", "/revoke"]
+MAX_BODY = 64 * 1024
+
+
+def _twice(http, path, client_id, origin):
+    body = f"client_id={client_id}&token=a&token=b&grant_type=refresh_token&refresh_token=x&response_type=code"
+    return http.post(path, data=body, content_type="application/x-www-form-urlencoded", headers={"Origin": origin})
+
+
+def _chunked(http, path, origin):
+    from werkzeug.test import EnvironBuilder
+    from werkzeug.wrappers import Request
+
+    environ = EnvironBuilder(path=path, method="POST", data=b"token=" + b"a" * (2 * MAX_BODY),
+                             content_type="application/x-www-form-urlencoded", headers={"Origin": origin}).get_environ()
+    del environ["CONTENT_LENGTH"]
+    environ["HTTP_TRANSFER_ENCODING"] = "chunked"
+    environ["wsgi.input_terminated"] = True
+    return http.open(Request(environ))
+
+
+def _guard_answers(http, client_id, origin):
+    """Each answer the request guards give before a view: (what, response)."""
+    for path in CORS_POSTS:
+        yield f"{path} twice", 400, _twice(http, path, client_id, origin)
+        yield f"{path} malformed Authorization", 401, http.post(
+            path, data={"client_id": client_id}, headers={"Origin": origin, "Authorization": "Basic !!!"})
+    for path in [*CORS_POSTS, "/userinfo"]:
+        yield f"{path} too large", 413, http.post(path, data={"token": "a" * (MAX_BODY + 1)}, headers={"Origin": origin})
+        yield f"{path} too large, chunked", 413, _chunked(http, path, origin)
+
+
+def test_guard_errors_keep_their_cors_headers_for_a_registered_origin(client, public_app):
+    """A parameter sent twice, a malformed Authorization header, a body too large: answered
+    before the view, and still readable by the app."""
+    for what, status, r in _guard_answers(client, public_app["client_id"], APP):
+        assert r.status_code == status, (what, r.status_code)
+        assert r.headers.get("Access-Control-Allow-Origin") == APP, what
+        assert "Origin" in r.headers.get("Vary", ""), what
+        assert "Access-Control-Allow-Credentials" not in r.headers, what
+
+
+@pytest.mark.parametrize("origin", ["http://evil.test", "null"])
+def test_guard_errors_get_no_cors_headers_for_an_unknown_origin(client, public_app, origin):
+    for what, status, r in _guard_answers(client, public_app["client_id"], origin):
+        assert r.status_code == status, (what, r.status_code)
+        assert "Access-Control-Allow-Origin" not in r.headers, what
+
+
+def test_a_guard_error_gets_no_cors_headers_for_an_origin_of_another_client(client, public_app, spa):
+    """The same rule as after the guards: a client's requests are answered to its own origins only."""
+    r = _twice(client, "/token", spa["client_id"], APP)
+    assert r.status_code == 400 and "Access-Control-Allow-Origin" not in r.headers
+    assert _twice(client, "/token", spa["client_id"], SPA).headers["Access-Control-Allow-Origin"] == SPA
+
+
+def test_a_reused_refresh_token_of_a_browser_app_revokes_its_family(signed_in, public_app):
+    """Reuse detection for a public client, from the browser app's origin: the rotated-away
+    token comes back, and neither it nor what its successor issued works any more."""
+    first = _tokens(signed_in, public_app).get_json()
+
+    def refresh(token):
+        return token_request(signed_in.http, public_app, {"grant_type": "refresh_token", "refresh_token": token},
+                             "none", {"Origin": APP})
+
+    second = refresh(first["refresh_token"])
+    assert second.status_code == 200, second.get_json()
+    second = second.get_json()
+    replay = refresh(first["refresh_token"])
+    assert replay.status_code == 400 and replay.get_json()["error"] == "invalid_grant"
+    assert replay.headers["Access-Control-Allow-Origin"] == APP
+    again = refresh(second["refresh_token"])
+    assert again.status_code == 400 and again.get_json()["error"] == "invalid_grant"
+    info = signed_in.http.get("/userinfo", headers={"Origin": APP, "Authorization": "Bearer " + second["access_token"]})
+    assert info.status_code == 401

@@ -138,10 +138,12 @@ def test_an_owner_links_and_unlinks_a_firm_by_its_code(app, firm, accountant, ow
     tokens = refresh(bert.http, portal, tokens["refresh_token"]).get_json()
     assert [a["name"] for a in decode(bert.http, tokens["id_token"]).claims["administrations"]] == ["Boekhouders BV"]
     with app.app_context():
-        events = [(e.action, e.actor, e.detail["administration"], e.detail["firm"]) for e in db.session.scalars(
-            select(AuditEvent).where(AuditEvent.action.in_(["firm.linked", "firm.unlinked"])).order_by(AuditEvent.id))]
-    assert events == [("firm.linked", owner["sub"], company, "Boekhouders BV"),
-                      ("firm.unlinked", owner["sub"], company, "Boekhouders BV")]
+        events = [(e.action, e.actor, e.subject, e.detail["administration"], e.detail["firm"], e.detail["role"])
+                  for e in db.session.scalars(select(AuditEvent).where(
+                      AuditEvent.action.in_(["firm.linked", "firm.unlinked"])).order_by(AuditEvent.id))]
+    firm_id = firm["administration_id"]
+    assert events == [("firm.linked", owner["sub"], firm_id, company, "Boekhouders BV", "accountant"),
+                      ("firm.unlinked", owner["sub"], firm_id, company, "Boekhouders BV", "accountant")]
 
 
 @pytest.mark.parametrize("typed", ["", "ABCD", "ABCD-EFG1", "<script>", "x" * 50])

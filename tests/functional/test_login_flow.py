@@ -292,3 +292,17 @@ def test_account_page_leads_through_login_and_back(app, browser, person):
     assert browser.step_state == "email"
     browser.sign_in(person["email"], person["password"], first_time=True)
     assert browser.status == 302 and browser.location.endswith("/account") or "My details" in browser.text or "Mijn gegevens" in browser.text
+
+
+def test_an_email_code_counts_only_in_the_flow_it_was_mailed_for(app, browser, portal, person):
+    """The mailed code proves the address to the browser that asked for it (its flow), not to
+    another browser signing in to the same account."""
+    clock.freeze(dt.datetime(2026, 11, 23, 9, 0, 0))
+    to_email_code(app, browser, portal, person)
+    clock.advance(seconds=31)  # past the resend interval
+    other = type(browser)(app)
+    second = to_email_code(app, other, portal, person)
+    browser.submit(email_code=second)
+    assert browser.status == 400 and browser.alert and browser.step_state == "email_code"
+    other.submit(email_code=second)
+    assert other.step_state == "totp_enroll"

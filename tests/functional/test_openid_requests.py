@@ -10,7 +10,7 @@ import json
 import pytest
 
 from idp import clock
-from tests.helpers import REDIRECT_URI, exchange_code, token_request
+from tests.helpers import REDIRECT_URI, exchange_code, make_client, token_request
 
 FULL = "openid profile email offline_access administrations"
 
@@ -132,9 +132,12 @@ def _id_token_for(browser, portal, client, **params):
 
 
 def test_an_essential_acr_that_is_met_is_in_the_id_token(signed_in, portal, client):
+    """With only `openid` granted, the e-mail address is in the ID token because the claims
+    parameter asked for it, beside the essential `acr`."""
     claims = json.dumps({"id_token": {"acr": {"essential": True, "values": [MFA]}, "email": {"essential": True}}})
-    token = _id_token_for(signed_in, portal, client, claims=claims)
-    assert token["acr"] == MFA and token["email"]
+    token = _id_token_for(signed_in, portal, client, scope="openid", claims=claims)
+    assert token["acr"] == MFA and token["email"] == "anna@example.com"
+    assert "email_verified" not in token and "name" not in token
 
 
 def test_an_essential_acr_that_cannot_be_met_is_refused(signed_in, portal):
@@ -154,3 +157,94 @@ def test_a_voluntary_acr_that_cannot_be_met_is_answered_with_the_real_one(signed
 def test_a_malformed_claims_parameter_is_refused(signed_in, portal, claims):
     signed_in.authorize(portal["client_id"], claims=claims)
     assert signed_in.callback_params()["error"] == "invalid_request"
+
+
+# -- claims asked for by name (OpenID Connect Core 5.5) -----------------------------------
+
+
+def _userinfo(http, access_token) -> dict:
+    response = http.get("/userinfo", headers={"Authorization": "Bearer " + access_token})
+    assert response.status_code == 200, response.get_data()[:300]
+    return response.get_json()
+
+
+def _tokens_for(browser, app_client, **params) -> dict:
+    browser.authorize(app_client["client_id"], **params)
+    response = exchange_code(browser.http, app_client, browser.callback_params()["code"], browser.verifier)
+    assert response.status_code == 200, response.get_json()
+    return response.get_json()
+
+
+def test_a_claim_asked_for_at_userinfo_is_released_there_only(signed_in, portal, client):
+    claims = json.dumps({"userinfo": {"email": None}})
+    body = _tokens_for(signed_in, portal, scope="openid", claims=claims)
+    assert body["scope"].split() == ["openid"]  # the scope stays what was asked for
+    assert _userinfo(signed_in.http, body["access_token"]) == {"sub": signed_in_sub(client, body),
+                                                               "email": "anna@example.com"}
+    assert "email" not in _claims(client, body["id_token"])
+
+
+def signed_in_sub(client, body) -> str:
+    return _claims(client, body["id_token"])["sub"]
+
+
+def test_claims_asked_for_in_the_id_token_are_released_there_only(signed_in, portal, client):
+    claims = json.dumps({"id_token": {"name": {"essential": True}, "email_verified": {"value": True},
+                                      "administrations": {"values": [[]]}}})
+    body = _tokens_for(signed_in, portal, scope="openid", claims=claims)
+    token = _claims(client, body["id_token"])
+    assert token["name"] == "Anna de Vries" and token["email_verified"] is True
+    assert token["administrations"] == [] and "email" not in token
+    assert set(_userinfo(signed_in.http, body["access_token"])) == {"sub"}
+
+
+def test_claims_asked_for_stay_with_the_refreshed_tokens(signed_in, portal, client):
+    claims = json.dumps({"userinfo": {"name": None}, "id_token": {"email": None}})
+    body = _tokens_for(signed_in, portal, scope="openid offline_access", claims=claims)
+    renewed = token_request(signed_in.http, portal, {"grant_type": "refresh_token", "refresh_token": body["refresh_token"]})
+    assert renewed.status_code == 200, renewed.get_json()
+    renewed = renewed.get_json()
+    assert _claims(client, renewed["id_token"])["email"] == "anna@example.com"
+    assert "name" not in _claims(client, renewed["id_token"])
+    assert _userinfo(signed_in.http, renewed["access_token"])["name"] == "Anna de Vries"
+
+
+def test_claims_the_provider_does_not_have_are_left_out(signed_in, portal, client):
+    claims = json.dumps({"userinfo": {"phone_number": {"essential": True}, "sub": {"value": "someone-else"}},
+                         "id_token": {"address": None, "nonce": None}})
+    body = _tokens_for(signed_in, portal, scope="openid", claims=claims)
+    info = _userinfo(signed_in.http, body["access_token"])
+    assert set(info) == {"sub"} and info["sub"] == signed_in_sub(client, body)
+    assert "address" not in _claims(client, body["id_token"])
+
+
+def test_a_claim_outside_the_clients_registered_scopes_is_not_released(app, signed_in, client):
+    narrow = make_client(app, name="Narrow app", extra=["--scope", "openid", "--scope", "profile"])
+    claims = json.dumps({"userinfo": {"email": None, "name": None}, "id_token": {"email": None}})
+    body = _tokens_for(signed_in, narrow, scope="openid", claims=claims)
+    info = _userinfo(signed_in.http, body["access_token"])
+    assert "email" not in info and info["name"] == "Anna de Vries"
+    assert "email" not in _claims(client, body["id_token"])
+
+
+def test_a_third_party_app_gets_a_claim_asked_for_only_with_consent(signed_in, third_party):
+    claims = json.dumps({"userinfo": {"email": None}})
+    signed_in.authorize(third_party["client_id"], scope="openid", claims=claims, prompt="none")
+    assert signed_in.callback_params()["error"] == "consent_required"
+    signed_in.authorize(third_party["client_id"], scope="openid", claims=claims, ui_locales="en")
+    assert signed_in.step_state == "consent"
+    assert "Your e-mail address" in signed_in.text  # what the claim reveals is asked for
+    signed_in.submit(decision="allow")
+    code = signed_in.callback_params()["code"]
+    body = exchange_code(signed_in.http, third_party, code, signed_in.verifier).get_json()
+    assert _userinfo(signed_in.http, body["access_token"])["email"] == "anna@example.com"
+    # The consent covers it from now on; without the claim, only the scope asked for is asked.
+    signed_in.authorize(third_party["client_id"], scope="openid", claims=claims, prompt="none")
+    assert "code" in signed_in.callback_params()
+
+
+def test_a_third_party_app_denied_consent_gets_no_claim(signed_in, third_party):
+    signed_in.authorize(third_party["client_id"], scope="openid", claims=json.dumps({"userinfo": {"email": None}}))
+    assert signed_in.step_state == "consent"
+    signed_in.submit(decision="deny")
+    assert signed_in.callback_params()["error"] == "access_denied"

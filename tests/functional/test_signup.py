@@ -138,6 +138,18 @@ def test_a_firm_code_gives_the_firm_access(app):
         administration = db.session.scalar(select(Administration).where(Administration.kind == "company"))
         link = db.session.scalar(select(FirmClient))
         assert (link.firm_id, link.administration_id) == (firm["administration_id"], administration.id)
+        owner = db.session.scalar(select(Account).where(Account.email == EMAIL))
+        linked = db.session.scalars(select(AuditEvent).where(AuditEvent.action == "firm.linked")).all()
+        assert [(e.actor, e.subject, e.detail) for e in linked] == [
+            (owner.id, firm["administration_id"], {"administration": administration.id, "firm": "Boekhouders BV",
+                                                   "role": "accountant", "via": "signup"})]
+
+
+def test_a_sign_up_without_a_firm_code_links_no_firm(app):
+    b = until(start(app), "contract")
+    b.submit(firm_code="", accept_terms="yes", accept_privacy="yes")
+    assert b.status == 200
+    assert count(app, FirmClient) == 0 and count(app, AuditEvent, AuditEvent.action == "firm.linked") == 0
 
 
 def test_the_first_page_needs_the_captcha_and_checks_each_field(app):

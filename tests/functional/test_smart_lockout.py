@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import os
 import re
 from zoneinfo import ZoneInfo
 
@@ -243,3 +244,15 @@ def test_racing_first_failures_of_one_source_get_the_same_answer(app, portal):
     for t in threads:
         t.join(30)
     assert statuses == [401, 401]
+
+
+@pytest.mark.config(RATELIMIT_ENABLED=True, RATELIMIT_LOGIN_PER_ACCOUNT="3 per hour",
+                    REDIS_URL=os.environ.get("IDP_TEST_REDIS_URL", ""))
+def test_the_per_address_limit_stops_unfamiliar_sources_only(app, portal, person, owner):
+    """Tries spread over many networks use up the address's hourly tries (SECURITY.md: the
+    per-address limit); a new browser then waits, the owner's familiar browser does not."""
+    for n in range(3):
+        attack(app, portal, person["email"], 1, ip=f"203.0.113.{n + 1}")
+    _, seen = attack(app, portal, person["email"], 1, ip="203.0.113.99")
+    assert seen[0][0] == 429 and seen[0][1]
+    owner_signs_in(owner, portal, person)

@@ -202,3 +202,50 @@ def test_a_refresh_narrowed_to_an_online_scope_after_logout_brings_no_working_to
     assert narrowed.status_code == 200
     assert "offline_access" not in narrowed.get_json()["scope"].split()
     assert not _active(signed_in.http, portal, narrowed.get_json()["access_token"])
+
+
+def _prune(app):
+    """`idp db prune` as the operator runs it: the ended session's row goes at once."""
+    from idp.services.prune import prune
+
+    with app.app_context():
+        assert prune()["sessions"] >= 1
+
+
+def test_a_refresh_narrowed_to_an_online_scope_after_logout_and_prune_brings_no_working_token(app, signed_in, portal):
+    offline = _tokens(signed_in, portal, scope=FULL)
+    _logout(signed_in)
+    _prune(app)
+    narrowed = _refresh(signed_in.http, portal, offline["refresh_token"], scope="openid email")
+    assert narrowed.status_code == 200
+    assert not _active(signed_in.http, portal, narrowed.get_json()["access_token"])
+    again = _refresh(signed_in.http, portal, narrowed.get_json()["refresh_token"])
+    assert again.status_code == 400 and again.get_json()["error"] == "invalid_grant"
+
+
+def test_a_code_redeemed_after_logout_and_prune_brings_no_working_access_token(app, signed_in, portal):
+    signed_in.authorize(portal["client_id"], scope="openid email")
+    online_code, online_verifier = signed_in.callback_params()["code"], signed_in.verifier
+    signed_in.authorize(portal["client_id"], scope=FULL)
+    offline_code, offline_verifier = signed_in.callback_params()["code"], signed_in.verifier
+    _logout(signed_in)
+    _prune(app)
+    online = exchange_code(signed_in.http, portal, online_code, online_verifier).get_json()
+    offline = exchange_code(signed_in.http, portal, offline_code, offline_verifier).get_json()
+    assert not _active(signed_in.http, portal, online["access_token"])
+    assert signed_in.http.get("/userinfo", headers={"Authorization": "Bearer " + online["access_token"]}).status_code == 401
+    assert not _active(signed_in.http, portal, offline["access_token"])
+    assert _refresh(signed_in.http, portal, offline["refresh_token"]).status_code == 200
+
+
+@pytest.mark.parametrize("pruned", [False, True])
+def test_a_refresh_narrowed_to_an_online_scope_after_the_session_expired_brings_no_working_token(app, signed_in, portal,
+                                                                                                  pruned):
+    """The same answer whether or not the expired session's row has been pruned yet."""
+    offline = _tokens(signed_in, portal, scope=FULL)
+    clock.freeze(dt.datetime(2026, 11, 23, 21, 0, 6))  # past SESSION_LIFETIME (12 h)
+    if pruned:
+        _prune(app)
+    narrowed = _refresh(signed_in.http, portal, offline["refresh_token"], scope="openid email")
+    assert narrowed.status_code == 200
+    assert not _active(signed_in.http, portal, narrowed.get_json()["access_token"])
