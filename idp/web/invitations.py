@@ -164,10 +164,20 @@ def firm_invitation_action(firm_id, invitation_id, action):
         elif request.form.get("confirm") != "yes":
             invitations.ensure_open(invitation)
             return render_template("withdraw_invitation.html", invitation=invitation, action=request.path,
-                                   back=url_for("invitations.firm_invitations", firm_id=firm.id))
+                                   back=_back(firm), fields={"back": "portal" if _from_portal() else ""})
         else:
             invitations.revoke(invitation, actor=account.id, ip=caller.client_ip())
     except DomainError as err:
         return _list_page(firm, account, error=err.message(), status=err.status)
-    done = "resent" if action == "resend" else "revoked"
-    return redirect(url_for("invitations.firm_invitations", firm_id=firm.id, done=done))
+    return redirect(_back(firm, done="resent" if action == "resend" else "revoked"))
+
+
+def _from_portal() -> bool:
+    return request.form.get("back") == "portal"
+
+
+def _back(firm, done=None) -> str:
+    """Where an action on an invitation returns: the firm portal it was taken on, else client management."""
+    if _from_portal():
+        return url_for("firm.portal", firm=firm.id, done=done)
+    return url_for("invitations.firm_invitations", firm_id=firm.id, done=done)
