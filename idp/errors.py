@@ -183,6 +183,41 @@ class InvitationUnusable(DomainError):
         self.status = 404 if state == "unknown" else 410
 
 
+class InvitationNotResendable(InvitationUnusable):
+    """Resend asked of an invitation that was accepted or withdrawn: said to the one who sends it."""
+
+    MESSAGES = {
+        **InvitationUnusable.MESSAGES,
+        "accepted": _l("This invitation has been accepted already: there is nothing to send again."),
+        "revoked": _l("This invitation has been withdrawn. Send a new invitation instead."),
+    }
+
+    def __init__(self, state: str):
+        super().__init__(state)
+        self.status = 409
+
+
+class InvitationStillOpen(DomainError):
+    """A second invitation to an address for the same administration while the first is open:
+    ``invitation`` is the open one, which the page offers to send again."""
+
+    status = 409
+    public = _l("An invitation to this address for this administration is still open. Did the mail not arrive, "
+                "or is the link lost? Send the invitation again: the person gets a new link.")
+
+    def __init__(self, invitation):
+        super().__init__(invitation=invitation.id)
+        self.invitation = invitation
+
+    def plain(self) -> str:
+        return self.message() + " " + str(_l("On the command line: idp invitations resend %(id)s", id=self.invitation.id))
+
+
+class NoOpenInvitation(DomainError):
+    status = 404
+    public = _l("There is no open invitation here any more: it has been accepted, withdrawn, or it has expired.")
+
+
 class PasswordRejected(DomainError):
     """A new password the policy refuses: ``rules`` holds each rule of the live list and
     whether the password met it, ``problems`` says what is wrong, one sentence each."""
@@ -265,7 +300,7 @@ class NotOwner(DomainError):
 
 class AlreadyHasAccess(DomainError):
     status = 409
-    public = _l("This address has access to this administration already, or an invitation for it is still open.")
+    public = _l("This address has access to this administration already.")
 
 
 class NoAccessToRemove(DomainError):

@@ -29,6 +29,7 @@ class Member:
     role: str
     since: dt.datetime
     invited_until: dt.datetime | None = None
+    invitation_id: str | None = None
 
     @property
     def invited(self) -> bool:
@@ -57,7 +58,8 @@ def members(administration: Administration) -> list[Member]:
     ).all()
     found = [Member(a.email, a.name, m.role, m.created_at) for a, m in rows]
     found.sort(key=lambda m: (m.role != "owner", m.email))
-    pending = [Member(i.email, i.name, i.role, i.sent_at, invited_until=i.expires_at) for i in _pending(administration)]
+    pending = [Member(i.email, i.name, i.role, i.sent_at, invited_until=i.expires_at, invitation_id=i.id)
+               for i in _pending(administration)]
     return found + sorted(pending, key=lambda m: m.email)
 
 
@@ -84,7 +86,8 @@ def grant(administration: Administration, email: str, role: str, *, actor: str, 
     """Give ``email`` access with ``role``: an account gets the membership at once and a
     mail; an address without one an invitation (the membership comes with its acceptance).
     Returns "granted" or "invited". Refuses a role that does not exist and an address that
-    has access, or an open invitation, already."""
+    has access already; an open invitation is refused with InvitationStillOpen, which names
+    it so that the page can offer to send it again."""
     role = _role(role)
     email = accounts.normalize_email(email)
     administrations.lock(administration)
@@ -97,8 +100,6 @@ def grant(administration: Administration, email: str, role: str, *, actor: str, 
                      role=role, inviter=inviter, url=f"{current_app.config['ISSUER']}/account")
         status = "granted"
     else:
-        if _pending(administration, email):
-            raise AlreadyHasAccess()
         invitations.create(email, "", administration.name, role=role, target=administration, actor=actor,
                            inviter=inviter, locale=locale or "nl", ip=ip)
         status = "invited"
@@ -122,11 +123,7 @@ def revoke(administration: Administration, email: str, *, actor: str, ip: str | 
         pending = _pending(administration, email)
         if not pending:
             raise NoAccessToRemove()
-        for invitation in pending:
-            invitations.revoke(invitation, actor=actor, ip=ip)
-        audit.record("access.revoked", actor=actor, subject=email, ip=ip, administration=administration.id,
-                     role=pending[-1].role, status="invitation withdrawn")
-        return "withdrawn"
+        return _withdraw(administration, pending, actor=actor, ip=ip)
     if membership.role == "owner" and _owners(administration) <= 1:
         raise LastOwner()
     role = membership.role
@@ -136,6 +133,28 @@ def revoke(administration: Administration, email: str, *, actor: str, ip: str | 
     audit.record("access.revoked", actor=actor, subject=email, account=account, ip=ip,
                  administration=administration.id, role=role)
     return "revoked"
+
+
+def _withdraw(administration: Administration, pending: list[Invitation], *, actor: str, ip: str | None) -> str:
+    for invitation in pending:
+        invitations.revoke(invitation, actor=actor, ip=ip)
+    audit.record("access.revoked", actor=actor, subject=pending[-1].email, ip=ip, administration=administration.id,
+                 role=pending[-1].role, status="invitation withdrawn")
+    return "withdrawn"
+
+
+def withdraw(administration: Administration, invitation_id: str, *, actor: str, ip: str | None = None) -> str:
+    """Withdraw the open invitation with this id: "withdrawn"; its link stops working."""
+    administrations.lock(administration)
+    return _withdraw(administration, [invitations.open_to_join(administration, invitation_id)], actor=actor, ip=ip)
+
+
+def resend(administration: Administration, invitation_id: str, *, actor: str, inviter: str,
+           ip: str | None = None) -> str:
+    """Send the open invitation with this id again, with a new link: "resent"."""
+    invitation = invitations.open_to_join(administration, invitation_id)
+    invitations.resend(invitation, actor=actor, inviter=inviter, ip=ip)
+    return "resent"
 
 
 def _owners(administration: Administration) -> int:

@@ -105,6 +105,7 @@ class ClientRow:
     access: str  # firm | personal | invited
     administration_id: str | None = None
     invited_until: dt.datetime | None = None
+    invitation_id: str | None = None
 
     def matches(self, query: str) -> bool:
         return any(query in text.casefold() for text in (self.name, self.owner, self.owner_email))
@@ -124,7 +125,7 @@ def portal(firm: Administration, viewer: Account, query: str = "") -> list[Clien
             rows[client.id] = _row(client, membership.created_at, "personal")
     found = list(rows.values()) + [
         ClientRow(name=i.administration_name, owner=i.name, owner_email=i.email, since=i.sent_at, access="invited",
-                  invited_until=i.expires_at)
+                  invited_until=i.expires_at, invitation_id=i.id)
         for i in _open_invitations(firm)
     ]
     query = (query or "").strip().casefold()[:100]

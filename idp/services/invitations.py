@@ -7,10 +7,10 @@ import secrets
 
 from flask import current_app
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from .. import clock
-from ..errors import InvalidInput, InvitationUnusable
+from ..errors import InvalidInput, InvitationNotResendable, InvitationStillOpen, InvitationUnusable, NoOpenInvitation
 from ..extensions import db
 from ..models import Account, Administration, Invitation
 from . import accounts, administrations, audit, mailer
@@ -75,6 +75,9 @@ def create(
             raise InvalidInput(_l("Enter the name of the administration (at most 200 characters)."))
     if plan not in PLANS:
         raise InvalidInput(_l("Unknown plan."))
+    duplicate = open_for(email, firm=firm, target=target, administration_name=administration_name)
+    if duplicate is not None:
+        raise InvitationStillOpen(duplicate)
     token = secrets.token_urlsafe(32)
     now = clock.now()
     invitation = Invitation(
@@ -102,11 +105,52 @@ def create(
     return invitation, url
 
 
+def _open():
+    """The invitations still waiting for their answer: not accepted, not withdrawn, not expired."""
+    return select(Invitation).where(Invitation.accepted_at.is_(None), Invitation.revoked_at.is_(None),
+                                    Invitation.expires_at > clock.now())
+
+
+def open_for(email: str, *, firm: Administration | None, target: Administration | None,
+             administration_name: str) -> Invitation | None:
+    """The open invitation of ``email`` to the same administration, if there is one: to join
+    ``target``, or (no target) to create ``administration_name`` from the same firm."""
+    query = _open().where(func.lower(Invitation.email) == email.lower())
+    if target is not None:
+        query = query.where(Invitation.target_id == target.id)
+    else:
+        query = query.where(Invitation.target_id.is_(None),
+                            func.lower(Invitation.administration_name) == administration_name.lower(),
+                            Invitation.firm_id == firm.id if firm is not None else Invitation.firm_id.is_(None))
+    return db.session.scalars(query.order_by(Invitation.created_at.desc()).limit(1)).first()
+
+
+def open_to_join(administration: Administration, invitation_id: str) -> Invitation:
+    """The open invitation with this id to join ``administration``, or NoOpenInvitation."""
+    invitation = get(invitation_id)
+    if invitation is None or invitation.target_id != administration.id:
+        raise NoOpenInvitation()
+    ensure_open(invitation)
+    return invitation
+
+
+def ensure_open(invitation: Invitation) -> None:
+    """NoOpenInvitation unless the invitation still waits for its answer."""
+    if invitation.status(clock.now()) != "sent":
+        raise NoOpenInvitation()
+
+
+def of_firm(firm: Administration, invitation_id: str) -> Invitation | None:
+    """One of the firm's own invitations (None for another firm's or an unknown id)."""
+    invitation = get(invitation_id)
+    return invitation if invitation is not None and invitation.firm_id == firm.id else None
+
+
 def resend(invitation: Invitation, *, actor: str, inviter: str, ip: str | None = None, reason: str | None = None) -> str:
     """A fresh link, valid 14 days from now; the old link stops working."""
     state = invitation.status(clock.now())
     if state in ("accepted", "revoked"):
-        raise InvitationUnusable(state)
+        raise InvitationNotResendable(state)
     token = secrets.token_urlsafe(32)
     now = clock.now()
     invitation.token_hash = token_hash(token)

@@ -7,7 +7,7 @@ from flask import Blueprint, redirect, render_template, request, url_for
 from .. import config
 from ..errors import DomainError
 from ..extensions import limiter
-from ..services import access, firms
+from ..services import access, firms, invitations
 from . import browser, caller
 from .i18n import current_locale
 from .login import start_for
@@ -25,11 +25,12 @@ def _signed_in(administration_id):
     return sso, None
 
 
-def _page(sso, administration, *, error=None, status=200, form=None):
+def _page(sso, administration, *, error=None, status=200, form=None, offer=None):
+    """``offer``: the open invitation a refused second one names, to send again."""
     return render_template(
         "administration/access.html", administration=administration, members=access.members(administration),
         firms=firms.linked(administration), account=sso.account, roles=access.GRANTABLE, error=error,
-        form=form or {}, done=request.args.get("done"), shown_code=firms.shown_code,
+        form=form or {}, done=request.args.get("done"), shown_code=firms.shown_code, offer=offer,
     ), status
 
 
@@ -51,7 +52,8 @@ def _change(administration_id, change, form=None):
     try:
         done = change(sso.account, administration)
     except DomainError as err:
-        return _page(sso, administration, error=err.message(), status=err.status, form=form)
+        return _page(sso, administration, error=err.message(), status=err.status, form=form,
+                     offer=getattr(err, "invitation", None))
     if not access.owns(sso.account, administration):
         return redirect(url_for("account.home"))  # the owner removed themself (another owner stays)
     return redirect(url_for("access.page", administration_id=administration.id, done=done))
@@ -71,6 +73,38 @@ def grant(administration_id):
 def revoke(administration_id):
     return _change(administration_id, lambda account, administration: access.revoke(
         administration, request.form.get("email", ""), actor=account.id, ip=caller.client_ip()))
+
+
+@bp.route("/access/invitations/<invitation_id>/resend", methods=["POST"])
+@limiter.limit(CHANGE_LIMIT)
+def resend_invitation(administration_id, invitation_id):
+    return _change(administration_id, lambda account, administration: access.resend(
+        administration, invitation_id, actor=account.id, inviter=account.name or account.email, ip=caller.client_ip()))
+
+
+@bp.route("/access/invitations/<invitation_id>/withdraw", methods=["POST"])
+@limiter.limit(CHANGE_LIMIT)
+def withdraw_invitation(administration_id, invitation_id):
+    """Asks first (a page naming the address); withdraws once confirmed."""
+    if request.form.get("confirm") != "yes":
+        return _confirm_withdrawal(administration_id, invitation_id)
+    return _change(administration_id, lambda account, administration: access.withdraw(
+        administration, invitation_id, actor=account.id, ip=caller.client_ip()))
+
+
+def _confirm_withdrawal(administration_id, invitation_id):
+    sso, redirect_to = _signed_in(administration_id)
+    if redirect_to is not None:
+        return redirect_to
+    administration = access.owned_by(sso.account, administration_id)
+    back = url_for("access.page", administration_id=administration.id)
+    try:
+        invitation = invitations.open_to_join(administration, invitation_id)
+    except DomainError as err:
+        return _page(sso, administration, error=err.message(), status=err.status)
+    return render_template("withdraw_invitation.html", invitation=invitation, back=back,
+                           action=url_for("access.withdraw_invitation", administration_id=administration.id,
+                                          invitation_id=invitation.id))
 
 
 @bp.route("/firms", methods=["POST"])

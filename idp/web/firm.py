@@ -21,5 +21,5 @@ def portal():
     if firm is None:
         raise NotAFirmAccountant()
     q = request.args.get("q", "")[:100]
-    return render_template("firm/portal.html", firm=firm, firms=all_firms, q=q,
+    return render_template("firm/portal.html", firm=firm, firms=all_firms, q=q, done=request.args.get("done"),
                            clients=firms.portal(firm, sso.account, q), firm_code=firms.shown_code(firm.firm_code))

@@ -110,10 +110,12 @@ def _inviter(account) -> str:
     return account.name or account.email
 
 
-def _list_page(firm, account, *, error=None, status=200, form=None, preview_text=None, sent_url=None):
+def _list_page(firm, account, *, error=None, status=200, form=None, preview_text=None, offer=None):
+    """``offer``: the open invitation a refused second one names, to send again."""
     items = [(inv, inv.status(clock.now())) for inv in invitations.for_firm(firm)]
     return render_template("firm/invitations.html", firm=firm, items=items, error=error, form=form or {},
-                           preview=preview_text, plans=invitations.PLANS, sent=sent_url), status
+                           preview=preview_text, plans=invitations.PLANS, offer=offer,
+                           done=request.args.get("done")), status
 
 
 @bp.route("/firms/<firm_id>/invitations", methods=["GET"])
@@ -140,24 +142,42 @@ def firm_invite(firm_id):
         invitations.create(form["email"], form["name"], form["administration"], firm=firm, plan=form["plan"] or "basic",
                            actor=account.id, inviter=_inviter(account), locale=current_locale(), ip=caller.client_ip())
     except DomainError as err:
-        return _list_page(firm, account, error=err.message(), status=err.status, form=form)
-    return redirect(url_for("invitations.firm_invitations", firm_id=firm.id, sent=1))
+        return _list_page(firm, account, error=err.message(), status=err.status, form=form,
+                          offer=getattr(err, "invitation", None))
+    return redirect(url_for("invitations.firm_invitations", firm_id=firm.id, done="sent"))
 
 
 @bp.route("/firms/<firm_id>/invitations/<invitation_id>/<action>", methods=["POST"])
+@limiter.limit(config.limit("RATELIMIT_FIRM_INVITE"), methods=["POST"])
 def firm_invitation_action(firm_id, invitation_id, action):
+    """Resend at once; revoke after a question (a page naming the invitation) is confirmed."""
     found, redirect_to = _firm_or_404(firm_id)
     if redirect_to is not None:
         return redirect_to
     firm, account = found
-    invitation = invitations.get(invitation_id)
-    if invitation is None or invitation.firm_id != firm.id or action not in ("resend", "revoke"):
+    invitation = invitations.of_firm(firm, invitation_id)
+    if invitation is None or action not in ("resend", "revoke"):
         abort(404)
     try:
         if action == "resend":
             invitations.resend(invitation, actor=account.id, inviter=_inviter(account), ip=caller.client_ip())
+        elif request.form.get("confirm") != "yes":
+            invitations.ensure_open(invitation)
+            return render_template("withdraw_invitation.html", invitation=invitation, action=request.path,
+                                   back=_back(firm), fields={"back": "portal" if _from_portal() else ""})
         else:
             invitations.revoke(invitation, actor=account.id, ip=caller.client_ip())
     except DomainError as err:
         return _list_page(firm, account, error=err.message(), status=err.status)
-    return redirect(url_for("invitations.firm_invitations", firm_id=firm.id))
+    return redirect(_back(firm, done="resent" if action == "resend" else "revoked"))
+
+
+def _from_portal() -> bool:
+    return request.form.get("back") == "portal"
+
+
+def _back(firm, done=None) -> str:
+    """Where an action on an invitation returns: the firm portal it was taken on, else client management."""
+    if _from_portal():
+        return url_for("firm.portal", firm=firm.id, done=done)
+    return url_for("invitations.firm_invitations", firm_id=firm.id, done=done)

@@ -146,4 +146,4 @@ def invitation_action(staff, invitation_id, action):
         else:
             invitations.revoke(invitation, actor=actor, ip=ip, reason=reason)
 
-    return _act(staff, perform, request.form.get("account_id", ""), f"invitation-{action}")
+    return _act(staff, perform, request.form.get("account_id", ""), f"invitation-{action}", confirm=action == "revoke")

@@ -54,6 +54,20 @@ def revoke(browser, company, email):
     return browser
 
 
+def open_invitation_id(app, email):
+    with app.app_context():
+        return db.session.scalar(select(Invitation.id).where(Invitation.email == email, Invitation.revoked_at.is_(None)))
+
+
+def withdraw(browser, company, email):
+    """The row's "Withdraw invitation", the question, and its confirmation."""
+    access_page(browser, company)
+    post_form(browser, form_with(browser, f"/access/invitations/{open_invitation_id(browser.app, email)}/withdraw"))
+    assert browser.status == 200 and email in browser.page.ids["main"]
+    browser.submit("confirm-withdraw")
+    return browser
+
+
 def membership(app, email, company):
     with app.app_context():
         row = db.session.execute(
@@ -162,7 +176,7 @@ def test_removing_access_and_withdrawing_an_invitation(app, owner_browser, compa
     grant(b, company, "later@example.com", "accountant")
     revoke(b, company, accountant["email"])
     assert b.url.endswith("done=revoked") and membership(app, accountant["email"], company) is None
-    revoke(b, company, "later@example.com")
+    withdraw(b, company, "later@example.com")
     assert b.url.endswith("done=withdrawn") and "later@example.com" not in b.page.ids["members"]
     with app.app_context():
         assert db.session.scalar(select(Invitation)).revoked_at is not None
@@ -260,3 +274,62 @@ def test_cli_refusals_are_one_line_and_change_nothing(app, cli, company, args, s
     assert len(lines) == 1 and says.lower() in lines[0].lower(), result.output
     assert mail_count(app, "x@example.com") == 0 and audit_events(app, "access.granted") == []
     assert membership(app, "anna@example.com", company) == "owner"
+
+
+# -- invitations on the access page: a second one, resend, withdraw ----------------------------
+
+
+def test_a_second_invitation_is_refused_and_offers_to_send_the_open_one_again(app, owner_browser, company):
+    b = grant(owner_browser, company, "colleague@example.com", "employee")
+    first_link = last_mail(app, "colleague@example.com").text
+    grant(b, company, "Colleague@Example.com", "accountant")
+    assert b.status == 409 and "still open" in b.alert
+    assert b.page.forms["grant-access"]["fields"]["email"] == "Colleague@Example.com"
+    assert mail_count(app, "colleague@example.com") == 1
+    with app.app_context():
+        assert db.session.scalar(select(func.count(Invitation.id))) == 1
+    # The refusal's own button sends the open invitation again, and the page says so.
+    b.submit("resend-open")
+    assert b.status == 200 and b.url.endswith("done=resent")
+    assert "sent again" in b.page.ids["main"] and mail_count(app, "colleague@example.com") == 2
+    second = last_mail(app, "colleague@example.com").text
+    url = next(word for word in second.split() if word.startswith("http://idp.test/invitation/"))
+    assert url not in first_link
+    with app.app_context():
+        (invitation,) = db.session.scalars(select(Invitation)).all()
+        assert invitation.role == "employee"  # the open invitation, unchanged
+    assert [d.get("invitation") for _, _, d in audit_events(app, "invitation.resent")] == [invitation.id]
+
+
+def test_resend_and_withdraw_from_the_members_list(app, owner_browser, company):
+    b = grant(owner_browser, company, "later@example.com", "accountant")
+    invitation_id = open_invitation_id(app, "later@example.com")
+    post_form(b, form_with(b, f"/access/invitations/{invitation_id}/resend"))
+    assert b.url.endswith("done=resent") and "sent again" in b.page.ids["main"]
+    assert mail_count(app, "later@example.com") == 2
+    # Withdraw asks first; Cancel goes back and leaves the invitation open.
+    post_form(b, form_with(b, f"/access/invitations/{invitation_id}/withdraw"))
+    assert b.status == 200 and "later@example.com" in b.page.ids["main"] and "confirm-withdraw" in b.page.forms
+    assert 'id="keep-invitation"' in b.text and open_invitation_id(app, "later@example.com") == invitation_id
+    b.submit("confirm-withdraw")
+    assert b.url.endswith("done=withdrawn") and "later@example.com" not in b.page.ids["members"]
+    assert open_invitation_id(app, "later@example.com") is None
+    # Once withdrawn, it is neither withdrawn again nor resent: a clear refusal, no mail.
+    token = b.page.forms["grant-access"]["fields"]["csrf_token"]
+    for action in ("resend", "withdraw"):
+        b.post(f"/administrations/{company}/access/invitations/{invitation_id}/{action}", {"csrf_token": token, "confirm": "yes"})
+        assert b.status == 404 and "no open invitation" in b.alert
+    assert mail_count(app, "later@example.com") == 2
+
+
+def test_only_the_owner_resends_or_withdraws_an_invitation(app, owner_browser, company, accountant):
+    grant(owner_browser, company, accountant["email"], "employee")
+    grant(owner_browser, company, "later@example.com", "accountant")
+    invitation_id = open_invitation_id(app, "later@example.com")
+    bert = signed_in_at_provider(app, accountant)
+    bert.get("/account")
+    token = bert.page.forms["password-form"]["fields"]["csrf_token"]
+    for action in ("resend", "withdraw"):
+        bert.post(f"/administrations/{company}/access/invitations/{invitation_id}/{action}", {"csrf_token": token, "confirm": "yes"})
+        assert bert.status == 403 and bert.alert
+    assert mail_count(app, "later@example.com") == 1 and open_invitation_id(app, "later@example.com") == invitation_id

@@ -10,8 +10,8 @@ import pytest
 from sqlalchemy import select
 
 from idp.extensions import db
-from idp.models import AuditEvent, FirmClient
-from tests.helpers import (FULL, add_member, decode, form_with, invite, make_account, make_company, make_firm,
+from idp.models import AuditEvent, FirmClient, Invitation
+from tests.helpers import (FULL, add_member, decode, form_with, invite, mail_count, make_account, make_company, make_firm,
                            post_form, refresh, signed_in_at_provider, tokens_for)
 
 PASSWORD = "correct horse battery staple"
@@ -163,3 +163,22 @@ def test_an_unknown_or_foreign_firm_code_is_refused(app, firm, owner, typed):
         assert anna.status == 400 and "firm" in anna.alert.lower()
     with app.app_context():
         assert db.session.scalar(select(FirmClient.id)) is None
+
+
+def test_an_open_invitation_is_resent_or_withdrawn_from_the_portal(app, cli, firm, accountant):
+    data = invite(cli, "piet@example.com", "Fietsen Piet", "--firm", firm["administration_id"])
+    actions = f"/firms/{firm['administration_id']}/invitations/{data['id']}"
+    b = signed_in_at_provider(app, accountant)
+    b.get("/firm")
+    post_form(b, form_with(b, actions + "/resend"))
+    assert b.status == 200 and "/firm?" in b.url and b.url.endswith("done=resent") and "sent again" in b.page.ids["main"]
+    assert mail_count(app, "piet@example.com") == 2
+    # Revoke asks first; Cancel goes back to the portal, confirming withdraws and comes back to it.
+    post_form(b, form_with(b, actions + "/revoke"))
+    assert b.status == 200 and "piet@example.com" in b.page.ids["main"] and "confirm-withdraw" in b.page.forms
+    assert re.search(r'id="keep-invitation" href="/firm\?firm=', b.text)
+    b.submit("confirm-withdraw")
+    assert "/firm?" in b.url and b.url.endswith("done=revoked") and "withdrawn" in b.page.ids["main"]
+    assert rows(b) == []
+    with app.app_context():
+        assert db.session.get(Invitation, data["id"]).revoked_at is not None

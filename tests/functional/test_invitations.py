@@ -12,7 +12,8 @@ from sqlalchemy import func, select
 from idp import clock
 from idp.extensions import db
 from idp.models import Account, Administration, ConnectorUser, FirmClient, Invitation, Membership
-from tests.helpers import GOOD_PASSWORD, accept_until, code_from_mail, exchange_code, invite, last_mail, mail_count, path_of
+from tests.helpers import (GOOD_PASSWORD, accept_until, code_from_mail, exchange_code, form_with, invite, last_mail, mail_count,
+                           path_of, post_form)
 
 @pytest.fixture
 def firm(cli):
@@ -239,9 +240,13 @@ def test_accountant_invites_a_client_from_client_management(app, accountant, fir
     resend = next(f for f in accountant.page.forms.values() if f["action"].endswith("/resend"))
     accountant.post(resend["action"], resend["fields"])
     assert mail_count(app, "nieuw@example.com") == 2
+    assert accountant.url.endswith("done=resent") and "code-sent" not in accountant.page.ids
     revoke = next(f for f in accountant.page.forms.values() if f["action"].endswith("/revoke"))
     accountant.post(revoke["action"], revoke["fields"])
-    assert "status-revoked" in accountant.text
+    assert accountant.status == 200 and "confirm-withdraw" in accountant.page.forms  # asks first
+    assert "status-revoked" not in accountant.text
+    accountant.submit("confirm-withdraw")
+    assert accountant.url.endswith("done=revoked") and "status-revoked" in accountant.text
 
 
 def test_invite_form_refuses_bad_input(accountant, firm):
@@ -275,3 +280,103 @@ def test_accountant_sees_the_firms_client_administrations(app, cli, accountant, 
     claims = decode(accountant.http, body["id_token"]).claims
     names = {(a["name"], a["role"]) for a in claims["administrations"]}
     assert names == {("Bakkerij Jansen", "accountant"), ("Boekhouders BV", "accountant")}
+
+
+def firm_invitation(app, email):
+    with app.app_context():
+        return db.session.scalar(select(Invitation).where(Invitation.email == email).order_by(Invitation.created_at.desc()))
+
+
+def test_a_second_invitation_to_the_same_client_is_refused_and_offers_resend(app, accountant, firm):
+    page = f"/firms/{firm}/invitations?lang=en"
+    accountant.get(page)
+    accountant.submit("invite", email="nieuw@example.com", name="Nieuwe Klant", administration="Nieuw BV", action="send")
+    assert accountant.url.endswith("done=sent") and "has been sent" in accountant.page.ids["main"]
+    first = firm_invitation(app, "nieuw@example.com")
+    accountant.submit("invite", email="Nieuw@Example.com", name="Nieuwe Klant", administration="nieuw bv", action="send")
+    assert accountant.status == 409 and "still open" in accountant.alert
+    assert accountant.page.forms["invite"]["fields"]["email"] == "Nieuw@Example.com"  # what was typed stays
+    assert mail_count(app, "nieuw@example.com") == 1 and count(app, Invitation, Invitation.email == "nieuw@example.com") == 1
+    # The refusal offers to send the open invitation again: a new link, and the page says so.
+    assert accountant.page.forms["resend-open"]["action"].endswith(f"/invitations/{first.id}/resend")
+    accountant.submit("resend-open")
+    assert accountant.url.endswith("done=resent") and "sent again" in accountant.page.ids["main"]
+    assert mail_count(app, "nieuw@example.com") == 2 and firm_invitation(app, "nieuw@example.com").token_hash != first.token_hash
+    # Another administration for the same client is another invitation.
+    accountant.submit("invite", email="nieuw@example.com", name="Nieuwe Klant", administration="Tweede BV", action="send")
+    assert accountant.url.endswith("done=sent") and mail_count(app, "nieuw@example.com") == 3
+
+
+def test_revoke_asks_first_and_refuses_what_is_no_longer_open(app, accountant, firm):
+    accountant.get(f"/firms/{firm}/invitations?lang=en")
+    accountant.submit("invite", email="nieuw@example.com", name="Nieuwe Klant", administration="Nieuw BV", action="send")
+    invitation = firm_invitation(app, "nieuw@example.com")
+    revoke = f"/firms/{firm}/invitations/{invitation.id}/revoke"
+    post_form(accountant, form_with(accountant, revoke))
+    # The question names the invitation; Cancel leads back and the invitation stays open.
+    assert accountant.status == 200 and "nieuw@example.com" in accountant.page.ids["main"]
+    assert "Nieuw BV" in accountant.page.ids["invitation"]
+    assert firm_invitation(app, "nieuw@example.com").revoked_at is None
+    accountant.get(path_of(re.search(r'id="keep-invitation" href="([^"]+)"', accountant.text).group(1)))
+    assert accountant.status == 200 and "invitations" in accountant.page.ids
+    post_form(accountant, form_with(accountant, revoke))
+    accountant.submit("confirm-withdraw")
+    assert accountant.url.endswith("done=revoked") and "withdrawn" in accountant.page.ids["main"]
+    assert firm_invitation(app, "nieuw@example.com").revoked_at is not None
+    # Withdrawn: the question is not asked again, and it cannot be resent.
+    token = accountant.page.forms["invite"]["fields"]["csrf_token"]
+    accountant.post(revoke, {"csrf_token": token})
+    assert accountant.status == 404 and "no open invitation" in accountant.alert
+    accountant.post(f"/firms/{firm}/invitations/{invitation.id}/resend", {"csrf_token": token})
+    assert accountant.status == 409 and "new invitation" in accountant.alert and mail_count(app, "nieuw@example.com") == 1
+    # A withdrawn invitation does not block a new one.
+    accountant.submit("invite", email="nieuw@example.com", name="Nieuwe Klant", administration="Nieuw BV", action="send")
+    assert accountant.url.endswith("done=sent") and mail_count(app, "nieuw@example.com") == 2
+
+
+def test_another_firms_invitation_is_not_found(app, cli, accountant, firm):
+    other = json.loads(cli.invoke(args=["firms", "create", "--name", "Andere BV", "--json"]).output)["administration_id"]
+    data = invite(cli, "elders@example.com", "Elders BV", "--firm", other)
+    accountant.get(f"/firms/{firm}/invitations?lang=en")
+    token = accountant.page.forms["invite"]["fields"]["csrf_token"]
+    for action in ("resend", "revoke"):
+        accountant.post(f"/firms/{firm}/invitations/{data['id']}/{action}", {"csrf_token": token, "confirm": "yes"})
+        assert accountant.status == 404
+    assert mail_count(app, "elders@example.com") == 1 and firm_invitation(app, "elders@example.com").revoked_at is None
+
+
+def test_cli_refuses_a_second_open_invitation_and_names_the_first(app, cli):
+    data = invite(cli, "klant@example.com", "Bakkerij Jansen")
+    result = cli.invoke(args=["invitations", "create", "--email", "klant@example.com", "--administration", "Bakkerij Jansen"])
+    assert result.exit_code != 0 and "still open" in result.output and f"idp invitations resend {data['id']}" in result.output
+    assert mail_count(app, "klant@example.com") == 1
+
+
+@pytest.mark.parametrize("locale, sign_in, create", [
+    ("nl", "meld je aan om de uitnodiging te accepteren", "account aan te maken"),
+    ("en", "sign in to accept the invitation", "create your account"),
+])
+def test_the_mail_to_an_address_with_an_account_says_sign_in_to_accept(app, cli, person, locale, sign_in, create):
+    invite(cli, person["email"], "Tweede Zaak", "--locale", locale)
+    mail = last_mail(app, person["email"])
+    assert sign_in in mail.text and sign_in in mail.html and create not in mail.text and create not in mail.html
+    invite(cli, "nieuw@example.com", "Nieuwe Zaak", "--locale", locale)
+    mail = last_mail(app, "nieuw@example.com")
+    assert create in mail.text and sign_in not in mail.text
+
+
+def test_client_management_invites_an_address_with_an_account_to_sign_in_and_accept(app, accountant, firm, person):
+    accountant.get(f"/firms/{firm}/invitations?lang=en")
+    accountant.submit("invite", email=person["email"], name="Anna", administration="Annas Zaak", action="preview")
+    assert "sign in to accept" in accountant.page.ids["preview"] and "create your account" not in accountant.page.ids["preview"]
+    accountant.submit("invite", action="send")
+    mail = last_mail(app, person["email"])
+    assert "sign in to accept" in mail.text and "create your account" not in mail.text
+    url = next(word for word in mail.text.split() if word.startswith("http://idp.test/invitation/"))
+    # The invitee's page says the same: sign in (no new account, no password to choose).
+    invitee = type(accountant)(app)
+    invitee.get(path_of(url) + "?lang=en")
+    invitee.get(invitee.url + "?lang=en")
+    assert invitee.status == 200 and "Sign in to accept" in invitee.page.ids["main"]
+    assert "password" not in invitee.page.forms["step"]["fields"]
+    assert "email_code" not in invitee.page.forms["step"]["fields"]

@@ -214,6 +214,8 @@ def test_console_invitation_and_connector_actions(app, staff, cli, browser):
     second = invite(cli, "klant@example.com", "Tweede Zaak")
     open_account(staff, "klant@example.com")
     staff.submit(f"revoke-{second['id']}", reason="Sent by mistake")
+    assert staff.status == 400 and staff.alert and "status-revoked" not in staff.text  # the box is not ticked
+    staff.submit(f"revoke-{second['id']}", reason="Sent by mistake", confirm="yes")
     assert staff.status == 200 and "status-revoked" in staff.text
     (event,) = events(app, "invitation.revoked")
     assert event.reason == "Sent by mistake" and event.actor == f"staff:{STAFF[0]}"

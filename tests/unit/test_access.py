@@ -8,8 +8,8 @@ import pytest
 from sqlalchemy import select
 
 from idp import clock
-from idp.errors import (AlreadyHasAccess, FirmAlreadyLinked, InvalidInput, LastOwner, NoAccessToRemove, NotOwner,
-                        UnknownAdministration, UnknownFirmCode)
+from idp.errors import (AlreadyHasAccess, FirmAlreadyLinked, InvalidInput, InvitationStillOpen, LastOwner,
+                        NoAccessToRemove, NoOpenInvitation, NotOwner, UnknownAdministration, UnknownFirmCode)
 from idp.extensions import db
 from idp.models import AuditEvent, Invitation, OutboxMail
 from idp.services import access, accounts, administrations, firms, invitations
@@ -92,8 +92,9 @@ def test_refusals(company):
     with pytest.raises(InvalidInput):
         grant(company, "x@example.com", "director")
     grant(company, "new@example.com", "employee")
-    with pytest.raises(AlreadyHasAccess):
+    with pytest.raises(InvitationStillOpen) as refused:
         grant(company, "NEW@example.com", "accountant")
+    assert refused.value.invitation.email == "new@example.com" and refused.value.invitation.target_id == company.id
     # An invitation that expired is no longer open: the address may be invited again.
     clock.advance(days=15)
     assert grant(company, "new@example.com", "accountant") == "invited"
@@ -195,3 +196,27 @@ def test_portal_rows(company, owner):
     chosen, all_firms = firms.choose(bert, "not-a-firm")
     assert chosen is firm and all_firms == [firm]
     assert firms.choose(owner, None) == (None, [])
+
+
+def test_an_open_invitation_is_resent_or_withdrawn_by_its_id(company):
+    grant(company, "new@example.com", "employee")
+    (invitation,) = db.session.scalars(select(Invitation)).all()
+    old_hash = invitation.token_hash
+    clock.advance(days=3)
+    assert access.resend(company, invitation.id, actor="cli:test", inviter="Anna") == "resent"
+    db.session.commit()
+    assert invitation.token_hash != old_hash and invitation.expires_at == clock.now() + dt.timedelta(days=14)
+    assert access.withdraw(company, invitation.id, actor="cli:test") == "withdrawn"
+    db.session.commit()
+    assert invitation.revoked_at is not None
+    # Withdrawn: neither resent nor withdrawn again; nor is another administration's id taken here.
+    for act in (lambda: access.resend(company, invitation.id, actor="cli:test", inviter="Anna"),
+                lambda: access.withdraw(company, invitation.id, actor="cli:test")):
+        with pytest.raises(NoOpenInvitation):
+            act()
+    other = administrations.create_company("Andere Zaak", person("piet@example.com"))
+    grant(other, "new@example.com", "employee")
+    foreign = db.session.scalar(select(Invitation).where(Invitation.target_id == other.id))
+    with pytest.raises(NoOpenInvitation):
+        access.withdraw(company, foreign.id, actor="cli:test")
+    assert foreign.revoked_at is None

@@ -10,11 +10,11 @@ import pytest
 from sqlalchemy import select
 
 from idp import clock
-from idp.errors import FlowExpired, InvitationUnusable, StepOutOfOrder, TermsNotAccepted
+from idp.errors import FlowExpired, InvitationStillOpen, InvitationUnusable, StepOutOfOrder, TermsNotAccepted
 from idp.extensions import db
 from idp.flows import InvitationFlow
 from idp.models import Account, EmailCode, Membership, OutboxMail
-from idp.services import invitations
+from idp.services import administrations, invitations
 from tests.helpers import GOOD_PASSWORD
 
 from tests.helpers import CTX, T0
@@ -59,6 +59,22 @@ def test_a_revoked_invitation_cannot_be_resent(ctx):
     invitations.revoke(invitation, actor="cli:test")
     with pytest.raises(InvitationUnusable):
         invitations.resend(invitation, actor="cli:test", inviter="Suite ID")
+
+
+def test_a_second_open_invitation_to_the_same_administration_is_refused(ctx):
+    first, _ = invite()
+    with pytest.raises(InvitationStillOpen) as refused:
+        invitations.create("KLANT@example.com", "Piet", " bakkerij jansen ", actor="cli:test", inviter="Suite ID")
+    assert refused.value.invitation is first and first.id in refused.value.plain()
+    # Another administration, or another firm's invitation, is another invitation.
+    firm = administrations.create_firm("Boekhouders BV")
+    invitations.create("klant@example.com", "Piet", "Bakkerij Jansen", firm=firm, actor="cli:test", inviter="B")
+    invitations.create("klant@example.com", "Piet", "Slagerij Jansen", actor="cli:test", inviter="Suite ID")
+    # Once the first is withdrawn, or has expired, the address may be invited again.
+    invitations.revoke(first, actor="cli:test")
+    again, _ = invite()
+    clock.advance(days=14)
+    assert invite()[0] is not again
 
 
 def _code(email):
