@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+import secrets
 
-from authlib.common.security import generate_token
 from authlib.oauth2.rfc6750 import BearerTokenValidator, InsufficientScopeError
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
+from sqlalchemy.orm import joinedload, lazyload
 
 from .. import clock
 from ..extensions import db
@@ -20,6 +21,20 @@ from .supported import PERSONAL_SCOPES
 
 # Longest access token looked up: a JWT access token (RFC 9068) runs to about 1,200 characters.
 MAX_ACCESS_TOKEN_LENGTH = 4096
+
+# A token by the hash of one of its values, built once. A token request or an introspection
+# reads the token's grant (revocation) and account (the subject) in the same query; the
+# client it compares by id (the request's client comes from the client cache), the account's
+# memberships and a connector user are read only where used.
+_LOOKUP_OPTIONS = (lazyload(Token.client), lazyload(Token.connector),
+                   joinedload(Token.account).lazyload(Account.memberships))
+_BY_ACCESS_HASH = select(Token).options(*_LOOKUP_OPTIONS).where(Token.access_token_hash == bindparam("hash"))
+_BY_REFRESH_HASH = select(Token).options(*_LOOKUP_OPTIONS).where(Token.refresh_token_hash == bindparam("hash"))
+
+
+def _opaque_value() -> str:
+    """A fresh opaque token: 256 random bits in 43 URL-safe characters."""
+    return secrets.token_urlsafe(32)
 
 
 def generate_bearer_token(grant_type, client, user=None, scope=None, expires_in=None, include_refresh_token=True,
@@ -39,14 +54,14 @@ def generate_bearer_token(grant_type, client, user=None, scope=None, expires_in=
     if grant_type == "client_credentials":
         access_token = machine_tokens.issue(client.get_client_id(), scope, expires_in, confirmation)
     else:
-        access_token = generate_token(43)
+        access_token = _opaque_value()
     token = {"token_type": "DPoP" if confirmation else "Bearer", "access_token": access_token, "expires_in": expires_in}
     if scope:
         token["scope"] = scope
     if machine or not include_refresh_token or not client.check_grant_type("refresh_token"):
         return token
     if grant_type == "refresh_token" or "offline_access" in (scope or "").split():
-        token["refresh_token"] = generate_token(43)
+        token["refresh_token"] = _opaque_value()
     return token
 
 
@@ -136,7 +151,7 @@ def find_access_token(value: str) -> Token | machine_tokens.MachineToken | None:
         return None
     if value.startswith(machine_tokens.PREFIX):
         return machine_tokens.verify(value)
-    row = db.session.scalar(select(Token).where(Token.access_token_hash == token_hash(value)))
+    row = db.session.scalar(_BY_ACCESS_HASH, {"hash": token_hash(value)})
     if row is None and value.startswith(machine_tokens.JWT_PREFIX):
         return machine_tokens.verify_jwt(value)
     return row
@@ -155,7 +170,7 @@ def presented_client_id(request) -> str | None:
 def find_refresh_token(value: str) -> Token | None:
     if not isinstance(value, str) or not value or len(value) > 512:
         return None
-    return db.session.scalar(select(Token).where(Token.refresh_token_hash == token_hash(value)))
+    return db.session.scalar(_BY_REFRESH_HASH, {"hash": token_hash(value)})
 
 
 def find_by_hint(value: str, hint: str | None) -> tuple[Token | machine_tokens.MachineToken, str] | None:
