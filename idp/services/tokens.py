@@ -35,11 +35,14 @@ def claim_code(code: AuthorizationCode) -> bool:
     return bool(claimed)
 
 
+# On the table, not the entity: the ORM's bulk-update bookkeeping would cost more than the
+# statement; the claimed row's new value is set on the loaded token below.
+_TOKENS = Token.__table__
 _CLAIM_REFRESH = (
-    update(Token)
-    .where(Token.id == bindparam("token_id"), Token.refresh_used_at.is_(None), Token.revoked_at.is_(None))
+    update(_TOKENS)
+    .where(_TOKENS.c.id == bindparam("token_id"), _TOKENS.c.refresh_used_at.is_(None),
+           _TOKENS.c.revoked_at.is_(None))
     .values(refresh_used_at=bindparam("now"))
-    .execution_options(synchronize_session=False)
 )
 
 
