@@ -119,7 +119,7 @@ class RefreshTokenGrant(IssuesAccessTokens, grants.RefreshTokenGrant):
     INCLUDE_NEW_REFRESH_TOKEN = True
 
     def authenticate_refresh_token(self, refresh_token):
-        row = tokens.find_refresh_token(refresh_token)
+        row = tokens.find_refresh_token(refresh_token, with_account=True)
         if row is None:
             return None
         if not row.is_refresh_usable():

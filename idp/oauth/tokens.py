@@ -22,14 +22,20 @@ from .supported import PERSONAL_SCOPES
 # Longest access token looked up: a JWT access token (RFC 9068) runs to about 1,200 characters.
 MAX_ACCESS_TOKEN_LENGTH = 4096
 
-# A token by the hash of one of its values, built once. A token request or an introspection
-# reads the token's grant (revocation) and account (the subject) in the same query; the
-# client it compares by id (the request's client comes from the client cache), the account's
-# memberships and a connector user are read only where used.
-_LOOKUP_OPTIONS = (lazyload(Token.client), lazyload(Token.connector),
-                   joinedload(Token.account).lazyload(Account.memberships))
-_BY_ACCESS_HASH = select(Token).options(*_LOOKUP_OPTIONS).where(Token.access_token_hash == bindparam("hash"))
-_BY_REFRESH_HASH = select(Token).options(*_LOOKUP_OPTIONS).where(Token.refresh_token_hash == bindparam("hash"))
+
+
+def _by_hash(column, with_account: bool):
+    """A token by the hash of one of its values, built once. Every use reads the token's grant
+    (revocation) in the same query; the client it compares by id (the request's client comes
+    from the client cache). The account comes along where the caller needs the person (a
+    refresh, a resource request), without its memberships; whatever else is read where used."""
+    account = joinedload(Token.account).lazyload(Account.memberships) if with_account else lazyload(Token.account)
+    return (select(Token).options(lazyload(Token.client), lazyload(Token.connector), account)
+            .where(column == bindparam("hash")))
+
+
+_BY_ACCESS_HASH = {True: _by_hash(Token.access_token_hash, True), False: _by_hash(Token.access_token_hash, False)}
+_BY_REFRESH_HASH = {True: _by_hash(Token.refresh_token_hash, True), False: _by_hash(Token.refresh_token_hash, False)}
 
 
 def _opaque_value() -> str:
@@ -144,14 +150,14 @@ def save_token(token: dict, request) -> Token:
     return row
 
 
-def find_access_token(value: str) -> Token | machine_tokens.MachineToken | None:
+def find_access_token(value: str, with_account: bool = False) -> Token | machine_tokens.MachineToken | None:
     """The stored token of an access token (opaque or JWT alike, by its hash), or the verified
-    self-contained one of a client-credentials grant."""
+    self-contained one of a client-credentials grant; ``with_account`` loads its person with it."""
     if not isinstance(value, str) or not value or len(value) > MAX_ACCESS_TOKEN_LENGTH:
         return None
     if value.startswith(machine_tokens.PREFIX):
         return machine_tokens.verify(value)
-    row = db.session.scalar(_BY_ACCESS_HASH, {"hash": token_hash(value)})
+    row = db.session.scalar(_BY_ACCESS_HASH[with_account], {"hash": token_hash(value)})
     if row is None and value.startswith(machine_tokens.JWT_PREFIX):
         return machine_tokens.verify_jwt(value)
     return row
@@ -167,10 +173,10 @@ def presented_client_id(request) -> str | None:
     return token.client_id if token is not None else None
 
 
-def find_refresh_token(value: str) -> Token | None:
+def find_refresh_token(value: str, with_account: bool = False) -> Token | None:
     if not isinstance(value, str) or not value or len(value) > 512:
         return None
-    return db.session.scalar(_BY_REFRESH_HASH, {"hash": token_hash(value)})
+    return db.session.scalar(_BY_REFRESH_HASH[with_account], {"hash": token_hash(value)})
 
 
 def find_by_hint(value: str, hint: str | None) -> tuple[Token | machine_tokens.MachineToken, str] | None:
@@ -190,7 +196,7 @@ class TokenValidator(BearerTokenValidator):
     """The Bearer scheme (RFC 6750): any access token not bound to a DPoP key."""
 
     def authenticate_token(self, token_string):
-        return find_access_token(token_string)
+        return find_access_token(token_string, with_account=True)
 
     def validate_token(self, token, scopes, request):
         super().validate_token(token, scopes, request)
