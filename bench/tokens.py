@@ -405,7 +405,9 @@ class Pool:
 
 def pool_sizes(args: argparse.Namespace) -> tuple[int, int]:
     """(warm-up, measured) refresh tokens: --refresh-pool for the measured run, the same
-    rate for the warm-up's seconds."""
+    rate for the warm-up's seconds; with --skip-refresh one (for its access token)."""
+    if args.skip_refresh:
+        return 0, 1
     warm = args.refresh_pool * args.warmup // args.duration if args.warmup else 0
     return warm, args.refresh_pool
 
