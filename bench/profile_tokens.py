@@ -9,7 +9,7 @@ pre-issued refresh tokens (bench/pool.py), then N requests of each kind straight
 ``app.wsgi_app`` (every middleware included), each checked for 200. Prints microseconds per
 request, wall-clock and CPU time of this process. For example::
 
-    valgrind --tool=callgrind --callgrind-out-file=cc.out python bench/profile_tokens.py --kind cc --requests 300
+    valgrind --tool=callgrind python bench/profile_tokens.py --requests 100 --callgrind
     py-spy record -o refresh.svg -- python bench/profile_tokens.py --kind refresh --requests 5000
 """
 
@@ -23,6 +23,7 @@ import logging
 import os
 import secrets
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -66,6 +67,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--requests", type=int, default=2000)
     p.add_argument("--kind", choices=["cc", "refresh", "introspect", "all"], default="all")
     p.add_argument("--warmup", type=int, default=50)
+    p.add_argument("--callgrind", action="store_true",
+                   help="under valgrind --tool=callgrind: zero the counts before each kind's measured "
+                        "requests and dump them after (callgrind.out.PID.N, one per kind), so the "
+                        "instructions of start-up and set-up are left out")
     args = p.parse_args(argv)
     tmp = Path(tempfile.mkdtemp(prefix="idp-profile-"))
     try:
@@ -97,10 +102,15 @@ def main(argv: list[str] | None = None) -> int:
         for kind in kinds:
             for i in range(args.warmup):
                 call(app, *bodies[kind](i), auth)
+            if args.callgrind:
+                subprocess.run(["callgrind_control", "--zero", str(os.getpid())], check=True, capture_output=True)
             start, cpu = time.perf_counter(), time.process_time()
             for i in range(args.warmup, n):
                 call(app, *bodies[kind](i), auth)
             elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
+            if args.callgrind:
+                subprocess.run(["callgrind_control", f"--dump={kind}", str(os.getpid())], check=True,
+                               capture_output=True)
             print(f"{kind:<11} {args.requests} requests, {elapsed / args.requests * 1e6:8.0f} us/request, "
                   f"CPU {cpu / args.requests * 1e6:8.0f} us/request")
     finally:
