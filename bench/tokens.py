@@ -11,7 +11,9 @@ Parts (see bench/README.md for what every figure means):
 1. client_credentials tokens/s, p50/p99 latency and non-2xx count, measured
    with wrk against `idp serve` and against node-oidc-provider
    (bench/node/server.js), then the ratio idp/node and the resident memory of
-   every server process after its run;
+   every server process after its run; the same for the refresh grant (each
+   request rotates a refresh token of a pool issued beforehand, each sent
+   once) and for introspection of a valid access token;
 2. full interactive logins/s through HTTP (authorize with PKCE, e-mail,
    password, TOTP, code exchange), after a set-up phase that does each
    account's first login (e-mail code + TOTP enrolment);
@@ -250,6 +252,8 @@ class WrkResult:
     non_2xx_3xx: int = 0  # wrk's own count (status >= 400)
     statuses: dict[int, int] = field(default_factory=dict)  # from the Lua script
     socket_errors: dict[str, int] = field(default_factory=dict)
+    pool_exhausted: int = 0  # wrk threads that ran out of pre-issued tokens
+    seconds: float | None = None  # how long the run lasted (shorter if the pool ran out)
     raw: str = ""
 
     @property
@@ -296,6 +300,12 @@ def parse_wrk(output: str) -> WrkResult:
         setattr(res, f"p{pct}_ms", int(us) / 1e3)
     for status, n in re.findall(r"^bench:status (\d+) (\d+)$", output, re.M):
         res.statuses[int(status)] = int(n)
+    m = re.search(r"^bench:pool_exhausted (\d+)$", output, re.M)
+    if m:
+        res.pool_exhausted = int(m.group(1))
+    m = re.search(r"^bench:duration_us (\d+)$", output, re.M)
+    if m:
+        res.seconds = int(m.group(1)) / 1e6
     m = re.search(r"^bench:errors connect=(\d+) read=(\d+) write=(\d+) status=(\d+) timeout=(\d+)$",
                   output, re.M)
     if m:
@@ -305,7 +315,9 @@ def parse_wrk(output: str) -> WrkResult:
 
 
 def run_wrk(url: str, authorization: str, threads: int, connections: int, seconds: int,
-            timeout_s: int) -> WrkResult:
+            timeout_s: int, body: str | None = None, pool: Path | None = None) -> WrkResult:
+    """wrk with post_token.lua: client_credentials, or ``body``; with ``pool`` (files
+    POOL.0, POOL.1, ... one per wrk thread), ``body`` followed by the next line of the pool."""
     wrk = shutil.which("wrk")
     if not wrk:
         raise BenchError("wrk not found (apt-get install -y wrk)")
@@ -313,6 +325,10 @@ def run_wrk(url: str, authorization: str, threads: int, connections: int, second
         raise BenchError(f"refusing to send load to {url}: only {HOST} is allowed")
     cmd = [wrk, f"-t{threads}", f"-c{connections}", f"-d{seconds}s", f"--timeout={timeout_s}s",
            "--latency", "-s", str(LUA_SCRIPT), url, "--", authorization]
+    if body is not None:
+        cmd.append(body)
+        if pool is not None:
+            cmd.append(str(pool))
     try:
         cp = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + timeout_s + 30)
     except subprocess.TimeoutExpired as exc:
@@ -356,6 +372,44 @@ class TokenRun:
     error: str | None = None
     token_format: str | None = None
     memory: list[tuple[str, int, int | None, str]] = field(default_factory=list)
+    # The refresh and introspection benches: a result, or why there is none.
+    refresh: WrkResult | None = None
+    refresh_error: str | None = "skipped"
+    introspection: WrkResult | None = None
+    introspection_error: str | None = "skipped"
+
+
+@dataclass
+class Pool:
+    """Refresh tokens issued before the load, split into one file per wrk thread for the
+    warm-up and for the measured run (``warmup.N`` and ``measured.N`` in ``directory``),
+    and an access token to introspect."""
+
+    directory: Path
+    access_token: str | None = None
+
+    @property
+    def warmup(self) -> Path:
+        return self.directory / "warmup"
+
+    @property
+    def measured(self) -> Path:
+        return self.directory / "measured"
+
+    def write(self, tokens: list[str], args: argparse.Namespace) -> None:
+        warm = pool_sizes(args)[0]
+        for path, part in ((self.warmup, tokens[:warm]), (self.measured, tokens[warm:])):
+            for i in range(args.threads):
+                Path(f"{path}.{i}").write_text("".join(t + "\n" for t in part[i::args.threads]))
+
+
+def pool_sizes(args: argparse.Namespace) -> tuple[int, int]:
+    """(warm-up, measured) refresh tokens: --refresh-pool for the measured run, the same
+    rate for the warm-up's seconds; with --skip-refresh one (for its access token)."""
+    if args.skip_refresh:
+        return 0, 1
+    warm = args.refresh_pool * args.warmup // args.duration if args.warmup else 0
+    return warm, args.refresh_pool
 
 
 def measure_tokens(run: TokenRun, token_endpoint: str, client_id: str, secret: str,
@@ -367,6 +421,63 @@ def measure_tokens(run: TokenRun, token_endpoint: str, client_id: str, secret: s
     run.result = run_wrk(token_endpoint, auth, args.threads, args.connections, args.duration,
                          args.wrk_timeout)
     run.memory = server_memory(root_pid)
+
+
+def probe_introspection(endpoint: str, auth: str, token: str) -> None:
+    """One request outside the load run: the pre-issued access token must be active."""
+    import requests
+
+    r = requests.post(endpoint, data={"token": token}, timeout=10,
+                      headers={"Authorization": auth, "Accept": "application/json"})
+    if r.status_code != 200 or r.json().get("active") is not True:
+        raise BenchError(f"introspection answered {r.status_code}: {r.text[:300]}")
+
+
+def measure_introspection(run: TokenRun, endpoint: str, auth: str, pool: Pool,
+                          args: argparse.Namespace) -> None:
+    """Introspection of one valid access token with client authentication, over and over."""
+    try:
+        if urllib.parse.urlsplit(endpoint).hostname != HOST:
+            raise BenchError(f"introspection endpoint {endpoint} is not on {HOST}")
+        probe_introspection(endpoint, auth, pool.access_token)
+        body = "token=" + urllib.parse.quote(pool.access_token, safe="")
+        if args.warmup > 0:
+            run_wrk(endpoint, auth, args.threads, args.connections, args.warmup, args.wrk_timeout, body)
+        run.introspection = run_wrk(endpoint, auth, args.threads, args.connections, args.duration,
+                                    args.wrk_timeout, body)
+        run.introspection_error = None
+    except BenchError as exc:
+        run.introspection_error = str(exc)
+
+
+def measure_refresh(run: TokenRun, token_endpoint: str, auth: str, pool: Pool,
+                    args: argparse.Namespace) -> None:
+    """The refresh grant, each request with a refresh token of the pool never sent before."""
+    body = "grant_type=refresh_token&refresh_token="
+    try:
+        if args.warmup > 0:
+            run_wrk(token_endpoint, auth, args.threads, args.connections, args.warmup, args.wrk_timeout,
+                    body, pool.warmup)
+        run.refresh = run_wrk(token_endpoint, auth, args.threads, args.connections, args.duration,
+                              args.wrk_timeout, body, pool.measured)
+        run.refresh_error = None
+    except BenchError as exc:
+        run.refresh_error = str(exc)
+
+
+def measure_more(run: TokenRun, discovery: dict, auth: str, pool: Pool | None,
+                 args: argparse.Namespace) -> None:
+    """Introspection, then the refresh grant (after it: a refresh never touches the
+    introspected token's family, but the order is the same on both servers)."""
+    if pool is None:
+        return
+    if not args.skip_introspection:
+        if "introspection_endpoint" in discovery:
+            measure_introspection(run, discovery["introspection_endpoint"], auth, pool, args)
+        else:
+            run.introspection_error = "discovery document has no introspection_endpoint"
+    if not args.skip_refresh:
+        measure_refresh(run, discovery["token_endpoint"], auth, pool, args)
 
 
 # --------------------------------------------------------------------------
@@ -401,13 +512,24 @@ def bench_node(procs: Processes, tmp: Path, args: argparse.Namespace) -> TokenRu
         log = tmp / "node.log"
         env = dict(os.environ, PORT=str(port), BENCH_NODE_WORKERS=str(args.node_workers),
                    NODE_ENV="production")
+        pool = None
+        if not (args.skip_refresh and args.skip_introspection):
+            # Same values in every node worker (each keeps its own store); each sent once.
+            pool = Pool(tmp / "node-pool")
+            pool.directory.mkdir()
+            tokens = [secrets.token_urlsafe(32) for _ in range(sum(pool_sizes(args)))]
+            pool.write(tokens, args)
+            pool.access_token = secrets.token_urlsafe(32)
+            (pool.directory / "all").write_text("".join(t + "\n" for t in tokens))
+            env.update(BENCH_NODE_POOL=str(pool.directory / "all"), BENCH_NODE_ACCESS_TOKEN=pool.access_token)
         with open(log, "wb") as fh:
             proc = procs.start("node", [node, "server.js", str(port)], cwd=NODE_DIR, env=env,
                                stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         discovery = wait_http_ok(f"http://{HOST}:{port}/.well-known/openid-configuration",
-                                 proc, log, timeout=30)
+                                 proc, log, timeout=120)
         measure_tokens(run, discovery["token_endpoint"], NODE_CLIENT_ID, NODE_CLIENT_SECRET,
                        args, proc.pid)
+        measure_more(run, discovery, basic_auth(NODE_CLIENT_ID, NODE_CLIENT_SECRET), pool, args)
     except BenchError as exc:
         run.error = str(exc)
     except Exception as exc:  # noqa: BLE001 - report, and let the idp part run
@@ -528,6 +650,9 @@ def bench_idp_tokens(server: IdpServer, args: argparse.Namespace) -> TokenRun:
         if urllib.parse.urlsplit(token_endpoint).hostname != HOST:
             raise BenchError(f"token_endpoint {token_endpoint} is not on {HOST}")
         measure_tokens(run, token_endpoint, client_id, secret, args, server.proc.pid)
+        if not (args.skip_refresh and args.skip_introspection):
+            pool, auth = idp_pool(server, args)
+            measure_more(run, server.discovery, auth, pool, args)
     except BenchError as exc:
         run.error = str(exc)
     except (KeyError, TypeError) as exc:
@@ -535,6 +660,31 @@ def bench_idp_tokens(server: IdpServer, args: argparse.Namespace) -> TokenRun:
     except Exception as exc:  # noqa: BLE001 - report, and let the login part run
         run.error = f"{type(exc).__name__}: {exc}"
     return run
+
+
+def idp_pool(server: IdpServer, args: argparse.Namespace) -> tuple[Pool, str]:
+    """A client for the refresh grant and the refresh tokens (each its own family, as a
+    code exchange stores them), written into the database by bench/pool.py; returns the
+    pool and the client's Authorization header."""
+    creds = idp_json(server.env, server.cwd, "clients", "create", "--name", "bench-refresh",
+                     "--grant-type", "authorization_code", "--grant-type", "refresh_token",
+                     "--redirect-uri", f"http://{HOST}:9/callback", "--scope", "openid",
+                     "--scope", "offline_access", "--json")
+    pool = Pool(server.cwd / "pool")
+    pool.directory.mkdir()
+    cmd = [sys.executable, str(BENCH_DIR / "pool.py"), "--client-id", creds["client_id"],
+           "--count", str(sum(pool_sizes(args))), "--out", str(pool.directory / "all"),
+           "--access-token-out", str(pool.directory / "access")]
+    try:
+        cp = subprocess.run(cmd, env=server.env, cwd=server.cwd, capture_output=True, text=True,
+                            timeout=600, stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired as exc:
+        raise BenchError("bench/pool.py did not finish within 600 s") from exc
+    if cp.returncode != 0:
+        raise BenchError(f"bench/pool.py exited with {cp.returncode}: {cp.stderr.strip()[-500:]}")
+    pool.write((pool.directory / "all").read_text().split(), args)
+    pool.access_token = (pool.directory / "access").read_text().strip()
+    return pool, basic_auth(creds["client_id"], creds["client_secret"])
 
 
 # --------------------------------------------------------------------------
@@ -970,6 +1120,50 @@ def report_tokens(runs: list[TokenRun], args: argparse.Namespace) -> dict:
     return out
 
 
+def report_more(runs: list[TokenRun], args: argparse.Namespace) -> dict:
+    """The refresh-grant and introspection benches: a table each, and the ratios idp/node."""
+    out: dict[str, Any] = {}
+    for key, title in (("introspection", "introspection of a valid access token (client_secret_basic)"),
+                       ("refresh", "refresh grant, each request rotating a pre-issued refresh token")):
+        if getattr(args, f"skip_{key}"):
+            continue
+        print()
+        print(f"== {title}: wrk -t{args.threads} -c{args.connections} -d{args.duration}s "
+              f"(after {args.warmup}s warm-up) ==")
+        print(f"{'server':<24}{'req/s':>10}{'p50':>11}{'p99':>11}{'non-200':>9}{'sock.err':>9}  note")
+        for run in runs:
+            r, error = getattr(run, key), getattr(run, f"{key}_error")
+            if r is None:
+                print(f"{run.name:<24}{'unavailable':>10}  ({run.error or error})")
+                out.setdefault(run.name, {})[key] = {"error": run.error or error}
+                continue
+            note = "ok" if r.clean else "RUN HAD ERRORS"
+            if r.non_200:
+                note += " statuses=" + ",".join(f"{s}:{n}" for s, n in sorted(r.statuses.items()))
+            if r.pool_exhausted:
+                note += (f"; pool used up by {r.pool_exhausted} wrk thread(s) after {r.seconds or 0:.1f} s "
+                         f"(raise --refresh-pool)")
+            print(f"{run.name:<24}{fmt(r.requests_per_s):>10}{fmt(r.p50_ms, '.2f', ' ms'):>11}"
+                  f"{fmt(r.p99_ms, '.2f', ' ms'):>11}{r.non_200:>9}{r.socket_error_total:>9}  {note}")
+            out.setdefault(run.name, {})[key] = {
+                "requests_per_s": r.requests_per_s, "p50_ms": r.p50_ms, "p99_ms": r.p99_ms,
+                "requests": r.requests, "non_200": r.non_200, "statuses": r.statuses,
+                "socket_errors": r.socket_errors, "clean": r.clean, "seconds": r.seconds,
+                "pool_exhausted": r.pool_exhausted}
+        idp, node = getattr(runs[0], key), getattr(runs[1], key)
+        if idp and node and idp.requests_per_s and node.requests_per_s:
+            ratio = idp.requests_per_s / node.requests_per_s
+            caveat = "" if idp.clean and node.clean else "  (a run had errors: ratio not meaningful)"
+            print(f"ratio idp/node {key} req/s: {ratio:.3f}{caveat}")
+            if idp.p50_ms and node.p50_ms and idp.p99_ms and node.p99_ms:
+                print(f"ratio idp/node latency: p50 {idp.p50_ms / node.p50_ms:.2f}x, "
+                      f"p99 {idp.p99_ms / node.p99_ms:.2f}x")
+            out[f"ratio_idp_node_{key}"] = ratio
+        else:
+            print(f"ratio idp/node {key} req/s: unavailable")
+    return out
+
+
 def report_logins(res: LoginResult | None, argon: ArgonResult | None, args: argparse.Namespace) -> dict:
     print()
     print("== interactive logins (authorize + e-mail + password + TOTP + code exchange) ==")
@@ -1026,8 +1220,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--workers", type=int, default=2, help="idp serve --workers (2)")
     p.add_argument("--server", choices=["granian", "gunicorn"], default="granian",
                    help="idp serve --server: the WSGI server (granian)")
-    p.add_argument("--node-workers", type=int, default=1,
-                   help="node-oidc-provider processes (node:cluster); 1 = one event loop (1)")
+    p.add_argument("--node-workers", type=int, default=None,
+                   help="node-oidc-provider processes (node:cluster); default: as many as --workers")
+    p.add_argument("--refresh-pool", type=int, default=40000,
+                   help="refresh tokens pre-issued per server for the measured refresh run, each "
+                        "sent once; the warm-up gets as many per second (40000)")
+    p.add_argument("--skip-refresh", action="store_true", help="leave out the refresh-grant bench")
+    p.add_argument("--skip-introspection", action="store_true", help="leave out the introspection bench")
     p.add_argument("--logins", type=int, default=20, help="accounts / measured logins (20; 0 skips)")
     p.add_argument("--login-concurrency", type=int, default=1,
                    help="logins driven at the same time (1)")
@@ -1040,6 +1239,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--json", metavar="PATH", help="also write the figures as JSON to PATH")
     p.add_argument("--keep-tmp", action="store_true", help="keep the temporary directory (logs, db)")
     args = p.parse_args(argv)
+    if args.node_workers is None:
+        args.node_workers = args.workers
+    if not 100 <= args.refresh_pool <= 1_000_000:
+        p.error("--refresh-pool must be between 100 and 1000000")
     for name in ("duration", "connections", "threads", "workers", "node_workers", "login_concurrency"):
         if getattr(args, name) < 1:
             p.error(f"--{name.replace('_', '-')} must be at least 1")
@@ -1084,7 +1287,7 @@ def main(argv: list[str] | None = None) -> int:
                 if args.logins > 0:
                     logins = LoginResult(error=idp_run.error)
             if server is not None:
-                print("-- idp: client_credentials load", flush=True)
+                print("-- idp: client_credentials, introspection and refresh load", flush=True)
                 idp_run = bench_idp_tokens(server, args)
                 if args.logins > 0:
                     print(f"-- idp: {args.logins} accounts, first logins, then measured logins",
@@ -1107,6 +1310,11 @@ def main(argv: list[str] | None = None) -> int:
     if interrupted:
         return 130
     figures = report_tokens([idp_run, node_run], args)
+    for name, more in report_more([idp_run, node_run], args).items():
+        if isinstance(more, dict):
+            figures.setdefault(name, {}).update(more)
+        else:
+            figures[name] = more
     figures.update(report_logins(logins, argon, args))
     if args.json:
         Path(args.json).write_text(json.dumps(figures, indent=2, default=str) + "\n")

@@ -41,6 +41,9 @@ def create_app(test_config: dict | None = None) -> Flask:
     # "/login//x" is not found rather than redirected: Werkzeug's redirect to the merged path
     # would name the host the request claimed (Host header), not the issuer.
     app.url_map.merge_slashes = False
+    from .web.cookie_sessions import CookieSessions
+
+    app.session_interface = CookieSessions()
 
     from .web import guards
 

@@ -89,6 +89,8 @@ def abandon() -> None:
 
 
 def _finish_request(response):
+    if not db.session().in_transaction() and _AFTER_COMMIT not in db.session.info:
+        return response  # the request used no database (a client-credentials token): nothing to end
     if response.status_code < 400:
         commit()
     else:

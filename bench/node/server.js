@@ -1,17 +1,29 @@
 // Reference OpenID Provider for bench/tokens.py: node-oidc-provider with one
-// confidential client that may only use the client_credentials grant.
+// confidential client for the client_credentials and refresh_token grants and
+// token introspection.
 //
 // Usage: node server.js [PORT]   (or PORT=... node server.js)
 //        BENCH_NODE_WORKERS=N node server.js PORT   (N processes via node:cluster, default 1)
+//        BENCH_NODE_POOL=FILE          refresh tokens to pre-issue, one a line
+//        BENCH_NODE_ACCESS_TOKEN=VALUE an access token to pre-issue (for introspection)
 //
 // Listens on 127.0.0.1 only. Everything (tokens, grants) lives in the
-// provider's built-in in-memory adapter, which is a bounded LRU store.
+// provider's built-in in-memory adapter, a bounded LRU store (1,000 entries,
+// more when a pool is pre-issued so that the pool stays in it). Each process
+// has its own store: every worker pre-issues the same pool (same values, each
+// its own grant of one account, scope "openid offline_access", as if a code
+// exchange had issued them), so any worker can rotate any of them;
+// bench/tokens.py sends each refresh token once.
 
 import cluster from 'node:cluster';
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import process from 'node:process';
 
 import Provider from 'oidc-provider';
+// The package's own in-memory adapter and its LRU, with room for the pool.
+import MemoryAdapter from 'oidc-provider/lib/adapters/memory_adapter.js';
+import LRU from 'oidc-provider/lib/helpers/lru.js';
 
 const HOST = '127.0.0.1';
 const PORT = Number.parseInt(process.argv[2] || process.env.PORT || '3000', 10);
@@ -19,6 +31,15 @@ const WORKERS = Math.max(1, Number.parseInt(process.env.BENCH_NODE_WORKERS || '1
 const ISSUER = `http://${HOST}:${PORT}`;
 // Resource indicator every client_credentials token is issued for (RFC 8707).
 const RESOURCE = 'urn:bench:api';
+const ACCOUNT_ID = 'bench-account';
+const POOL_SCOPE = 'openid offline_access';
+const DAY = 24 * 3600;
+
+function readPool() {
+  const file = process.env.BENCH_NODE_POOL;
+  if (!file) return [];
+  return readFileSync(file, 'utf8').split('\n').filter((line) => line.length > 0);
+}
 
 if (!Number.isInteger(PORT) || PORT <= 0 || PORT > 65535) {
   console.error(`invalid port: ${process.argv[2] || process.env.PORT}`);
@@ -39,32 +60,47 @@ function keyMaterial() {
   return { jwk, cookieKey: randomBytes(32).toString('hex') };
 }
 
-function startProvider({ jwk, cookieKey }) {
+async function startProvider({ jwk, cookieKey }) {
+  const pool = readPool();
+  // Each pool entry is a grant and a refresh token; each rotation adds a new
+  // refresh token and an access token and keeps the consumed one.
+  const store = new LRU({ maxSize: 1000 + 3 * pool.length });
   const configuration = {
+    adapter: (model) => new MemoryAdapter(model, store),
     clients: [
       {
         client_id: 'bench',
         client_secret: 'bench-secret',
-        grant_types: ['client_credentials'],
-        response_types: [],
-        redirect_uris: [],
+        grant_types: ['client_credentials', 'authorization_code', 'refresh_token'],
+        response_types: ['code'],
+        redirect_uris: [`http://${HOST}:9/callback`],
         token_endpoint_auth_method: 'client_secret_basic',
-        scope: 'api',
+        scope: `api ${POOL_SCOPE}`,
       },
     ],
     jwks: { keys: [jwk] },
     cookies: { keys: [cookieKey] },
-    scopes: ['api'],
+    scopes: ['api', 'openid', 'offline_access'],
+    // Every refresh rotates the refresh token, as idp does.
+    rotateRefreshToken: true,
     features: {
       devInteractions: { enabled: false },
       clientCredentials: { enabled: true },
+      introspection: {
+        enabled: true,
+        // The package's default policy, stated to silence its warning.
+        allowedPolicy: async (ctx, client, token) => !(client.clientAuthMethod === 'none'
+          && token.clientId !== ctx.oidc.client.clientId),
+      },
       // Resource indicators are how oidc-provider decides the audience and the
       // format of access tokens. Every client_credentials request without a
       // `resource` parameter is defaulted to RESOURCE, whose access tokens are
-      // opaque (a random reference stored in the adapter, like idp's).
+      // opaque (a random reference stored in the adapter, like idp's). Refreshed
+      // tokens have no resource: opaque access tokens for the userinfo endpoint.
       resourceIndicators: {
         enabled: true,
-        defaultResource: async () => RESOURCE,
+        defaultResource: async (ctx) => (
+          ctx.oidc.params.grant_type === 'client_credentials' ? RESOURCE : undefined),
         useGrantedResource: async () => true,
         getResourceServerInfo: async (ctx, resourceIndicator) => {
           if (resourceIndicator !== RESOURCE) {
@@ -82,14 +118,20 @@ function startProvider({ jwk, cookieKey }) {
     ttl: {
       ClientCredentials: () => 3600,
       AccessToken: () => 3600,
+      IdToken: () => 3600,
+      RefreshToken: () => 14 * DAY,
+      Grant: () => 14 * DAY,
     },
-    findAccount: async () => undefined,
+    findAccount: async (ctx, id) => (id === ACCOUNT_ID
+      ? { accountId: id, claims: async () => ({ sub: id }) }
+      : undefined),
   };
 
   const provider = new Provider(ISSUER, configuration);
   provider.on('server_error', (ctx, err) => {
     console.error('server_error', err);
   });
+  await preIssue(provider, pool);
 
   const server = provider.listen(PORT, HOST, () => {
     console.log(`node-oidc-provider pid=${process.pid} listening on ${ISSUER}`);
@@ -105,6 +147,35 @@ function startProvider({ jwk, cookieKey }) {
   };
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);
+}
+
+// The pool: for each value of the pool file, a grant of one account to the
+// client (a family of its own, as each sign-in starts one) and a refresh token
+// of that grant, and one access token for introspection, stored as a code
+// exchange would have stored them. One grant for the whole pool would cost
+// the memory adapter a walk over all of the grant's tokens at every save.
+async function preIssue(provider, pool) {
+  const accessToken = process.env.BENCH_NODE_ACCESS_TOKEN;
+  if (pool.length === 0 && !accessToken) return;
+  const client = await provider.Client.find('bench');
+  const authTime = Math.floor(Date.now() / 1000);
+  const family = async (grantId) => {
+    const grant = new provider.Grant({ jti: grantId, accountId: ACCOUNT_ID, clientId: client.clientId });
+    grant.addOIDCScope(POOL_SCOPE);
+    await grant.save();
+    return {
+      client, accountId: ACCOUNT_ID, grantId, scope: POOL_SCOPE, gty: 'authorization_code', authTime,
+    };
+  };
+  for (const [i, jti] of pool.entries()) {
+    await new provider.RefreshToken({ ...(await family(`bench-grant-${i}`)), jti }).save();
+  }
+  if (accessToken) {
+    const at = new provider.AccessToken({ ...(await family('bench-grant-introspection')), jti: accessToken });
+    at.format = 'opaque'; // what generateTokenId sets for a token it names itself
+    await at.save();
+  }
+  console.log(`pid=${process.pid} pre-issued ${pool.length} refresh tokens${accessToken ? ' and an access token' : ''}`);
 }
 
 if (WORKERS > 1 && cluster.isPrimary) {
@@ -129,5 +200,8 @@ if (WORKERS > 1 && cluster.isPrimary) {
   process.on('SIGINT', stopAll);
   console.log(`node-oidc-provider primary pid=${process.pid} forking ${WORKERS} workers`);
 } else {
-  startProvider(keyMaterial());
+  startProvider(keyMaterial()).catch((err) => {
+    console.error('could not start', err);
+    process.exit(1);
+  });
 }

@@ -120,7 +120,7 @@ class RefreshTokenGrant(IssuesAccessTokens, grants.RefreshTokenGrant):
     INCLUDE_NEW_REFRESH_TOKEN = True
 
     def authenticate_refresh_token(self, refresh_token):
-        row = tokens.find_refresh_token(refresh_token)
+        row = tokens.find_refresh_token(refresh_token, with_account=True)
         if row is None:
             return None
         if not row.is_refresh_usable():
@@ -141,14 +141,17 @@ class RefreshTokenGrant(IssuesAccessTokens, grants.RefreshTokenGrant):
 
     def save_token(self, token):
         """Claim the refresh token only now that the request is valid, in the transaction
-        that saves its successor: a refused request (a scope not granted) leaves it
-        usable, and of two racing requests the one that loses the claim saves nothing."""
+        that saves its successor (committed at once): a refused request (a scope not
+        granted) leaves it usable, and of two racing requests the one that loses the claim
+        saves nothing."""
         previous = self.request.refresh_token
         if not token_service.claim_refresh_token(previous):
             db.session.rollback()
             token_service.report_reuse("refresh_token", previous, previous.client_id, ip=self.request.client_ip)
             raise InvalidGrantError()
-        return super().save_token(token)
+        row = super().save_token(token)
+        token_service.commit_rotation()
+        return row
 
     def revoke_old_credential(self, refresh_token):
         # Marked used when it was claimed in save_token.

@@ -63,10 +63,10 @@ class IdpIntrospectionEndpoint(IntrospectionEndpoint):
         if kind == "access_token":
             # A bound token's key, for the resource server to check the proof against.
             payload.update(dpop.introspection(token))
-        if token.account is not None:
-            payload["sub"] = token.account.id
+        if token.account_id is not None:  # a person's token (the row goes with the account)
+            payload["sub"] = token.account_id
             payload["aud"] = token.client_id
-        elif getattr(token, "connector", None) is not None:
+        elif getattr(token, "connector_id", None) is not None:
             payload["sub"] = token.connector.username
             payload["administration"] = token.connector.administration_id
         else:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+import secrets
 
-from authlib.common.security import generate_token
 from authlib.oauth2.rfc6750 import BearerTokenValidator, InsufficientScopeError
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
+from sqlalchemy.orm import joinedload, lazyload
 
 from .. import clock
 from ..extensions import db
@@ -20,6 +21,26 @@ from .supported import PERSONAL_SCOPES
 
 # Longest access token looked up: a JWT access token (RFC 9068) runs to about 1,200 characters.
 MAX_ACCESS_TOKEN_LENGTH = 4096
+
+
+
+def _by_hash(column, with_account: bool):
+    """A token by the hash of one of its values, built once. Every use reads the token's grant
+    (revocation) in the same query; the client it compares by id (the request's client comes
+    from the client cache). The account comes along where the caller needs the person (a
+    refresh, a resource request), without its memberships; whatever else is read where used."""
+    account = joinedload(Token.account).lazyload(Account.memberships) if with_account else lazyload(Token.account)
+    return (select(Token).options(lazyload(Token.client), lazyload(Token.connector), account)
+            .where(column == bindparam("hash")))
+
+
+_BY_ACCESS_HASH = {True: _by_hash(Token.access_token_hash, True), False: _by_hash(Token.access_token_hash, False)}
+_BY_REFRESH_HASH = {True: _by_hash(Token.refresh_token_hash, True), False: _by_hash(Token.refresh_token_hash, False)}
+
+
+def _opaque_value() -> str:
+    """A fresh opaque token: 256 random bits in 43 URL-safe characters."""
+    return secrets.token_urlsafe(32)
 
 
 def generate_bearer_token(grant_type, client, user=None, scope=None, expires_in=None, include_refresh_token=True,
@@ -39,14 +60,14 @@ def generate_bearer_token(grant_type, client, user=None, scope=None, expires_in=
     if grant_type == "client_credentials":
         access_token = machine_tokens.issue(client.get_client_id(), scope, expires_in, confirmation)
     else:
-        access_token = generate_token(43)
+        access_token = _opaque_value()
     token = {"token_type": "DPoP" if confirmation else "Bearer", "access_token": access_token, "expires_in": expires_in}
     if scope:
         token["scope"] = scope
     if machine or not include_refresh_token or not client.check_grant_type("refresh_token"):
         return token
     if grant_type == "refresh_token" or "offline_access" in (scope or "").split():
-        token["refresh_token"] = generate_token(43)
+        token["refresh_token"] = _opaque_value()
     return token
 
 
@@ -129,14 +150,14 @@ def save_token(token: dict, request) -> Token:
     return row
 
 
-def find_access_token(value: str) -> Token | machine_tokens.MachineToken | None:
+def find_access_token(value: str, with_account: bool = False) -> Token | machine_tokens.MachineToken | None:
     """The stored token of an access token (opaque or JWT alike, by its hash), or the verified
-    self-contained one of a client-credentials grant."""
+    self-contained one of a client-credentials grant; ``with_account`` loads its person with it."""
     if not isinstance(value, str) or not value or len(value) > MAX_ACCESS_TOKEN_LENGTH:
         return None
     if value.startswith(machine_tokens.PREFIX):
         return machine_tokens.verify(value)
-    row = db.session.scalar(select(Token).where(Token.access_token_hash == token_hash(value)))
+    row = db.session.scalar(_BY_ACCESS_HASH[with_account], {"hash": token_hash(value)})
     if row is None and value.startswith(machine_tokens.JWT_PREFIX):
         return machine_tokens.verify_jwt(value)
     return row
@@ -152,10 +173,10 @@ def presented_client_id(request) -> str | None:
     return token.client_id if token is not None else None
 
 
-def find_refresh_token(value: str) -> Token | None:
+def find_refresh_token(value: str, with_account: bool = False) -> Token | None:
     if not isinstance(value, str) or not value or len(value) > 512:
         return None
-    return db.session.scalar(select(Token).where(Token.refresh_token_hash == token_hash(value)))
+    return db.session.scalar(_BY_REFRESH_HASH[with_account], {"hash": token_hash(value)})
 
 
 def find_by_hint(value: str, hint: str | None) -> tuple[Token | machine_tokens.MachineToken, str] | None:
@@ -175,7 +196,7 @@ class TokenValidator(BearerTokenValidator):
     """The Bearer scheme (RFC 6750): any access token not bound to a DPoP key."""
 
     def authenticate_token(self, token_string):
-        return find_access_token(token_string)
+        return find_access_token(token_string, with_account=True)
 
     def validate_token(self, token, scopes, request):
         super().validate_token(token, scopes, request)

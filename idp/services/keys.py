@@ -72,10 +72,15 @@ def _load() -> dict:
         ensure()
         return _load()
     current = active[0]
-    private = json.loads(crypto.decrypt_text(current.private_jwk, PURPOSE))
+    previous = _cache.get("keys")
+    if previous is not None and previous["kid"] == current.kid and previous["sealed"] == current.private_jwk:
+        private = previous["private"]  # unchanged: importing an RSA key checks it, which is slow
+    else:
+        private = RSAKey.import_key(json.loads(crypto.decrypt_text(current.private_jwk, PURPOSE)))
     return {
         "kid": current.kid,
-        "private": RSAKey.import_key(private),
+        "sealed": current.private_jwk,
+        "private": private,
         "public_jwks": {"keys": [r.public_jwk for r in rows]},
         "loaded": time.monotonic(),
     }

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import logging
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
+from sqlalchemy.orm.attributes import set_committed_value
 
 from .. import clock
 from ..extensions import db
@@ -34,15 +35,42 @@ def claim_code(code: AuthorizationCode) -> bool:
     return bool(claimed)
 
 
+# On the table, not the entity: the ORM's bulk-update bookkeeping would cost more than the
+# statement; the claimed row's new value is set on the loaded token below.
+_TOKENS = Token.__table__
+_CLAIM_REFRESH = (
+    update(_TOKENS)
+    .where(_TOKENS.c.id == bindparam("token_id"), _TOKENS.c.refresh_used_at.is_(None),
+           _TOKENS.c.revoked_at.is_(None))
+    .values(refresh_used_at=bindparam("now"))
+)
+
+
 def claim_refresh_token(token: Token) -> bool:
     """Rotate in one conditional UPDATE: of two racing requests only one wins. Not
-    committed: the caller commits the claim with the token that replaces it."""
-    claimed = db.session.execute(
-        update(Token)
-        .where(Token.id == token.id, Token.refresh_used_at.is_(None), Token.revoked_at.is_(None))
-        .values(refresh_used_at=clock.now())
-    ).rowcount
+    committed: the caller commits the claim with the token that replaces it (see
+    ``commit_rotation``)."""
+    now = clock.now()
+    claimed = db.session.execute(_CLAIM_REFRESH, {"token_id": token.id, "now": now}).rowcount
+    if claimed:
+        # What the UPDATE wrote, without reading the row back.
+        set_committed_value(token, "refresh_used_at", now)
     return bool(claimed)
+
+
+def commit_rotation() -> None:
+    """Commit a claimed refresh token with its successor at once, before the response is
+    made (an ID token signed, the answer encoded): the claim's lock (SQLite's write lock, a
+    PostgreSQL row lock) is held for the two statements only, not while the request goes
+    on, so concurrent refreshes do not wait for each other's signatures. What the request
+    loaded stays loaded (it is what the transaction just saw and wrote), so the response is
+    made without reading it again."""
+    session = db.session()
+    expire, session.expire_on_commit = session.expire_on_commit, False
+    try:
+        session.commit()
+    finally:
+        session.expire_on_commit = expire
 
 
 def _revoke_grants(*conditions) -> None:
