@@ -854,6 +854,30 @@ def _path(url: str) -> str:
     return urllib.parse.urlsplit(url).path or "/"
 
 
+# Runs many `idp` commands in one interpreter (Flask's CLI runner), so that the set-up does not
+# start Python and import the provider once per account.
+_CLI_MANY = """
+import json, sys
+from idp import create_app
+runner = create_app().test_cli_runner()
+for argv in json.load(sys.stdin):
+    result = runner.invoke(args=argv)
+    if result.exit_code != 0:
+        sys.exit(f"idp {argv[0]} {argv[1]} exited with {result.exit_code}: {result.output.strip()[-300:]}")
+"""
+
+
+def idp_cli_many(env: dict[str, str], cwd: Path, commands: list[list[str]], timeout: float = 600) -> None:
+    try:
+        cp = subprocess.run([sys.executable, "-c", _CLI_MANY], input=json.dumps(commands), env=env, cwd=cwd,
+                            capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired as exc:
+        raise BenchError(f"{len(commands)} idp commands did not finish within {timeout:.0f}s") from exc
+    if cp.returncode != 0:
+        err = (cp.stderr.strip() or cp.stdout.strip()).splitlines()
+        raise BenchError(err[-1] if err else f"idp commands exited with {cp.returncode}")
+
+
 def serve_threads() -> tuple[int, str]:
     """Threads per worker of `idp serve` (its --threads default), and where that came from."""
     try:
@@ -916,12 +940,9 @@ def bench_logins(server: IdpServer, mail: Sink, args: argparse.Namespace) -> Log
         accounts = [Account(f"bench-{run_tag}-{i}@example.com", secrets.token_urlsafe(18)) for i in range(n)]
         t0 = time.monotonic()
 
-        def create(item: tuple[int, Account]) -> None:
-            i, acct = item
-            idp_json(server.env, server.cwd, "users", "create", "--email", acct.email,
-                     "--password", acct.password, "--name", f"Bench {i}", "--json")
-
-        _in_parallel(2, list(enumerate(accounts)), create, timeout=300)
+        idp_cli_many(server.env, server.cwd, [
+            ["users", "create", "--email", acct.email, "--password", acct.password, "--name", f"Bench {i}", "--json"]
+            for i, acct in enumerate(accounts)])
 
         def driver() -> LoginDriver:
             if not hasattr(local, "driver"):  # one connection per thread, kept for every login
