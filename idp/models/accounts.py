@@ -31,7 +31,7 @@ class Account(db.Model, LockoutState):
     disabled_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
     created_at: Mapped[dt.datetime] = created_at()
 
-    memberships: Mapped[list[Membership]] = relationship(back_populates="account", lazy="selectin")
+    memberships: Mapped[list[Membership]] = relationship(back_populates="account", lazy="select")
 
     @property
     def sub(self) -> str:

@@ -89,7 +89,9 @@ def _source_locked(email: str, account: Account | None, source: smart_lockout.So
 def password_step_standing(email: str, *, ip: str | None, device_id: str | None = None,
                            device_accounts=()) -> smart_lockout.Standing:
     """What the password page must show for this address from this browser (the CAPTCHA)."""
-    account = find_by_email(email) if email else None
+    # Only a browser familiar to some account can be a source of its own: without one, the
+    # source is the network address whoever the address belongs to, and no lookup is needed.
+    account = find_by_email(email) if email and device_id and device_accounts else None
     source = smart_lockout.source_of(account.id if account else None, device_id=device_id,
                                      device_accounts=device_accounts, ip=ip)
     return smart_lockout.standing(email or "", source)
@@ -135,7 +137,7 @@ def check_password(email: str, password: str, *, ip: str | None, device_id: str 
             raise SignInLocked(locked_until)
         raise InvalidCredentials()
     _check_usable(account)
-    smart_lockout.succeeded(email, source)
+    smart_lockout.succeeded(email, source, standing)
     if passwords.needs_rehash(account.password_hash):
         account.password_hash = passwords.hash_password(password)
     audit.record("login.password", actor=account.id, account=account, ip=ip, source=source.kind)

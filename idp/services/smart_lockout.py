@@ -23,7 +23,7 @@ tries through another client or from elsewhere never lock the bank's own integra
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from flask import current_app
 from sqlalchemy import delete, select
@@ -82,19 +82,23 @@ class Standing:
 
     locked_until: dt.datetime | None
     needs_captcha: bool
+    # Whether the pair had a row when asked: without one, a right password has nothing to clear.
+    counted: bool = field(default=False, compare=False)
 
 
 def standing(address: str, source: Source) -> Standing:
     row = _find(address, source)
     now = clock.now()
-    if row is None or _forgotten(row, now):
+    if row is None:
         return Standing(None, False)
+    if _forgotten(row, now):
+        return Standing(None, False, counted=True)
     locked = row.locked_until if row.locked_until is not None and row.locked_until > now else None
     recent = row.first_failed_at is not None and now - row.first_failed_at <= _seconds("LOCKOUT_WINDOW")
     failures = row.failed_attempts if recent else 0
     # After a lock the source stays slowed down until it is quiet or right.
     captcha = failures >= current_app.config["SIGN_IN_CAPTCHA_AFTER_FAILURES"] or row.lockouts > 0
-    return Standing(locked, captcha)
+    return Standing(locked, captcha, counted=True)
 
 
 def _forgotten(row: SignInSource, now: dt.datetime) -> bool:
@@ -138,8 +142,11 @@ def count_failure(address: str, source: Source) -> dt.datetime | None:
     return row.locked_until
 
 
-def succeeded(address: str, source: Source) -> None:
-    """The right password from this source: its count starts again."""
+def succeeded(address: str, source: Source, asked: Standing | None = None) -> None:
+    """The right password from this source: its count starts again. ``asked``: what
+    ``standing()`` said before this try, which saves the lookup when the pair had no row."""
+    if asked is not None and not asked.counted:
+        return
     row = _find(address, source)
     if row is not None:
         db.session.delete(row)

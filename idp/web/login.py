@@ -10,6 +10,7 @@ from .. import config
 from ..errors import DomainError
 from ..extensions import limiter
 from ..flows import LoginFlow
+from ..oauth.clients import query_client
 from ..services import accounts, captcha, passkeys, password_policy, sessions, totp
 from . import browser, caller, devices, errors, headers, live_password
 
@@ -66,7 +67,8 @@ def _page(flow: LoginFlow, status: int = 200, state: str | None = None, **shown)
     state = state or flow.state
     if state in ("resume", "done"):
         return redirect(url_for("account.home"))
-    client = flow.client
+    # Through the clients' short cache: a step page reads the app's name and redirect URIs only.
+    client = query_client((flow.data.get("authorize") or {}).get("client_id"))
     if client is not None:
         redirect_uri = (flow.data.get("authorize") or {}).get("redirect_uri")
         headers.allow_form_targets([redirect_uri] if redirect_uri else client.redirect_uris)

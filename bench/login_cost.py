@@ -1,0 +1,162 @@
+#!/usr/bin/env python3
+"""What a login costs the provider apart from its Argon2id verification, in CPU time.
+
+Run from the repository root with the virtualenv active:
+
+    python bench/login_cost.py [--logins 30] [--queries] [--profile PATH]
+
+It drives whole logins (authorize, e-mail, password, authenticator code, the redirect with the
+code, the code exchange) through the app in this process with Flask's test client, on a fresh
+SQLite database, and measures the CPU time of this thread inside the app per request (so neither
+the network, nor the test client, nor other processes on a shared machine count) and, apart, inside
+Argon2id. It prints the cost per kind of request, the hash's share and the ratio of everything
+else to the hash: below 1.0 the work around the hash costs less than the hash itself.
+``--queries`` lists the SQL statements of one login; ``--profile`` writes a cProfile of the
+requests (pstats format). It asserts nothing; bench/README.md says what the figures mean.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import cProfile
+import logging
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO_ROOT))
+
+PASSWORD = "bench password: correct horse battery staple"
+WARMUP = 3
+
+
+class Meter:
+    """Wraps the WSGI app: CPU time per request kind, the statements run, an optional profile."""
+
+    def __init__(self, app, profile: bool):
+        self.inner = app.wsgi_app
+        self.on = False
+        self.cpu: dict[str, list[float]] = collections.defaultdict(list)
+        self.statements: list[tuple[str, str]] = []
+        self.profile = cProfile.Profile() if profile else None
+        self._current = ""
+        app.wsgi_app = self
+
+    def __call__(self, environ, start_response):
+        self._current = f"{environ['REQUEST_METHOD']} /{environ['PATH_INFO'].split('/')[1]}"
+        profiling = self.profile is not None and self.on
+        start = time.thread_time()
+        if profiling:
+            self.profile.enable()
+        try:
+            body = b"".join(self.inner(environ, start_response))
+        finally:
+            if profiling:
+                self.profile.disable()
+        if self.on:
+            self.cpu[self._current].append(time.thread_time() - start)
+        return [body]
+
+    def statement(self, conn, cursor, statement, parameters, context, executemany):  # noqa: ARG002
+        if self.on:
+            self.statements.append((self._current, " ".join(statement.split())[:140]))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description="CPU time of a login in the provider, apart from its hash.")
+    parser.add_argument("--logins", type=int, default=30, help="measured logins (30)")
+    parser.add_argument("--queries", action="store_true", help="list the SQL statements of one login")
+    parser.add_argument("--profile", metavar="PATH", help="write a cProfile of the measured requests to PATH")
+    args = parser.parse_args()
+    if not 1 <= args.logins <= 1000:
+        parser.error("--logins must be 1 to 1000")
+
+    tmp = tempfile.mkdtemp(prefix="idp-login-cost-")
+    os.environ["IDP_INSTANCE_PATH"] = str(Path(tmp) / "instance")
+    import argon2
+    from sqlalchemy import event
+
+    from idp import clock, create_app
+    from idp.extensions import db
+    from idp.models import Account
+    from idp.services import passwords, totp
+    from tests.helpers import Browser, exchange_code, make_client
+
+    app = create_app({"ENV": "production", "ISSUER": "http://idp.test", "DATABASE_URL": f"sqlite:///{tmp}/login.db",
+                      "SECRET_KEY": os.urandom(32).hex(), "RATELIMIT_ENABLED": False, "REDIS_URL": "",
+                      "MAIL_SERVER": ""})
+    logging.getLogger().setLevel(logging.WARNING)
+    secret = totp.new_secret()
+    with app.app_context():
+        db.create_all()
+        password_hash = passwords.hash_password(PASSWORD)
+        for i in range(args.logins + WARMUP):  # signed in before: address verified, authenticator enrolled
+            db.session.add(Account(email=f"login-{i}@example.com", name=f"Login {i}", password_hash=password_hash,
+                                   password_changed_at=clock.now(), email_verified=True, totp_secret=totp.seal(secret),
+                                   totp_enrolled_at=clock.now(), totp_last_counter=0))
+        db.session.commit()
+        engine = db.engine
+    client = make_client(app, name="Bench portal", first_party=True)
+    meter = Meter(app, bool(args.profile))
+    event.listen(engine, "before_cursor_execute", meter.statement)
+
+    hashing: list[float] = []
+    verify = argon2.PasswordHasher.verify
+
+    def timed_verify(self, stored, password):
+        start = time.thread_time()
+        try:
+            return verify(self, stored, password)
+        finally:
+            if meter.on:
+                hashing.append(time.thread_time() - start)
+
+    argon2.PasswordHasher.verify = timed_verify
+
+    def login(i: int) -> None:
+        browser = Browser(app)
+        browser.totp_secret = secret
+        browser.authorize(client["client_id"], scope="openid email")
+        browser.sign_in(f"login-{i}@example.com", PASSWORD)
+        response = exchange_code(browser.http, client, browser.callback_params()["code"], browser.verifier)
+        if response.status_code != 200:
+            raise SystemExit(f"code exchange answered {response.status_code}: {response.get_data(as_text=True)}")
+
+    for i in range(args.logins, args.logins + WARMUP):
+        login(i)
+    meter.on = True
+    first = 0
+    for i in range(args.logins):
+        login(i)
+        first = first or len(meter.statements)
+    meter.on = False
+
+    n = args.logins
+    print(f"CPU time inside the app per login ({n} logins, SQLite, rate limits off), by request:")
+    total = 0.0
+    for kind, times in sorted(meter.cpu.items()):
+        total += sum(times)
+        print(f"  {kind:<16} {len(times) / n:4.1f} per login  mean {statistics.mean(times) * 1e3:6.2f} ms"
+              f"  per login {sum(times) / n * 1e3:6.2f} ms")
+    hashed = sum(hashing)
+    print(f"total {total / n * 1e3:.1f} ms per login; Argon2id {hashed / n * 1e3:.1f} ms "
+          f"({len(hashing) / n:.1f} verifications per login); everything else {(total - hashed) / n * 1e3:.1f} ms")
+    if hashed:
+        print(f"everything else / the hash: {(total - hashed) / hashed:.2f}")
+    print(f"SQL statements per login: {len(meter.statements) / n:.1f}")
+    if args.queries:
+        for kind, statement in meter.statements[:first]:
+            print(f"  {kind:<16} {statement}")
+    if args.profile:
+        meter.profile.dump_stats(args.profile)
+        print(f"profile written to {args.profile}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
