@@ -163,6 +163,31 @@ def print_tree(rows: list[ProcessMemory], label: str = "", file=None, width: int
     return sums
 
 
+def private_by_mapping(pid: int) -> list[tuple[str, int]]:
+    """Where a process's private pages are, in KiB, largest first: a file, [heap] (the C heap:
+    glibc's main arena), [anon] (Python's object arenas, thread heaps and stacks) or [stack]."""
+    sums: dict[str, int] = {}
+    name = "?"
+    try:
+        lines = Path(f"/proc/{pid}/smaps").read_text().splitlines()
+    except OSError:
+        return []
+    for line in lines:
+        head = line.split(None, 5)
+        if "-" in head[0] and not head[0].endswith(":"):
+            name = head[5] if len(head) > 5 else "[anon]"
+        elif head[0] in ("Private_Clean:", "Private_Dirty:"):
+            sums[name] = sums.get(name, 0) + int(head[1])
+    return sorted(sums.items(), key=lambda item: -item[1])
+
+
+def print_mappings(rows: list[ProcessMemory], top: int, file=None) -> None:
+    for r in rows:
+        parts = ", ".join(f"{os.path.basename(name) or name} {kib / 1024:.1f}"
+                          for name, kib in private_by_mapping(r.pid)[:top] if kib >= 64)
+        print(f"  {r.role:<12} pid {r.pid:<7} private MiB: {parts}", file=file or sys.stdout)
+
+
 def as_json(rows: list[ProcessMemory]) -> dict:
     return {"processes": [asdict(r) for r in rows], "totals": totals(rows)}
 
@@ -180,6 +205,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--connections", type=int, default=16, help="wrk connections (16)")
     p.add_argument("--threads", type=int, default=2, help="wrk threads (2)")
     p.add_argument("--logins", type=int, default=3, help="accounts enrolled and signed in after the tokens (3; 0: none)")
+    p.add_argument("--mappings", type=int, default=0, metavar="N",
+                   help="also print each process's N largest kinds of private pages after the last phase")
     p.add_argument("--pid", type=int, help="only measure the running process tree of this pid and exit")
     p.add_argument("--json", metavar="PATH", help="also write the figures as JSON")
     p.add_argument("--keep-tmp", action="store_true", help="keep the temporary directory (logs, database)")
@@ -199,6 +226,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"no process {args.pid}", file=sys.stderr)
             return 1
         print_tree(rows)
+        if args.mappings:
+            print_mappings(rows, args.mappings)
         return 0
 
     import tokens as bench  # bench/tokens.py: the server start-up, wrk and the login driver
@@ -235,6 +264,8 @@ def main(argv: list[str] | None = None) -> int:
             rows = tree(server.proc.pid)
             print_tree(rows)
             figures["after_logins"] = as_json(rows)
+        if args.mappings:
+            print_mappings(tree(server.proc.pid), args.mappings)
         procs.stop(server.proc)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -12,7 +12,7 @@ import pytest
 from .conftest import children_of
 
 
-def _child(server, command: str = "deliver --loop") -> int:
+def _child(server, command: str = "[idp-delivery]") -> int:
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
         loops = [pid for pid, cmd in children_of(server.process.pid) if command in cmd]
@@ -42,11 +42,11 @@ def test_a_killed_mail_loop_is_restarted_and_mail_still_arrives(serve, sink, ser
 def test_a_killed_prune_loop_is_restarted(serve):
     provider, server = serve(workers=1)
     before = provider.log_size()
-    pruner = _child(server, "prune --every")
+    pruner = _child(server, "[idp-prune]")
     os.kill(pruner, signal.SIGKILL)
     provider.wait_for_log("prune loop", str(pruner), "SIGKILL", since=before, timeout=5)
     provider.wait_for_log("prune loop restarted", since=before, timeout=5)
-    assert _child(server, "prune --every") != pruner
+    assert _child(server, "[idp-prune]") != pruner
 
 
 def test_several_workers_without_redis_say_that_limits_count_per_worker(serve):
