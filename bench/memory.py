@@ -112,9 +112,9 @@ def descendants(root: int) -> list[int]:
     return order
 
 
-def _role(pid: int, root: int, command: str, root_command: str) -> str:
+def _role(pid: int, root: int, command: str, root_command: str, alone: bool) -> str:
     if pid == root:
-        return "master"
+        return "process" if alone else "master"
     if command.startswith("["):
         return command[1:command.index("]")]  # a forked helper that named itself
     return "worker" if command == root_command else "helper"
@@ -124,14 +124,15 @@ def tree(root: int) -> list[ProcessMemory]:
     """RSS, PSS and USS of ``root`` and all its descendants (processes that ended meanwhile are left out)."""
     root_command = command_of(root)
     rows = []
-    for pid in descendants(root):
+    pids = descendants(root)
+    for pid in pids:
         figures = smaps_rollup(pid)
         stat = _stat(pid)
         if figures is None or stat is None:
             continue
         command = command_of(pid)
         rows.append(ProcessMemory(
-            pid=pid, ppid=stat[0], role=_role(pid, root, command, root_command), rss_kib=figures["rss"],
+            pid=pid, ppid=stat[0], role=_role(pid, root, command, root_command, len(pids) == 1), rss_kib=figures["rss"],
             pss_kib=figures["pss"], uss_kib=figures["private_clean"] + figures["private_dirty"],
             swap_pss_kib=figures["swap_pss"], command=command,
         ))
