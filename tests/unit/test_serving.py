@@ -90,3 +90,23 @@ def test_preload_compiles_templates_and_freezes_what_is_loaded(app):
         assert "base.html" in cached
     finally:
         gc.unfreeze()
+
+
+def test_serving_loads_neither_alembic_nor_redis_when_it_needs_neither(tmp_path):
+    """What `idp serve` imports (the command line and the app) leaves out Flask-Migrate and Alembic
+    (only `idp db` needs them) and redis-py (only with IDP_REDIS_URL): every byte the master loads
+    is in every worker's memory too."""
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("IDP_", "PROMETHEUS_"))}
+    env.update(IDP_ENV="production", IDP_ISSUER="https://login.example.com", IDP_SECRET_KEY="k" * 64,
+               IDP_DATABASE_URL=f"sqlite:///{tmp_path / 'idp.db'}", IDP_INSTANCE_PATH=str(tmp_path))
+    code = ("import sys; from idp.cli import cli; from idp import create_app; create_app(); "
+            "print(sorted({m.split('.')[0] for m in sys.modules} & {'alembic', 'flask_migrate', 'redis'}))")
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
+    env["IDP_REDIS_URL"] = "redis://127.0.0.1:1/0"
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    assert result.stdout.strip() == "['redis']", result.stderr
