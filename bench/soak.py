@@ -85,6 +85,15 @@ def pace(target: float, connections: int | None) -> tuple[int, int]:
     return connections, max(1, round(connections * 1000 / target))
 
 
+def corrected_gap(gap: int, connections: int, target: float, got: float) -> int:
+    """The gap for the next run: each connection sends one request per gap plus answer time plus
+    wrk's own delays, so take off (or add) what the last run's period per connection was too long
+    (or short) against the target's; half of it, so that one noisy run does not swing the next."""
+    if not got:
+        return gap
+    return max(1, round(gap + (connections * 1000 / target - connections * 1000 / got) / 2))
+
+
 def growth(first: float | None, last: float | None) -> float | None:
     return None if not first or last is None else (last - first) / first * 100
 
@@ -187,19 +196,18 @@ def main(argv: list[str] | None = None) -> int:
             target = args.rate
             print(f"target {target:.0f} tokens/s (--rate)")
         connections, gap = pace(target, args.connections)
-        mean = 0.0
         if args.warmup:
-            result, mean, _ = paced_wrk(url, auth, connections, gap, args.warmup)
+            result, _, _ = paced_wrk(url, auth, connections, gap, args.warmup)
             print(f"warm-up {args.warmup} s: {result.requests_per_s:.0f} tokens/s, p99 {result.p99_ms:.2f} ms")
+            gap = corrected_gap(gap, connections, target, result.requests_per_s)
         print(f"{'second':>7} {'target/s':>9} {'got/s':>7} {'p50 ms':>7} {'p99 ms':>7} {'max ms':>7} "
               f"{'errors':>6} {'RSS MiB':>8} {'PSS MiB':>8}   (wrk -t1 -c{connections}, paced)")
         started = time.monotonic()
         deadline = started + args.minutes * 60
         while time.monotonic() < deadline - 1:
-            # Each connection sends one request per (gap + answer time): take the answer time off the gap.
-            gap = max(1, round(connections * 1000 / target - (mean or 0)))
             seconds = max(1, min(args.interval, round(deadline - time.monotonic())))
-            result, mean, worst = paced_wrk(url, auth, connections, gap, seconds)
+            result, _, worst = paced_wrk(url, auth, connections, gap, seconds)
+            gap = corrected_gap(gap, connections, target, result.requests_per_s)
             sums = memory.totals(memory.tree(server.proc.pid))
             row = Interval(
                 second=time.monotonic() - started, target_per_s=target, rate_per_s=result.requests_per_s,
