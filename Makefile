@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: run test install bench clean
+.PHONY: run test install bench memory soak clean
 
 $(BIN)/idp: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,15 @@ test: install
 
 bench: install
 	$(BIN)/python bench/tokens.py
+
+## RSS and PSS of every process of a fresh `idp serve`, idle and after load (bench/README.md).
+memory: install
+	$(BIN)/python bench/memory.py
+
+## Token latency at half the peak rate for MINUTES (30), with p99 and memory per minute and their growth.
+MINUTES ?= 30
+soak: install
+	$(BIN)/python bench/soak.py --minutes $(MINUTES)
 
 clean:
 	rm -rf $(VENV) instance .pytest_cache .hypothesis

@@ -165,75 +165,8 @@ def tail(path: Path, lines: int = 15) -> str:
 # --------------------------------------------------------------------------
 
 
-def _proc_status(pid: int) -> dict[str, str]:
-    out = {}
-    with open(f"/proc/{pid}/status") as fh:
-        for line in fh:
-            key, _, value = line.partition(":")
-            out[key] = value.strip()
-    return out
-
-
-def rss_kib(pid: int) -> int | None:
-    try:
-        value = _proc_status(pid).get("VmRSS")
-    except OSError:
-        return None
-    return int(value.split()[0]) if value else None
-
-
-def children_of(pid: int) -> list[int]:
-    kids = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            if int(_proc_status(int(entry)).get("PPid", "0")) == pid:
-                kids.append(int(entry))
-        except (OSError, ValueError):
-            continue
-    return sorted(kids)
-
-
-def cmdline(pid: int) -> str:
-    try:
-        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return "?"
-    return raw.replace(b"\0", b" ").decode(errors="replace").strip()
-
-
-def _argv_key(cmd: str) -> list[str]:
-    """A command line with every path reduced to its last part."""
-    return [os.path.basename(a) for a in cmd.split()]
-
-
-def server_memory(root_pid: int) -> list[tuple[str, int, int | None, str]]:
-    """(role, pid, RSS KiB, cmdline) for a pre-fork server started as root_pid.
-
-    If the started process is only a wrapper with a single child that itself
-    has children (e.g. a launcher that spawns gunicorn), descend to the
-    process that actually owns the workers.
-    """
-    rows = []
-    master = root_pid
-    for _ in range(5):
-        kids = children_of(master)
-        if len(kids) == 1 and children_of(kids[0]):
-            rows.append(("launcher", master, rss_kib(master), cmdline(master)))
-            master = kids[0]
-        else:
-            break
-    kids = children_of(master)
-    master_cmd = cmdline(master)
-    rows.append(("master" if kids else "process", master, rss_kib(master), master_cmd))
-    for kid in kids:
-        # A pre-forked worker shares its master's command line; anything
-        # else (e.g. a mail delivery loop) is a helper process.
-        kid_cmd = cmdline(kid)
-        same = _argv_key(kid_cmd) == _argv_key(master_cmd)
-        rows.append(("worker" if same else "helper", kid, rss_kib(kid), kid_cmd))
-    return rows
+# RSS and PSS of every process of a server's tree: bench/memory.py.
+import memory  # noqa: E402
 
 
 # --------------------------------------------------------------------------
@@ -372,7 +305,7 @@ class TokenRun:
     result: WrkResult | None = None
     error: str | None = None
     token_format: str | None = None
-    memory: list[tuple[str, int, int | None, str]] = field(default_factory=list)
+    memory: list[memory.ProcessMemory] = field(default_factory=list)
     # The refresh and introspection benches: a result, or why there is none.
     refresh: WrkResult | None = None
     refresh_error: str | None = "skipped"
@@ -421,7 +354,7 @@ def measure_tokens(run: TokenRun, token_endpoint: str, client_id: str, secret: s
         run_wrk(token_endpoint, auth, args.threads, args.connections, args.warmup, args.wrk_timeout)
     run.result = run_wrk(token_endpoint, auth, args.threads, args.connections, args.duration,
                          args.wrk_timeout)
-    run.memory = server_memory(root_pid)
+    run.memory = memory.tree(root_pid)
 
 
 def probe_introspection(endpoint: str, auth: str, token: str) -> None:
@@ -1288,18 +1221,11 @@ def report_tokens(runs: list[TokenRun], args: argparse.Namespace) -> dict:
         out["ratio_idp_node"] = ratio
     else:
         print("ratio idp/node tokens/s: unavailable")
-    print("resident memory (VmRSS) after each run:")
+    print("memory after each run (RSS counts shared pages in every process, PSS once: PSS adds up):")
     for run in runs:
-        if not run.memory:
-            continue
-        total = 0
-        for role, pid, kib, cmd in run.memory:
-            total += kib or 0
-            print(f"  {run.name:<22} {role:<8} pid {pid:<7} {fmt(kib / 1024 if kib else None, '.1f', ' MiB'):>10}"
-                  f"  {cmd[:60]}")
-        print(f"  {run.name:<22} {'total':<8} {'':<11} {total / 1024:>6.1f} MiB")
-        out.setdefault(run.name, {})["memory_kib"] = [
-            {"role": role, "pid": pid, "rss_kib": kib} for role, pid, kib, _ in run.memory]
+        if run.memory:
+            memory.print_tree(run.memory, label=run.name)
+            out.setdefault(run.name, {})["memory"] = memory.as_json(run.memory)
     return out
 
 

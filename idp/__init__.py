@@ -24,7 +24,7 @@ def _resource_dir(name: str) -> str:
 
 def create_app(test_config: dict | None = None) -> Flask:
     from . import config, unit_of_work
-    from .extensions import babel, csrf, db, limiter, mail, migrate
+    from .extensions import babel, csrf, db, limiter, mail
     from .oauth import init_oauth
     from .web import (access, account, connectors, details, dev, documents, errors, firm, headers, invitations, login,
                       oauth, security, signup, support)
@@ -50,7 +50,6 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.before_request(guards.before_request)  # before CSRF protection: it must see clean input
     app.wsgi_app = guards.BodyLimit(app.wsgi_app, app.config["MAX_CONTENT_LENGTH"])
     db.init_app(app)
-    migrate.init_app(app, db, directory=_resource_dir("migrations"))
     mail.init_app(app)
     csrf.init_app(app)
     babel.init_app(app, locale_selector=current_locale)

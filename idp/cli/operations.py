@@ -6,7 +6,7 @@ import signal
 
 import click
 from flask import current_app
-from flask.cli import with_appcontext
+from flask.cli import ScriptInfo, with_appcontext
 
 from .common import cli_actor, emit
 
@@ -111,12 +111,53 @@ def audit_list(subject, limit, as_json):
         click.echo(f"{e['at']}  {e['action']:<28} {e['outcome']:<8} {e['subject'] or '-':<32} {e['actor']}  {e['ip'] or ''}")
 
 
-def db_group():
-    from flask_migrate.cli import db
+class MigrationsGroup(click.Group):
+    """`idp db`: Flask-Migrate's commands and `prune`. Flask-Migrate (and Alembic under it, some
+    11 MiB) is imported only when one of its commands runs or is listed, never by `idp serve`."""
 
+    @staticmethod
+    def _migrations() -> click.Group:
+        from flask_migrate.cli import db
+
+        return db
+
+    def list_commands(self, ctx):
+        return sorted(set(super().list_commands(ctx)) | set(self._migrations().list_commands(ctx)))
+
+    def get_command(self, ctx, name):
+        return super().get_command(ctx, name) or self._migrations().get_command(ctx, name)
+
+    def resolve_command(self, ctx, args):
+        name, command, rest = super().resolve_command(ctx, args)
+        if command is not None and name not in self.commands:  # one of Flask-Migrate's: it needs the extension
+            _bind_migrations(ctx.ensure_object(ScriptInfo).load_app())
+        return name, command, rest
+
+
+def _bind_migrations(app) -> None:
+    from flask_migrate import Migrate
+
+    from .. import _resource_dir
+    from ..extensions import db
+
+    if "migrate" not in app.extensions:
+        Migrate(app, db, directory=_resource_dir("migrations"))
+
+
+def db_group():
     from ..ops.commands import prune_command
 
-    db.help = "Database migrations (`idp db upgrade` applies them)."
+    @click.group("db", cls=MigrationsGroup)
+    @click.option("-d", "--directory", default=None, help='Migration script directory (default is "migrations")')
+    @click.option("-x", "--x-arg", multiple=True, help="Additional arguments consumed by custom env.py scripts")
+    @with_appcontext
+    def db(directory, x_arg):
+        """Database migrations (`idp db upgrade` applies them)."""
+        from flask import g
+
+        g.directory = directory  # as Flask-Migrate's own group does: its commands read them
+        g.x_arg = x_arg
+
     db.add_command(prune_command)  # idp db prune
     return db
 

@@ -1,4 +1,7 @@
-"""`idp serve`: the provider under granian or gunicorn, with the supervised delivery and prune loops beside it."""
+"""`idp serve`: the provider under granian or gunicorn, with the supervised delivery and prune loops beside it.
+
+The app is loaded once, in this process, and every worker and loop is forked from it: they share
+its pages instead of each importing and building an app of its own."""
 
 from __future__ import annotations
 
@@ -37,23 +40,28 @@ def serve(host, port, workers, threads, server, no_delivery):
     keys.ensure()
     db.session.remove()
     db.engine.dispose()
+    app = current_app._get_current_object()
+    serving.warn_if_limits_count_per_worker(app, workers)
+    serving.preload(app)
     # The metrics directory for the workers; the delivery loop and the hourly prune, restarted when they die.
-    serving.warn_if_limits_count_per_worker(current_app, workers)
-    sidecars = serving.start(current_app, delivery=not no_delivery)
+    sidecars = serving.start(app, delivery=not no_delivery)
     try:
         click.echo(f"idp serving on http://{host}:{port} with {workers} {server} workers", err=True)
-        (_serve_granian if server == "granian" else _serve_gunicorn)(host, port, workers, threads)
+        (_serve_granian if server == "granian" else _serve_gunicorn)(app, host, port, workers, threads)
     finally:
         sidecars.stop()
 
 
-def _serve_granian(host, port, workers, threads):
+def _serve_granian(app, host, port, workers, threads):
+    import multiprocessing
+
     from granian import Granian
     from granian.constants import Interfaces
 
+    # Workers are forked from this process and take its app as it is (never pickled nor loaded again).
+    multiprocessing.set_start_method("fork", force=True)
     Granian(
         "idp:create_app",
-        factory=True,
         address=host,
         port=port,
         interface=Interfaces.WSGI,
@@ -62,10 +70,10 @@ def _serve_granian(host, port, workers, threads):
         blocking_threads=threads,
         respawn_failed_workers=True,
         log_access=False,
-    ).serve()
+    ).serve(target_loader=lambda: app, wrap_loader=False)
 
 
-def _serve_gunicorn(host, port, workers, threads):
+def _serve_gunicorn(app, host, port, workers, threads):
     from gunicorn.app.base import BaseApplication
 
     class Server(BaseApplication):
@@ -80,11 +88,10 @@ def _serve_gunicorn(host, port, workers, threads):
             self.cfg.set("proc_name", "idp")
             # Several servers on one machine must not share gunicorn's control socket.
             self.cfg.set("control_socket_disable", True)
+            self.cfg.set("preload_app", True)  # the workers are forked with the app loaded here
 
         def load(self):
-            from .. import create_app
-
-            return create_app()
+            return app
 
     Server().run()
 

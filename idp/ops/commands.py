@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import json
-import logging
 import signal
 import threading
 
 import click
 from flask.cli import with_appcontext
-
-log = logging.getLogger(__name__)
 
 
 def _print(counts: dict | None, as_json: bool) -> None:
@@ -29,7 +26,6 @@ def _print(counts: dict | None, as_json: bool) -> None:
 @with_appcontext
 def prune_command(as_json, every):
     """Delete expired flows, codes, sessions, tokens and old delivered mail; print how many."""
-    from ..extensions import db
     from ..services import prune
 
     if every is None:
@@ -38,14 +34,4 @@ def prune_command(as_json, every):
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    while not stop.is_set():
-        try:
-            counts = prune.prune_once_everywhere()
-            if counts is not None:
-                log.info("pruned %s", ", ".join(f"{k} {v}" for k, v in counts.items()), extra={"pruned": counts})
-        except Exception:  # a database hiccup must not end the loop; the next round tries again
-            log.exception("prune round failed")
-            db.session.rollback()
-        finally:
-            db.session.remove()
-        stop.wait(every)
+    prune.prune_forever(every, stop)

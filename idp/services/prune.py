@@ -171,3 +171,19 @@ def prune_once_everywhere(now: dt.datetime | None = None) -> dict[str, int] | No
         finally:
             lock_connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": ADVISORY_LOCK_KEY})
             lock_connection.commit()
+
+
+def prune_forever(every: int, stop) -> None:
+    """Prune every ``every`` seconds until ``stop`` (a threading.Event) is set: the prune loop of
+    `idp serve` and of `idp db prune --every`."""
+    while not stop.is_set():
+        try:
+            counts = prune_once_everywhere()
+            if counts is not None:
+                log.info("pruned %s", ", ".join(f"{k} {v}" for k, v in counts.items()), extra={"pruned": counts})
+        except Exception:  # a database hiccup must not end the loop; the next round tries again
+            log.exception("prune round failed")
+            db.session.rollback()
+        finally:
+            db.session.remove()
+        stop.wait(every)

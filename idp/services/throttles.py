@@ -4,11 +4,11 @@ storage (Redis when IDP_REDIS_URL is set, so every worker and machine counts onc
 from __future__ import annotations
 
 import logging
+import sys
 
 from flask import current_app
 from limits import parse
 from limits.errors import StorageError
-from redis.exceptions import RedisError
 
 from ..extensions import limiter
 
@@ -16,7 +16,13 @@ log = logging.getLogger(__name__)
 # What the storage raises when Redis is away. By default it propagates and the step answers
 # 503 (web/unavailable.py: limits on passwords and codes fail closed); ``fail_open=True``
 # is for limits whose guard is elsewhere (client secrets at /token are too long to guess).
-STORAGE_AWAY = (RedisError, StorageError)
+
+
+def storage_away() -> tuple[type[Exception], ...]:
+    """The errors of a storage that is away: limits' own, and redis-py's once it is loaded. It is
+    loaded only with IDP_REDIS_URL (some 7 MiB): without it no Redis error can occur."""
+    redis_exceptions = sys.modules.get("redis.exceptions")
+    return (StorageError, redis_exceptions.RedisError) if redis_exceptions else (StorageError,)
 
 
 def allow(namespace: str, key: str, limit_setting: str, fail_open: bool = False) -> bool:
@@ -28,7 +34,7 @@ def allow(namespace: str, key: str, limit_setting: str, fail_open: bool = False)
         for item in (parse(part) for part in value.split(";") if part.strip()):
             if not limiter.limiter.hit(item, namespace, key.lower()):
                 return False
-    except STORAGE_AWAY as exc:
+    except storage_away() as exc:
         if not fail_open:
             raise
         log.warning("rate limits unavailable (Redis): %s; %s not counted", exc.__class__.__name__, namespace)
@@ -43,7 +49,7 @@ def exhausted(namespace: str, key: str, limit_setting: str, fail_open: bool = Fa
     try:
         return any(not limiter.limiter.test(item, namespace, key.lower())
                    for item in (parse(part) for part in value.split(";") if part.strip()))
-    except STORAGE_AWAY as exc:
+    except storage_away() as exc:
         if not fail_open:
             raise
         log.warning("rate limits unavailable (Redis): %s; %s not checked", exc.__class__.__name__, namespace)

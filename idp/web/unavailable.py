@@ -21,10 +21,10 @@ import logging
 from flask import Flask, jsonify, render_template, request
 from flask_babel import gettext
 from limits.errors import StorageError
-from redis.exceptions import RedisError
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from .. import unit_of_work
+from ..services import throttles
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +80,7 @@ def _server_error(err):
     original = getattr(err, "original_exception", None)
     if isinstance(original, DBAPIError) and _is_connection_problem(original):
         return _database_away(original)
-    if isinstance(original, (RedisError, StorageError)):
+    if isinstance(original, throttles.storage_away()):
         return _limits_away(original)
     return errors.http_error(err)
 
@@ -89,7 +89,10 @@ def init_app(app: Flask) -> None:
     from werkzeug.exceptions import InternalServerError
 
     app.register_error_handler(InternalServerError, _server_error)
-    app.register_error_handler(RedisError, _limits_away)
+    if app.config["REDIS_URL"]:  # without it redis-py is never loaded, and no Redis error can occur
+        from redis.exceptions import RedisError
+
+        app.register_error_handler(RedisError, _limits_away)
     app.register_error_handler(StorageError, _limits_away)
     app.register_error_handler(OperationalError, _database_error)
     app.register_error_handler(InterfaceError, _database_error)

@@ -15,7 +15,8 @@ from tests.smtp_sink import Mailbox
 
 
 def children_of(pid: int) -> list[tuple[int, str]]:
-    """(pid, command line) of the live processes whose parent is ``pid``."""
+    """(pid, name and command line) of the live processes whose parent is ``pid``: the loops that
+    `idp serve` forks keep its command line and are told apart by their names (`idp-delivery`)."""
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -23,11 +24,12 @@ def children_of(pid: int) -> list[tuple[int, str]]:
         try:
             stat = (entry / "stat").read_text()
             cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+            name = (entry / "comm").read_text().strip()
         except OSError:
             continue
         fields = stat.rsplit(")", 1)[1].split()
         if int(fields[1]) == pid and fields[0] != "Z":
-            found.append((int(entry.name), cmdline))
+            found.append((int(entry.name), f"[{name}] {cmdline}"))
     return found
 
 

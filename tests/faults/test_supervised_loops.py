@@ -1,4 +1,5 @@
-"""`idp serve` keeps its mail and prune loops alive: a killed loop is restarted at once and logged."""
+"""`idp serve` keeps its mail and prune loops alive: a killed loop is restarted at once and logged;
+the loops end with the server."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import pytest
 from .conftest import children_of
 
 
-def _child(server, command: str = "deliver --loop") -> int:
+def _child(server, command: str = "[idp-delivery]") -> int:
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
         loops = [pid for pid, cmd in children_of(server.process.pid) if command in cmd]
@@ -42,11 +43,11 @@ def test_a_killed_mail_loop_is_restarted_and_mail_still_arrives(serve, sink, ser
 def test_a_killed_prune_loop_is_restarted(serve):
     provider, server = serve(workers=1)
     before = provider.log_size()
-    pruner = _child(server, "prune --every")
+    pruner = _child(server, "[idp-prune]")
     os.kill(pruner, signal.SIGKILL)
     provider.wait_for_log("prune loop", str(pruner), "SIGKILL", since=before, timeout=5)
     provider.wait_for_log("prune loop restarted", since=before, timeout=5)
-    assert _child(server, "prune --every") != pruner
+    assert _child(server, "[idp-prune]") != pruner
 
 
 def test_several_workers_without_redis_say_that_limits_count_per_worker(serve):
@@ -60,3 +61,22 @@ def test_one_worker_without_redis_says_nothing_about_limits(serve):
     provider.wait_for_log("idp serving on", timeout=5)
     with open(provider.log, "rb") as log:
         assert b"count per worker" not in log.read()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def test_the_loops_stop_when_the_server_is_killed(serve):
+    """The loops are forked from the server: killed without a chance to stop them, it leaves none behind."""
+    _provider, server = serve(workers=1)
+    loops = [_child(server), _child(server, "[idp-prune]")]
+    os.kill(server.process.pid, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while any(_alive(pid) for pid in loops) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(_alive(pid) for pid in loops)

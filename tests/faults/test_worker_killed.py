@@ -23,7 +23,7 @@ from tests.live import Visitor
 
 from .conftest import children_of
 
-LOOPS = ("deliver --loop", "prune --every")
+LOOPS = ("[idp-delivery]", "[idp-prune]")
 
 
 def _workers(server) -> set[int]:

@@ -212,7 +212,7 @@ def test_serve_without_delivery_runs_no_delivery_loop_and_says_so(app, caplog, m
     started = []
 
     class Child:
-        def __init__(self, name, args):
+        def __init__(self, name, title, run):
             started.append(name)
 
         def stop(self):
