@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from ..errors import StepOutOfOrder, TermsNotAccepted, WrongAccount
 from ..models import Account, Invitation
-from ..services import accounts, email_codes, invitations, password_policy, passwords
+from ..services import accounts, email_codes, invitations, password_policy
 from .base import Context, FlowMachine
 
 EMAIL_CODE_PURPOSE = "invitation"
@@ -59,13 +59,9 @@ class InvitationFlow(FlowMachine):
         return "password"
 
     def step_password(self, form, ctx: Context) -> str:
-        password = form.get("password", "")
-        verdict = password_policy.check(password, form.get("password_confirm", ""), email=self.email,
-                                        name=self.invitation.name)
-        if not verdict.ok:
-            raise verdict.refusal()
         # Only the Argon2 hash waits in the flow until the contract is confirmed.
-        self.update_data(password_hash=passwords.hash_password(password))
+        self.update_data(password_hash=password_policy.hash_if_allowed(
+            form.get("password", ""), form.get("password_confirm", ""), email=self.email, name=self.invitation.name))
         return "contract"
 
     def check_signed_in(self, account: Account | None) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, jsonify, redirect, render_template, request, url_for
+from flask import Blueprint, abort, redirect, render_template, request, url_for
 
 from .. import clock
 from ..errors import DomainError, InvitationUnusable
@@ -10,7 +10,7 @@ from .. import config
 from ..extensions import limiter
 from ..flows import InvitationFlow
 from ..services import administrations, invitations, password_policy
-from . import browser, caller, errors
+from . import browser, caller, errors, live_password
 from .i18n import current_locale
 from .login import start_for
 
@@ -80,7 +80,7 @@ def submit(flow_id):
 
 
 @bp.route("/invitation/flow/<flow_id>/password-check", methods=["POST"])
-@limiter.limit(config.limit("RATELIMIT_PASSWORD_CHECK"))
+@limiter.limit(live_password.LIMIT)
 def password_check(flow_id):
     """The policy verdict for the password typed so far (the page shows it live)."""
     try:
@@ -88,9 +88,7 @@ def password_check(flow_id):
         name = flow.invitation.name
     except DomainError:
         abort(404)
-    verdict = password_policy.check(request.form.get("password", ""), request.form.get("password_confirm", ""),
-                                    email=flow.email, name=name)
-    return jsonify(rules=verdict.rules, ok=verdict.ok)
+    return live_password.verdict(flow.email, name)
 
 
 # -- F1: the firm's client management > invitations -------------------------------------
