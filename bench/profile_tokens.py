@@ -84,10 +84,12 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger().setLevel(logging.WARNING)
         with app.app_context():
             db.create_all()
+        from idp.cli import cli
+
         runner = app.test_cli_runner()
-        result = runner.invoke(args=["clients", "create", "--name", "bench", "--json", "--grant-type",
-                                     "client_credentials", "--grant-type", "authorization_code", "--grant-type",
-                                     "refresh_token", "--redirect-uri", "http://127.0.0.1:9/callback"])
+        result = runner.invoke(cli, args=["clients", "create", "--name", "bench", "--json", "--grant-type",
+                                          "client_credentials", "--grant-type", "authorization_code", "--grant-type",
+                                          "refresh_token", "--redirect-uri", "http://127.0.0.1:9/callback"])
         creds = json.loads(result.stdout)
         auth = "Basic " + base64.b64encode(f"{creds['client_id']}:{creds['client_secret']}".encode()).decode()
         kinds = ["cc", "introspect", "refresh"] if args.kind == "all" else [args.kind]

@@ -942,9 +942,10 @@ def _path(url: str) -> str:
 _CLI_MANY = """
 import json, sys
 from idp import create_app
+from idp.cli import cli
 runner = create_app().test_cli_runner()
 for argv in json.load(sys.stdin):
-    result = runner.invoke(args=argv)
+    result = runner.invoke(cli, args=argv)
     if result.exit_code != 0:
         sys.exit(f"idp {argv[0]} {argv[1]} exited with {result.exit_code}: {result.output.strip()[-300:]}")
 """
