@@ -12,11 +12,12 @@ dofile(here .. "post_token.lua")
 local unpaced_init = init
 
 function init(args)
-  unpaced_init(args)
   gap_ms = tonumber(args[2])
   if gap_ms == nil or gap_ms < 1 then
     error("usage: wrk ... -s paced_token.lua URL -- 'Basic <base64>' GAP_MS (GAP_MS >= 1)")
   end
+  -- post_token.lua's second argument is the request body: pace its default request only.
+  unpaced_init({args[1]})
 end
 
 function delay()
