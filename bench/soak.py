@@ -30,7 +30,7 @@ BENCH_DIR = Path(__file__).resolve().parent
 PACED_SCRIPT = BENCH_DIR / "paced_token.lua"
 sys.path.insert(0, str(BENCH_DIR))
 
-import memory  # noqa: E402
+import process_memory as memory  # noqa: E402
 import tokens as bench  # noqa: E402
 
 # Each connection waits about this long between its requests: long enough that wrk's whole

@@ -165,8 +165,8 @@ def tail(path: Path, lines: int = 15) -> str:
 # --------------------------------------------------------------------------
 
 
-# RSS and PSS of every process of a server's tree: bench/memory.py.
-import memory  # noqa: E402
+# RSS and PSS of every process of a server's tree: bench/process_memory.py.
+import process_memory as memory  # noqa: E402
 
 
 # --------------------------------------------------------------------------
