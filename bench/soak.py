@@ -225,11 +225,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"failed: {exc}", file=sys.stderr)
         return 1
     finally:
-        procs.stop_all()
-        if args.keep_tmp:
-            print(f"temporary files kept in {tmp}")
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
+        bench.clean_up(procs, None, tmp, args.keep_tmp)
     summary = report(intervals, args)
     if args.json:
         Path(args.json).write_text(json.dumps({"intervals": [asdict(i) for i in intervals], "summary": summary},

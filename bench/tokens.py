@@ -1211,23 +1211,29 @@ def report_tokens(runs: list[TokenRun], args: argparse.Namespace) -> dict:
     for run in runs:
         if run.token_format:
             print(f"  {run.name} access token: {run.token_format}")
-    idp, node = runs[0].result, runs[1].result
-    if idp and node and idp.requests_per_s and node.requests_per_s:
-        ratio = idp.requests_per_s / node.requests_per_s
-        caveat = "" if idp.clean and node.clean else "  (a run had errors: ratio not meaningful)"
-        print(f"ratio idp/node tokens/s: {ratio:.3f}{caveat}")
-        if idp.p50_ms and node.p50_ms and idp.p99_ms and node.p99_ms:
-            print(f"ratio idp/node latency: p50 {idp.p50_ms / node.p50_ms:.2f}x, "
-                  f"p99 {idp.p99_ms / node.p99_ms:.2f}x")
+    ratio = print_ratio("tokens/s", runs[0].result, runs[1].result)
+    if ratio is not None:
         out["ratio_idp_node"] = ratio
-    else:
-        print("ratio idp/node tokens/s: unavailable")
     print("memory after each run (RSS counts shared pages in every process, PSS once: PSS adds up):")
     for run in runs:
         if run.memory:
             memory.print_tree(run.memory, label=run.name)
             out.setdefault(run.name, {})["memory"] = memory.as_json(run.memory)
     return out
+
+
+def print_ratio(what: str, idp: WrkResult | None, node: WrkResult | None) -> float | None:
+    """Print idp's rate over node's (and their latencies' ratios); the rate ratio, None if a run has none."""
+    if not (idp and node and idp.requests_per_s and node.requests_per_s):
+        print(f"ratio idp/node {what}: unavailable")
+        return None
+    ratio = idp.requests_per_s / node.requests_per_s
+    caveat = "" if idp.clean and node.clean else "  (a run had errors: ratio not meaningful)"
+    print(f"ratio idp/node {what}: {ratio:.3f}{caveat}")
+    if idp.p50_ms and node.p50_ms and idp.p99_ms and node.p99_ms:
+        print(f"ratio idp/node latency: p50 {idp.p50_ms / node.p50_ms:.2f}x, "
+              f"p99 {idp.p99_ms / node.p99_ms:.2f}x")
+    return ratio
 
 
 def report_more(runs: list[TokenRun], args: argparse.Namespace) -> dict:
@@ -1260,17 +1266,9 @@ def report_more(runs: list[TokenRun], args: argparse.Namespace) -> dict:
                 "requests": r.requests, "non_200": r.non_200, "statuses": r.statuses,
                 "socket_errors": r.socket_errors, "clean": r.clean, "seconds": r.seconds,
                 "pool_exhausted": r.pool_exhausted}
-        idp, node = getattr(runs[0], key), getattr(runs[1], key)
-        if idp and node and idp.requests_per_s and node.requests_per_s:
-            ratio = idp.requests_per_s / node.requests_per_s
-            caveat = "" if idp.clean and node.clean else "  (a run had errors: ratio not meaningful)"
-            print(f"ratio idp/node {key} req/s: {ratio:.3f}{caveat}")
-            if idp.p50_ms and node.p50_ms and idp.p99_ms and node.p99_ms:
-                print(f"ratio idp/node latency: p50 {idp.p50_ms / node.p50_ms:.2f}x, "
-                      f"p99 {idp.p99_ms / node.p99_ms:.2f}x")
+        ratio = print_ratio(f"{key} req/s", getattr(runs[0], key), getattr(runs[1], key))
+        if ratio is not None:
             out[f"ratio_idp_node_{key}"] = ratio
-        else:
-            print(f"ratio idp/node {key} req/s: unavailable")
     return out
 
 
@@ -1333,6 +1331,17 @@ def report_logins(res: LoginResult | None, argon: ArgonResult | None, args: argp
 # --------------------------------------------------------------------------
 # main
 # --------------------------------------------------------------------------
+
+
+def clean_up(procs: Processes, mail: Sink | None, tmp: Path, keep_tmp: bool) -> None:
+    """Stop every server and the SMTP sink; remove the temporary directory unless asked to keep it."""
+    procs.stop_all()
+    if mail is not None:
+        mail.stop()
+    if keep_tmp:
+        print(f"temporary files kept in {tmp}")
+    else:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -1436,12 +1445,7 @@ def main(argv: list[str] | None = None) -> int:
         interrupted = True
         print("\ninterrupted: stopping servers", file=sys.stderr)
     finally:
-        procs.stop_all()
-        mail.stop()
-        if args.keep_tmp:
-            print(f"temporary files kept in {tmp}")
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
+        clean_up(procs, mail, tmp, args.keep_tmp)
     if interrupted:
         return 130
     figures = report_tokens([idp_run, node_run], args)
