@@ -10,7 +10,6 @@ from flask import current_app
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select
 
-from .. import clock
 from ..errors import AlreadyHasAccess, InvalidEmail, InvalidInput, LastOwner, NoAccessToRemove, NotOwner, UnknownAdministration
 from ..extensions import db
 from ..models import Account, Administration, Invitation, Membership
@@ -64,12 +63,7 @@ def members(administration: Administration) -> list[Member]:
 
 
 def _pending(administration: Administration, email: str | None = None) -> list[Invitation]:
-    query = select(Invitation).where(
-        Invitation.target_id == administration.id,
-        Invitation.accepted_at.is_(None),
-        Invitation.revoked_at.is_(None),
-        Invitation.expires_at > clock.now(),
-    )
+    query = invitations.waiting().where(Invitation.target_id == administration.id)
     if email is not None:
         query = query.where(func.lower(Invitation.email) == email.lower())
     return list(db.session.scalars(query.order_by(Invitation.created_at)))

@@ -10,11 +10,10 @@ from dataclasses import dataclass
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 
-from .. import clock
 from ..errors import FirmAlreadyLinked, InvalidInput, NoAccessToRemove, UnknownFirmCode
 from ..extensions import db
 from ..models import Account, Administration, FirmClient, Invitation
-from . import administrations, audit
+from . import administrations, audit, invitations
 
 _SEPARATORS = re.compile(r"[\s\-.]+")
 
@@ -144,13 +143,8 @@ def _row(client: Administration, since: dt.datetime, access: str) -> ClientRow:
 
 def _open_invitations(firm: Administration) -> list[Invitation]:
     """The firm's invitations to new clients that are still waiting to be accepted."""
-    return list(db.session.scalars(select(Invitation).where(
-        Invitation.firm_id == firm.id,
-        Invitation.target_id.is_(None),
-        Invitation.accepted_at.is_(None),
-        Invitation.revoked_at.is_(None),
-        Invitation.expires_at > clock.now(),
-    )))
+    return list(db.session.scalars(invitations.waiting().where(Invitation.firm_id == firm.id,
+                                                               Invitation.target_id.is_(None))))
 
 
 def choose(account: Account, firm_id: str | None) -> tuple[Administration | None, list[Administration]]:

@@ -105,7 +105,7 @@ def create(
     return invitation, url
 
 
-def _open():
+def waiting():
     """The invitations still waiting for their answer: not accepted, not withdrawn, not expired."""
     return select(Invitation).where(Invitation.accepted_at.is_(None), Invitation.revoked_at.is_(None),
                                     Invitation.expires_at > clock.now())
@@ -115,7 +115,7 @@ def open_for(email: str, *, firm: Administration | None, target: Administration 
              administration_name: str) -> Invitation | None:
     """The open invitation of ``email`` to the same administration, if there is one: to join
     ``target``, or (no target) to create ``administration_name`` from the same firm."""
-    query = _open().where(func.lower(Invitation.email) == email.lower())
+    query = waiting().where(func.lower(Invitation.email) == email.lower())
     if target is not None:
         query = query.where(Invitation.target_id == target.id)
     else:
