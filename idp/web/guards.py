@@ -8,9 +8,8 @@ import io
 from authlib.oauth2.rfc6749.util import extract_basic_authorization
 from flask import abort, current_app, jsonify, request
 
-from . import cors
-
 from .. import unit_of_work
+from . import cors
 
 CREDENTIAL_ENDPOINTS = {"oauth.token", "oauth.introspect", "oauth.revoke", "oauth.pushed_authorization"}
 TOO_LARGE = "idp.body_too_large"
