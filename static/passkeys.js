@@ -81,7 +81,7 @@
       method: "POST",
       body: body,
       credentials: "same-origin",
-      headers: { "X-CSRFToken": token ? token.value : "" },
+      headers: { "X-CSRFToken": token ? token.value : "", Accept: "application/json" },
     }).then(function (r) {
       return r.json().catch(function () { return {}; }).then(function (data) {
         if (data.sign_in) {
@@ -89,7 +89,7 @@
           window.location.assign(data.sign_in);
           return new Promise(function () {});
         }
-        if (!r.ok || !data.publicKey) throw failure(data.error || form.dataset.failed);
+        if (!r.ok || !data.publicKey) throw failure(data.error_description || data.error || form.dataset.failed);
         return data;
       });
     });

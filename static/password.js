@@ -24,7 +24,7 @@
     fetch(field.dataset.checkUrl, {
       method: "POST",
       body: body,
-      headers: { "X-CSRFToken": token ? token.value : "" },
+      headers: { "X-CSRFToken": token ? token.value : "", Accept: "application/json" },
       credentials: "same-origin",
     })
       .then(function (r) { return r.ok ? r.json() : null; })

@@ -29,15 +29,26 @@ from ..services import throttles
 log = logging.getLogger(__name__)
 
 RETRY_AFTER_SECONDS = 5
-# Endpoints whose callers are programs: they get OAuth's JSON error, not a page.
+# Endpoints whose callers are programs: they get OAuth's JSON error, not a page. The pages' own
+# scripts are programs too: the CAPTCHA challenges, the live password checks (static/password.js)
+# and the passkey options (static/passkeys.js), which also ask for JSON in their Accept header.
 JSON_ENDPOINTS = {
     "oauth.discovery", "oauth.jwks", "oauth.token", "oauth.userinfo", "oauth.introspect", "oauth.revoke",
     "connectors.challenge", "login.challenge", "signup.challenge", "health.readyz", "health.metrics",
+    "login.password_check", "signup.password_check", "invitations.password_check", "account.password_check",
+    "connectors.password_check", "login.passkey_options", "security.passkey_options",
 }
 
 
-def _answer(description: str):
+def _wants_json() -> bool:
+    """A program's request: a JSON endpoint, or a caller that prefers JSON to a page."""
     if request.endpoint in JSON_ENDPOINTS:
+        return True
+    return request.accept_mimetypes.best_match(("text/html", "application/json")) == "application/json"
+
+
+def _answer(description: str):
+    if _wants_json():
         response = jsonify(error="temporarily_unavailable", error_description=description)
         response.status_code = 503
     else:

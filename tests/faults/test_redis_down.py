@@ -4,6 +4,8 @@ working, /readyz names Redis; all of it recovers by itself once Redis is back.""
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 import requests
 
 from tests.live import Visitor
@@ -44,6 +46,7 @@ def _at_step(provider, clients, sink, email: str, state: str) -> Visitor:
         person.email_code = sink.code_for(email)
     assert person.state == state, (person.response.status_code, person.alert)
     person.step_url = person.url
+    person.csrf_token = person.page.forms["step"]["fields"]["csrf_token"]
     return person
 
 
@@ -55,6 +58,30 @@ def _press(person: Visitor, state: str) -> requests.Response:
     if state == "password":
         return person.submit(password=PASSWORD)
     return person.submit(email_code=person.email_code)
+
+
+def _script_calls(person: Visitor) -> dict[str, requests.Response]:
+    """What the pages' scripts post from this person's browser: the live password checks
+    (static/password.js) and the passkey options (static/passkeys.js). The rate limit is counted
+    before the view looks at the flow, so one flow's id serves each page's address."""
+    flow_id = urlsplit(person.step_url).path.rstrip("/").rsplit("/", 1)[1]
+    token = person.csrf_token
+    paths = {
+        "login password check": f"/login/{flow_id}/password-check",
+        "signup password check": f"/signup/flow/{flow_id}/password-check",
+        "invitation password check": f"/invitation/flow/{flow_id}/password-check",
+        "account password check": "/account/password-check",
+        "connector password check": f"/connector-password/{flow_id}/password-check",
+        "login passkey options": f"/login/{flow_id}/passkey-options",
+        "security passkey options": "/account/security/passkeys/options",
+    }
+    calls = {name: person.http.post(person.base + path, data={"password": "x", "csrf_token": token}, timeout=15,
+                                    headers={"X-CSRFToken": token})  # requests' own Accept: */*
+             for name, path in paths.items()}
+    calls["passkey options, as passkeys.js asks"] = person.http.post(
+        person.base + paths["login passkey options"], data={"csrf_token": token}, timeout=15,
+        headers={"X-CSRFToken": token, "Accept": "application/json"})
+    return calls
 
 
 def test_redis_down_refuses_the_counted_steps_clearly_and_recovers(serve, redis_server, sink):
@@ -88,6 +115,12 @@ def test_redis_down_refuses_the_counted_steps_clearly_and_recovers(serve, redis_
         assert down[name][0].headers["Content-Type"].startswith("application/json"), name
         assert down[name][0].json()["error"] == "temporarily_unavailable", name
         assert down[name][0].headers["Retry-After"]
+    for name, response in _script_calls(steps["password"]).items():
+        assert response.status_code == 503, (name, response.status_code, response.text[:500])
+        assert response.headers["Content-Type"].startswith("application/json"), (name, response.text[:500])
+        assert response.json()["error"] == "temporarily_unavailable", name
+        assert "temporarily unavailable" in response.json()["error_description"].lower(), name
+        assert response.headers["Retry-After"] == "5", name
     for state, person in steps.items():
         pressed = _press(person, state)
         assert pressed.status_code == 503, (state, pressed.status_code, pressed.text[:500])
@@ -108,6 +141,12 @@ def test_redis_down_refuses_the_counted_steps_clearly_and_recovers(serve, redis_
         "sign-in step": 200, "captcha challenge": 200, "login challenge": 200, "signup challenge": 200, "token": 200, "discovery": 200,
         "jwks": 200, "readyz": 200}
     assert again["sign-in step"][1].state == "password"
+    # The scripts' calls reach their views again, which judge the flow (here: no such page, or not this step).
+    back = {name: response.status_code for name, response in _script_calls(steps["password"]).items()}
+    assert back == {
+        "login password check": 404, "signup password check": 404, "invitation password check": 404,
+        "account password check": 401, "connector password check": 404, "login passkey options": 409,
+        "security passkey options": 401, "passkey options, as passkeys.js asks": 409}, back
     # The steps refused while Redis was away go on where they were.
     assert _press(steps["password"], "password").status_code == 200
     assert steps["password"].state == "verify_email", steps["password"].alert
