@@ -10,6 +10,7 @@ from sqlalchemy import select
 
 from ..extensions import db
 from ..models import Account, Administration, ConnectorUser, FirmClient, Membership
+from . import audit
 
 ROLES = ("owner", "accountant", "employee")
 _ALPHABET = string.ascii_uppercase + string.digits
@@ -41,6 +42,15 @@ def create_company(name: str, owner: Account, *, plan: str = "basic", firm: Admi
     db.session.add(ConnectorUser(administration_id=administration.id, username=new_connector_username()))
     db.session.flush()
     return administration
+
+
+def record_firm_link(action: str, firm: Administration, administration: Administration, *, actor: str,
+                     ip: str | None, **detail) -> None:
+    """A firm's access to a client's administration given or taken (``firm.linked`` or
+    ``firm.unlinked``): who, which firm, which administration, and the role its people get there;
+    ``via`` says how when it was not the client's own access page (signup, invitation)."""
+    audit.record(action, actor=actor, subject=firm.id, ip=ip, administration=administration.id, firm=firm.name,
+                 role=FIRM_ACCESS_ROLE, **detail)
 
 
 def new_firm_code() -> str:

@@ -13,7 +13,7 @@ from sqlalchemy import select
 from ..errors import FirmAlreadyLinked, InvalidInput, NoAccessToRemove, UnknownFirmCode
 from ..extensions import db
 from ..models import Account, Administration, FirmClient, Invitation
-from . import administrations, audit, invitations
+from . import administrations, invitations
 
 _SEPARATORS = re.compile(r"[\s\-.]+")
 
@@ -63,16 +63,8 @@ def link(administration: Administration, code: str, *, actor: str, ip: str | Non
         raise FirmAlreadyLinked()
     db.session.add(FirmClient(firm_id=firm.id, administration_id=administration.id))
     db.session.flush()
-    record_link("firm.linked", firm, administration, actor=actor, ip=ip)
+    administrations.record_firm_link("firm.linked", firm, administration, actor=actor, ip=ip)
     return firm
-
-
-def record_link(action: str, firm: Administration, administration: Administration, *, actor: str,
-                ip: str | None, **detail) -> None:
-    """A firm's access to a client's administration given or taken (``firm.linked`` or
-    ``firm.unlinked``): who, which firm, which administration, and the role its people get there."""
-    audit.record(action, actor=actor, subject=firm.id, ip=ip, administration=administration.id, firm=firm.name,
-                 role=administrations.FIRM_ACCESS_ROLE, **detail)
 
 
 def unlink(administration: Administration, firm_id, *, actor: str, ip: str | None = None) -> None:
@@ -86,7 +78,7 @@ def unlink(administration: Administration, firm_id, *, actor: str, ip: str | Non
     firm = row.firm
     db.session.delete(row)
     db.session.flush()
-    record_link("firm.unlinked", firm, administration, actor=actor, ip=ip)
+    administrations.record_firm_link("firm.unlinked", firm, administration, actor=actor, ip=ip)
 
 
 # -- the firm portal ---------------------------------------------------------------------

@@ -221,6 +221,9 @@ def accept(invitation: Invitation, *, account: Account | None = None, password_h
         administration = administrations.create_company(
             invitation.administration_name, account, plan=invitation.plan, firm=invitation.firm
         )
+        if invitation.firm is not None:
+            administrations.record_firm_link("firm.linked", invitation.firm, administration, actor=account.id, ip=ip,
+                                             via="invitation")
     else:
         administration = invitation.target
         administrations.add_member(account, administration, invitation.role)

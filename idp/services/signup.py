@@ -16,7 +16,7 @@ from .. import clock
 from ..errors import InvalidEmail, InvalidInput
 from ..extensions import db
 from ..models import Account, Administration
-from . import accounts, administrations, audit, firms
+from . import accounts, administrations, audit
 
 TRIAL_PLAN = "trial"
 # The Chamber of Commerce (KvK) number: eight digits; people type it with spaces or dots too.
@@ -148,7 +148,7 @@ def create_trial(*, email: str, name: str, password_hash: str, company: dict, ib
     administration.trial_ends_at = trial_ends(now)
     audit.record("account.created", actor=account.id, account=account, ip=ip, via="signup")
     if firm is not None:
-        firms.record_link("firm.linked", firm, administration, actor=account.id, ip=ip, via="signup")
+        administrations.record_firm_link("firm.linked", firm, administration, actor=account.id, ip=ip, via="signup")
     audit.record("signup.completed", actor=account.id, account=account, ip=ip, administration=administration.id,
                  plan=TRIAL_PLAN, firm=firm.id if firm else None)
     db.session.flush()

@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 
 from idp import clock
 from idp.extensions import db
-from idp.models import Account, Administration, ConnectorUser, FirmClient, Invitation, Membership
+from idp.models import Account, Administration, AuditEvent, ConnectorUser, FirmClient, Invitation, Membership
 from tests.helpers import (GOOD_PASSWORD, accept_until, code_from_mail, exchange_code, form_with, invite, last_mail, mail_count,
                            path_of, post_form)
 
@@ -52,6 +52,20 @@ def test_accept_creates_everything_in_one_go(app, cli, browser, firm):
         connector = db.session.scalar(select(ConnectorUser).where(ConnectorUser.administration_id == administration.id))
         assert re.fullmatch(r"U[A-Z0-9]{5}\d{4}", connector.username) and connector.password_hash is None
         assert db.session.get(Invitation, data["id"]).accepted_at is not None
+
+
+def test_accepting_a_firms_invitation_records_the_firm_link_like_sign_up_and_the_portal(app, cli, browser, firm):
+    data = invite(cli, "klant@example.com", "Bakkerij Jansen", "--firm", firm)
+    accept_until(browser, app, data["invitation_url"], "contract")
+    browser.submit(accept_terms="yes", accept_privacy="yes")
+    assert browser.status == 200
+    with app.app_context():
+        account = db.session.scalar(select(Account).where(Account.email == "klant@example.com"))
+        (membership,) = account.memberships
+        linked = db.session.scalars(select(AuditEvent).where(AuditEvent.action == "firm.linked")).all()
+        assert [(e.actor, e.subject, e.detail) for e in linked] == [
+            (account.id, firm, {"administration": membership.administration_id, "firm": "Boekhouders BV",
+                                "role": "accountant", "via": "invitation"})]
 
 
 def test_the_new_account_signs_in_with_first_login(app, cli, browser, portal):
