@@ -174,13 +174,16 @@ class InvitationUnusable(DomainError):
         "expired": _l("This invitation has expired. Ask the person who invited you to send a new invitation."),
         "revoked": _l("This invitation has been withdrawn. Ask the person who invited you if you should have received a new one."),
         "accepted": _l("This invitation has already been accepted. Sign in with your account instead."),
+        # The address got an account (a sign-up elsewhere) while its invitee was still accepting.
+        "account_exists": _l("An account with this e-mail address exists now. Sign in with it to accept the "
+                             "invitation: open the link in the invitation mail again."),
         "unknown": _l("This invitation link is not valid. Check that you opened the complete link from the mail, or ask for a new invitation."),
     }
 
     def __init__(self, state: str):
         super().__init__(self.MESSAGES.get(state, self.MESSAGES["unknown"]))
         self.state = state
-        self.status = 404 if state == "unknown" else 410
+        self.status = {"unknown": 404, "account_exists": 409}.get(state, 410)
 
 
 class InvitationNotResendable(InvitationUnusable):

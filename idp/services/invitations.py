@@ -211,7 +211,7 @@ def accept(invitation: Invitation, *, account: Account | None = None, password_h
     now = clock.now()
     if account is None:
         if accounts.find_by_email(invitation.email) is not None:
-            raise InvitationUnusable("accepted")
+            raise InvitationUnusable("account_exists")
         account = Account(email=invitation.email, name=invitation.name, password_hash=password_hash, password_changed_at=now,
                           email_verified=email_verified)
         db.session.add(account)

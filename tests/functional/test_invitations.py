@@ -13,7 +13,7 @@ from idp import clock
 from idp.extensions import db
 from idp.models import Account, Administration, AuditEvent, ConnectorUser, FirmClient, Invitation, Membership
 from tests.helpers import (GOOD_PASSWORD, accept_until, code_from_mail, exchange_code, form_with, invite, last_mail, mail_count,
-                           path_of, post_form)
+                           make_account, path_of, post_form)
 
 @pytest.fixture
 def firm(cli):
@@ -149,6 +149,29 @@ def test_revoked_while_accepting_leaves_nothing(app, cli, browser):
     browser.submit(accept_terms="yes", accept_privacy="yes")
     assert browser.status == 410
     assert count(app, Account) == 0 and count(app, Administration) == 0
+
+
+@pytest.mark.parametrize("locale, says, heading", [
+    ("nl", "Er bestaat nu een account met dit e-mailadres. Meld je daarmee aan om de uitnodiging te accepteren",
+     "<h1>Meld je aan om te accepteren</h1>"),
+    ("en", "An account with this e-mail address exists now. Sign in with it to accept the invitation",
+     "<h1>Sign in to accept</h1>"),
+])
+def test_an_account_made_for_the_address_meanwhile_is_told_to_sign_in_to_accept(app, cli, browser, locale, says, heading):
+    data = invite(cli)
+    accept_until(browser, app, data["invitation_url"], "contract")
+    browser.get(browser.url + f"?lang={locale}")
+    make_account(app, "klant@example.com", "another correct horse battery")  # e.g. signed up elsewhere
+    browser.submit(accept_terms="yes", accept_privacy="yes")
+    assert browser.status == 409 and says in browser.alert, (browser.status, browser.alert)
+    assert "accepted" not in browser.alert and "geaccepteerd" not in browser.alert and heading in browser.text
+    assert count(app, Account) == 1 and count(app, Administration) == 0
+    with app.app_context():
+        assert db.session.get(Invitation, data["id"]).accepted_at is None
+    # The invitation still waits: its link now asks the account to sign in and accept.
+    again = type(browser)(app)
+    again.get(path_of(data["invitation_url"]))
+    assert again.status == 200 and flow_state(app, again.url) == "signin"
 
 
 def test_failure_in_the_middle_leaves_nothing_half_written(app, cli, browser, monkeypatch):
