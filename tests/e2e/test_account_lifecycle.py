@@ -6,9 +6,11 @@ verification set up again (F6), and mail that waits while the relay is down."""
 from __future__ import annotations
 
 import re
+import time
 import uuid
 
 import pytest
+import requests
 from playwright.sync_api import expect
 
 from .helpers import (
@@ -261,18 +263,35 @@ def test_reset_two_step_verification(new_context, provider, portal, mailbox, enr
 # -- mail while the relay is down --------------------------------------------------------
 
 
+def _outbox_queued(provider) -> float:
+    """The provider's count of mail still queued (its /metrics gauge, open to loopback)."""
+    metrics = requests.get(provider.url + "/metrics", timeout=10).text
+    return float(re.search(r"^idp_outbox_queued (\S+)$", metrics, re.M).group(1))
+
+
 def test_mail_queued_while_the_relay_is_down_arrives_after_it_returns(provider, mailbox):
-    email = address("Rik")
-    since = provider.log_size()
+    """Several mails queued one after another while the relay is down, each tried and failed by
+    the delivery loop: once it is back, each arrives exactly once (in no promised order: a mail
+    that failed more often waits longer for its retry)."""
+    emails = [address(name) for name in ("Rik", "Sanne", "Tom")]
+    invitations = {}
     mailbox.stop_relay()
     try:
-        invitation = create_invitation(provider, email, f"Relais {tag()}", "Rik de Boer")
-        # The delivery loop has tried the relay, failed, and planned a retry.
-        failure = provider.wait_for_log(email, since=since, timeout=10)
-        assert "retry" in failure, failure
+        for email in emails:
+            since = provider.log_size()
+            invitations[email] = create_invitation(provider, email, f"Relais {tag()}", email.split("-")[0])
+            # The delivery loop has tried the relay, failed, and planned a retry.
+            failure = provider.wait_for_log(email, since=since, timeout=10)
+            assert "retry" in failure, failure
     finally:
         mailbox.start_relay()
 
-    # The retry (5 s after the failure, then 10, 20, ...) delivers it.
-    mail = mailbox.wait_for_mail(email, timeout=15)
-    assert invitation["invitation_url"] in mail.text
+    # The retries (5 s after a failure, then 10, 20, ...) deliver them.
+    for email in emails:
+        mail = mailbox.wait_for_mail(email, timeout=30)
+        assert invitations[email]["invitation_url"] in mail.text
+    deadline = time.monotonic() + 30
+    while _outbox_queued(provider):  # nothing left that a later round could send again
+        assert time.monotonic() < deadline, "mail still queued after the relay returned"
+        time.sleep(0.5)
+    assert {email: len(mailbox.all(email)) for email in emails} == dict.fromkeys(emails, 1)

@@ -57,17 +57,36 @@ def test_queued_mail_is_delivered_over_smtp(smtp_app, sink):
 
 
 def test_relay_down_keeps_the_mail_and_retries_with_backoff(smtp_app, sink):
+    """Mails queued at different moments while the relay is down, some tried more often than
+    others: once it is back each arrives, exactly once. The outbox promises no order across
+    different backoffs: a mail that failed more often waits longer for its next try."""
     clock.freeze(dt.datetime(2026, 11, 23, 9, 0))
     sink.stop()
-    queue_code(smtp_app)
+    queue_code(smtp_app, to="anna@example.com")
     assert deliver(smtp_app) == (0, 1)
     assert statuses(smtp_app) == [("queued", 1)]
     assert deliver(smtp_app) == (0, 0)  # not due yet: backoff
+    clock.advance(seconds=6)
+    queue_code(smtp_app, to="bob@example.com")
+    assert deliver(smtp_app) == (0, 2)  # anna's second try (next in 10 s), bob's first (next in 5 s)
+    queue_code(smtp_app, to="carla@example.com")
+    queue_code(smtp_app, to="dirk@example.com")
+    assert statuses(smtp_app) == [("queued", 2), ("queued", 1), ("queued", 0), ("queued", 0)]
+
     sink.start()
     clock.advance(seconds=6)
+    assert deliver(smtp_app) == (3, 0)  # bob, carla and dirk; anna's retry is not due yet
+    assert deliver(smtp_app) == (0, 0)
+    clock.advance(seconds=5)
     assert deliver(smtp_app) == (1, 0)
-    sink.wait_for("anna@example.com")
-    assert statuses(smtp_app) == [("sent", 2)]
+    clock.advance(hours=2)
+    assert deliver(smtp_app) == (0, 0)  # never twice
+    assert statuses(smtp_app) == [("sent", 3), ("sent", 2), ("sent", 1), ("sent", 1)]
+    recipients = ("anna@example.com", "bob@example.com", "carla@example.com", "dirk@example.com")
+    for to in recipients:
+        sink.wait_for(to)
+    assert sorted(str(m["To"]) for m in sink.messages) == sorted(recipients)
+    assert len({str(m["Message-ID"]) for m in sink.messages}) == len(recipients)
 
 
 def test_mail_is_abandoned_after_max_attempts(smtp_app, sink):
