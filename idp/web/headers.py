@@ -41,12 +41,21 @@ def csp_nonce() -> str:
     return nonce
 
 
-_FIXED = (
+def _csp(nonce: str | None, form_targets) -> str:
+    form_action = " ".join(["'self'", *(form_targets or ())])
+    return ("default-src 'self'; img-src 'self' data:; style-src 'self'; "
+            f"script-src 'self'{f' {chr(39)}nonce-{nonce}{chr(39)}' if nonce else ''}; "
+            f"form-action {form_action}; frame-ancestors 'none'; base-uri 'none'; object-src 'none'")
+
+
+# A JSON answer's (the protocol endpoints'): no nonce, forms go nowhere else.
+_CSP_WITHOUT_SCRIPTS = _csp(None, ())
+_FIXED = tuple((name.lower(), name, value) for name, value in (
     ("X-Frame-Options", "DENY"),
     ("X-Content-Type-Options", "nosniff"),
     ("Referrer-Policy", "no-referrer"),
     ("Cross-Origin-Opener-Policy", "same-origin"),
-)
+))
 _HSTS = ("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
 
 
@@ -56,15 +65,10 @@ def security_headers(response):
     html = response.mimetype == "text/html"
     if "content-security-policy" not in present:
         nonce = csp_nonce() if html else g.get("csp_nonce")
-        form_action = " ".join(["'self'", *g.get("form_targets", ())])
-        headers.add(
-            "Content-Security-Policy",
-            "default-src 'self'; img-src 'self' data:; style-src 'self'; "
-            f"script-src 'self'{f' {chr(39)}nonce-{nonce}{chr(39)}' if nonce else ''}; "
-            f"form-action {form_action}; frame-ancestors 'none'; base-uri 'none'; object-src 'none'",
-        )
-    for name, value in _FIXED:
-        if name.lower() not in present:
+        targets = g.get("form_targets")
+        headers.add("Content-Security-Policy", _csp(nonce, targets) if nonce or targets else _CSP_WITHOUT_SCRIPTS)
+    for key, name, value in _FIXED:
+        if key not in present:
             headers.add(name, value)
     if "strict-transport-security" not in present and current_app.config["ISSUER"].startswith("https://"):
         headers.add(*_HSTS)
