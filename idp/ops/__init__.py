@@ -37,7 +37,8 @@ def _client_id(req, endpoint: str | None) -> str | None:
     if endpoint == "oauth.authorize":
         value = req.args.get("client_id")
     elif endpoint in CLIENT_AUTH_ENDPOINTS:
-        value = _parsed_form(req).get("client_id")
+        form = _parsed_form(req)
+        value = form.get("client_id") if "client_id" in form else None  # a miss would raise and catch inside
         if not value and req.environ.get("HTTP_AUTHORIZATION"):
             try:
                 auth = req.authorization
