@@ -73,6 +73,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="under valgrind --tool=callgrind: zero the counts before each kind's measured "
                         "requests and dump them after (callgrind.out.PID.N, one per kind), so the "
                         "instructions of start-up and set-up are left out")
+    p.add_argument("--rate-limits", action="store_true",
+                   help="with rate limits on (in-memory storage), as `idp serve` runs by default; "
+                        "bench/tokens.py turns them off")
     p.add_argument("--cprofile", metavar="PATH",
                    help="profile each kind's measured requests with cProfile into PATH (PATH.KIND with --kind all)")
     args = p.parse_args(argv)
@@ -84,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
 
         app = create_app({"ENV": "production", "ISSUER": "http://127.0.0.1:8000",
                           "DATABASE_URL": f"sqlite:///{tmp / 'bench.db'}", "SECRET_KEY": secrets.token_hex(32),
-                          "RATELIMIT_ENABLED": False, "REDIS_URL": "", "MAIL_SERVER": ""})
+                          "RATELIMIT_ENABLED": args.rate_limits, "REDIS_URL": "", "MAIL_SERVER": ""})
         logging.getLogger().setLevel(logging.WARNING)
         with app.app_context():
             db.create_all()

@@ -65,6 +65,9 @@ def create_app(test_config: dict | None = None) -> Flask:
     for bp in (oauth.bp, login.bp, account.bp, details.bp, security.bp, invitations.bp, access.bp, firm.bp, signup.bp,
                connectors.bp, support.bp, documents.bp, dev.bp):
         app.register_blueprint(bp)
+    from .web import unlimited
+
+    unlimited.init_app(app, limiter)
 
     app.after_request(headers.security_headers)  # also makes the CSP nonce, when nothing asked for it before
 
