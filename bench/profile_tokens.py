@@ -11,12 +11,14 @@ request, wall-clock and CPU time of this process. For example::
 
     valgrind --tool=callgrind python bench/profile_tokens.py --requests 100 --callgrind
     py-spy record -o refresh.svg -- python bench/profile_tokens.py --kind refresh --requests 5000
+    python bench/profile_tokens.py --kind cc --cprofile /tmp/cc.prof   # then: python -m pstats /tmp/cc.prof
 """
 
 from __future__ import annotations
 
 import argparse
 import base64
+import cProfile
 import io
 import json
 import logging
@@ -71,6 +73,11 @@ def main(argv: list[str] | None = None) -> int:
                    help="under valgrind --tool=callgrind: zero the counts before each kind's measured "
                         "requests and dump them after (callgrind.out.PID.N, one per kind), so the "
                         "instructions of start-up and set-up are left out")
+    p.add_argument("--rate-limits", action="store_true",
+                   help="with rate limits on (in-memory storage), as `idp serve` runs by default; "
+                        "bench/tokens.py turns them off")
+    p.add_argument("--cprofile", metavar="PATH",
+                   help="profile each kind's measured requests with cProfile into PATH (PATH.KIND with --kind all)")
     args = p.parse_args(argv)
     tmp = Path(tempfile.mkdtemp(prefix="idp-profile-"))
     try:
@@ -80,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
 
         app = create_app({"ENV": "production", "ISSUER": "http://127.0.0.1:8000",
                           "DATABASE_URL": f"sqlite:///{tmp / 'bench.db'}", "SECRET_KEY": secrets.token_hex(32),
-                          "RATELIMIT_ENABLED": False, "REDIS_URL": "", "MAIL_SERVER": ""})
+                          "RATELIMIT_ENABLED": args.rate_limits, "REDIS_URL": "", "MAIL_SERVER": ""})
         logging.getLogger().setLevel(logging.WARNING)
         with app.app_context():
             db.create_all()
@@ -106,10 +113,17 @@ def main(argv: list[str] | None = None) -> int:
                 call(app, *bodies[kind](i), auth)
             if args.callgrind:
                 subprocess.run(["callgrind_control", "--zero", str(os.getpid())], check=True, capture_output=True)
+            profiler = cProfile.Profile() if args.cprofile else None
             start, cpu = time.perf_counter(), time.process_time()
+            if profiler is not None:
+                profiler.enable()
             for i in range(args.warmup, n):
                 call(app, *bodies[kind](i), auth)
+            if profiler is not None:
+                profiler.disable()
             elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
+            if profiler is not None:
+                profiler.dump_stats(args.cprofile if len(kinds) == 1 else f"{args.cprofile}.{kind}")
             if args.callgrind:
                 subprocess.run(["callgrind_control", f"--dump={kind}", str(os.getpid())], check=True,
                                capture_output=True)

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import logging
 import os
-import secrets
 import sys
 from pathlib import Path
 
-from flask import Flask, g
+from flask import Flask
 
 __version__ = "0.1.0"
 
@@ -66,12 +65,11 @@ def create_app(test_config: dict | None = None) -> Flask:
     for bp in (oauth.bp, login.bp, account.bp, details.bp, security.bp, invitations.bp, access.bp, firm.bp, signup.bp,
                connectors.bp, support.bp, documents.bp, dev.bp):
         app.register_blueprint(bp)
+    from .web import unlimited
 
-    @app.before_request
-    def _nonce():
-        g.csp_nonce = secrets.token_urlsafe(16)
+    unlimited.init_app(app, limiter)
 
-    app.after_request(headers.security_headers)
+    app.after_request(headers.security_headers)  # also makes the CSP nonce, when nothing asked for it before
 
     @app.context_processor
     def _globals():

@@ -89,8 +89,10 @@ def abandon() -> None:
 
 
 def _finish_request(response):
+    if not db.session.registry.has():
+        return response  # no session was made: the request used no database (a client-credentials token)
     if not db.session().in_transaction() and _AFTER_COMMIT not in db.session.info:
-        return response  # the request used no database (a client-credentials token): nothing to end
+        return response  # nothing open to end
     if response.status_code < 400:
         commit()
     else:

@@ -28,31 +28,34 @@ def init_app(app: Flask) -> None:
     app.after_request(_note_request)
 
 
-def _parsed_form() -> dict:
+def _parsed_form(req) -> dict:
     """The form if the view read it; the hook never parses a body itself (it may be too large or malformed)."""
-    return request.__dict__.get("form") or {}
+    return req.__dict__.get("form") or {}
 
 
-def _client_id() -> str | None:
-    if request.endpoint == "oauth.authorize":
-        value = request.args.get("client_id")
-    elif request.endpoint in CLIENT_AUTH_ENDPOINTS:
-        value = _parsed_form().get("client_id")
-        try:
-            auth = request.authorization
-        except (ValueError, UnicodeError):  # a malformed header was answered already; it names no client
-            auth = None
-        if not value and auth is not None and auth.type == "basic" and auth.username:
-            value = unquote(auth.username)  # RFC 6749 2.3.1: form-encoded in Basic
+def _client_id(req, endpoint: str | None) -> str | None:
+    if endpoint == "oauth.authorize":
+        value = req.args.get("client_id")
+    elif endpoint in CLIENT_AUTH_ENDPOINTS:
+        form = _parsed_form(req)
+        value = form.get("client_id") if "client_id" in form else None  # a miss would raise and catch inside
+        if not value and req.environ.get("HTTP_AUTHORIZATION"):
+            try:
+                auth = req.authorization
+            except (ValueError, UnicodeError):  # a malformed header was answered already; it names no client
+                auth = None
+            if auth is not None and auth.type == "basic" and auth.username:
+                value = unquote(auth.username)  # RFC 6749 2.3.1: form-encoded in Basic
     else:
         return None
     return value[:100] if value else None
 
 
 def _note_request(response):
-    environ = request.environ
-    environ[ENDPOINT_KEY] = request.endpoint
-    environ[CLIENT_ID_KEY] = _client_id()
-    if request.endpoint == "oauth.token" and response.status_code == 200:
-        metrics.token_issued(_parsed_form().get("grant_type"))
+    req = request._get_current_object()
+    environ, endpoint = req.environ, req.endpoint
+    environ[ENDPOINT_KEY] = endpoint
+    environ[CLIENT_ID_KEY] = _client_id(req, endpoint)
+    if endpoint == "oauth.token" and response.status_code == 200:
+        metrics.token_issued(_parsed_form(req).get("grant_type"))
     return response

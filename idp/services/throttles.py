@@ -3,6 +3,7 @@ storage (Redis when IDP_REDIS_URL is set, so every worker and machine counts onc
 
 from __future__ import annotations
 
+import functools
 import logging
 import sys
 
@@ -25,13 +26,19 @@ def storage_away() -> tuple[type[Exception], ...]:
     return (StorageError, redis_exceptions.RedisError) if redis_exceptions else (StorageError,)
 
 
+@functools.lru_cache(maxsize=64)
+def _items(value: str) -> tuple:
+    """The limits of a setting ("20 per minute; 100 per hour"), parsed once per value."""
+    return tuple(parse(part) for part in value.split(";") if part.strip())
+
+
 def allow(namespace: str, key: str, limit_setting: str, fail_open: bool = False) -> bool:
     """Count one try for ``key``; False once the configured limit is exceeded."""
     if not current_app.config["RATELIMIT_ENABLED"]:
         return True
     value = current_app.config.get(limit_setting) or ""
     try:
-        for item in (parse(part) for part in value.split(";") if part.strip()):
+        for item in _items(value):
             if not limiter.limiter.hit(item, namespace, key.lower()):
                 return False
     except storage_away() as exc:
@@ -47,8 +54,7 @@ def exhausted(namespace: str, key: str, limit_setting: str, fail_open: bool = Fa
         return False
     value = current_app.config.get(limit_setting) or ""
     try:
-        return any(not limiter.limiter.test(item, namespace, key.lower())
-                   for item in (parse(part) for part in value.split(";") if part.strip()))
+        return any(not limiter.limiter.test(item, namespace, key.lower()) for item in _items(value))
     except storage_away() as exc:
         if not fail_open:
             raise

@@ -21,3 +21,8 @@ class CookieSessions(SecureCookieSessionInterface):
         if made is None or made[0] != keys:
             made = self._serializer = (keys, super().get_signing_serializer(app))
         return made[1]
+
+    def open_session(self, app, request):
+        if "HTTP_COOKIE" not in request.environ and self.get_signing_serializer(app) is not None:
+            return self.session_class()  # no cookie at all (a protocol client): no header to parse
+        return super().open_session(app, request)

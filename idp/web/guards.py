@@ -12,6 +12,8 @@ from .. import unit_of_work
 from . import cors
 
 CREDENTIAL_ENDPOINTS = {"oauth.token", "oauth.introspect", "oauth.revoke", "oauth.pushed_authorization"}
+# Whose refusals are OAuth errors in JSON, never the error page.
+PROTOCOL_ENDPOINTS = CREDENTIAL_ENDPOINTS | {"oauth.userinfo"}
 TOO_LARGE = "idp.body_too_large"
 
 
@@ -51,59 +53,63 @@ def _wellformed_authorization(header: str) -> bool:
     return True
 
 
-def _csrf_protected() -> bool:
-    from flask import current_app
-
+def _csrf_protected(req) -> bool:
     from ..extensions import csrf
 
-    view = current_app.view_functions.get(request.endpoint)
+    view = current_app.view_functions.get(req.endpoint)
     return view is not None and f"{view.__module__}.{view.__name__}" not in csrf._exempt_views
 
 
-def _claimed_client(read_form: bool) -> str | None:
+def _claimed_client(req, read_form: bool) -> str | None:
     """The client a request says it comes from, as far as it can be read safely here: the
     Basic user of a well-formed header, else the form's ``client_id`` (when the body is read)."""
-    header = request.headers.get("Authorization")
+    header = req.headers.get("Authorization")
     if header is not None and _wellformed_authorization(header):
-        user, _ = extract_basic_authorization(request.headers)
+        user, _ = extract_basic_authorization(req.headers)
         if user:
             return user
-    return request.form.get("client_id") if read_form else None
+    return req.form.get("client_id") if read_form else None
 
 
-def _answer(response=None, *, read_form: bool = True):
+def _answer(req, response=None, *, read_form: bool = True):
     """A guard's answer, with the CORS headers its endpoint gives a browser app."""
-    cors.before_the_view(current_app.view_functions.get(request.endpoint), _claimed_client(read_form))
+    cors.before_the_view(current_app.view_functions.get(req.endpoint), _claimed_client(req, read_form))
+    return response
+
+
+def _oauth_error(status: int, error: str, description: str):
+    """A guard's answer at a protocol endpoint: an OAuth error its client can parse."""
+    response = jsonify(error=error, error_description=description)
+    response.status_code = status
+    response.headers["Cache-Control"] = "no-store"
     return response
 
 
 def before_request():
     """Runs before CSRF protection and the views."""
-    limit = request.max_content_length
-    too_large = request.environ.get(TOO_LARGE) or (
-        limit is not None and request.content_length is not None and request.content_length > limit)
-    if too_large:
-        _answer(read_form=False)
+    req = request._get_current_object()  # one look-up of the context, not one per attribute
+    endpoint = req.endpoint
+    limit = req.max_content_length
+    if req.environ.get(TOO_LARGE) or (limit is not None and (req.content_length or 0) > limit):
+        if endpoint in PROTOCOL_ENDPOINTS:
+            return _answer(req, _oauth_error(413, "invalid_request", "The request is too large."), read_form=False)
+        _answer(req, read_form=False)
         abort(413)
-    if request.method == "POST" and request.mimetype == "multipart/form-data" and _csrf_protected():
+    post = req.method == "POST"
+    if post and req.mimetype == "multipart/form-data" and _csrf_protected(req):
         # A part without a name would reach the CSRF check as a None key.
-        if None in request.form or None in request.files:
+        if None in req.form or None in req.files:
             abort(400)
-    if request.endpoint in CREDENTIAL_ENDPOINTS and request.method == "POST":
-        # RFC 6749 section 3.2: parameters must not be sent more than once.
-        if any(len(values) > 1 for values in request.form.listvalues()):
-            response = jsonify(error="invalid_request", error_description="A parameter was sent more than once.")
-            response.status_code = 400
-            response.headers["Cache-Control"] = "no-store"
-            return _answer(response)
-    if request.endpoint in CREDENTIAL_ENDPOINTS:
-        header = request.headers.get("Authorization")
-        if header is not None and not _wellformed_authorization(header):
-            response = jsonify(error="invalid_client", error_description="Malformed Authorization header.")
-            response.status_code = 401
-            response.headers["WWW-Authenticate"] = 'Basic realm="idp"'
-            response.headers["Cache-Control"] = "no-store"
-            return _answer(response)
+    if endpoint not in CREDENTIAL_ENDPOINTS:
+        return None
+    # RFC 6749 section 3.2: parameters must not be sent more than once.
+    if post and any(len(values) > 1 for values in req.form.listvalues()):
+        return _answer(req, _oauth_error(400, "invalid_request", "A parameter was sent more than once."))
+    header = req.headers.get("Authorization")
+    if header is not None and not _wellformed_authorization(header):
+        response = _oauth_error(401, "invalid_client", "Malformed Authorization header.")
+        response.headers["WWW-Authenticate"] = 'Basic realm="idp"'
+        return _answer(req, response)
     return None
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from urllib.parse import urlsplit
 
 from flask import current_app, g
@@ -30,21 +31,47 @@ def no_store(response):
     return response
 
 
+def csp_nonce() -> str:
+    """This page's script nonce, made when first asked for: by the page, or at the latest by
+    ``security_headers`` for an HTML answer. A JSON or empty answer runs no script and gets
+    none (as the guards' answers never had one), so the protocol endpoints pay nothing for it."""
+    nonce = g.get("csp_nonce")
+    if nonce is None:
+        nonce = g.csp_nonce = secrets.token_urlsafe(16)
+    return nonce
+
+
+def _csp(nonce: str | None, form_targets) -> str:
+    form_action = " ".join(["'self'", *(form_targets or ())])
+    return ("default-src 'self'; img-src 'self' data:; style-src 'self'; "
+            f"script-src 'self'{f' {chr(39)}nonce-{nonce}{chr(39)}' if nonce else ''}; "
+            f"form-action {form_action}; frame-ancestors 'none'; base-uri 'none'; object-src 'none'")
+
+
+# A JSON answer's (the protocol endpoints'): no nonce, forms go nowhere else.
+_CSP_WITHOUT_SCRIPTS = _csp(None, ())
+_FIXED = tuple((name.lower(), name, value) for name, value in (
+    ("X-Frame-Options", "DENY"),
+    ("X-Content-Type-Options", "nosniff"),
+    ("Referrer-Policy", "no-referrer"),
+    ("Cross-Origin-Opener-Policy", "same-origin"),
+))
+_HSTS = ("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
+
+
 def security_headers(response):
-    nonce = g.get("csp_nonce", "")
-    form_action = " ".join(["'self'", *g.get("form_targets", ())])
-    response.headers.setdefault(
-        "Content-Security-Policy",
-        "default-src 'self'; img-src 'self' data:; style-src 'self'; "
-        f"script-src 'self'{f' {chr(39)}nonce-{nonce}{chr(39)}' if nonce else ''}; "
-        f"form-action {form_action}; frame-ancestors 'none'; base-uri 'none'; object-src 'none'",
-    )
-    response.headers.setdefault("X-Frame-Options", "DENY")
-    response.headers.setdefault("X-Content-Type-Options", "nosniff")
-    response.headers.setdefault("Referrer-Policy", "no-referrer")
-    response.headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
-    if current_app.config["ISSUER"].startswith("https://"):
-        response.headers.setdefault("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
-    if response.mimetype == "text/html":
-        response.headers.setdefault("Cache-Control", "no-store")
+    headers = response.headers
+    present = {key.lower() for key, _ in headers}  # one pass instead of one per header set
+    html = response.mimetype == "text/html"
+    if "content-security-policy" not in present:
+        nonce = csp_nonce() if html else g.get("csp_nonce")
+        targets = g.get("form_targets")
+        headers.add("Content-Security-Policy", _csp(nonce, targets) if nonce or targets else _CSP_WITHOUT_SCRIPTS)
+    for key, name, value in _FIXED:
+        if key not in present:
+            headers.add(name, value)
+    if "strict-transport-security" not in present and current_app.config["ISSUER"].startswith("https://"):
+        headers.add(*_HSTS)
+    if html and "cache-control" not in present:
+        headers.add("Cache-Control", "no-store")
     return response

@@ -191,6 +191,24 @@ def test_guard_errors_keep_their_cors_headers_for_a_registered_origin(client, pu
         assert "Access-Control-Allow-Credentials" not in r.headers, what
 
 
+@pytest.mark.parametrize("origin", [APP, None])
+def test_a_body_too_large_for_a_protocol_endpoint_is_answered_as_an_oauth_error(client, public_app, origin):
+    """A protocol endpoint answers JSON its client can parse, never the error page, and with
+    the no-store and CORS headers its other guard answers carry."""
+    headers = {"Origin": origin} if origin else {}
+    for path in [*CORS_POSTS, "/introspect", "/userinfo"]:
+        for how, r in [("length", client.post(path, data={"token": "a" * (MAX_BODY + 1)}, headers=headers)),
+                       ("chunked", _chunked(client, path, origin) if origin else None)]:
+            if r is None:
+                continue
+            what = f"{path} {how}"
+            assert r.status_code == 413, what
+            assert r.mimetype == "application/json", what
+            assert r.get_json() == {"error": "invalid_request", "error_description": "The request is too large."}, what
+            assert r.headers["Cache-Control"] == "no-store", what
+            assert r.headers.get("Access-Control-Allow-Origin") == (origin if path != "/introspect" else None), what
+
+
 @pytest.mark.parametrize("origin", ["http://evil.test", "null"])
 def test_guard_errors_get_no_cors_headers_for_an_unknown_origin(client, public_app, origin):
     for what, status, r in _guard_answers(client, public_app["client_id"], origin):

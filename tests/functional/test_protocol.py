@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from urllib.parse import parse_qs
 
 import pytest
@@ -448,6 +449,27 @@ def test_security_headers_on_pages(browser, portal):
     assert "frame-ancestors 'none'" in headers["Content-Security-Policy"]
     assert headers["X-Frame-Options"] == "DENY" and headers["X-Content-Type-Options"] == "nosniff"
     assert headers["Cache-Control"] == "no-store"
+    nonces = set()
+    for _ in range(2):
+        browser.authorize(portal["client_id"])
+        nonces |= set(re.findall(r"script-src 'self' 'nonce-([A-Za-z0-9_-]{22})';",
+                                 browser.response.headers["Content-Security-Policy"]))
+    assert len(nonces) == 2  # one per page, never reused
+
+
+def test_security_headers_on_protocol_answers(client, app):
+    service = make_client(app, name="Bank", grant_types=("client_credentials",))
+    for response in (token_request(client, service, {"grant_type": "client_credentials"}),
+                     client.post("/token", data="a=1&a=2", content_type="application/x-www-form-urlencoded")):
+        headers = response.headers
+        assert response.mimetype == "application/json"
+        assert headers["Content-Security-Policy"] == (
+            "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; form-action 'self'; "
+            "frame-ancestors 'none'; base-uri 'none'; object-src 'none'")  # JSON runs no script: no nonce
+        assert headers["X-Frame-Options"] == "DENY" and headers["X-Content-Type-Options"] == "nosniff"
+        assert headers["Referrer-Policy"] == "no-referrer" and headers["Cross-Origin-Opener-Policy"] == "same-origin"
+        assert headers["Cache-Control"] == "no-store"
+        assert "Strict-Transport-Security" not in headers  # the test issuer is http://
 
 
 # -- back-channel logout -------------------------------------------------------------------
