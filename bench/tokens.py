@@ -295,8 +295,15 @@ def probe_token(token_endpoint: str, client_id: str, secret: str) -> str:
         token = r.json()["access_token"]
     except (ValueError, KeyError) as exc:
         raise BenchError(f"no access_token in token response: {r.text[:300]}") from exc
-    kind = "JWT" if token.count(".") == 2 else "opaque"
-    return f"{kind}, {len(token)} chars, token_type={r.json().get('token_type')}"
+    return f"{token_kind(token)}, {len(token)} chars, token_type={r.json().get('token_type')}"
+
+
+def token_kind(token: str) -> str:
+    """What an access token is: idp's self-contained machine token (``mt1.``, claims and a MAC,
+    no signature: idp/oauth/machine_tokens.py), a JWT (three parts, a signature), or opaque."""
+    if token.startswith("mt1."):
+        return "idp machine token (mt1., HMAC-SHA256)"
+    return "JWT" if token.count(".") == 2 else "opaque"
 
 
 @dataclass
@@ -545,7 +552,7 @@ def start_idp(procs: Processes, tmp: Path, args: argparse.Namespace,
     workdir.mkdir()
     env = dict(os.environ)
     env.update({
-        "IDP_DATABASE_URL": f"sqlite:///{tmp / 'bench.db'}",
+        "IDP_DATABASE_URL": args.database_url or f"sqlite:///{tmp / 'bench.db'}",
         "IDP_ISSUER": issuer,
         "IDP_RATELIMIT_ENABLED": "false",
         "IDP_SECRET_KEY": secrets.token_hex(32),
@@ -1356,6 +1363,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="idp serve --server: the WSGI server (granian)")
     p.add_argument("--node-workers", type=int, default=None,
                    help="node-oidc-provider processes (node:cluster); default: as many as --workers")
+    p.add_argument("--database-url", metavar="URL",
+                   help="run idp on this database (e.g. postgresql+psycopg://postgres@127.0.0.1/idp_bench, "
+                        "empty or an idp database: the bench adds its clients and tokens) instead of a "
+                        "fresh SQLite file in the temporary directory")
     p.add_argument("--refresh-pool", type=int, default=40000,
                    help="refresh tokens pre-issued per server for the measured refresh run, each "
                         "sent once; the warm-up gets as many per second (40000)")
@@ -1408,7 +1419,8 @@ def main(argv: list[str] | None = None) -> int:
     logins: LoginResult | None = None
     argon: ArgonResult | None = None
     interrupted = False
-    print(f"idp benchmark: {os.cpu_count()} CPUs, wrk {_wrk_version()}, node {_node_version()}")
+    print(f"idp benchmark: {os.cpu_count()} CPUs, wrk {_wrk_version()}, node {_node_version()}, "
+          f"idp on {_database(args)}")
     try:
         if not args.skip_node:
             print("-- node-oidc-provider: starting and loading", flush=True)
@@ -1458,6 +1470,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         Path(args.json).write_text(json.dumps(figures, indent=2, default=str) + "\n")
     return 0
+
+
+def _database(args: argparse.Namespace) -> str:
+    """The database idp runs on, without its password."""
+    if not args.database_url:
+        return "SQLite (a fresh file)"
+    parts = urllib.parse.urlsplit(args.database_url)
+    host = parts.hostname or ""
+    return f"{parts.scheme}://{host}{f':{parts.port}' if parts.port else ''}{parts.path}"
 
 
 def _wrk_version() -> str:

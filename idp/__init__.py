@@ -114,10 +114,12 @@ def create_app(test_config: dict | None = None) -> Flask:
 def _sqlite_pragmas(app: Flask) -> None:
     from sqlalchemy import event
 
+    from . import sqlite_writers
     from .extensions import db
 
     with app.app_context():
         engine = db.engine
+    sqlite_writers.take_turns(engine)
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection, _record):
@@ -125,5 +127,5 @@ def _sqlite_pragmas(app: Flask) -> None:
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute(f"PRAGMA busy_timeout={sqlite_writers.BUSY_TIMEOUT_SECONDS * 1000}")
         cursor.close()

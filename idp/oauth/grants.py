@@ -149,9 +149,8 @@ class RefreshTokenGrant(IssuesAccessTokens, grants.RefreshTokenGrant):
             db.session.rollback()
             token_service.report_reuse("refresh_token", previous, previous.client_id, ip=self.request.client_ip)
             raise InvalidGrantError()
-        row = super().save_token(token)
+        super().save_token(token)
         token_service.commit_rotation()
-        return row
 
     def revoke_old_credential(self, refresh_token):
         # Marked used when it was claimed in save_token.

@@ -106,17 +106,19 @@ def _refresh_expiry(client, grant: Grant, now: dt.datetime) -> dt.datetime:
                started + dt.timedelta(seconds=config["PUBLIC_REFRESH_ABSOLUTE_LIFETIME"]))
 
 
-def save_token(token: dict, request) -> Token:
+def save_token(token: dict, request) -> None:
     """Store a fresh token (hashes only), with the DPoP key it is bound to. Codes start a
     family; refreshes continue it. Client-credentials tokens are self-contained and need no row."""
     if request.payload.grant_type == "client_credentials":
-        return None
+        return
     now = clock.now()
     code: AuthorizationCode | None = getattr(request, "authorization_code", None)
     previous: Token | None = getattr(request, "refresh_token", None)
     user = request.user
-    row = Token(
-        client_id=request.client.get_client_id(),
+    client_id = request.client.get_client_id()
+    row = dict.fromkeys(token_service.TOKEN_COLUMNS)
+    row.update(
+        client_id=client_id,
         account_id=user.id if isinstance(user, Account) else None,
         connector_id=user.id if isinstance(user, ConnectorUser) else None,
         access_token_hash=token_hash(token["access_token"]),
@@ -126,28 +128,20 @@ def save_token(token: dict, request) -> Token:
         expires_in=int(token["expires_in"]),
         dpop_jkt=getattr(request, "dpop_jkt", None),
     )
-    if code is not None:
-        row.grant_id = code.grant_id
-        row.session_id = code.session_id
-        row.auth_time = code.auth_time
-        token_service.mind_ended_session(row)
-        if row.refresh_token_hash:
-            token_service.end_earlier_connections(row)
-    elif previous is not None:
-        row.grant_id = previous.grant_id
-        row.session_id = previous.session_id
-        row.auth_time = previous.auth_time
-        if not token_service.outlives_session(row):
+    family = code if code is not None else previous
+    if family is not None:
+        row.update(grant_id=family.grant_id, session_id=family.session_id, auth_time=family.auth_time)
+        if code is not None or not token_service.outlives_session(row["scope"]):
             # A refresh narrowed to an online scope lives and dies with its session.
             token_service.mind_ended_session(row)
+        if code is not None and row["refresh_token_hash"]:
+            token_service.end_earlier_connections(row)
+        if row["refresh_token_hash"]:
+            row["refresh_expires_at"] = _refresh_expiry(request.client, family.grant, now)
     else:
         # A connector user's token: a family of one, with a grant to revoke it by.
-        row.grant = Grant(client_id=row.client_id, account_id=row.account_id)
-    if row.refresh_token_hash:
-        family = code.grant if code is not None else previous.grant
-        row.refresh_expires_at = _refresh_expiry(request.client, family, now)
-    db.session.add(row)
-    return row
+        row["grant_id"] = token_service.new_family(client_id, now)
+    token_service.save(row)
 
 
 def find_access_token(value: str, with_account: bool = False) -> Token | machine_tokens.MachineToken | None:

@@ -3,20 +3,26 @@ a session's, an account's or a connector user's tokens, and what a replayed cred
 
 A family is revoked on its `Grant` row, which every use of a token reads: a token the
 family saves after its revocation (the winner of a race with a replay) is revoked too.
-A claimed code and the reuse report commit on their own: they must stand although the
+A claimed code and the reuse report are kept (``kept()``): they must stand although the
 token request that triggered them is refused. A refresh token is claimed in the
-transaction that saves its successor, so a refused refresh leaves it usable."""
+transaction that saves its successor, so a refused refresh leaves it usable.
+
+A new token is written as a row of values (``save``), in one INSERT on the table: the request
+never reads it back, so an ORM object would only add its unit-of-work bookkeeping."""
 
 from __future__ import annotations
 
 import logging
 
-from sqlalchemy import bindparam, select, update
+from collections.abc import Mapping, MutableMapping
+
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.orm.attributes import set_committed_value
 
 from .. import clock
 from ..extensions import db
 from ..models import Account, AuthorizationCode, ConnectorUser, Grant, SsoSession, Token
+from ..models.base import new_id
 from ..unit_of_work import kept
 from . import audit
 
@@ -26,18 +32,26 @@ log = logging.getLogger(__name__)
 def claim_code(code: AuthorizationCode) -> bool:
     """Mark the code used in one conditional UPDATE, so of two requests racing with the
     same code only one wins; the loser is reuse."""
-    claimed = db.session.execute(
-        update(AuthorizationCode)
-        .where(AuthorizationCode.id == code.id, AuthorizationCode.used_at.is_(None))
-        .values(used_at=clock.now())
-    ).rowcount
-    db.session.commit()
+    with kept():
+        claimed = db.session.execute(
+            update(AuthorizationCode)
+            .where(AuthorizationCode.id == code.id, AuthorizationCode.used_at.is_(None))
+            .values(used_at=clock.now())
+        ).rowcount
     return bool(claimed)
 
 
-# On the table, not the entity: the ORM's bulk-update bookkeeping would cost more than the
-# statement; the claimed row's new value is set on the loaded token below.
+# On the tables, not the entities, through the session's connection: the ORM's bookkeeping
+# (bulk-update synchronisation, a flush's unit of work) would cost more than the statements;
+# the claimed row's new value is set on the loaded token below.
 _TOKENS = Token.__table__
+# Every column a saved token may set, so that the INSERT is compiled once (SQLAlchemy caches a
+# statement by the parameters it is given).
+TOKEN_COLUMNS = ("client_id", "account_id", "connector_id", "grant_id", "session_id", "access_token_hash",
+                 "refresh_token_hash", "scope", "issued_at", "expires_in", "refresh_expires_at", "auth_time",
+                 "revoked_at", "access_revoked_at", "dpop_jkt")
+_INSERT_TOKEN = insert(_TOKENS)
+_INSERT_GRANT = insert(Grant.__table__)
 _CLAIM_REFRESH = (
     update(_TOKENS)
     .where(_TOKENS.c.id == bindparam("token_id"), _TOKENS.c.refresh_used_at.is_(None),
@@ -51,7 +65,7 @@ def claim_refresh_token(token: Token) -> bool:
     committed: the caller commits the claim with the token that replaces it (see
     ``commit_rotation``)."""
     now = clock.now()
-    claimed = db.session.execute(_CLAIM_REFRESH, {"token_id": token.id, "now": now}).rowcount
+    claimed = db.session.connection().execute(_CLAIM_REFRESH, {"token_id": token.id, "now": now}).rowcount
     if claimed:
         # What the UPDATE wrote, without reading the row back.
         set_committed_value(token, "refresh_used_at", now)
@@ -114,16 +128,25 @@ def revoke_for_connector(connector: ConnectorUser) -> int:
     ).rowcount
 
 
-def _offline(token: Token) -> bool:
-    return "offline_access" in (token.scope or "").split()
+def new_family(client_id: str, now) -> str:
+    """A grant of its own for a token that starts no family of people's tokens (a connector
+    user's: a family of one, with a grant to revoke it by); its id."""
+    grant_id = new_id()
+    db.session.connection().execute(_INSERT_GRANT, {"id": grant_id, "client_id": client_id, "created_at": now})
+    return grant_id
 
 
-def outlives_session(token: Token) -> bool:
+def save(token: Mapping) -> None:
+    """Write a new token: ``token`` maps every name of ``TOKEN_COLUMNS`` to its value."""
+    db.session.connection().execute(_INSERT_TOKEN, token)
+
+
+def outlives_session(scope: str | None) -> bool:
     """An offline grant's token: its refresh token outlives the sign-in session it began in."""
-    return _offline(token)
+    return "offline_access" in (scope or "").split()
 
 
-def mind_ended_session(token: Token) -> None:
+def mind_ended_session(token: MutableMapping) -> None:
     """A token about to be saved in a sign-in session that has ended (the person logged out
     before the client redeemed the code) ends as the session's other tokens did.
 
@@ -135,12 +158,14 @@ def mind_ended_session(token: Token) -> None:
 
     A session whose row is gone has ended too: ``idp db prune`` deletes a session as soon as
     it ended or expired, while its codes and offline refresh tokens live on. An expired
-    session counts as ended as well, so the answer is the same before and after the prune."""
-    if not token.session_id:
+    session counts as ended as well, so the answer is the same before and after the prune.
+
+    ``token`` is the new token's values (see ``save``), ended here by setting them."""
+    if not token["session_id"]:
         return
     session = db.session.execute(
         update(SsoSession)
-        .where(SsoSession.id == token.session_id)
+        .where(SsoSession.id == token["session_id"])
         .values(ended_at=SsoSession.ended_at)
         .returning(SsoSession.ended_at, SsoSession.expires_at),
         execution_options={"synchronize_session": False},
@@ -148,10 +173,10 @@ def mind_ended_session(token: Token) -> None:
     now = clock.now()
     if session is not None and session.ended_at is None and session.expires_at > now:
         return
-    if _offline(token):
-        token.access_revoked_at = now
+    if outlives_session(token["scope"]):
+        token["access_revoked_at"] = now
     else:
-        token.revoked_at = now
+        token["revoked_at"] = now
 
 
 def _connections(account_id: str, client_id: str) -> tuple:
@@ -164,9 +189,10 @@ def _connections(account_id: str, client_id: str) -> tuple:
     )
 
 
-def end_earlier_connections(token: Token) -> None:
-    """One connection per application per login: a new offline grant ends the earlier ones."""
-    earlier = (*_connections(token.account_id, token.client_id), Token.grant_id != token.grant_id)
+def end_earlier_connections(token: Mapping) -> None:
+    """One connection per application per login: a new offline grant (``token``, the values
+    of its first token) ends the earlier ones."""
+    earlier = (*_connections(token["account_id"], token["client_id"]), Token.grant_id != token["grant_id"])
     _revoke_grants(Grant.id.in_(select(Token.grant_id).where(*earlier).scalar_subquery()))
     db.session.execute(update(Token).where(*earlier).values(revoked_at=clock.now()))
 
@@ -197,14 +223,14 @@ def revoke_for_client(account_id: str, client_id: str) -> int:
 
 
 def report_reuse(kind: str, row, client_id: str, *, ip: str | None) -> None:
-    """A spent code or refresh token came back: revoke what it issued and say so."""
-    revoked = revoke_family(row.grant_id)
-    account = db.session.get(Account, row.account_id) if row.account_id else None
-    audit.record(f"{kind}.reuse_detected", actor=f"client:{client_id}", account=account, outcome="failure", ip=ip,
-                 revoked=revoked)
-    db.session.commit()
+    """A spent code or refresh token came back: revoke what it issued and say so (kept,
+    although the request is refused)."""
+    with kept():
+        revoked = revoke_family(row.grant_id)
+        account = db.session.get(Account, row.account_id) if row.account_id else None
+        audit.record(f"{kind}.reuse_detected", actor=f"client:{client_id}", account=account, outcome="failure",
+                     ip=ip, revoked=revoked)
     log.warning("%s reuse for client %s: revoked %s tokens of grant %s", kind, client_id, revoked, row.grant_id)
-
 
 
 def report_unproven(kind: str, row, client_id: str, *, ip: str | None) -> None:
