@@ -18,8 +18,10 @@ wait for SQLite's write lock (held by the writer whose turn it is), and given ba
 transaction ends, as SQLite's lock is. The wait for a thread of the same process is bounded by
 the busy timeout and then fails as SQLite would ("database is locked"): a thread that writes on a
 second connection while its first holds a write transaction waits for itself. The wait for another
-process is not bounded, but that process holds the turn only while its write transaction lasts,
-which SQLite's busy timeout bounds in its turn. A process that dies gives its ``flock`` back.
+process is bounded the same way: a process that keeps its write transaction open longer than the
+busy timeout (a hung request) makes the others fail as SQLite would have, never hang with it. That
+wait tries the ``flock`` without blocking, at most a millisecond apart, so the turn still passes on
+within a millisecond of its release. A process that dies gives its ``flock`` back.
 
 What counts as a write: any statement but a SELECT, PRAGMA or EXPLAIN; a statement that leaves no
 transaction open (a read after all, DDL outside a transaction) gives the turn back at once.
@@ -32,12 +34,15 @@ import logging
 import os
 import sqlite3
 import threading
+import time
 import weakref
 
 log = logging.getLogger(__name__)
 
-# SQLite's busy timeout (PRAGMA busy_timeout), and the longest wait for a thread of this process.
+# SQLite's busy timeout (PRAGMA busy_timeout), and the longest wait for the turn.
 BUSY_TIMEOUT_SECONDS = 30
+# The longest pause between two tries of a turn another process holds.
+_POLL_SECONDS = 0.001
 _READS = ("SELECT", "select", "PRAGMA", "pragma", "EXPLAIN", "explain")
 _TURNS: weakref.WeakSet = weakref.WeakSet()
 
@@ -59,12 +64,13 @@ class Turns:
         under SQLite's busy handler as before."""
         if not self._usable:
             return False
+        deadline = time.monotonic() + BUSY_TIMEOUT_SECONDS
         if not self._threads.acquire(timeout=BUSY_TIMEOUT_SECONDS):
             raise sqlite3.OperationalError("database is locked")
         try:
             if self._fd is None:
                 self._fd = os.open(self.path, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o666)
-            fcntl.flock(self._fd, fcntl.LOCK_EX)
+            self._lock_file(deadline)
         except OSError:
             self._threads.release()
             self._usable = False
@@ -74,6 +80,18 @@ class Turns:
             self._threads.release()
             raise
         return True
+
+    def _lock_file(self, deadline: float) -> None:
+        pause = 0.00005
+        while True:
+            try:
+                fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise sqlite3.OperationalError("database is locked") from None
+            time.sleep(pause)
+            pause = min(pause * 2, _POLL_SECONDS)
 
     def give_back(self) -> None:
         try:

@@ -125,6 +125,29 @@ def test_another_process_holding_the_turn_is_waited_for(engine):
     assert done.is_set()
 
 
+def test_another_process_holding_the_turn_too_long_fails_the_write_as_sqlite_would(engine, monkeypatch):
+    """A process that keeps its write transaction open past the busy timeout (a hung request) does
+    not hang the others with it: their write is refused with SQLite's own error, and goes on once
+    the turn is free again."""
+    monkeypatch.setattr(sqlite_writers, "BUSY_TIMEOUT_SECONDS", 0.2)
+    fd = os.open(f"{engine.url.database}-lock", os.O_RDONLY)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    try:
+        with engine.connect() as connection:
+            started = time.monotonic()
+            with pytest.raises(Exception, match="database is locked") as raised:
+                connection.execute(text("INSERT INTO t (v) VALUES ('x')"))
+            assert 0.2 <= time.monotonic() - started < 5
+            assert isinstance(raised.value.orig, sqlite3.OperationalError)
+            connection.rollback()
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+    with engine.begin() as connection:
+        connection.execute(text("INSERT INTO t (v) VALUES ('y')"))
+    assert _turn_is_free(engine)
+
+
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
 def test_a_forked_process_takes_turns_with_its_parent(engine):
     """A child shares its parent's open lock file (and an flock on it): it must open its own, or
