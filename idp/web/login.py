@@ -76,6 +76,13 @@ def _page(flow: LoginFlow, status: int = 200, state: str | None = None, **shown)
                            **_step_context(flow, state)), status
 
 
+def first_page(flow: LoginFlow):
+    """The first step's page as the answer to the request that started the flow, one round trip
+    less than a redirect to it: its forms post to the flow's own address, and reloading the page
+    starts a flow again, as the request that started it does."""
+    return _page(flow)
+
+
 @bp.route("/login/<flow_id>", methods=["GET"])
 def step(flow_id):
     flow = _load(flow_id)

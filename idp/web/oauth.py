@@ -16,7 +16,7 @@ from ..extensions import csrf
 from ..flows import LoginFlow
 from ..oauth import authorization, checks, claims, client_auth, discovery as metadata, dpop, interaction, par, tokens
 from ..services import audit, keys, sessions
-from . import browser, caller, cors, headers
+from . import browser, caller, cors, headers, login
 from .i18n import current_locale
 
 bp = Blueprint("oauth", __name__)
@@ -97,7 +97,7 @@ def _to_login(req: checks.AuthorizationRequest):
     flow = LoginFlow.start(params, login_hint=params.get("login_hint"), ui_locales=params.get("ui_locales"),
                            pushed=req.grant.request.pushed)
     browser.own_flow(flow.id)
-    return redirect(url_for("login.step", flow_id=flow.id))
+    return login.first_page(flow)
 
 
 def _to_consent(req: checks.AuthorizationRequest, sso, flow):
