@@ -4,6 +4,7 @@
 Run from the repository root with the virtualenv active:
 
     python bench/login_cost.py [--logins 30] [--queries] [--profile PATH]
+    valgrind --tool=callgrind python bench/login_cost.py --logins 10 --callgrind
 
 It drives whole logins (authorize, e-mail, password, authenticator code, the redirect with the
 code, the code exchange) through the app in this process with Flask's test client, on a fresh
@@ -12,7 +13,9 @@ the network, nor the test client, nor other processes on a shared machine count)
 Argon2id. It prints the cost per kind of request, the hash's share and the ratio of everything
 else to the hash: below 1.0 the work around the hash costs less than the hash itself.
 ``--queries`` lists the SQL statements of one login; ``--profile`` writes a cProfile of the
-requests (pstats format). It asserts nothing; bench/README.md says what the figures mean.
+requests (pstats format); ``--callgrind``, under valgrind, zeroes the instruction counts before the
+measured logins and dumps them after (callgrind.out.PID.N), which a shared machine's load does not
+move. It asserts nothing; bench/README.md says what the figures mean.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import cProfile
 import logging
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -72,6 +76,8 @@ def main() -> int:
     parser.add_argument("--logins", type=int, default=30, help="measured logins (30)")
     parser.add_argument("--queries", action="store_true", help="list the SQL statements of one login")
     parser.add_argument("--profile", metavar="PATH", help="write a cProfile of the measured requests to PATH")
+    parser.add_argument("--callgrind", action="store_true",
+                        help="under valgrind --tool=callgrind: count the measured logins' instructions only")
     args = parser.parse_args()
     if not 1 <= args.logins <= 1000:
         parser.error("--logins must be 1 to 1000")
@@ -129,12 +135,16 @@ def main() -> int:
 
     for i in range(args.logins, args.logins + WARMUP):
         login(i)
+    if args.callgrind:
+        subprocess.run(["callgrind_control", "--zero", str(os.getpid())], check=True, capture_output=True)
     meter.on = True
     first = 0
     for i in range(args.logins):
         login(i)
         first = first or len(meter.statements)
     meter.on = False
+    if args.callgrind:
+        subprocess.run(["callgrind_control", "--dump=logins", str(os.getpid())], check=True, capture_output=True)
 
     n = args.logins
     print(f"CPU time inside the app per login ({n} logins, SQLite, rate limits off), by request:")

@@ -1,4 +1,12 @@
-"""The machinery every self-service flow shares: start, load, expire, advance."""
+"""The machinery every self-service flow shares: start, load, expire, advance.
+
+A flow's row is read and written with plain SQL statements, not as an ORM object: a step
+reads one row and changes a column or two, and the ORM's identity map and unit of work cost
+more than the step's own work. ``FlowRow`` holds the row's values and the columns changed
+since; the changes are written with one UPDATE of those columns when the transaction commits
+(the request's commit or a ``kept()`` one), and dropped with a rollback, as the ORM did. A
+row is inserted at once (codes and mails refer to it), and read once per transaction.
+"""
 
 from __future__ import annotations
 
@@ -6,12 +14,80 @@ import datetime as dt
 from dataclasses import dataclass
 
 from flask import current_app
+from sqlalchemy import bindparam, event, insert, select, update
 
 from .. import clock
 from ..errors import FlowExpired, FlowNotFound, StepOutOfOrder
 from ..extensions import db
 from ..models import Account, Flow
+from ..models.base import new_token
 from ..unit_of_work import kept
+
+FLOWS = Flow.__table__
+COLUMNS = tuple(c.name for c in FLOWS.columns)
+_BY_ID = select(FLOWS).where(FLOWS.c.id == bindparam("flow_id"))
+_BY_LINK = select(FLOWS).where(FLOWS.c.link_hash == bindparam("link_hash"), FLOWS.c.kind == bindparam("kind"))
+_INSERT = insert(FLOWS)
+_UPDATE = update(FLOWS).where(FLOWS.c.id == bindparam("flow_id"))
+# session.info keys: the rows read in this transaction (id -> FlowRow), and those changed since
+# they were read or last written.
+_READ, _CHANGED = "idp.flows.read", "idp.flows.changed"
+
+
+class FlowRow:
+    """One row of ``flows``: its columns as attributes; setting one marks it for the commit."""
+
+    __slots__ = ("_values", "_changed")
+
+    def __init__(self, values: dict):
+        object.__setattr__(self, "_values", values)
+        object.__setattr__(self, "_changed", set())
+
+    def __getattr__(self, name):
+        try:
+            return self._values[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def __setattr__(self, name, value):
+        if name not in self._values:
+            raise AttributeError(name)
+        self._values[name] = value
+        self._changed.add(name)
+        if not db.session().in_transaction():
+            db.session.begin()  # after a kept() commit: the request's commit then writes the change
+        db.session.info.setdefault(_CHANGED, {})[self._values["id"]] = self
+
+    def write(self) -> None:
+        """One UPDATE of the columns changed since the last write (none: nothing)."""
+        if not self._changed:
+            return
+        changes = {name: self._values[name] for name in self._changed}
+        self._changed.clear()
+        db.session.execute(_UPDATE, {"flow_id": self._values["id"], **changes})
+
+
+def _row(mapping) -> FlowRow:
+    row = FlowRow(dict(mapping))
+    db.session.info.setdefault(_READ, {})[row.id] = row
+    return row
+
+
+@event.listens_for(db.session, "before_commit")
+def _write_changed(session) -> None:
+    changed = session.info.pop(_CHANGED, None)
+    for row in (changed or {}).values():
+        row.write()
+
+
+@event.listens_for(db.session, "after_transaction_end")
+def _forget(session, transaction) -> None:
+    # Read again in the next transaction, as the ORM expires its objects; a rollback also
+    # drops the changes not written.
+    if transaction.parent is None:
+        session.info.pop(_READ, None)
+        for row in session.info.pop(_CHANGED, {}).values():
+            row._changed.clear()
 
 
 @dataclass
@@ -60,32 +136,43 @@ class FlowMachine:
                 if target not in cls.TRANSITIONS.get(state, set()):
                     raise TypeError(f"{cls.kind}: action {action!r} from {state!r} is not an edge of TRANSITIONS")
 
-    def __init__(self, row: Flow):
+    def __init__(self, row: FlowRow):
         self.row = row
 
     @classmethod
     def create(cls, *, state: str | None = None, account_id: str | None = None, data: dict | None = None, lifetime=None):
         lifetime = lifetime or current_app.config["FLOW_LIFETIME"]
-        row = Flow(
-            kind=cls.kind,
-            state=state or cls.initial,
-            account_id=account_id,
-            data=data or {},
-            expires_at=clock.now() + dt.timedelta(seconds=lifetime),
-        )
-        db.session.add(row)
-        db.session.flush()
-        return cls(row)
+        now = clock.now()
+        values = dict.fromkeys(COLUMNS)
+        values.update(id=new_token(), kind=cls.kind, state=state or cls.initial, account_id=account_id,
+                      data=data or {}, created_at=now, expires_at=now + dt.timedelta(seconds=lifetime))
+        db.session.execute(_INSERT, values)
+        return cls(_row(values))
 
     @classmethod
     def load(cls, flow_id: str, owned: list[str]):
         """The flow with this id, provided this browser started it."""
         if not isinstance(flow_id, str) or flow_id not in owned:
             raise FlowNotFound()
-        row = db.session.get(Flow, flow_id)
+        row = cls.row_by_id(flow_id)
         if row is None or row.kind != cls.kind:
             raise FlowNotFound()
         return cls(row)
+
+    @staticmethod
+    def row_by_id(flow_id: str) -> FlowRow | None:
+        read = db.session.info.get(_READ, {}).get(flow_id)
+        if read is not None:
+            return read
+        _write_changed(db.session)  # a query sees what this transaction changed, as after an autoflush
+        mapping = db.session.execute(_BY_ID, {"flow_id": flow_id}).mappings().one_or_none()
+        return _row(mapping) if mapping is not None else None
+
+    @classmethod
+    def row_by_link(cls, link_hash: str) -> FlowRow | None:
+        _write_changed(db.session)
+        mapping = db.session.execute(_BY_LINK, {"link_hash": link_hash, "kind": cls.kind}).mappings().one_or_none()
+        return _row(mapping) if mapping is not None else None
 
     @classmethod
     def load_for(cls, flow_id: str, owned: list[str], account: Account):
@@ -101,7 +188,15 @@ class FlowMachine:
 
     @property
     def account(self) -> Account | None:
-        return db.session.get(Account, self.row.account_id) if self.row.account_id else None
+        # Held by the flow for the request: the session's identity map holds a clean object
+        # weakly only, and every step asks for it again.
+        account_id = self.row.account_id
+        if account_id is None:
+            return None
+        account = self.__dict__.get("_account")
+        if account is None or account.id != account_id or account not in db.session:
+            account = self._account = db.session.get(Account, account_id)
+        return account
 
     @property
     def state(self) -> str:

@@ -10,8 +10,7 @@ from flask import current_app
 
 from .. import clock
 from ..errors import StepOutOfOrder
-from ..extensions import db
-from ..models import ConnectorUser, Flow
+from ..models import ConnectorUser
 from ..services import captcha, connectors, email_codes
 from ..services.connectors import ConnectorResetRefused
 from ..services.crypto import token_hash
@@ -62,7 +61,7 @@ class ConnectorResetFlow(FlowMachine):
         """The flow behind a mailed link, usable once and only until the flow expires."""
         if not isinstance(token, str) or not 20 <= len(token) <= 100:
             return None
-        row = db.session.query(Flow).filter(Flow.link_hash == token_hash(token), Flow.kind == cls.kind).one_or_none()
+        row = cls.row_by_link(token_hash(token))
         if row is None or row.state != "sent" or row.expires_at <= clock.now():
             return None
         return cls(row)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 
+from .. import clock
 from ..extensions import db
 from ..models import Account, AuditEvent
 from ..telemetry import events
 from ..unit_of_work import after_commit
+
+_INSERT = insert(AuditEvent.__table__)
 
 
 def record(
@@ -20,24 +23,16 @@ def record(
     ip: str | None = None,
     reason: str | None = None,
     **detail,
-) -> AuditEvent:
-    """Add an event to the current transaction; it is written (and logged and counted) when the
-    caller commits."""
-    event = AuditEvent(
-        action=action,
-        actor=actor,
-        subject=subject if subject is not None else (account.email if account else None),
-        account_id=account.id if account else None,
-        outcome=outcome,
-        ip=ip,
-        reason=reason,
-        detail={k: v for k, v in detail.items() if v is not None},
-    )
-    db.session.add(event)
+) -> None:
+    """Append an event in the current transaction: one INSERT at once (no ORM object to
+    flush, nothing read back), committed (and logged and counted) when the caller commits."""
+    subject = subject if subject is not None else (account.email if account else None)
+    db.session.execute(_INSERT, {"at": clock.now(), "actor": actor, "action": action, "subject": subject,
+                                 "account_id": account.id if account else None, "outcome": outcome, "ip": ip,
+                                 "reason": reason, "detail": {k: v for k, v in detail.items() if v is not None}})
     # Logged and counted once it is written: a rolled-back request's events never were.
-    facts = {"action": action, "outcome": outcome, "actor": actor, "subject": event.subject, "ip": ip, "reason": reason}
+    facts = {"action": action, "outcome": outcome, "actor": actor, "subject": subject, "ip": ip, "reason": reason}
     after_commit(lambda: events.security_event(**facts))
-    return event
 
 
 def recent(subject: str | None = None, limit: int = 50) -> list[AuditEvent]:

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 from urllib.parse import urlencode
 
-from flask import Blueprint, abort, current_app, g, jsonify, redirect, render_template, request, url_for
+from flask import Blueprint, abort, g, jsonify, make_response, redirect, request, url_for
 
 from .. import config
 from ..errors import DomainError
 from ..extensions import limiter
 from ..flows import LoginFlow
-from ..oauth.clients import query_client
-from ..services import accounts, captcha, passkeys, password_policy, sessions, totp
-from . import browser, caller, devices, errors, headers, live_password
+from ..services import captcha, sessions
+from . import browser, caller, devices, errors, headers, live_password, login_pages as pages, oauth
 
 bp = Blueprint("login", __name__)
 
@@ -33,54 +32,11 @@ def _load(flow_id) -> LoginFlow:
     return flow
 
 
-def _step_context(flow: LoginFlow, state: str) -> dict:
-    """What the page of ``state`` shows besides the form."""
-    context = {"email": flow.email or flow.data.get("login_hint") or ""}
-    account = flow.account
-    if account is not None:
-        context["account_email"] = account.email
-    if state == "totp_enroll":
-        secret = flow.pending_totp_secret()
-        uri = totp.provisioning_uri(secret, account.email, current_app.config["PRODUCT_NAME"])
-        context.update(totp_secret=totp.format_secret(secret), totp_qr=totp.qr_data_uri(uri), totp_uri=uri)
-    if state == "consent":
-        context.update(scopes=(flow.data.get("consent_scope") or "").split(), account=account,
-                       ends_connection=flow.consent_ends_connection())
-    if state in ("forgot_email", "forgot_code"):
-        context["reset_email"] = flow.data.get("reset_email") or flow.email or ""
-    if state == "new_password":
-        context["rules"] = password_policy.RULES
-    if state in ("totp", "forgot_totp"):
-        context.update(totp_enrolled=account.totp_enrolled, has_passkeys=passkeys.count(account) > 0)
-    if state == "email":
-        context["passkey_required"] = flow.passkey_required()
-    if state == "password":
-        ctx = caller.context()
-        context["captcha"] = accounts.password_step_standing(
-            flow.email or "", ip=ctx.ip, device_id=ctx.device_id, device_accounts=ctx.device_accounts).needs_captcha
-    return context
-
-
-def _page(flow: LoginFlow, status: int = 200, state: str | None = None, **shown):
-    """The page of the flow's state (or of ``state``, which a link shows before the flow moves);
-    ``shown``: a refusal as web.errors.shown gives it."""
-    state = state or flow.state
-    if state in ("resume", "done"):
-        return redirect(url_for("account.home"))
-    # Through the clients' short cache: a step page reads the app's name and redirect URIs only.
-    client = query_client((flow.data.get("authorize") or {}).get("client_id"))
-    if client is not None:
-        redirect_uri = (flow.data.get("authorize") or {}).get("redirect_uri")
-        headers.allow_form_targets([redirect_uri] if redirect_uri else client.redirect_uris)
-    return render_template(f"steps/{state}.html", flow=flow, state=state, client=client, **shown,
-                           **_step_context(flow, state)), status
-
-
 @bp.route("/login/<flow_id>", methods=["GET"])
 def step(flow_id):
     flow = _load(flow_id)
     flow.check_live()
-    return _page(flow)
+    return pages.page(flow)
 
 
 @bp.route("/login/<flow_id>", methods=["POST"])
@@ -93,7 +49,7 @@ def submit(flow_id):
     try:
         new_state = flow.advance(request.form.get("state", ""), request.form, ctx, action=action)
     except DomainError as err:
-        return _page(flow, status=err.status, **errors.shown(err))
+        return pages.page(flow, status=err.status, **errors.shown(err))
     if new_state == "resume" and not flow.data.get("sid"):
         return _finish(flow, ctx)
     if new_state == "resume":
@@ -106,14 +62,14 @@ def submit(flow_id):
 def forgot_password(flow_id):
     """Read-only: the first F5 page; the flow moves when its form is posted."""
     flow = _load(flow_id)
-    return _page(flow, state=flow.linked_page("forgot"))
+    return pages.page(flow, state=flow.linked_page("forgot"))
 
 
 @bp.route("/login/<flow_id>/reset-2fa")
 def reset_2fa(flow_id):
     """Read-only: the first F6 page; the flow moves when its form is posted."""
     flow = _load(flow_id)
-    return _page(flow, state=flow.linked_page("reset_2fa"))
+    return pages.page(flow, state=flow.linked_page("reset_2fa"))
 
 
 @bp.route("/login/challenge", methods=["GET"])
@@ -154,7 +110,9 @@ def _finish(flow: LoginFlow, ctx):
     flow.signed_in(sso.id)
     browser.renew_session(sso.id)
     if flow.data.get("authorize"):
-        response = _back_to_authorization(flow)
+        # The authorization answered here, with the new session: one round trip less than
+        # a redirect to /authorize naming the flow.
+        response = make_response(oauth.resume(flow, sso))
     else:
         response = redirect(flow.data.get("return_to") or url_for("account.home"))
     return devices.remember(response, flow.account.id)

@@ -16,7 +16,7 @@ from ..extensions import csrf
 from ..flows import LoginFlow
 from ..oauth import authorization, checks, claims, client_auth, discovery as metadata, dpop, interaction, par, tokens
 from ..services import audit, keys, sessions
-from . import browser, caller, cors, headers
+from . import browser, caller, cors, headers, login_pages
 from .i18n import current_locale
 
 bp = Blueprint("oauth", __name__)
@@ -97,7 +97,7 @@ def _to_login(req: checks.AuthorizationRequest):
     flow = LoginFlow.start(params, login_hint=params.get("login_hint"), ui_locales=params.get("ui_locales"),
                            pushed=req.grant.request.pushed)
     browser.own_flow(flow.id)
-    return redirect(url_for("login.step", flow_id=flow.id))
+    return login_pages.first_page(flow)
 
 
 def _to_consent(req: checks.AuthorizationRequest, sso, flow):
@@ -140,6 +140,22 @@ def authorize():
         # Authlib refuses to put characters outside RFC 6749's set into an error text,
         # which happens when it echoes a malformed parameter back: no client to return to.
         return render_template("oauth_error.html", error="invalid_request", description=None), 400
+    return _decided(grant, sso, flow)
+
+
+def resume(flow, sso):
+    """The authorization a sign-in flow was started for, answered by the request that completed
+    the sign-in (``sso``, just started), instead of a redirect to /authorize that would name the
+    flow: the parameters the flow kept are checked again as /authorize checks a pushed request's."""
+    try:
+        grant = authorization.get_consent_grant(par.Pushed(flow.data["authorize"]), end_user=None)
+    except OAuth2Error as err:
+        return _error(err, checks.response_mode_of(flow.data["authorize"]), flow.data["authorize"].get("state"))
+    return _decided(grant, sso, flow)
+
+
+def _decided(grant, sso, flow):
+    """What the checks and the interaction decide for an authorization request Authlib accepted."""
     browser.came_from(grant.client.id)
     # A pushed request's parameters are the ones that count (RFC 9126 section 4).
     params = {k: v for k, v in grant.request.payload.data.items() if k != "_flow"}

@@ -239,7 +239,7 @@ def test_step_out_of_order_is_refused(browser, portal, person):
 def test_flow_of_another_browser_is_not_found(app, browser, portal, person):
     start(browser, portal)
     other = type(browser)(app)
-    other.get(browser.url)
+    other.get(browser.page.forms["step"]["action"])  # the flow's own address
     assert other.status == 404
 
 

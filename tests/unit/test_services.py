@@ -163,11 +163,14 @@ def test_email_code_attempts(account):
 
 
 def test_audit_trail_is_append_only(account):
+    from sqlalchemy import select
+
     from idp.models import AuditEvent
     from idp.services import audit
 
-    event = audit.record("test.event", account=account)
+    audit.record("test.event", account=account)
     db.session.commit()
+    event = db.session.scalars(select(AuditEvent).where(AuditEvent.action == "test.event")).one()
     event.reason = "changed"
     with pytest.raises(RuntimeError):
         db.session.commit()
