@@ -35,7 +35,7 @@ TAKE_OVER_INTERVAL = 1.0
 # A worker looks this often whether its master is still there.
 PARENT_CHECK_INTERVAL = 1.0
 # Allocations from this size on get pages of their own, returned to the system when freed
-# (glibc's mallopt M_MMAP_THRESHOLD; see _return_large_blocks).
+# (glibc's mallopt M_MMAP_THRESHOLD; see _tune_malloc).
 MMAP_THRESHOLD = 1024 * 1024
 
 
@@ -249,11 +249,12 @@ def preload(app) -> None:
     configure_mappers()
     for name in app.jinja_env.list_templates(filter_func=lambda n: n.endswith((".html", ".txt"))):
         app.jinja_env.get_template(name)
-    with app.test_request_context():
+    # An app context is enough for Flask-Babel (a test request context would load flask.testing,
+    # and with it click.testing and pdb, into every process).
+    with app.app_context():
         for language in app.config["LANGUAGES"]:
             with force_locale(language):
                 get_translations()
-    with app.app_context():
         engines = list(db.engines.values())
 
     def fresh_pools():
@@ -262,22 +263,32 @@ def preload(app) -> None:
             engine.dispose(close=False)
 
     os.register_at_fork(after_in_child=fresh_pools)
-    _return_large_blocks()
+    _tune_malloc()
     gc.collect()
     gc.freeze()
+    # What the master loads after this (the server itself) is shared with the workers too.
+    os.register_at_fork(before=gc.freeze)
 
 
-def _return_large_blocks() -> None:
-    """glibc keeps a freed block in its heap once blocks that large have been freed before (the
-    threshold grows up to 32 MiB): each of a worker's threads would keep the 19 MiB an Argon2id
-    hash used. A fixed threshold maps each large block on its own and unmaps it when freed."""
+def _tune_malloc() -> None:
+    """Two things glibc's allocator does not do by itself.
+
+    It keeps a freed block in its heap once blocks that large have been freed before (the threshold
+    grows up to 32 MiB): each of a worker's threads would keep the 19 MiB an Argon2id hash used. A
+    fixed threshold maps each large block on its own and unmaps it when freed.
+
+    It keeps the free pages inside its heap (loading the app leaves a few MiB of them): a forked
+    process maps them too, and the first of its allocations to land there copies the page.
+    ``malloc_trim`` right before each fork gives them back to the system instead."""
     try:
         import ctypes
 
         libc = ctypes.CDLL(None)
         libc.mallopt(-3, MMAP_THRESHOLD)  # M_MMAP_THRESHOLD
+        trim = libc.malloc_trim
     except (OSError, AttributeError):  # not glibc: its allocator decides
-        pass
+        return
+    os.register_at_fork(before=lambda: trim(0))
 
 
 def delivery_loop(app) -> Callable[[threading.Event], None]:
