@@ -169,11 +169,11 @@ def print_tree(rows: list[ProcessMemory], label: str = "", file=None, width: int
     file = file or sys.stdout
     label = f"{label:<22} " if label else ""
     for r in rows:
-        print(f"  {label}{r.role:<20} pid {r.pid:<7} RSS {r.rss_mib:>6.1f}  PSS {r.pss_mib:>6.1f}  "
+        print(f"  {label}{r.role:<21} pid {r.pid:<7} RSS {r.rss_mib:>6.1f}  PSS {r.pss_mib:>6.1f}  "
               f"anon {r.pss_anon_kib / 1024:>6.1f}  USS {r.uss_kib / 1024:>6.1f} MiB  {r.command[:width]}", file=file)
     sums = totals(rows)
     swapped = f"  (+{sums['swap_pss_mib']:.1f} MiB PSS swapped out)" if sums["swap_pss_mib"] >= 0.1 else ""
-    print(f"  {label}{'total':<20} {sums['processes']:>2} procs  RSS {sums['rss_mib']:>6.1f}  "
+    print(f"  {label}{'total':<21} {sums['processes']:>2} procs  RSS {sums['rss_mib']:>6.1f}  "
           f"PSS {sums['pss_mib']:>6.1f}  anon {sums['pss_anon_mib']:>6.1f}  USS {sums['uss_mib']:>6.1f} MiB{swapped}",
           file=file)
     return sums
@@ -201,7 +201,7 @@ def print_mappings(rows: list[ProcessMemory], top: int, file=None) -> None:
     for r in rows:
         parts = ", ".join(f"{os.path.basename(name) or name} {kib / 1024:.1f}"
                           for name, kib in private_by_mapping(r.pid)[:top] if kib >= 64)
-        print(f"  {r.role:<20} pid {r.pid:<7} private MiB: {parts}", file=file or sys.stdout)
+        print(f"  {r.role:<21} pid {r.pid:<7} private MiB: {parts}", file=file or sys.stdout)
 
 
 def as_json(rows: list[ProcessMemory]) -> dict:
