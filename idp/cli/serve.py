@@ -1,8 +1,8 @@
 """`idp serve`: the provider under granian or gunicorn; its workers take turns at the delivery and prune loops.
 
 The app is loaded once, in this process, and every worker is forked from it: they share its pages
-instead of each importing and building an app of its own. The loops are threads of the workers, one
-worker at a time each (idp.ops.serving)."""
+instead of each importing and building an app of its own. The loops are threads of one worker at a
+time (idp.ops.serving)."""
 
 from __future__ import annotations
 
