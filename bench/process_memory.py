@@ -4,7 +4,10 @@ RSS counts every page a process maps, also the pages it shares with its master a
 the RSS of a pre-fork server's processes added up overstates what the server takes. PSS divides
 each shared page among the processes that map it: the PSS of all processes added up is what the
 server really takes. USS (private clean + private dirty) is what a process alone holds: what
-stopping it would give back.
+stopping it would give back. PSS anon is the part of PSS in anonymous memory (the heaps, Python's
+objects): unlike the pages of shared libraries (libpython, libc, OpenSSL), which are divided among
+every process of the machine that maps them, these are shared within the tree only, so the figure
+does not move with what else runs on the machine: the one to compare two versions with.
 
 ``tree(pid)`` lists a process and all its descendants, ``print_tree(rows)`` prints them and
 their totals (bench/tokens.py, bench/soak.py and the command bench/memory.py use them).
@@ -18,8 +21,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 # smaps_rollup fields, in KiB.
-_FIELDS = {"Rss": "rss", "Pss": "pss", "Private_Clean": "private_clean", "Private_Dirty": "private_dirty",
-           "Swap": "swap", "SwapPss": "swap_pss"}
+_FIELDS = {"Rss": "rss", "Pss": "pss", "Pss_Anon": "pss_anon", "Private_Clean": "private_clean",
+           "Private_Dirty": "private_dirty", "Swap": "swap", "SwapPss": "swap_pss"}
+# Threads that say what a worker runs besides requests (idp.ops.serving names them).
+_LOOP_THREADS = ("idp-delivery", "idp-prune")
 
 
 @dataclass
@@ -29,6 +34,7 @@ class ProcessMemory:
     role: str
     rss_kib: int
     pss_kib: int
+    pss_anon_kib: int
     uss_kib: int
     swap_pss_kib: int
     command: str
@@ -100,12 +106,30 @@ def descendants(root: int) -> list[int]:
     return order
 
 
+def thread_names(pid: int) -> list[str]:
+    """The names of a process's threads (`ps -L`)."""
+    names = []
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return names
+    for task in tasks:
+        try:
+            names.append(Path(f"/proc/{pid}/task/{task}/comm").read_text().strip())
+        except OSError:
+            continue
+    return names
+
+
 def _role(pid: int, root: int, command: str, root_command: str, alone: bool) -> str:
     if pid == root:
         return "process" if alone else "master"
     if command.startswith("["):
         return command[1:command.index("]")]  # a forked helper that named itself
-    return "worker" if command == root_command else "helper"
+    if command != root_command:
+        return "helper"
+    loops = [name.removeprefix("idp-") for name in _LOOP_THREADS if name in thread_names(pid)]
+    return "+".join(["worker", *loops])  # worker+delivery+prune: the worker whose turn the loops are
 
 
 def tree(root: int) -> list[ProcessMemory]:
@@ -121,7 +145,8 @@ def tree(root: int) -> list[ProcessMemory]:
         command = command_of(pid)
         rows.append(ProcessMemory(
             pid=pid, ppid=stat[0], role=_role(pid, root, command, root_command, len(pids) == 1), rss_kib=figures["rss"],
-            pss_kib=figures["pss"], uss_kib=figures["private_clean"] + figures["private_dirty"],
+            pss_kib=figures["pss"], pss_anon_kib=figures["pss_anon"],
+            uss_kib=figures["private_clean"] + figures["private_dirty"],
             swap_pss_kib=figures["swap_pss"], command=command,
         ))
     return rows
@@ -132,6 +157,7 @@ def totals(rows: list[ProcessMemory]) -> dict[str, float]:
     return {
         "rss_mib": sum(r.rss_kib for r in rows) / 1024,
         "pss_mib": sum(r.pss_kib for r in rows) / 1024,
+        "pss_anon_mib": sum(r.pss_anon_kib for r in rows) / 1024,
         "uss_mib": sum(r.uss_kib for r in rows) / 1024,
         "swap_pss_mib": sum(r.swap_pss_kib for r in rows) / 1024,
         "processes": len(rows),
@@ -139,16 +165,17 @@ def totals(rows: list[ProcessMemory]) -> dict[str, float]:
 
 
 def print_tree(rows: list[ProcessMemory], label: str = "", file=None, width: int = 60) -> dict[str, float]:
-    """One line per process (RSS, PSS, USS in MiB) and a total line; returns the totals."""
+    """One line per process (RSS, PSS, PSS anon, USS in MiB) and a total line; returns the totals."""
     file = file or sys.stdout
     label = f"{label:<22} " if label else ""
     for r in rows:
-        print(f"  {label}{r.role:<12} pid {r.pid:<7} RSS {r.rss_mib:>6.1f}  PSS {r.pss_mib:>6.1f}  "
-              f"USS {r.uss_kib / 1024:>6.1f} MiB  {r.command[:width]}", file=file)
+        print(f"  {label}{r.role:<21} pid {r.pid:<7} RSS {r.rss_mib:>6.1f}  PSS {r.pss_mib:>6.1f}  "
+              f"anon {r.pss_anon_kib / 1024:>6.1f}  USS {r.uss_kib / 1024:>6.1f} MiB  {r.command[:width]}", file=file)
     sums = totals(rows)
     swapped = f"  (+{sums['swap_pss_mib']:.1f} MiB PSS swapped out)" if sums["swap_pss_mib"] >= 0.1 else ""
-    print(f"  {label}{'total':<12} {sums['processes']:>2} procs  RSS {sums['rss_mib']:>6.1f}  "
-          f"PSS {sums['pss_mib']:>6.1f}  USS {sums['uss_mib']:>6.1f} MiB{swapped}", file=file)
+    print(f"  {label}{'total':<21} {sums['processes']:>2} procs  RSS {sums['rss_mib']:>6.1f}  "
+          f"PSS {sums['pss_mib']:>6.1f}  anon {sums['pss_anon_mib']:>6.1f}  USS {sums['uss_mib']:>6.1f} MiB{swapped}",
+          file=file)
     return sums
 
 
@@ -174,7 +201,7 @@ def print_mappings(rows: list[ProcessMemory], top: int, file=None) -> None:
     for r in rows:
         parts = ", ".join(f"{os.path.basename(name) or name} {kib / 1024:.1f}"
                           for name, kib in private_by_mapping(r.pid)[:top] if kib >= 64)
-        print(f"  {r.role:<12} pid {r.pid:<7} private MiB: {parts}", file=file or sys.stdout)
+        print(f"  {r.role:<21} pid {r.pid:<7} private MiB: {parts}", file=file or sys.stdout)
 
 
 def as_json(rows: list[ProcessMemory]) -> dict:

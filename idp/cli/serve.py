@@ -1,7 +1,8 @@
-"""`idp serve`: the provider under granian or gunicorn, with the supervised delivery and prune loops beside it.
+"""`idp serve`: the provider under granian or gunicorn; its workers take turns at the delivery and prune loops.
 
-The app is loaded once, in this process, and every worker and loop is forked from it: they share
-its pages instead of each importing and building an app of its own."""
+The app is loaded once, in this process, and every worker is forked from it: they share its pages
+instead of each importing and building an app of its own. The loops are threads of one worker at a
+time (idp.ops.serving)."""
 
 from __future__ import annotations
 
@@ -43,16 +44,16 @@ def serve(host, port, workers, threads, server, no_delivery):
     app = current_app._get_current_object()
     serving.warn_if_limits_count_per_worker(app, workers)
     serving.preload(app)
-    # The metrics directory for the workers; the delivery loop and the hourly prune, restarted when they die.
+    # The metrics directory for the workers; the delivery loop and the hourly prune, which they take turns at.
     sidecars = serving.start(app, delivery=not no_delivery)
     try:
         click.echo(f"idp serving on http://{host}:{port} with {workers} {server} workers", err=True)
-        (_serve_granian if server == "granian" else _serve_gunicorn)(app, host, port, workers, threads)
+        (_serve_granian if server == "granian" else _serve_gunicorn)(app, sidecars, host, port, workers, threads)
     finally:
         sidecars.stop()
 
 
-def _serve_granian(app, host, port, workers, threads):
+def _serve_granian(app, sidecars, host, port, workers, threads):
     import multiprocessing
 
     from granian import Granian
@@ -60,7 +61,12 @@ def _serve_granian(app, host, port, workers, threads):
 
     # Workers are forked from this process and take its app as it is (never pickled nor loaded again).
     multiprocessing.set_start_method("fork", force=True)
-    Granian(
+
+    def in_worker():  # granian calls it in each worker, once forked
+        sidecars.in_worker()
+        return app
+
+    server = Granian(
         "idp:create_app",
         address=host,
         port=port,
@@ -70,10 +76,12 @@ def _serve_granian(app, host, port, workers, threads):
         blocking_threads=threads,
         respawn_failed_workers=True,
         log_access=False,
-    ).serve(target_loader=lambda: app, wrap_loader=False)
+    )
+    server.on_startup(sidecars.close_turn_on_signals)  # called once granian has set its signal handlers
+    server.serve(target_loader=in_worker, wrap_loader=False)
 
 
-def _serve_gunicorn(app, host, port, workers, threads):
+def _serve_gunicorn(app, sidecars, host, port, workers, threads):
     from gunicorn.app.base import BaseApplication
 
     class Server(BaseApplication):
@@ -89,6 +97,8 @@ def _serve_gunicorn(app, host, port, workers, threads):
             # Several servers on one machine must not share gunicorn's control socket.
             self.cfg.set("control_socket_disable", True)
             self.cfg.set("preload_app", True)  # the workers are forked with the app loaded here
+            self.cfg.set("post_worker_init", lambda worker: sidecars.in_worker())
+            self.cfg.set("when_ready", lambda arbiter: sidecars.close_turn_on_signals())
 
         def load(self):
             return app

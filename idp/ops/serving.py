@@ -1,10 +1,14 @@
 """What `idp serve` sets up around its workers: the app loaded once before they are forked, so that
 they share its pages; a shared metrics directory; and the delivery loop (mail and back-channel
-logouts) and the hourly prune as supervised children forked from the same loaded process
-(restarted when they die), so that neither costs an interpreter and an app of its own."""
+logouts) and the hourly prune as threads of one worker at a time (the turn: a lock that the kernel
+hands to another worker the moment the holder dies), so that neither costs a process, an
+interpreter or a copy of the app of its own."""
 
 from __future__ import annotations
 
+import errno
+import fcntl
+import functools
 import gc
 import logging
 import os
@@ -20,151 +24,193 @@ from ..telemetry import metrics
 
 log = logging.getLogger(__name__)
 
-# A child that dies within this many seconds of its start is restarted after a backoff that
-# doubles from RESTART_BACKOFF up to RESTART_BACKOFF_MAX; one that ran longer is restarted at once.
+# A loop that fails within this many seconds of its start is started again after a backoff that
+# doubles from RESTART_BACKOFF up to RESTART_BACKOFF_MAX; one that ran longer is started at once.
 RESTART_QUICK_DEATH = 10.0
 RESTART_BACKOFF = 0.5
 RESTART_BACKOFF_MAX = 30.0
-# A forked child stops when its master is gone; it looks this often.
+# A worker that does not run a loop tries this often to take it over (the holder's lock is free
+# the moment the holder dies or ends).
+TAKE_OVER_INTERVAL = 1.0
+# A worker looks this often whether its master is still there.
 PARENT_CHECK_INTERVAL = 1.0
 # Allocations from this size on get pages of their own, returned to the system when freed
-# (glibc's mallopt M_MMAP_THRESHOLD; see _return_large_blocks).
+# (glibc's mallopt M_MMAP_THRESHOLD; see _tune_malloc).
 MMAP_THRESHOLD = 1024 * 1024
 
 
-def _describe(status: int | None) -> str:
-    if status is None:
-        return "exit status unknown (the server reaped it first)"
-    if status < 0:
-        try:
-            return f"killed by signal {signal.Signals(-status).name}"
-        except ValueError:
-            return f"killed by signal {-status}"
-    return f"exit status {status}"
-
-
-def _wait(pid: int) -> int | None:
-    """The child's exit code (negative: the signal), or None when someone else reaped it:
-    gunicorn's arbiter waits for any child on SIGCHLD."""
-    while True:
-        try:
-            _pid, raw = os.waitpid(pid, 0)
-        except InterruptedError:
-            continue
-        except ChildProcessError:
-            return None
-        return os.waitstatus_to_exitcode(raw)
-
-
-def _name_process(title: str) -> None:
-    """The name `ps`, `top` and /proc/PID/comm show (at most 15 bytes): a forked child keeps its
-    master's command line, so this is how it is told apart."""
+def _name_thread(title: str) -> None:
+    """The name `ps -L`, `top -H` and /proc/PID/task/TID/comm show for the calling thread (at most 15
+    bytes): how an operator sees which worker runs a loop."""
     try:
-        Path("/proc/self/comm").write_text(title[:15])
+        Path(f"/proc/self/task/{threading.get_native_id()}/comm").write_text(title[:15])
     except OSError:
         pass
 
 
-def _stop_with_parent(stop: threading.Event) -> None:
-    """Set ``stop`` once the process that forked this one is gone (killed without stopping us)."""
-    parent = os.getppid()
-
-    def watch():
-        while not stop.wait(PARENT_CHECK_INTERVAL):
-            if os.getppid() != parent:
-                log.warning("the server (pid %s) is gone: stopping", parent)
-                stop.set()
-
-    threading.Thread(target=watch, name="parent watch", daemon=True).start()
-
-
-def _run_child(name: str, title: str, run: Callable[[threading.Event], None]) -> None:
-    """The body of a forked child: never returns, and never runs the master's exit handlers."""
-    status = 0
-    try:
-        _name_process(title)
-        stop = threading.Event()
-        signal.signal(signal.SIGTERM, lambda *_: stop.set())
-        signal.signal(signal.SIGINT, lambda *_: stop.set())
-        signal.signal(signal.SIGHUP, signal.SIG_DFL)  # the server's reload signal means nothing here
-        _stop_with_parent(stop)
-        run(stop)
-    except BaseException:  # noqa: BLE001 - whatever it was, the supervisor logs the exit and restarts it
-        log.exception("%s failed", name)
-        status = 1
-    finally:
-        logging.shutdown()
-        os._exit(status)
-
-
-class Supervised:
-    """A child process kept running for the life of `idp serve`: forked from the loaded server (it
-    shares the server's pages and costs only what it changes), it runs ``run(stop)`` and a thread
-    waits on it and forks it again when it dies, logging each death. Without it a killed delivery
-    loop stays dead and every mail waits until the whole server is restarted."""
+class Loop:
+    """One of the loops beside the server's requests: ``run(stop)`` in a thread named ``title``
+    (`ps -L`, `top -H`), started again when it fails (each failure logged) until ``stop`` is set."""
 
     def __init__(self, name: str, title: str, run: Callable[[threading.Event], None]):
         self.name = name
-        self._title = title
+        self.title = title
         self._run = run
-        self._stopping = threading.Event()
-        self._lock = threading.Lock()
-        self.pid = self._fork()
-        self._thread = threading.Thread(target=self._watch, name=f"supervise {name}", daemon=True)
-        self._thread.start()
 
-    def _fork(self) -> int:
-        pid = os.fork()
-        if pid == 0:
-            _run_child(self.name, self._title, self._run)
-        return pid
-
-    def _watch(self) -> None:
+    def run_until(self, stop: threading.Event) -> None:
+        _name_thread(self.title)
         backoff = 0.0
         while True:
             started = time.monotonic()
-            status = _wait(self.pid)
-            if self._stopping.is_set():
+            error = None
+            try:
+                self._run(stop)
+            except Exception as exc:  # noqa: BLE001 - whatever it was, it is logged and the loop starts again
+                error = exc
+            if stop.is_set():
                 return
             quick = time.monotonic() - started < RESTART_QUICK_DEATH
             backoff = min(max(backoff * 2, RESTART_BACKOFF), RESTART_BACKOFF_MAX) if quick else 0.0
-            log.error("%s (pid %s) died: %s; restarting in %.1f s", self.name, self.pid, _describe(status), backoff)
-            if self._stopping.wait(backoff):
+            log.error("%s (worker pid %s) %s; restarting in %.1f s", self.name, os.getpid(),
+                      "ended by itself" if error is None else "failed", backoff, exc_info=error)
+            if stop.wait(backoff):
                 return
-            with self._lock:
-                if self._stopping.is_set():
-                    return
-                self.pid = self._fork()
-            log.warning("%s restarted as pid %s", self.name, self.pid)
+            log.warning("%s restarted in worker pid %s", self.name, os.getpid())
 
-    def stop(self, timeout: float = 10) -> None:
-        with self._lock:
-            self._stopping.set()
-            pid = self.pid
+
+class Turn:
+    """The workers' turn at the loops: one worker at a time runs them all. Every worker keeps a
+    thread that waits for the turn's lock (``flock`` on ``lock_path``); the one that has it runs
+    each loop in a thread of its own until its worker ends. The kernel frees the lock of a worker
+    that dies, however it dies, and another worker (or the one the server starts in its place)
+    takes the turn within TAKE_OVER_INTERVAL. The holder's pid is in the lock file while it has
+    the turn, so a take-over says whose loops died with it. The master creates the lock file
+    (``open``) before it forks the workers and removes it (``close``) when the server shuts
+    down: from then on no worker takes the turn."""
+
+    def __init__(self, lock_path: str, loops: list[Loop]):
+        self.lock_path = lock_path
+        self.loops = loops
+        self._names = ", ".join(loop.name for loop in loops)
+
+    def open(self) -> None:
+        os.close(os.open(self.lock_path, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600))
+
+    def close(self) -> None:
         try:
-            os.kill(pid, signal.SIGTERM)
-        except ProcessLookupError:
+            os.unlink(self.lock_path)
+        except FileNotFoundError:
             pass
-        self._thread.join(timeout=timeout)
-        if self._thread.is_alive():
+
+    def keep(self, stop: threading.Event) -> None:
+        """A worker's waiting thread: wait for the turn, run the loops until ``stop``, hand the turn on."""
+        try:
+            fd = os.open(self.lock_path, os.O_RDWR | os.O_CLOEXEC)
+        except FileNotFoundError:  # closed: the server is shutting down
+            return
+        try:
+            if not self._take(fd, stop):
+                return
+            threads = [threading.Thread(target=loop.run_until, args=(stop,), name=loop.name) for loop in self.loops]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+            os.ftruncate(fd, 0)  # a clean end: whoever takes the turn next has nothing to report
+        finally:
+            os.close(fd)  # frees the lock
+
+    def _take(self, fd: int, stop: threading.Event) -> bool:
+        while True:
             try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            self._thread.join(timeout=5)
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                locked = True
+            except OSError as exc:
+                if exc.errno not in (errno.EAGAIN, errno.EACCES):
+                    raise
+                locked = False
+            if os.fstat(fd).st_nlink == 0:  # closed: the server is shutting down
+                return False
+            if locked:
+                break
+            if stop.wait(TAKE_OVER_INTERVAL):
+                return False
+        previous = os.pread(fd, 32, 0).decode(errors="replace").strip()
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        if previous:
+            log.error("worker pid %s died while running the %s; worker pid %s runs them now",
+                      previous, self._names, os.getpid())
+        else:
+            log.info("worker pid %s runs the %s", os.getpid(), self._names)
+        return True
+
+
+def _stop_with_worker(stop: threading.Event) -> None:
+    """Set ``stop`` when this worker ends (its main thread is done: the server stopped it) or its
+    master is gone (killed without stopping it): the loops' threads end with the worker, and a
+    worker whose master is gone ends too (gunicorn's do by themselves, granian's go on serving)."""
+    parent = os.getppid()
+    main = threading.main_thread()
+
+    def watch():
+        while True:
+            main.join(PARENT_CHECK_INTERVAL)
+            if not main.is_alive():
+                stop.set()
+                return
+            if os.getppid() != parent:
+                log.warning("the server (pid %s) is gone: worker pid %s stopping", parent, os.getpid())
+                stop.set()
+                os.kill(os.getpid(), signal.SIGTERM)
+                return
+
+    threading.Thread(target=watch, name="worker watch", daemon=True).start()
 
 
 class Sidecars:
-    def __init__(self, metrics_dir: str, owned: bool, children: list[Supervised]):
+    """What `idp serve` runs beside its workers' requests: the metrics directory they share and the
+    loops they take turns at. In the master: ``close_turn_on_signals`` once the server has set its
+    signal handlers, ``stop`` at the end; in each worker: ``in_worker`` once it is forked."""
+
+    def __init__(self, metrics_dir: str, owned: bool, loops: list[Loop]):
         self.metrics_dir = metrics_dir
         self._owned = owned
-        self.children = children
+        self.loops = loops
+        self._turn = Turn(os.path.join(metrics_dir, "loops.lock"), loops) if loops else None
+        if self._turn is not None:
+            self._turn.open()
+
+    def in_worker(self) -> None:
+        """Watch this worker's end and its master, and start its thread that waits for its turn at the
+        loops. Neither that thread nor the loops' are daemons: a worker that ends lets a running
+        round finish."""
+        stop = threading.Event()
+        _stop_with_worker(stop)
+        if self._turn is not None:
+            threading.Thread(target=self._turn.keep, args=(stop,), name="loops turn").start()
+
+    def close_turn_on_signals(self) -> None:
+        """Make the signals that stop the server (SIGTERM, SIGINT, SIGQUIT) close the turn before the
+        server's own handler runs: when the whole process group gets SIGTERM, the worker that runs
+        the loops ends, and no other worker, about to end itself, may take them over."""
+        if self._turn is None:
+            return
+        for number in (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT):
+            previous = signal.getsignal(number)
+            if callable(previous):
+                signal.signal(number, functools.partial(_close_then, self._turn, previous))
 
     def stop(self) -> None:
-        for child in self.children:
-            child.stop()
+        if self._turn is not None:
+            self._turn.close()
         if self._owned:
             shutil.rmtree(self.metrics_dir, ignore_errors=True)
+
+
+def _close_then(turn: Turn, handler, signum, frame) -> None:
+    turn.close()
+    handler(signum, frame)
 
 
 def _fresh_metrics_dir() -> tuple[str, bool]:
@@ -174,7 +220,7 @@ def _fresh_metrics_dir() -> tuple[str, bool]:
     if given:
         path = Path(given)
         path.mkdir(parents=True, exist_ok=True)
-        for stale in path.glob("*.db"):
+        for stale in [*path.glob("*.db"), *path.glob("*.lock")]:
             stale.unlink()
         return str(path), False
     return tempfile.mkdtemp(prefix="idp-metrics-"), True
@@ -203,11 +249,12 @@ def preload(app) -> None:
     configure_mappers()
     for name in app.jinja_env.list_templates(filter_func=lambda n: n.endswith((".html", ".txt"))):
         app.jinja_env.get_template(name)
-    with app.test_request_context():
+    # An app context is enough for Flask-Babel (a test request context would load flask.testing,
+    # and with it click.testing and pdb, into every process).
+    with app.app_context():
         for language in app.config["LANGUAGES"]:
             with force_locale(language):
                 get_translations()
-    with app.app_context():
         engines = list(db.engines.values())
 
     def fresh_pools():
@@ -216,22 +263,32 @@ def preload(app) -> None:
             engine.dispose(close=False)
 
     os.register_at_fork(after_in_child=fresh_pools)
-    _return_large_blocks()
+    _tune_malloc()
     gc.collect()
     gc.freeze()
+    # What the master loads after this (the server itself) is shared with the workers too.
+    os.register_at_fork(before=gc.freeze)
 
 
-def _return_large_blocks() -> None:
-    """glibc keeps a freed block in its heap once blocks that large have been freed before (the
-    threshold grows up to 32 MiB): each of a worker's threads would keep the 19 MiB an Argon2id
-    hash used. A fixed threshold maps each large block on its own and unmaps it when freed."""
+def _tune_malloc() -> None:
+    """Two things glibc's allocator does not do by itself.
+
+    It keeps a freed block in its heap once blocks that large have been freed before (the threshold
+    grows up to 32 MiB): each of a worker's threads would keep the 19 MiB an Argon2id hash used. A
+    fixed threshold maps each large block on its own and unmaps it when freed.
+
+    It keeps the free pages inside its heap (loading the app leaves a few MiB of them): a forked
+    process maps them too, and the first of its allocations to land there copies the page.
+    ``malloc_trim`` right before each fork gives them back to the system instead."""
     try:
         import ctypes
 
         libc = ctypes.CDLL(None)
         libc.mallopt(-3, MMAP_THRESHOLD)  # M_MMAP_THRESHOLD
+        trim = libc.malloc_trim
     except (OSError, AttributeError):  # not glibc: its allocator decides
-        pass
+        return
+    os.register_at_fork(before=lambda: trim(0))
 
 
 def delivery_loop(app) -> Callable[[threading.Event], None]:
@@ -255,19 +312,19 @@ def prune_loop(app, every: int) -> Callable[[threading.Event], None]:
 
 
 def start(app, delivery: bool = True) -> Sidecars:
-    """Call after ``preload`` and before the workers start: they and the children inherit the
-    environment. Without ``delivery`` no delivery loop runs here: neither mail nor back-channel
-    logouts leave from this instance, and the log says so."""
+    """Call after ``preload`` and before the workers start: they inherit the environment, and each
+    calls ``in_worker`` of what this returns. Without ``delivery`` no delivery loop runs here:
+    neither mail nor back-channel logouts leave from this instance, and the log says so."""
     directory, owned = _fresh_metrics_dir()
     metrics.enable_multiprocess(directory)
-    children = []
+    loops = []
     if delivery:
-        children.append(Supervised("delivery loop", "idp-delivery", delivery_loop(app)))
+        loops.append(Loop("delivery loop", "idp-delivery", delivery_loop(app)))
     else:
         log.warning("no delivery loop on this instance (--no-delivery): mail and back-channel logouts stay queued "
                     "until an `idp mail deliver --loop` or another `idp serve` delivers them")
     interval = app.config["PRUNE_INTERVAL"]
     if interval:
         # Every instance runs one; the advisory lock lets one of them work at a time.
-        children.append(Supervised("prune loop", "idp-prune", prune_loop(app, interval)))
-    return Sidecars(directory, owned, children)
+        loops.append(Loop("prune loop", "idp-prune", prune_loop(app, interval)))
+    return Sidecars(directory, owned, loops)

@@ -87,13 +87,31 @@ def message_id(item: OutboxMail) -> str:
     return f"<outbox.{item.id}.{item.created_at:%Y%m%d%H%M%S%f}@{host}>"
 
 
-def deliver_due(limit: int = 50) -> tuple[int, int]:
-    """Send what is due. Returns (sent, failed). Without an SMTP server nothing is sent."""
+def _release(ids: list[int], now: dt.datetime) -> None:
+    """Give up our claim (``_claim`` at ``now``) on mails not sent yet: the next round, here or
+    elsewhere, takes them at once. A claim that has run out and been taken by another is not ours."""
+    ours = now + dt.timedelta(seconds=CLAIM_SECONDS)
+    db.session.execute(
+        update(OutboxMail)
+        .where(OutboxMail.id.in_(ids), OutboxMail.status == "queued", OutboxMail.claimed_until == ours)
+        .values(claimed_until=None)
+    )
+    db.session.commit()
+
+
+def deliver_due(limit: int = 50, stop=None) -> tuple[int, int]:
+    """Send what is due. Returns (sent, failed). Without an SMTP server nothing is sent. Once
+    ``stop`` (a threading.Event) is set, no further mail is begun: the worker running the loop
+    is ending."""
     if not current_app.config["MAIL_SERVER"]:
         return 0, 0
     now = clock.now()
     sent = failed = 0
-    for mail_id in _claim(now, limit):
+    claimed = _claim(now, limit)
+    for index, mail_id in enumerate(claimed):
+        if stop is not None and stop.is_set():
+            _release(claimed[index:], now)
+            break
         item = db.session.get(OutboxMail, mail_id)
         msg = Message(
             subject=item.subject,
@@ -143,12 +161,14 @@ def deliver_forever(stop=None) -> None:
     interval = current_app.config["MAIL_POLL_INTERVAL"]
     while stop is None or not stop.is_set():
         try:
-            deliver_due()
+            deliver_due(stop=stop)
         except Exception:  # a database hiccup must not end the loop
             log.exception("mail delivery round failed")
             db.session.rollback()
         finally:
             db.session.remove()
+        if stop is not None and stop.is_set():
+            return
         deliver_logouts()
         if stop is not None:
             stop.wait(interval)

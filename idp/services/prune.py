@@ -103,8 +103,9 @@ def _dead_token_families(now: dt.datetime, batch_size: int) -> int:
             return total
 
 
-def prune(now: dt.datetime | None = None, batch_size: int | None = None) -> dict[str, int]:
-    """Delete what has expired; returns how many rows of each kind went."""
+def prune(now: dt.datetime | None = None, batch_size: int | None = None, stop=None) -> dict[str, int]:
+    """Delete what has expired; returns how many rows of each kind went. Once ``stop`` (a
+    threading.Event) is set, no further kind is begun: the worker running the loop is ending."""
     now = now or clock.now()
     batch = batch_size or current_app.config["PRUNE_BATCH_SIZE"]
     recent_codes = now - EMAIL_CODE_COUNT_WINDOW
@@ -147,6 +148,8 @@ def prune(now: dt.datetime | None = None, batch_size: int | None = None) -> dict
     ]
     counts = {}
     for name, step in steps:
+        if stop is not None and stop.is_set():
+            break
         try:
             counts[name] = step()
         except Exception:
@@ -155,11 +158,11 @@ def prune(now: dt.datetime | None = None, batch_size: int | None = None) -> dict
     return counts
 
 
-def prune_once_everywhere(now: dt.datetime | None = None) -> dict[str, int] | None:
+def prune_once_everywhere(now: dt.datetime | None = None, stop=None) -> dict[str, int] | None:
     """``prune()`` unless another instance is pruning right now (PostgreSQL advisory lock);
     None when it was. On SQLite there is one machine, so no lock is needed."""
     if db.engine.dialect.name != "postgresql":
-        return prune(now)
+        return prune(now, stop=stop)
     with db.engine.connect() as lock_connection:
         got = lock_connection.execute(text("SELECT pg_try_advisory_lock(:key)"), {"key": ADVISORY_LOCK_KEY}).scalar()
         lock_connection.commit()
@@ -167,7 +170,7 @@ def prune_once_everywhere(now: dt.datetime | None = None) -> dict[str, int] | No
             log.info("prune: another instance is pruning, skipped")
             return None
         try:
-            return prune(now)
+            return prune(now, stop=stop)
         finally:
             lock_connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": ADVISORY_LOCK_KEY})
             lock_connection.commit()
@@ -178,7 +181,7 @@ def prune_forever(every: int, stop) -> None:
     `idp serve` and of `idp db prune --every`."""
     while not stop.is_set():
         try:
-            counts = prune_once_everywhere()
+            counts = prune_once_everywhere(stop=stop)
             if counts is not None:
                 log.info("pruned %s", ", ".join(f"{k} {v}" for k, v in counts.items()), extra={"pruned": counts})
         except Exception:  # a database hiccup must not end the loop; the next round tries again

@@ -15,8 +15,8 @@ from tests.smtp_sink import Mailbox
 
 
 def children_of(pid: int) -> list[tuple[int, str]]:
-    """(pid, name and command line) of the live processes whose parent is ``pid``: the loops that
-    `idp serve` forks keep its command line and are told apart by their names (`idp-delivery`)."""
+    """(pid, name and command line) of the live processes whose parent is ``pid``: under `idp serve`,
+    its workers."""
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -31,6 +31,22 @@ def children_of(pid: int) -> list[tuple[int, str]]:
         if int(fields[1]) == pid and fields[0] != "Z":
             found.append((int(entry.name), f"[{name}] {cmdline}"))
     return found
+
+
+def thread_names(pid: int) -> list[str]:
+    """The names of a process's threads (`ps -L`): the worker that runs the delivery and prune loops
+    has threads named `idp-delivery` and `idp-prune`."""
+    names = []
+    try:
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
+    except OSError:
+        return names
+    for task in tasks:
+        try:
+            names.append((task / "comm").read_text().strip())
+        except OSError:
+            continue
+    return names
 
 
 @pytest.fixture

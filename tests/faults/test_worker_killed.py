@@ -23,11 +23,8 @@ from tests.live import Visitor
 
 from .conftest import children_of
 
-LOOPS = ("[idp-delivery]", "[idp-prune]")
-
-
 def _workers(server) -> set[int]:
-    return {pid for pid, cmd in children_of(server.process.pid) if not any(loop in cmd for loop in LOOPS)}
+    return {pid for pid, _cmd in children_of(server.process.pid)}
 
 
 def _wait_for_workers(server, count: int, timeout: float = 15) -> set[int]:

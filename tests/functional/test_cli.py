@@ -209,26 +209,17 @@ def test_serve_without_delivery_runs_no_delivery_loop_and_says_so(app, caplog, m
 
     (flag,) = [p for p in serve.params if p.name == "no_delivery"]
     assert flag.opts == ["--no-delivery", "--no-mail"] and "back-channel logouts" in flag.help
-    started = []
-
-    class Child:
-        def __init__(self, name, title, run):
-            started.append(name)
-
-        def stop(self):
-            pass
-
-    monkeypatch.setattr(serving, "Supervised", Child)
     # This test process keeps counting in memory, not in a directory of samples.
     monkeypatch.setattr(serving.metrics, "enable_multiprocess", lambda directory: None)
     monkeypatch.setitem(app.config, "PRUNE_INTERVAL", 0)
     with caplog.at_level("WARNING", logger="idp.ops.serving"):
         sidecars = serving.start(app, delivery=False)
     sidecars.stop()
-    assert started == []
+    assert sidecars.loops == []
     assert "mail and back-channel logouts stay queued" in caplog.text
-    serving.start(app, delivery=True).stop()
-    assert started == ["delivery loop"]
+    sidecars = serving.start(app, delivery=True)
+    sidecars.stop()
+    assert [loop.name for loop in sidecars.loops] == ["delivery loop"]
 
 
 @pytest.mark.parametrize("server", ["granian", "gunicorn"])

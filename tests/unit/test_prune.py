@@ -228,3 +228,30 @@ def test_only_one_instance_prunes_at_a_time_on_postgresql(app, seeded):
         assert json.loads(done.stdout) == EXPECTED_COUNTS
     finally:
         other.dispose()
+
+
+
+class _SetAfter:
+    """A stop event that is set from its ``checks``-th look on: the loop's worker began to end."""
+
+    def __init__(self, checks: int):
+        self._looks = 0
+        self._checks = checks
+
+    def is_set(self) -> bool:
+        self._looks += 1
+        return self._looks >= self._checks
+
+
+def test_a_prune_that_is_stopped_begins_no_further_kind(app, seeded):
+    """The worker that runs the prune loop is ending: the kind begun is pruned, no other."""
+    from idp.services import prune
+
+    with app.app_context():
+        before = remaining()
+        counts = prune.prune(stop=_SetAfter(2))
+        after = remaining()
+    assert counts == {"email_codes": EXPECTED_COUNTS["email_codes"]}
+    assert after["email_codes"] != before["email_codes"]
+    assert {kind: rows for kind, rows in after.items() if kind != "email_codes"} == {
+        kind: rows for kind, rows in before.items() if kind != "email_codes"}

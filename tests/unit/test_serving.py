@@ -1,15 +1,21 @@
-"""The children `idp serve` forks from its loaded app: named, forked again when they die (and the
-death logged), stopped with the server; and the app made ready to be forked."""
+"""The loops of `idp serve` as threads of its workers, one worker at a time (the turn): named,
+started again when they fail (and the failure logged), taken over when the worker running them
+dies, never taken over once the server is shutting down; and the app made ready to be forked."""
 
 from __future__ import annotations
 
 import gc
 import os
 import signal
+import subprocess
+import sys
+import threading
 import time
 from pathlib import Path
 
 from idp.ops import serving
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _wait_for(predicate, timeout: float = 10):
@@ -19,67 +25,131 @@ def _wait_for(predicate, timeout: float = 10):
         time.sleep(0.02)
 
 
-def _alive(pid: int) -> bool:
+def _recording(runs: list, name: str = "test loop", title: str = "idp-test-loop") -> serving.Loop:
+    """A loop that notes its thread's name each time it starts, and runs until stopped."""
+
+    def run(stop):
+        runs.append(Path(f"/proc/self/task/{threading.get_native_id()}/comm").read_text().strip())
+        stop.wait()
+
+    return serving.Loop(name, title, run)
+
+
+def _turn(tmp_path, loops: list[serving.Loop]) -> serving.Turn:
+    turn = serving.Turn(str(tmp_path / "loops.lock"), loops)
+    turn.open()
+    return turn
+
+
+def _worker(turn: serving.Turn) -> tuple[threading.Thread, threading.Event]:
+    """What a worker does with the turn, as a thread of this process: its own lock file
+    description, so it competes for the lock as another process would."""
+    stop = threading.Event()
+    thread = threading.Thread(target=turn.keep, args=(stop,))
+    thread.start()
+    return thread, stop
+
+
+def test_one_worker_at_a_time_runs_the_loops_and_another_takes_them_when_it_ends(tmp_path, caplog, monkeypatch):
+    monkeypatch.setattr(serving, "TAKE_OVER_INTERVAL", 0.05)
+    runs = []
+    turn = _turn(tmp_path, [_recording(runs)])
+    with caplog.at_level("INFO", logger="idp.ops.serving"):
+        first, stop_first = _worker(turn)
+        _wait_for(lambda: len(runs) == 1)
+        second, stop_second = _worker(turn)
+        time.sleep(0.3)
+        assert len(runs) == 1  # the second waits for its turn
+        stop_first.set()
+        first.join(5)
+        _wait_for(lambda: len(runs) == 2)
+        stop_second.set()
+        second.join(5)
+    assert runs == ["idp-test-loop", "idp-test-loop"]  # named for ps -L
+    assert caplog.text.count("runs the test loop") == 2
+    assert "died" not in caplog.text  # the first handed its turn on
+
+
+def test_the_loops_of_a_worker_that_dies_are_taken_over_and_its_death_logged(tmp_path, caplog, monkeypatch):
+    monkeypatch.setattr(serving, "TAKE_OVER_INTERVAL", 0.05)
+    lock = tmp_path / "loops.lock"
+    _turn(tmp_path, [])
+    code = ("import threading; from idp.ops import serving\n"
+            "def run(stop):\n    print('running', flush=True); stop.wait()\n"
+            f"serving.Turn({str(lock)!r}, [serving.Loop('test loop', 'idp-test-loop', run)]).keep(threading.Event())\n")
+    holder = subprocess.Popen([sys.executable, "-c", code], cwd=REPO, stdout=subprocess.PIPE, text=True)
+    runs = []
     try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
+        assert holder.stdout.readline().strip() == "running"
+        with caplog.at_level("INFO", logger="idp.ops.serving"):
+            waiting, stop = _worker(serving.Turn(str(lock), [_recording(runs)]))
+            time.sleep(0.3)
+            assert runs == []
+            holder.kill()
+            holder.wait(5)
+            _wait_for(lambda: len(runs) == 1)
+            stop.set()
+            waiting.join(5)
+    finally:
+        holder.kill()
+        holder.stdout.close()
+    assert (f"worker pid {holder.pid} died while running the test loop; worker pid {os.getpid()} runs them now"
+            in caplog.text)
 
 
-def _writes_its_pid(path: Path):
-    def run(stop):
-        path.write_text(str(os.getpid()))
-        stop.wait(60)
+def test_a_loop_that_fails_is_logged_and_started_again(caplog):
+    calls = []
+    stop = threading.Event()
 
-    return run
-
-
-def test_a_forked_child_is_named_and_forked_again_when_it_dies(tmp_path, caplog):
-    marker = tmp_path / "pid"
-    with caplog.at_level("WARNING", logger="idp.ops.serving"):
-        child = serving.Supervised("test loop", "idp-test-loop", _writes_its_pid(marker))
-        try:
-            _wait_for(lambda: marker.exists() and marker.read_text() == str(child.pid))
-            first = child.pid
-            assert Path(f"/proc/{first}/comm").read_text().strip() == "idp-test-loop"
-            os.kill(first, signal.SIGKILL)
-            _wait_for(lambda: child.pid != first and marker.read_text() == str(child.pid))
-        finally:
-            child.stop()
-    assert f"test loop (pid {first}) died: killed by signal SIGKILL; restarting in 0.5 s" in caplog.text
-    assert f"test loop restarted as pid {child.pid}" in caplog.text
-    assert not _alive(first) and not _alive(child.pid)
-
-
-def test_a_child_that_fails_exits_and_is_forked_again(tmp_path, caplog):
-    runs = tmp_path / "runs"
-    runs.mkdir()
-
-    def run(stop):
-        (runs / str(os.getpid())).touch()
+    def run(stop_):
+        calls.append(time.monotonic())
+        if len(calls) == 3:
+            stop.set()
         raise RuntimeError("a bug in the loop")
 
     with caplog.at_level("WARNING", logger="idp.ops.serving"):
-        child = serving.Supervised("failing loop", "idp-failing", run)
-        try:
-            _wait_for(lambda: len(list(runs.iterdir())) >= 2)
-        finally:
-            child.stop()
-    assert "failing loop (pid" in caplog.text and "died: exit status 1" in caplog.text
+        thread = threading.Thread(target=serving.Loop("failing loop", "idp-failing", run).run_until, args=(stop,))
+        thread.start()
+        thread.join(10)
+    assert not thread.is_alive() and len(calls) == 3
+    assert f"failing loop (worker pid {os.getpid()}) failed; restarting in 0.5 s" in caplog.text
+    assert "restarting in 1.0 s" in caplog.text  # a loop that fails at once backs off
+    assert "RuntimeError: a bug in the loop" in caplog.text
+    assert "failing loop restarted in worker pid" in caplog.text
 
 
-def test_stop_ends_the_child_with_sigterm_and_it_is_not_forked_again(tmp_path, caplog):
-    marker = tmp_path / "pid"
-    with caplog.at_level("WARNING", logger="idp.ops.serving"):
-        child = serving.Supervised("test loop", "idp-test-loop", _writes_its_pid(marker))
-        _wait_for(marker.exists)
-        pid = child.pid
-        started = time.monotonic()
-        child.stop()
-    assert time.monotonic() - started < 5  # the loop's stop event was set: no SIGKILL needed
-    assert not _alive(pid) and child.pid == pid
-    assert "died" not in caplog.text
+def test_once_the_turn_is_closed_no_worker_takes_it(tmp_path, monkeypatch):
+    """When the whole process group gets SIGTERM, the worker that runs the loops ends, and another,
+    about to end too, would take them over: the master closes the turn first."""
+    monkeypatch.setattr(serving, "TAKE_OVER_INTERVAL", 0.05)
+    runs = []
+    turn = _turn(tmp_path, [_recording(runs)])
+    first, stop_first = _worker(turn)
+    _wait_for(lambda: len(runs) == 1)
+    second, stop_second = _worker(turn)
+    turn.close()
+    late, stop_late = _worker(turn)  # a worker started after: none is, but if one were
+    stop_first.set()
+    first.join(5)
+    second.join(5)  # it gives up waiting by itself
+    late.join(5)
+    assert not second.is_alive() and not late.is_alive() and len(runs) == 1
+    stop_second.set()
+    stop_late.set()
+
+
+def test_the_signals_that_stop_the_server_close_the_turn_first(tmp_path):
+    sidecars = serving.Sidecars(str(tmp_path), owned=False, loops=[_recording([])])
+    lock = tmp_path / "loops.lock"
+    assert lock.exists()  # the turn is open
+    seen = []
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: seen.append(lock.exists()))
+    try:
+        sidecars.close_turn_on_signals()
+        signal.raise_signal(signal.SIGTERM)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert seen == [False]  # the server's own handler ran, after the turn was closed
 
 
 def test_preload_compiles_templates_and_freezes_what_is_loaded(app):
