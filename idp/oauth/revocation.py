@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from authlib.oauth2.rfc7009 import RevocationEndpoint
 
-from .. import clock
 from ..services import tokens as token_service
 from . import machine_tokens, tokens
 from .supported import ANY_AUTH_METHODS
@@ -32,4 +31,4 @@ class IdpRevocationEndpoint(RevocationEndpoint):
             # Revoking either token of an authorization ends that authorization's family.
             token_service.revoke_family(token.grant_id)
         else:
-            token.revoked_at = clock.now()
+            token_service.revoke_token(token.id)

@@ -13,6 +13,7 @@ from sqlalchemy.orm import joinedload, lazyload
 from .. import clock
 from ..extensions import db
 from ..models import Account, AuthorizationCode, ConnectorUser, Grant, Token
+from ..models.oauth import FoundToken
 from ..services import tokens as token_service
 from ..services.crypto import token_hash
 from . import dpop, machine_tokens
@@ -24,18 +25,42 @@ MAX_ACCESS_TOKEN_LENGTH = 4096
 
 
 
-def _by_hash(column, with_account: bool):
-    """A token by the hash of one of its values, built once. Every use reads the token's grant
-    (revocation) in the same query; the client it compares by id (the request's client comes
-    from the client cache). The account comes along where the caller needs the person (a
-    refresh, a resource request), without its memberships; whatever else is read where used."""
-    account = joinedload(Token.account).lazyload(Account.memberships) if with_account else lazyload(Token.account)
-    return (select(Token).options(lazyload(Token.client), lazyload(Token.connector), account)
+def _by_hash(column):
+    """A token by the hash of one of its values, as the ORM row, for a caller that goes on with
+    it (a refresh rotates it, a resource request serves its person), built once. It reads the
+    token's grant (revocation) and the account, without its memberships, in the same query;
+    the client it compares by id (the request's client comes from the client cache);
+    whatever else is read where used."""
+    return (select(Token).options(lazyload(Token.client), lazyload(Token.connector),
+                                  joinedload(Token.account).lazyload(Account.memberships))
             .where(column == bindparam("hash")))
 
 
-_BY_ACCESS_HASH = {True: _by_hash(Token.access_token_hash, True), False: _by_hash(Token.access_token_hash, False)}
-_BY_REFRESH_HASH = {True: _by_hash(Token.refresh_token_hash, True), False: _by_hash(Token.refresh_token_hash, False)}
+def _found_by_hash(column):
+    """A token by the hash of one of its values, as a read-only ``FoundToken``: its columns,
+    its grant's revocation and its connector user's name in one SELECT of columns, built once.
+    A fraction of the ORM row's cost, for what only reads the token (introspection above all)."""
+    table, grants, connectors = Token.__table__, Grant.__table__, ConnectorUser.__table__
+    return (select(*(table.c[name] for name in FoundToken.COLUMNS), grants.c.revoked_at.label("grant_revoked_at"),
+                   connectors.c.username.label("connector_username"),
+                   connectors.c.administration_id.label("connector_administration_id"))
+            .join_from(table, grants, grants.c.id == table.c.grant_id)
+            .outerjoin(connectors, connectors.c.id == table.c.connector_id)
+            .where(column == bindparam("hash")))
+
+
+# with_account: the ORM row with its person; else what a read finds.
+_BY_ACCESS_HASH = {True: _by_hash(Token.access_token_hash), False: _found_by_hash(Token.__table__.c.access_token_hash)}
+_BY_REFRESH_HASH = {True: _by_hash(Token.refresh_token_hash),
+                    False: _found_by_hash(Token.__table__.c.refresh_token_hash)}
+
+
+def _find(statements: dict, value: str, with_account: bool) -> Token | FoundToken | None:
+    parameters = {"hash": token_hash(value)}
+    if with_account:
+        return db.session.scalar(statements[True], parameters)
+    row = db.session.execute(statements[False], parameters).mappings().first()
+    return FoundToken(row) if row is not None else None
 
 
 def _opaque_value() -> str:
@@ -144,14 +169,16 @@ def save_token(token: dict, request) -> None:
     token_service.save(row)
 
 
-def find_access_token(value: str, with_account: bool = False) -> Token | machine_tokens.MachineToken | None:
+def find_access_token(value: str, with_account: bool = False) -> Token | FoundToken | machine_tokens.MachineToken | None:
     """The stored token of an access token (opaque or JWT alike, by its hash), or the verified
-    self-contained one of a client-credentials grant; ``with_account`` loads its person with it."""
+    self-contained one of a client-credentials grant. ``with_account`` loads the ORM row with
+    its person (a resource request); without it the stored token comes as a read-only
+    ``FoundToken``."""
     if not isinstance(value, str) or not value or len(value) > MAX_ACCESS_TOKEN_LENGTH:
         return None
     if value.startswith(machine_tokens.PREFIX):
         return machine_tokens.verify(value)
-    row = db.session.scalar(_BY_ACCESS_HASH[with_account], {"hash": token_hash(value)})
+    row = _find(_BY_ACCESS_HASH, value, with_account)
     if row is None and value.startswith(machine_tokens.JWT_PREFIX):
         return machine_tokens.verify_jwt(value)
     return row
@@ -167,15 +194,18 @@ def presented_client_id(request) -> str | None:
     return token.client_id if token is not None else None
 
 
-def find_refresh_token(value: str, with_account: bool = False) -> Token | None:
+def find_refresh_token(value: str, with_account: bool = False) -> Token | FoundToken | None:
+    """The stored token of a refresh token: with ``with_account`` the ORM row with its person
+    (a refresh rotates it), else a read-only ``FoundToken``."""
     if not isinstance(value, str) or not value or len(value) > 512:
         return None
-    return db.session.scalar(_BY_REFRESH_HASH[with_account], {"hash": token_hash(value)})
+    return _find(_BY_REFRESH_HASH, value, with_account)
 
 
-def find_by_hint(value: str, hint: str | None) -> tuple[Token | machine_tokens.MachineToken, str] | None:
+def find_by_hint(value: str, hint: str | None) -> tuple[FoundToken | machine_tokens.MachineToken, str] | None:
     """The token a presented string belongs to and which of its values it is, looking
-    first where the hint points (RFC 7009 and 7662 hints are only hints)."""
+    first where the hint points (RFC 7009 and 7662 hints are only hints). Read-only: a
+    change to it goes through services.tokens."""
     lookups = [("access_token", find_access_token), ("refresh_token", find_refresh_token)]
     if hint == "refresh_token":
         lookups.reverse()

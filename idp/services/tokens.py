@@ -99,6 +99,13 @@ def revoke_family(grant_id: str) -> int:
     ).rowcount
 
 
+def revoke_token(token_id: int) -> int:
+    """Revoke one token on its own: a family of one (a connector user's token)."""
+    return db.session.execute(
+        update(Token).where(Token.id == token_id, Token.revoked_at.is_(None)).values(revoked_at=clock.now())
+    ).rowcount
+
+
 def revoke_for_account(account: Account) -> int:
     _revoke_grants(Grant.account_id == account.id)
     return db.session.execute(

@@ -12,7 +12,7 @@ from sqlalchemy import event, select
 from idp import clock
 from idp.extensions import db
 from idp.models import AuditEvent, ConnectorUser
-from tests.helpers import GOOD_PASSWORD, accept_until, introspect, invite, last_mail, mail_count, make_client, token_request
+from tests.helpers import GOOD_PASSWORD, accept_until, basic, introspect, invite, last_mail, mail_count, make_client, token_request
 
 pytestmark = pytest.mark.config(CAPTCHA_MAX_NUMBER=1000)
 CONNECTOR_PASSWORD = "Bank-koppeling-99-Zon"
@@ -254,6 +254,15 @@ def test_new_password_revokes_earlier_tokens(app, browser, client, bank, with_pa
     setter.submit(password="Nieuw-bank-wachtwoord-7", password_confirm="Nieuw-bank-wachtwoord-7")
     assert introspect(client, bank, old)["active"] is False
     assert password_grant(client, bank, with_password["username"], CONNECTOR_PASSWORD).status_code == 400
+
+
+def test_revoking_a_connector_token_ends_it_alone(app, client, bank, with_password):
+    first, second = (password_grant(client, bank, with_password["username"], CONNECTOR_PASSWORD).get_json()
+                     for _ in range(2))
+    assert client.post("/revoke", data={"token": first["access_token"]}, headers=basic(bank)).status_code == 200
+    assert introspect(client, bank, first["access_token"])["active"] is False
+    # Each connector token is a family of one: the other one lives on.
+    assert introspect(client, bank, second["access_token"])["active"] is True
 
 
 def test_the_link_checks_a_new_password_as_the_owner_types(app, browser, owner):
