@@ -28,14 +28,11 @@ from collections.abc import Callable
 from contextlib import contextmanager
 
 from sqlalchemy import event
-from sqlalchemy.engine import Engine
 
 from .extensions import db
 
 log = logging.getLogger(__name__)
 _AFTER_COMMIT = "idp.after_commit"
-_CONNECTIONS = "idp.connections"  # session.info: the connections of its open transaction
-_WROTE = "idp.wrote"  # connection.info: a statement other than SELECT was sent in its transaction
 
 
 @contextmanager
@@ -70,26 +67,6 @@ def _drop_uncommitted(session, transaction) -> None:
     # (a rollback, a closed session) drops them. A savepoint's end leaves them to its parent.
     if transaction.parent is None:
         session.info.pop(_AFTER_COMMIT, None)
-        session.info.pop(_CONNECTIONS, None)
-
-
-@event.listens_for(db.session, "after_begin")
-def _watch_connection(session, transaction, connection) -> None:
-    connection.info[_WROTE] = False
-    session.info.setdefault(_CONNECTIONS, []).append(connection)
-
-
-@event.listens_for(Engine, "before_cursor_execute")
-def _note_write(connection, cursor, statement, parameters, context, executemany) -> None:
-    if not statement.lstrip().lower().startswith("select"):
-        connection.info[_WROTE] = True
-
-
-def _only_read(session) -> bool:
-    """The open transaction of ``session`` wrote nothing and has nothing to write."""
-    if _AFTER_COMMIT in session.info or session.new or session.deleted or session.dirty:
-        return False
-    return not any(connection.info.get(_WROTE, True) for connection in session.info.get(_CONNECTIONS, ()))
 
 
 def commit() -> None:
@@ -114,12 +91,9 @@ def abandon() -> None:
 def _finish_request(response):
     if not db.session.registry.has():
         return response  # no session was made: the request used no database (a client-credentials token)
-    session = db.session()
-    if not session.in_transaction() and _AFTER_COMMIT not in session.info:
+    if not db.session().in_transaction() and _AFTER_COMMIT not in db.session.info:
         return response  # nothing open to end
     if response.status_code < 400:
-        if _only_read(session):
-            return response  # ended by closing the session (see the module docstring)
         commit()
     else:
         rollback()

@@ -117,11 +117,3 @@ def test_a_request_that_wrote_through_any_statement_is_committed(app, client, ra
     assert len(commits) == 1
     assert _actions(app) == [f"probe.raw.{how}"]
 
-
-def test_a_request_that_only_read_ends_without_a_commit(app, client, raw_writer, commits):
-    assert client.get("/_raw/read").status_code == 200
-    assert commits == []
-    # The next request on the same connection that writes is committed: the read left no mark.
-    assert client.get("/_raw/session").status_code == 200
-    assert len(commits) == 1
-    assert _actions(app) == ["probe.raw.session"]
