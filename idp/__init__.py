@@ -21,6 +21,28 @@ def _resource_dir(name: str) -> str:
     return str(Path(sys.prefix) / "share" / "idp" / name)
 
 
+class _Flask(Flask):
+    """Flask, remembering the functions it found plain ``def`` (its views and hooks), which it
+    asks about again each time it calls one: eight times per request."""
+
+    MAX_REMEMBERED = 1024
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._plain = set()
+
+    def ensure_sync(self, func):
+        try:
+            if func in self._plain:
+                return func
+        except TypeError:  # unhashable: asked every time, as Flask does
+            return super().ensure_sync(func)
+        synced = super().ensure_sync(func)
+        if synced is func and len(self._plain) < self.MAX_REMEMBERED:
+            self._plain.add(func)
+        return synced
+
+
 def create_app(test_config: dict | None = None) -> Flask:
     from . import config, unit_of_work
     from .extensions import babel, csrf, db, limiter, mail
@@ -29,7 +51,7 @@ def create_app(test_config: dict | None = None) -> Flask:
                       oauth, security, signup, support)
     from .web.i18n import current_locale
 
-    app = Flask(
+    app = _Flask(
         __name__,
         template_folder=_resource_dir("templates"),
         static_folder=_resource_dir("static"),

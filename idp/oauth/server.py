@@ -78,8 +78,9 @@ class IdpAuthorizationServer(AuthorizationServer):
     def create_oauth2_request(self, request):
         # The client's address travels with Authlib's request, for the grants to hand to
         # the services that count failures and report reuse; so does the key of its DPoP
-        # proof, once checked. Parameters pushed earlier (PAR) replace the URL's.
-        oauth2_request = FlaskOAuth2Request(flask_request)
+        # proof, once checked. Parameters pushed earlier (PAR) replace the URL's. It wraps the
+        # request itself, not Flask's proxy of it: the grants read its values a dozen times.
+        oauth2_request = FlaskOAuth2Request(flask_request._get_current_object())
         oauth2_request.client_ip = flask_request.remote_addr
         oauth2_request.dpop_jkt = None
         oauth2_request.pushed = isinstance(request, par.Pushed)

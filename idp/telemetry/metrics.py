@@ -68,24 +68,42 @@ def enable_multiprocess(directory: str) -> None:
     values.ValueClass = values.get_value_class()
 
 
+# A metric's child per label values, as ``labels()`` returns it, without its lock and checks
+# on every request. The children belong to the value class they were made with: when it
+# changes (multiprocess mode switched on), they are asked for anew.
+_children: dict = {}
+_children_class = [None]
+
+
+def _child(metric, *labels):
+    if _children_class[0] is not values.ValueClass:
+        _children.clear()
+        _children_class[0] = values.ValueClass
+    key = (metric, labels)
+    child = _children.get(key)
+    if child is None:
+        child = _children[key] = metric.labels(*labels)
+    return child
+
+
 def security_event(action: str, outcome: str) -> None:
-    SECURITY_EVENTS.labels(action, outcome).inc()
+    _child(SECURITY_EVENTS, action, outcome).inc()
     if action in _SIGN_IN_ACTIONS:
         result = "throttled" if action == "login.throttled" else ("success" if outcome == "success" else "failure")
-        SIGN_INS.labels(_SIGN_IN_ACTIONS[action], result).inc()
+        _child(SIGN_INS, _SIGN_IN_ACTIONS[action], result).inc()
     if action in _LOCKOUT_ACTIONS:
-        LOCKOUTS.labels(_LOCKOUT_ACTIONS[action]).inc()
+        _child(LOCKOUTS, _LOCKOUT_ACTIONS[action]).inc()
 
 
 def mail(event: str, kind: str) -> None:
     """``event`` is queued, sent or failed."""
-    MAILS.labels(event, kind).inc()
+    _child(MAILS, event, kind).inc()
 
 
 def token_issued(grant_type: str | None) -> None:
-    TOKENS_ISSUED.labels(grant_type if grant_type in GRANT_TYPES else "other").inc()
+    _child(TOKENS_ISSUED, grant_type if grant_type in GRANT_TYPES else "other").inc()
 
 
 def request_done(endpoint: str, status: int, seconds: float) -> None:
-    REQUESTS.labels(endpoint, str(status)).inc()
-    LATENCY.labels(endpoint).observe(seconds)
+    _child(REQUESTS, endpoint, str(status)).inc()
+    _child(LATENCY, endpoint).observe(seconds)

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select, text
 
+from idp import clock
 from idp.extensions import db
 from idp.models import AuditEvent
 from idp.services import audit, mailer
@@ -76,3 +77,43 @@ def test_a_refused_link_step_leaves_the_flow_where_it_was(app, browser, portal, 
         assert db.session.get(Flow, flow_id).state == "password"  # the failed step is rolled back
     browser.submit(email=person["email"])
     assert browser.step_state == "forgot_code"
+
+
+RAW_INSERT = text("INSERT INTO audit_events (at, actor, action, outcome, detail) "
+                  "VALUES (:at, 'anonymous', :action, 'success', '{}')")
+
+
+@pytest.fixture
+def commits(app):
+    """The COMMITs the database is sent."""
+    seen = []
+    with app.app_context():
+        engine = db.engine
+    listener = lambda connection: seen.append(connection)  # noqa: E731
+    event.listen(engine, "commit", listener)
+    yield seen
+    event.remove(engine, "commit", listener)
+
+
+@pytest.fixture
+def raw_writer(app):
+    @app.route("/_raw/<how>")
+    def _raw(how):
+        db.session.scalars(select(AuditEvent.action)).all()
+        params = {"at": clock.now().replace(tzinfo=None), "action": f"probe.raw.{how}"}
+        if how == "session":
+            db.session.execute(RAW_INSERT, params)
+        elif how == "connection":
+            db.session.connection().execute(RAW_INSERT, params)
+        elif how == "flushed":
+            audit.record("probe.raw.flushed")
+            db.session.flush()
+        return "", 200
+
+
+@pytest.mark.parametrize("how", ["session", "connection", "flushed"])
+def test_a_request_that_wrote_through_any_statement_is_committed(app, client, raw_writer, commits, how):
+    assert client.get(f"/_raw/{how}").status_code == 200
+    assert len(commits) == 1
+    assert _actions(app) == [f"probe.raw.{how}"]
+
