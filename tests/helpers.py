@@ -538,3 +538,15 @@ def dpop_token_request(http, client, data, key: DPoPKey, auth="basic"):
         response = token_request(http, client, data, auth, {"DPoP": key.proof()})
         key.remember_nonce(response)
     return response
+
+
+class SetAfter:
+    """A stop event that is set from its ``checks``-th look on: the loop's worker began to end."""
+
+    def __init__(self, checks: int):
+        self._looks = 0
+        self._checks = checks
+
+    def is_set(self) -> bool:
+        self._looks += 1
+        return self._looks >= self._checks

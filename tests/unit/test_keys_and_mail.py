@@ -10,6 +10,8 @@ from idp import clock
 from idp.extensions import db
 from idp.services import keys, mailer
 
+from ..helpers import SetAfter
+
 
 def kids():
     keys.clear_cache()
@@ -62,25 +64,13 @@ def test_a_mail_is_abandoned_after_the_last_attempt(relay_down):
     assert mailer.deliver_due() == (0, 0)
 
 
-class _SetAfter:
-    """A stop event that is set from its ``checks``-th look on: the loop's worker began to end."""
-
-    def __init__(self, checks: int):
-        self._looks = 0
-        self._checks = checks
-
-    def is_set(self) -> bool:
-        self._looks += 1
-        return self._looks >= self._checks
-
-
 def test_a_round_that_is_stopped_begins_no_further_mail_and_gives_the_rest_back(relay_down):
     from idp.models import OutboxMail
 
     others = [mailer.queue(f"bob{i}@example.com", "email_code", "en", code="123456", minutes=10, name="Bob")
               for i in range(2)]
     db.session.commit()
-    assert mailer.deliver_due(stop=_SetAfter(2)) == (0, 1)  # the first mail was tried, then the stop came
+    assert mailer.deliver_due(stop=SetAfter(2)) == (0, 1)  # the first mail was tried, then the stop came
     db.session.expire_all()
     tried = db.session.get(OutboxMail, relay_down.id)
     assert tried.attempts == 1

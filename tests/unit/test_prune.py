@@ -16,7 +16,7 @@ from idp.models import (AuditEvent, AuthorizationCode, EmailCode, Flow, Grant, O
 from idp.ops.commands import prune_command
 from idp.services import audit
 
-from ..helpers import cli_runner, make_account, make_client
+from ..helpers import SetAfter, cli_runner, make_account, make_client
 
 NOW = dt.datetime(2026, 3, 2, 12, 0, 0)
 MIN = dt.timedelta(minutes=1)
@@ -231,25 +231,13 @@ def test_only_one_instance_prunes_at_a_time_on_postgresql(app, seeded):
 
 
 
-class _SetAfter:
-    """A stop event that is set from its ``checks``-th look on: the loop's worker began to end."""
-
-    def __init__(self, checks: int):
-        self._looks = 0
-        self._checks = checks
-
-    def is_set(self) -> bool:
-        self._looks += 1
-        return self._looks >= self._checks
-
-
 def test_a_prune_that_is_stopped_begins_no_further_kind(app, seeded):
     """The worker that runs the prune loop is ending: the kind begun is pruned, no other."""
     from idp.services import prune
 
     with app.app_context():
         before = remaining()
-        counts = prune.prune(stop=_SetAfter(2))
+        counts = prune.prune(stop=SetAfter(2))
         after = remaining()
     assert counts == {"email_codes": EXPECTED_COUNTS["email_codes"]}
     assert after["email_codes"] != before["email_codes"]
