@@ -69,7 +69,6 @@ def create_app(test_config: dict | None = None) -> Flask:
     from .web import guards
 
     app.before_request(guards.before_request)  # before CSRF protection: it must see clean input
-    app.wsgi_app = guards.BodyLimit(app.wsgi_app, app.config["MAX_CONTENT_LENGTH"])
     db.init_app(app)
     mail.init_app(app)
     csrf.init_app(app)
@@ -90,6 +89,10 @@ def create_app(test_config: dict | None = None) -> Flask:
     from .web import unlimited
 
     unlimited.init_app(app, limiter)
+    from .web import lean
+
+    # The lean token and introspection path sees bodies the limit has read and counted.
+    app.wsgi_app = guards.BodyLimit(lean.LeanProtocol(app, app.wsgi_app), app.config["MAX_CONTENT_LENGTH"])
 
     app.after_request(headers.security_headers)  # also makes the CSP nonce, when nothing asked for it before
 

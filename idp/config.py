@@ -56,6 +56,9 @@ DEFAULTS: dict = {
     "MAIL_SUPPRESS_SEND": False,
     # Flask-Limiter switch; load tests turn it off.
     "RATELIMIT_ENABLED": True,
+    # POST /token (client credentials, refresh token) and POST /introspect answered below
+    # Flask's dispatch (web/lean.py); off, every request takes the Flask route. Same answers.
+    "LEAN_PROTOCOL": True,
     # Readable limit strings (Flask-Limiter / limits syntax).
     "RATELIMIT_LOGIN_PER_IP": "30 per minute; 300 per hour",
     # Sign-in tries per e-mail address, whether or not it has an account (on top of the lockout).
@@ -297,7 +300,7 @@ def validate(app) -> None:
     for key in POSITIVE_NUMBERS:
         if isinstance(c[key], bool) or not isinstance(c[key], int) or c[key] <= 0:
             raise ConfigError(f"IDP_{key} must be a positive whole number, got {c[key]!r}")
-    for key in ("RATELIMIT_ENABLED", "DPOP_NONCE_REQUIRED"):
+    for key in ("RATELIMIT_ENABLED", "DPOP_NONCE_REQUIRED", "LEAN_PROTOCOL"):
         if not isinstance(c[key], bool):
             raise ConfigError(f"IDP_{key} must be true or false")
     secret = c["SECRET_KEY"]

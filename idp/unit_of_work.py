@@ -88,7 +88,8 @@ def abandon() -> None:
         pass
 
 
-def _finish_request(response):
+def finish(response):
+    """End the request's unit of work by its answer: commit below 400, else roll back."""
     if not db.session.registry.has():
         return response  # no session was made: the request used no database (a client-credentials token)
     if not db.session().in_transaction() and _AFTER_COMMIT not in db.session.info:
@@ -106,5 +107,5 @@ def _teardown(exc):
 
 
 def init_app(app) -> None:
-    app.after_request(_finish_request)
+    app.after_request(finish)
     app.teardown_request(_teardown)

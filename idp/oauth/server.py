@@ -7,7 +7,7 @@ from authlib.integrations.flask_oauth2 import AuthorizationServer, ResourceProte
 from authlib.integrations.flask_oauth2.requests import FlaskOAuth2Request
 from authlib.oauth2.rfc6749.errors import InvalidRequestError, UnsupportedResponseTypeError
 from authlib.oauth2.rfc6749.grants import AuthorizationEndpointMixin, BaseGrant
-from authlib.oauth2.rfc6749.requests import BasicOAuth2Payload
+from authlib.oauth2.rfc6749.requests import BasicOAuth2Payload, OAuth2Request
 from authlib.oauth2.rfc9207 import IssuerParameter
 from flask import current_app
 from flask import request as flask_request
@@ -80,6 +80,9 @@ class IdpAuthorizationServer(AuthorizationServer):
         # the services that count failures and report reuse; so does the key of its DPoP
         # proof, once checked. Parameters pushed earlier (PAR) replace the URL's. It wraps the
         # request itself, not Flask's proxy of it: the grants read its values a dozen times.
+        # One made already, with those, from the WSGI environ (web/lean.py) is taken as it is.
+        if isinstance(request, OAuth2Request):
+            return request
         oauth2_request = FlaskOAuth2Request(flask_request._get_current_object())
         oauth2_request.client_ip = flask_request.remote_addr
         oauth2_request.dpop_jkt = None

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from urllib.parse import unquote
-
 from flask import Flask, request
 
 from ..telemetry import logs, metrics
-from .requests import CLIENT_ID_KEY, ENDPOINT_KEY, RequestObserver
+from .requests import CLIENT_ID_KEY, ENDPOINT_KEY, RequestObserver, claimed_client_id
 
 CLIENT_AUTH_ENDPOINTS = {"oauth.token", "oauth.introspect", "oauth.revoke"}
 
@@ -36,19 +34,10 @@ def _parsed_form(req) -> dict:
 def _client_id(req, endpoint: str | None) -> str | None:
     if endpoint == "oauth.authorize":
         value = req.args.get("client_id")
-    elif endpoint in CLIENT_AUTH_ENDPOINTS:
-        form = _parsed_form(req)
-        value = form.get("client_id") if "client_id" in form else None  # a miss would raise and catch inside
-        if not value and req.environ.get("HTTP_AUTHORIZATION"):
-            try:
-                auth = req.authorization
-            except (ValueError, UnicodeError):  # a malformed header was answered already; it names no client
-                auth = None
-            if auth is not None and auth.type == "basic" and auth.username:
-                value = unquote(auth.username)  # RFC 6749 2.3.1: form-encoded in Basic
-    else:
-        return None
-    return value[:100] if value else None
+        return value[:100] if value else None
+    if endpoint in CLIENT_AUTH_ENDPOINTS:
+        return claimed_client_id(_parsed_form(req), req.environ.get("HTTP_AUTHORIZATION"))
+    return None
 
 
 def _note_request(response):

@@ -41,7 +41,7 @@ class BodyLimit:
         return self.wsgi_app(environ, start_response)
 
 
-def _wellformed_authorization(header: str) -> bool:
+def wellformed_authorization(header: str) -> bool:
     parts = header.split(None, 1)
     if len(parts) != 2:
         return False
@@ -64,7 +64,7 @@ def _claimed_client(req, read_form: bool) -> str | None:
     """The client a request says it comes from, as far as it can be read safely here: the
     Basic user of a well-formed header, else the form's ``client_id`` (when the body is read)."""
     header = req.headers.get("Authorization")
-    if header is not None and _wellformed_authorization(header):
+    if header is not None and wellformed_authorization(header):
         user, _ = extract_basic_authorization(req.headers)
         if user:
             return user
@@ -106,7 +106,7 @@ def before_request():
     if post and any(len(values) > 1 for values in req.form.listvalues()):
         return _answer(req, _oauth_error(400, "invalid_request", "A parameter was sent more than once."))
     header = req.headers.get("Authorization")
-    if header is not None and not _wellformed_authorization(header):
+    if header is not None and not wellformed_authorization(header):
         response = _oauth_error(401, "invalid_client", "Malformed Authorization header.")
         response.headers["WWW-Authenticate"] = 'Basic realm="idp"'
         return _answer(req, response)

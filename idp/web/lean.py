@@ -1,0 +1,209 @@
+"""The lean protocol path: the token endpoint's client-credentials and refresh-token grants and
+token introspection, answered below Flask's dispatch.
+
+Most of what these requests cost was Flask's and Werkzeug's request machinery around them
+(the request context, URL matching, the session, the before- and after-request hooks), not
+their work. ``LeanProtocol`` is a WSGI layer inside the app (below the request observer, so
+request ids, metrics and the request log see every request; below the body limit, so a
+chunked body arrives read and counted) that takes ``POST /token`` with ``grant_type``
+``client_credentials`` or ``refresh_token`` and ``POST /introspect`` when the request is
+plainly one: a form body (``application/x-www-form-urlencoded``, UTF-8, with a
+Content-Length within the limit), each parameter once, no query string, a well-formed or
+no Authorization header, no client assertion, and no Origin, DPoP, Cookie,
+Transfer-Encoding or Content-Encoding header. Everything else (other grants, CORS, DPoP,
+malformed or unusual requests) goes the Flask route unchanged, with the body it sent.
+
+What it does is what the route does, with the same objects: Authlib's authorization server
+answers from an Authlib ``OAuth2Request`` made from the environ (its grants, hooks, client
+authentication and throttling, and endpoint), in an application context only (the
+database session, the configuration); the answer gets the route's headers (no-store,
+``headers.security_headers``), the request log's client and endpoint and the token metric
+(``ops.requests.note_protocol_request``), and the unit of work ends by its status (commit
+below 400). An exception is answered as Flask answers it: a request context is made for
+the request then, and the application's error handlers and after-request hooks run (a
+database or Redis away: 503 ``temporarily_unavailable``; a value the database cannot hold:
+400). IDP_LEAN_PROTOCOL=false sends every request the Flask route.
+"""
+
+from __future__ import annotations
+
+import io
+from collections import defaultdict
+from urllib.parse import parse_qsl
+
+from authlib.oauth2.rfc6749 import OAuth2Payload, OAuth2Request
+from werkzeug.datastructures import EnvironHeaders, ImmutableMultiDict
+from werkzeug.wsgi import get_host
+
+from .. import unit_of_work
+from ..oauth import authorization
+from ..ops.requests import note_protocol_request
+from . import guards, headers, unlimited
+
+FORM = "application/x-www-form-urlencoded"
+FORM_TYPES = frozenset({FORM, f"{FORM};charset=utf-8", f"{FORM}; charset=utf-8"})
+ENDPOINTS = {"/token": "oauth.token", "/introspect": "oauth.introspect"}
+TOKEN_GRANTS = frozenset({"client_credentials", "refresh_token"})
+# Headers that send a request the Flask route: CORS, DPoP proofs and their nonces, a
+# browser's cookies, a body to be decoded or not yet counted.
+ROUTED_HEADERS = ("HTTP_ORIGIN", "HTTP_DPOP", "HTTP_COOKIE", "HTTP_TRANSFER_ENCODING", "HTTP_CONTENT_ENCODING")
+_NO_ARGS: ImmutableMultiDict = ImmutableMultiDict()
+
+
+class _Payload(OAuth2Payload):
+    def __init__(self, form: ImmutableMultiDict):
+        self._form = form
+
+    @property
+    def data(self):
+        return self._form
+
+    @property
+    def datalist(self):
+        values = defaultdict(list)
+        for key in self._form:
+            values[key].extend(self._form.getlist(key))
+        return values
+
+
+class _Headers(EnvironHeaders):
+    """The request's headers, as the route's request has them. A WSGI environ holds each header
+    once, so a header's list of values is its value, found without a pass over the whole
+    environ; and this path's requests always have headers (a Content-Type, at least)."""
+
+    def getlist(self, key, type=None):  # noqa: A002 - Werkzeug's signature
+        if type is not None:
+            return super().getlist(key, type)
+        value = self.get(key)
+        return [] if value is None else [value]
+
+    def __bool__(self):
+        return True
+
+
+class LeanRequest(OAuth2Request):
+    """Authlib's request, made from the environ and its parsed form: what the route's
+    (``IdpAuthorizationServer.create_oauth2_request``) has, the client's address included."""
+
+    def __init__(self, environ, form: ImmutableMultiDict):
+        # The URL as the route's request names it (Authlib checks its transport): this path's
+        # is plain ASCII, which Werkzeug's IRI form leaves as it is.
+        uri = f"{environ['wsgi.url_scheme']}://{get_host(environ)}{environ.get('SCRIPT_NAME', '')}{environ['PATH_INFO']}"
+        super().__init__(method="POST", uri=uri, headers=_Headers(environ))
+        self._form = form
+        self.payload = _Payload(form)
+        self.client_ip = environ["REMOTE_ADDR"]
+        self.dpop_jkt = None
+        self.pushed = False
+
+    @property
+    def args(self):
+        return _NO_ARGS
+
+    @property
+    def form(self):
+        return self._form
+
+
+def parse(environ, endpoint: str, limit: int | None) -> tuple[ImmutableMultiDict | None, bytes | None]:
+    """The request's form when the lean path can answer it exactly, else None; and the body
+    read (None when none was), which the Flask route must then be given again."""
+    if (environ.get("QUERY_STRING") or environ.get(guards.TOO_LARGE) or not environ.get("REMOTE_ADDR")
+            or any(name in environ for name in ROUTED_HEADERS)
+            or environ.get("CONTENT_TYPE", "").lower() not in FORM_TYPES):
+        return None, None
+    length = environ.get("CONTENT_LENGTH", "")
+    if not (length.isascii() and length.isdigit()) or not 0 < int(length) <= (limit or int(length)):
+        return None, None
+    body = environ["wsgi.input"].read(int(length))
+    if len(body) != int(length):
+        return None, body
+    try:
+        pairs = parse_qsl(body.decode(), keep_blank_values=True, errors="werkzeug.url_quote")  # as Werkzeug parses
+    except UnicodeDecodeError:
+        return None, body
+    form = ImmutableMultiDict(pairs)
+    if len(form) != len(pairs) or "client_assertion" in form or "client_assertion_type" in form:
+        return None, body  # a parameter sent twice is the guard's answer; assertions go the route
+    if endpoint == "oauth.token" and form.get("grant_type") not in TOKEN_GRANTS:
+        return None, body
+    header = environ.get("HTTP_AUTHORIZATION")
+    if header is not None and not guards.wellformed_authorization(header):
+        return None, body
+    return form, body
+
+
+class LeanProtocol:
+    """WSGI middleware: the lean path for the requests it can answer exactly (see the module
+    docstring), ``wsgi_app`` (Flask) for every other. Wrap it after ``unlimited.init_app``:
+    an endpoint that Flask-Limiter would count stays on the route."""
+
+    def __init__(self, app, wsgi_app):
+        self.app = app
+        self.wsgi_app = wsgi_app
+        unlimited_endpoints = app.extensions.get(unlimited.EXTENSION, ())
+        self.endpoints = {path: name for path, name in ENDPOINTS.items() if name in unlimited_endpoints}
+
+    def __call__(self, environ, start_response):
+        endpoint = self.endpoints.get(environ.get("PATH_INFO"))
+        if endpoint is None or environ.get("REQUEST_METHOD") != "POST" or not self.app.config["LEAN_PROTOCOL"]:
+            return self.wsgi_app(environ, start_response)
+        form, body = parse(environ, endpoint, self.app.config["MAX_CONTENT_LENGTH"])
+        if form is None:
+            if body is not None:
+                environ["wsgi.input"] = io.BytesIO(body)
+            return self.wsgi_app(environ, start_response)
+        context = self.app.app_context()
+        context.push()
+        error = None
+        try:
+            response = self._respond(environ, endpoint, form, body)
+            if not response.is_sequence or "Content-Length" not in response.headers:  # none of this path's answers
+                return response(environ, start_response)
+            # What Werkzeug's response sends for a JSON answer made at once: its headers and body.
+            start_response(response.status, response.headers.to_wsgi_list())
+            return [response.get_data()]
+        except BaseException as exc:
+            error = exc
+            raise
+        finally:
+            context.pop(error)
+
+    def _respond(self, environ, endpoint: str, form: ImmutableMultiDict, body: bytes):
+        in_view = True
+        try:
+            request = LeanRequest(environ, form)
+            if endpoint == "oauth.token":
+                response = authorization.create_token_response(request)
+            else:
+                response = authorization.create_endpoint_response("introspection", request)
+            headers.no_store(response)
+            in_view = False
+            # The route's after-request hooks, in their order.
+            note_protocol_request(environ, endpoint, form, response.status_code)
+            headers.security_headers(response)
+            unit_of_work.finish(response)
+            return response
+        except Exception as exc:  # noqa: BLE001 - answered by the application's error handlers
+            return self._as_flask_answers(environ, body, exc, in_view)
+
+    def _as_flask_answers(self, environ, body: bytes, exc: Exception, in_view: bool):
+        """The answer Flask gives when the view (``in_view``) or an after-request hook raises
+        ``exc``: its error handlers and hooks, in a request context made now."""
+        app = self.app
+        environ["wsgi.input"] = io.BytesIO(body)
+        context = app.request_context(environ)
+        context.push()
+        error = None
+        try:
+            context.request.form  # noqa: B018 - parsed, as the route's guard parsed it, for the hooks that read it
+            if not in_view:
+                error = exc
+                return app.handle_exception(exc)
+            try:
+                return app.finalize_request(app.handle_user_exception(exc))
+            except Exception as raised:  # noqa: BLE001 - no handler took it: Flask's 500
+                error = raised
+                return app.handle_exception(raised)
+        finally:
+            context.pop(error)
