@@ -12,6 +12,7 @@ request, wall-clock and CPU time of this process. For example::
     valgrind --tool=callgrind python bench/profile_tokens.py --requests 100 --callgrind
     py-spy record -o refresh.svg -- python bench/profile_tokens.py --kind refresh --requests 5000
     python bench/profile_tokens.py --kind cc --cprofile /tmp/cc.prof   # then: python -m pstats /tmp/cc.prof
+    python bench/profile_tokens.py --kind cc --route   # the Flask route, without the lean path (IDP_LEAN_PROTOCOL=false)
 """
 
 from __future__ import annotations
@@ -76,6 +77,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rate-limits", action="store_true",
                    help="with rate limits on (in-memory storage), as `idp serve` runs by default; "
                         "bench/tokens.py turns them off")
+    p.add_argument("--route", action="store_true",
+                   help="every request through Flask's dispatch (IDP_LEAN_PROTOCOL=false), not the lean path")
     p.add_argument("--cprofile", metavar="PATH",
                    help="profile each kind's measured requests with cProfile into PATH (PATH.KIND with --kind all)")
     args = p.parse_args(argv)
@@ -87,7 +90,8 @@ def main(argv: list[str] | None = None) -> int:
 
         app = create_app({"ENV": "production", "ISSUER": "http://127.0.0.1:8000",
                           "DATABASE_URL": f"sqlite:///{tmp / 'bench.db'}", "SECRET_KEY": secrets.token_hex(32),
-                          "RATELIMIT_ENABLED": args.rate_limits, "REDIS_URL": "", "MAIL_SERVER": ""})
+                          "RATELIMIT_ENABLED": args.rate_limits, "REDIS_URL": "", "MAIL_SERVER": "",
+                          "LEAN_PROTOCOL": not args.route})
         logging.getLogger().setLevel(logging.WARNING)
         with app.app_context():
             db.create_all()

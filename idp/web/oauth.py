@@ -194,6 +194,8 @@ def pushed_authorization():
 @csrf.exempt
 @cors.for_clients(client_auth.claimed_client_id, "POST")
 def token():
+    """The token endpoint. Plain client-credentials and refresh-token requests are answered
+    before Flask's dispatch (web/lean.py), as this view answers them; the rest come here."""
     return _protocol(authorization.create_token_response())
 
 
@@ -207,6 +209,8 @@ def userinfo():
 @bp.route("/introspect", methods=["POST"])
 @csrf.exempt
 def introspect():
+    """Token introspection; plain requests are answered before Flask's dispatch (web/lean.py),
+    as this view answers them."""
     return _protocol(authorization.create_endpoint_response("introspection"))
 
 
