@@ -136,15 +136,19 @@ def send(app, client):
                 limiter.reset()
         dispatched.clear()
         before = _issued()
+        request = make()
+        minted = request.pop("minted", {})  # values minted for this request, and what they stand for
         try:
-            response = client.open(**make())
+            response = client.open(**request)
         except Exception as exc:  # noqa: BLE001 - TESTING propagates what Flask would answer 500
             return {"raised": type(exc).__name__}, True
+        response.get_data()  # the body read to its end: the request is over and noted
+        noted = recorder.noted and tuple(minted.get(value, value) for value in recorder.noted)
         return {"status": response.status_code, "json": _normal(response.get_json(silent=True)),
                 "text": None if response.is_json else NONCE.sub("nonce", response.get_data(as_text=True)),
                 "headers": sorted((k.lower(), NONCE.sub("nonce", v)) for k, v in response.headers
                                   if k.lower() not in UNCOMPARED_HEADERS),
-                "noted": recorder.noted, "issued": _issued() - before}, bool(dispatched)
+                "noted": noted, "issued": _issued() - before}, bool(dispatched)
 
     def send(make, lean_path: bool | None = None):
         lean, lean_dispatched = once(True, make)
@@ -452,6 +456,6 @@ def test_any_request_is_answered_alike(send, machine, portal, mint, path, pairs,
         values = {"{refresh}": rt, "{access}": at, "{machine}": machine["client_id"], "{portal}": portal["client_id"],
                   "{secret}": portal["client_secret"]}
         body = "&".join(f"{quote(k)}={quote(values.get(v, v))}" for k, v in pairs).encode() + tail
-        return post(path, body, headers)
+        return {**post(path, body, headers), "minted": {rt: "{refresh}", at: "{access}"}}
 
     send(make)
