@@ -371,6 +371,7 @@ def test_a_chunked_body_is_read_and_taken(send, machine):
 @pytest.mark.parametrize("error", [
     OperationalError("SELECT", {}, Exception("server closed the connection")),
     DataError("SELECT", {}, Exception("invalid byte sequence")),
+    StorageError(ConnectionError("Redis is away")),
     DomainError("refused"),
     RuntimeError("a bug"),
 ])
@@ -383,6 +384,8 @@ def test_an_exception_is_answered_as_flask_answers_it(monkeypatch, send, portal,
     monkeypatch.setattr(introspection.tokens, "find_by_hint", fail)
     answer = send(lambda: post("/introspect", [("token", mint()[1])], basic(portal)))
     if isinstance(error, OperationalError):
+        assert answer["status"] == 503 and answer["json"]["error"] == "temporarily_unavailable"
+    if isinstance(error, StorageError):
         assert answer["status"] == 503 and answer["json"]["error"] == "temporarily_unavailable"
     if isinstance(error, DataError):
         assert answer["status"] == 400 and answer["json"]["error"] == "invalid_request"
