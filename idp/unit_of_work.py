@@ -88,6 +88,34 @@ def abandon() -> None:
         pass
 
 
+def _session_holds_work() -> bool:
+    """Whether the request's session has begun a transaction or holds changes (without making
+    the session when it was never used)."""
+    if not db.session.registry.has():
+        return False
+    session = db.session()
+    return session.in_transaction() or bool(session.new or session.dirty or session.deleted)
+
+
+def read_first(statement, parameters: dict):
+    """The first row (a mapping) of a read-only statement, or None. Inside the unit of work's
+    transaction when one is open (it sees what the request wrote); else on a connection of its
+    own, returned at once, so that a request that only reads (introspection) makes no session
+    and has no transaction to commit."""
+    if _session_holds_work():
+        return db.session.execute(statement, parameters).mappings().first()
+    with db.engine.connect() as connection:
+        return connection.execute(statement, parameters).mappings().first()
+
+
+def read_scalar(statement, parameters: dict | None = None):
+    """The first column of the first row of a read-only statement, or None; read as ``read_first`` reads."""
+    if _session_holds_work():
+        return db.session.scalar(statement, parameters)
+    with db.engine.connect() as connection:
+        return connection.scalar(statement, parameters)
+
+
 def finish(response):
     """End the request's unit of work by its answer: commit below 400, else roll back."""
     if not db.session.registry.has():

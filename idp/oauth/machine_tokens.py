@@ -10,9 +10,9 @@ import hmac
 import json
 import secrets
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
-from .. import clock
+from .. import clock, unit_of_work
 from ..extensions import db
 from ..models import RevokedToken
 from ..models.oauth import IssuedToken
@@ -24,6 +24,7 @@ PREFIX = "mt1."
 # How every JWT starts: the base64url of '{"'.
 JWT_PREFIX = "eyJ"
 MAC_PURPOSE = "machine-token"
+_REVOKED = select(RevokedToken.token_hash).where(RevokedToken.token_hash == bindparam("hash"))
 
 
 def _b64(data: bytes) -> str:
@@ -112,8 +113,7 @@ def verify_jwt(value: str) -> MachineToken | None:
 
 
 def _mind_revocation(token: MachineToken) -> MachineToken:
-    token.revoked = db.session.scalar(
-        select(RevokedToken.token_hash).where(RevokedToken.token_hash == token_hash(token.value))) is not None
+    token.revoked = unit_of_work.read_scalar(_REVOKED, {"hash": token_hash(token.value)}) is not None
     return token
 
 

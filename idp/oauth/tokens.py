@@ -10,7 +10,7 @@ from flask import current_app
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import joinedload, lazyload
 
-from .. import clock
+from .. import clock, unit_of_work
 from ..extensions import db
 from ..models import Account, AuthorizationCode, ConnectorUser, Grant, Token
 from ..models.oauth import FoundToken
@@ -59,7 +59,7 @@ def _find(statements: dict, value: str, with_account: bool) -> Token | FoundToke
     parameters = {"hash": token_hash(value)}
     if with_account:
         return db.session.scalar(statements[True], parameters)
-    row = db.session.execute(statements[False], parameters).mappings().first()
+    row = unit_of_work.read_first(statements[False], parameters)
     return FoundToken(row) if row is not None else None
 
 

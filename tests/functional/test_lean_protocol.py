@@ -398,6 +398,9 @@ def test_a_failing_commit_is_answered_as_flask_answers_it(monkeypatch, app, send
         raise OperationalError("COMMIT", {}, Exception("server closed the connection"))
 
     monkeypatch.setattr(unit_of_work, "commit", fail)
+    # An introspection reads on a connection of its own and has nothing to commit: here it
+    # reads in the request's transaction, which the commit then ends.
+    monkeypatch.setattr(unit_of_work, "_session_holds_work", lambda: True)
     answer = send(lambda: post("/introspect", [("token", mint()[1])], basic(portal)))
     assert answer == {"raised": "OperationalError"}  # TESTING propagates it; in production: 503
     app.config["PROPAGATE_EXCEPTIONS"] = False

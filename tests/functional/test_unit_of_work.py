@@ -117,3 +117,17 @@ def test_a_request_that_wrote_through_any_statement_is_committed(app, client, ra
     assert len(commits) == 1
     assert _actions(app) == [f"probe.raw.{how}"]
 
+
+
+def test_a_read_sees_what_the_request_wrote_and_a_plain_read_makes_no_session(app):
+    from idp.unit_of_work import read_first, read_scalar
+
+    statement = select(AuditEvent.action).where(AuditEvent.action == "probe.read")
+    with app.app_context():
+        assert read_first(statement, {}) is None
+        assert not db.session.registry.has()  # read on a connection of its own: no session, nothing to commit
+        audit.record("probe.read")  # pending in the request's session, not yet flushed
+        assert read_scalar(statement) == "probe.read"
+        assert read_first(statement, {})["action"] == "probe.read"
+        db.session.rollback()
+        assert read_scalar(statement) is None
