@@ -3,13 +3,16 @@ registered from one list (which the discovery document is also built from)."""
 
 from __future__ import annotations
 
+import json
+
 from authlib.integrations.flask_oauth2 import AuthorizationServer, ResourceProtector
 from authlib.integrations.flask_oauth2.requests import FlaskOAuth2Request
 from authlib.oauth2.rfc6749.errors import InvalidRequestError, UnsupportedResponseTypeError
 from authlib.oauth2.rfc6749.grants import AuthorizationEndpointMixin, BaseGrant
 from authlib.oauth2.rfc6749.requests import BasicOAuth2Payload, OAuth2Request
 from authlib.oauth2.rfc9207 import IssuerParameter
-from flask import current_app
+from flask import Response, current_app
+from flask.json.provider import DefaultJSONProvider
 from flask import request as flask_request
 
 from . import client_auth, par, tokens
@@ -51,6 +54,23 @@ class UnsupportedResponseType(AuthorizationEndpointMixin, BaseGrant):
             except InvalidRequestError:
                 pass
         raise ResponseTypeNotSupported("code", redirect_uri=redirect_uri)
+
+
+_ENCODERS: dict[tuple, json.JSONEncoder] = {}
+
+
+def _json(payload: dict) -> str:
+    """``flask.json.dumps(payload)``: with Flask's own provider, through an encoder made once for
+    its settings (``json.dumps`` with arguments makes one per call); any other provider's dumps."""
+    provider = current_app.json
+    if type(provider) is not DefaultJSONProvider:
+        return provider.dumps(payload)
+    settings = (provider.ensure_ascii, provider.sort_keys, provider.default)
+    encoder = _ENCODERS.get(settings)
+    if encoder is None:
+        encoder = _ENCODERS[settings] = json.JSONEncoder(default=provider.default, ensure_ascii=settings[0],
+                                                         sort_keys=settings[1])
+    return encoder.encode(payload)
 
 
 class Issuer(IssuerParameter):
@@ -99,6 +119,12 @@ class IdpAuthorizationServer(AuthorizationServer):
         generate = self._token_generators.get(grant_type) or self._token_generators["default"]
         return generate(grant_type=grant_type, client=client, user=user, scope=scope, expires_in=expires_in,
                         include_refresh_token=include_refresh_token, confirmation=confirmation)
+
+    def handle_response(self, status_code, payload, headers):
+        """Authlib's: a JSON payload encoded as ``flask.json.dumps`` encodes it."""
+        if isinstance(payload, dict):
+            payload = _json(payload)
+        return Response(payload, status=status_code, headers=headers)
 
     def authenticate_client(self, request, methods, endpoint="token"):
         return client_auth.authenticate(super().authenticate_client, request, methods, endpoint)

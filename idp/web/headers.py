@@ -64,8 +64,9 @@ def security_headers(response):
     present = {key.lower() for key, _ in headers}  # one pass instead of one per header set
     html = response.mimetype == "text/html"
     if "content-security-policy" not in present:
-        nonce = csp_nonce() if html else g.get("csp_nonce")
-        targets = g.get("form_targets")
+        app_globals = g._get_current_object()  # one lookup through the proxy, not one per value
+        nonce = csp_nonce() if html else app_globals.get("csp_nonce")
+        targets = app_globals.get("form_targets")
         headers.add("Content-Security-Policy", _csp(nonce, targets) if nonce or targets else _CSP_WITHOUT_SCRIPTS)
     for key, name, value in _FIXED:
         if key not in present:

@@ -28,10 +28,13 @@ database or Redis away: 503 ``temporarily_unavailable``; a value the database ca
 from __future__ import annotations
 
 import io
+import os
 from collections import defaultdict
 from urllib.parse import parse_qsl
 
+from authlib.common.security import is_secure_transport
 from authlib.oauth2.rfc6749 import OAuth2Payload, OAuth2Request
+from authlib.oauth2.rfc6749.errors import InsecureTransportError
 from werkzeug.datastructures import EnvironHeaders, ImmutableMultiDict
 from werkzeug.wsgi import get_host
 
@@ -81,6 +84,23 @@ class _Headers(EnvironHeaders):
         return True
 
 
+_TRANSPORT_CHECKED: dict[tuple[str, bool], bool] = {}
+
+
+def _check_transport(uri: str) -> None:
+    """Authlib's ``InsecureTransportError.check``, its answer remembered for a few URLs (the
+    endpoints' URLs under the hosts the server is called by)."""
+    key = (uri, bool(os.environ.get("AUTHLIB_INSECURE_TRANSPORT")))
+    secure = _TRANSPORT_CHECKED.get(key)
+    if secure is None:
+        secure = is_secure_transport(uri)
+        if len(_TRANSPORT_CHECKED) >= 64:  # the Host header is the client's to choose
+            _TRANSPORT_CHECKED.clear()
+        _TRANSPORT_CHECKED[key] = secure
+    if not secure:
+        raise InsecureTransportError()
+
+
 class LeanRequest(OAuth2Request):
     """Authlib's request, made from the environ and its parsed form: what the route's
     (``IdpAuthorizationServer.create_oauth2_request``) has, the client's address included."""
@@ -89,7 +109,15 @@ class LeanRequest(OAuth2Request):
         # The URL as the route's request names it (Authlib checks its transport): this path's
         # is plain ASCII, which Werkzeug's IRI form leaves as it is.
         uri = f"{environ['wsgi.url_scheme']}://{get_host(environ)}{environ.get('SCRIPT_NAME', '')}{environ['PATH_INFO']}"
-        super().__init__(method="POST", uri=uri, headers=_Headers(environ))
+        # What OAuth2Request.__init__ sets, with its transport check remembered per URL (it
+        # parses the URL and the host's address each time).
+        _check_transport(uri)
+        self.method = "POST"
+        self.uri = uri
+        self.headers = _Headers(environ)
+        self._body = None
+        self.client = self.auth_method = self.user = self.authorization_code = None
+        self.refresh_token = self.credential = self._scope = None
         self._form = form
         self.payload = _Payload(form)
         self.client_ip = environ["REMOTE_ADDR"]

@@ -22,6 +22,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from limits.errors import StorageError
 from sqlalchemy import insert
+from werkzeug.datastructures import ImmutableMultiDict
 from sqlalchemy.exc import DataError, OperationalError
 
 from idp import clock
@@ -242,6 +243,35 @@ def test_failed_client_authentication_is_throttled_alike(send, machine):
 
     answer = send(four_failures_then_the_right_secret, lean_path=True)
     assert answer["status"] == 429 and ("retry-after", "60") in answer["headers"]
+
+
+@pytest.mark.parametrize("base_url", ["http://idp.example.com", "http://localhost", "http://10.0.0.8:8000",
+                                      "https://idp.example.com"])
+def test_the_transport_is_checked_alike(send, machine, monkeypatch, base_url):
+    def make():
+        return {**post("/token", [("grant_type", "client_credentials")], basic(machine)), "base_url": base_url}
+
+    first = send(make, lean_path=True)
+    assert send(make, lean_path=True) == first  # its answer remembered, the same
+    secure = base_url in ("http://localhost", "https://idp.example.com")
+    assert first == {"raised": "InsecureTransportError"} if not secure else first["status"] == 200
+    monkeypatch.setenv("AUTHLIB_INSECURE_TRANSPORT", "1")
+    assert send(make, lean_path=True)["status"] == 200
+
+
+def test_the_lean_request_has_what_authlib_s_request_has(app):
+    from authlib.oauth2.rfc6749 import OAuth2Request
+    from werkzeug.test import EnvironBuilder
+
+    from idp.web.lean import LeanRequest
+
+    environ = EnvironBuilder(method="POST", base_url="https://idp.example.com", path="/token").get_environ()
+    environ["REMOTE_ADDR"] = "127.0.0.1"
+    lean = LeanRequest(environ, ImmutableMultiDict())
+    plain = OAuth2Request("POST", "https://idp.example.com/token", headers={})
+    assert set(vars(plain)) <= set(vars(lean))
+    assert {k: v for k, v in vars(plain).items() if k not in ("headers", "payload")} == \
+        {k: getattr(lean, k) for k in vars(plain) if k not in ("headers", "payload")}
 
 
 # -- refresh tokens -----------------------------------------------------------------------------------------
