@@ -419,7 +419,7 @@ class ReadOnlyRow:
         self.__dict__.update(values)
 
     def __setattr__(self, name, value):
-        raise AttributeError(f"a found {type(self).__name__} is read-only ({name})")
+        raise AttributeError(f"{type(self).__name__} is read-only ({name})")
 
 
 class FoundToken(StoredToken, ReadOnlyRow):
