@@ -7,7 +7,7 @@ import unicodedata
 
 from email_validator import EmailNotValidError, validate_email
 from flask import current_app
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.exc import IntegrityError
 
 from .. import clock
@@ -36,8 +36,12 @@ def normalize_email(value: str) -> str:
     return result.normalized.lower()
 
 
+# Built once: a statement made per call costs SQLAlchemy its construction and cache key each time.
+_BY_EMAIL = select(Account).where(func.lower(Account.email) == bindparam("email"))
+
+
 def find_by_email(email: str) -> Account | None:
-    return db.session.scalar(select(Account).where(func.lower(Account.email) == email.lower()))
+    return db.session.scalar(_BY_EMAIL, {"email": email.lower()})
 
 
 def create_account(email: str, password: str, name: str = "", role: str = "user") -> Account:
