@@ -1079,6 +1079,8 @@ class LoginResult:
     first_trail: list[str] = field(default_factory=list)
     trail: list[str] = field(default_factory=list)
     driver_cpu: float = 0.0  # CPU seconds of this process (the driver) in the measured phase
+    server_cpu: float = 0.0  # CPU seconds of the server's processes in the measured phase
+    server_system: float = 0.0  # of which in the kernel
     error: str | None = None
 
 
@@ -1165,12 +1167,16 @@ def bench_logins(server: IdpServer, mail: Sink, args: argparse.Namespace) -> Log
             drv.close()
         local = threading.local()
         start, cpu_start = time.perf_counter(), time.process_time()
+        server_start = memory.cpu_seconds(server.proc.pid)
         try:
             res.durations = _in_parallel(args.login_concurrency, accounts, one, timeout=args.http_timeout * 20)
         except concurrent.futures.TimeoutError:
             raise BenchError("a login took too long") from None
         res.seconds = time.perf_counter() - start
         res.driver_cpu = time.process_time() - cpu_start
+        user, system = memory.cpu_seconds(server.proc.pid)
+        res.server_cpu = user + system - sum(server_start)
+        res.server_system = system - server_start[1]
         res.logins = len(res.durations)
     except BenchError as exc:
         res.error = str(exc)
@@ -1391,6 +1397,11 @@ def report_logins(res: LoginResult | None, argon: ArgonResult | None, args: argp
               f"max {d[-1] * 1e3:.0f} ms)")
         print(f"  driver CPU (this process, all its threads; on the server's cores): "
               f"{res.driver_cpu / res.logins * 1e3:.1f} ms per login")
+        busy = (res.server_cpu + res.driver_cpu) / (res.seconds * (os.cpu_count() or 1))
+        print(f"  server CPU (every process of idp serve, Argon2id included): "
+              f"{res.server_cpu / res.logins * 1e3:.1f} ms per login "
+              f"({res.server_system / res.logins * 1e3:.1f} ms of it in the kernel); server and driver kept "
+              f"{busy:.0%} of the machine's {os.cpu_count()} cores busy")
         print(f"  set-up (create accounts + first logins with e-mail code and TOTP enrolment): "
               f"{res.setup_seconds:.1f} s, not counted")
         if res.first_trail:
@@ -1399,7 +1410,8 @@ def report_logins(res: LoginResult | None, argon: ArgonResult | None, args: argp
             print(f"  measured login: {' -> '.join(res.trail)}")
         out.update({"logins_per_s": rate, "logins": res.logins, "concurrency": res.concurrency,
                     "login_p50_ms": p50 * 1e3, "login_p99_ms": p99 * 1e3, "login_max_ms": d[-1] * 1e3,
-                    "driver_cpu_ms_per_login": res.driver_cpu / res.logins * 1e3})
+                    "driver_cpu_ms_per_login": res.driver_cpu / res.logins * 1e3,
+                    "server_cpu_ms_per_login": res.server_cpu / res.logins * 1e3})
     else:
         print("logins/s: unavailable (no login measured)")
     ceiling = None
