@@ -106,6 +106,19 @@ def descendants(root: int) -> list[int]:
     return order
 
 
+def cpu_seconds(root: int) -> tuple[float, float]:
+    """CPU time (user, system) that root and its live descendants have used so far."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    user = system = 0
+    for pid in descendants(root):
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        user, system = user + int(fields[11]), system + int(fields[12])
+    return user / ticks, system / ticks
+
+
 def thread_names(pid: int) -> list[str]:
     """The names of a process's threads (`ps -L`)."""
     names = []

@@ -31,7 +31,6 @@ import base64
 import concurrent.futures
 import hashlib
 import html
-import http.client
 import json
 import os
 import re
@@ -655,34 +654,53 @@ def _attrs(text: str) -> dict[str, str]:
     return out
 
 
-@dataclass
 class StepPage:
     """What the driver needs of a step page: its form#step (or consent form), the TOTP
-    secret shown at enrolment and the texts of role=alert elements."""
+    secret shown at enrolment and the texts of role=alert elements (read when asked for:
+    a page that goes on has no use for them)."""
 
-    form: dict | None
-    totp_secret: str | None
-    alerts: list[str]
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.form = _step_form(text)
+        start = text.find("totp-secret")  # a regular expression only where the secret is shown
+        secret = _TOTP_SECRET.search(text, max(0, text.rfind("<", 0, start))) if start >= 0 else None
+        self.totp_secret = re.sub(r"\s+", "", html.unescape(secret.group(1))) if secret else None
+
+    @property
+    def alerts(self) -> list[str]:
+        alerts = [" ".join(html.unescape(_TAGS.sub(" ", m.group(2))).split()) for m in _ALERT.finditer(self.text)]
+        return [a for a in alerts if a]
 
 
-def read_page(text: str) -> StepPage:
+def _form(attrs: dict, body: str) -> dict:
+    inputs, buttons = [], []
+    for tag in _TAG.finditer(body):
+        (inputs if tag.group(1).lower() == "input" else buttons).append(_attrs(tag.group(2)))
+    return {"action": attrs.get("action", ""), "method": (attrs.get("method") or "get").lower(),
+            "inputs": inputs, "button_attrs": buttons}
+
+
+def _step_form(text: str) -> dict | None:
+    # idp's step pages write their form as <form id="step" ...>: found without scanning every form.
+    at = text.find('<form id="step"')
+    if at >= 0:
+        m = _FORM.match(text, at)
+        if m:
+            return _form(_attrs(m.group(1)), m.group(2))
     form = None
     for m in _FORM.finditer(text):
         attrs = _attrs(m.group(1))
-        inputs, buttons = [], []
-        for tag in _TAG.finditer(m.group(2)):
-            (inputs if tag.group(1).lower() == "input" else buttons).append(_attrs(tag.group(2)))
-        candidate = {"action": attrs.get("action", ""), "method": (attrs.get("method") or "get").lower(),
-                     "inputs": inputs, "button_attrs": buttons}
         if attrs.get("id") == "step":
-            form = candidate
-            break
-        if form is None and any(b.get("name") == "decision" for b in buttons):
-            form = candidate  # a consent form
-    secret = _TOTP_SECRET.search(text)
-    alerts = [" ".join(html.unescape(_TAGS.sub(" ", m.group(2))).split()) for m in _ALERT.finditer(text)]
-    return StepPage(form, re.sub(r"\s+", "", html.unescape(secret.group(1))) if secret else None,
-                    [a for a in alerts if a])
+            return _form(attrs, m.group(2))
+        if form is None and 'name="decision"' in m.group(2):
+            candidate = _form(attrs, m.group(2))
+            if any(b.get("name") == "decision" for b in candidate["button_attrs"]):
+                form = candidate  # a consent form
+    return form
+
+
+def read_page(text: str) -> StepPage:
+    return StepPage(text)
 
 
 # --------------------------------------------------------------------------
@@ -711,13 +729,14 @@ class LoginClient:
 class Response:
     status: int
     url: str
-    headers: Any  # http.client.HTTPMessage
+    headers: dict[str, str]  # lower-case name -> value (the last one; Set-Cookie apart)
     text: str
 
 
 class Browser:
     """One keep-alive HTTP/1.1 connection to the provider and a cookie jar (one host, so
-    cookies are kept by name). Cheaper than requests: the driver runs on the server's cores."""
+    cookies are kept by name). It speaks just the HTTP the login needs on a plain socket, with
+    no header parser of the standard library's: the driver runs on the server's cores."""
 
     def __init__(self, base: str, timeout: float) -> None:
         parts = urllib.parse.urlsplit(base)
@@ -726,48 +745,112 @@ class Browser:
         self.port = parts.port or 80
         self.timeout = timeout
         self.cookies: dict[str, str] = {}
-        self._conn: http.client.HTTPConnection | None = None
+        self._sock: socket.socket | None = None
+        self._host = f"Host: {HOST}:{self.port}\r\n".encode()
 
     def close(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
 
     def forget_cookies(self) -> None:
         self.cookies.clear()
 
     def request(self, method: str, url: str, body: dict | list | None = None,
                 headers: dict[str, str] | None = None) -> Response:
-        parts = urllib.parse.urlsplit(url)
-        if parts.hostname not in (None, HOST):
-            raise BenchError(f"request to a foreign host refused: {url}")
-        target = urllib.parse.urlunsplit(("", "", parts.path or "/", parts.query, ""))
-        hdrs = {"Accept-Language": "en", **(headers or {})}
+        if url.startswith("/"):
+            target = url
+        else:
+            parts = urllib.parse.urlsplit(url)
+            if parts.hostname not in (None, HOST) or (parts.port or 80) != self.port:
+                raise BenchError(f"request to a foreign host refused: {url}")
+            target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        head = [f"{method} {target} HTTP/1.1\r\n".encode(), self._host, b"Accept-Language: en\r\n"]
+        for name, value in (headers or {}).items():
+            head.append(f"{name}: {value}\r\n".encode())
         if self.cookies:
-            hdrs["Cookie"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
-        data = None
+            head.append(("Cookie: " + "; ".join(f"{k}={v}" for k, v in self.cookies.items()) + "\r\n").encode())
+        data = b""
         if body is not None:
             data = urllib.parse.urlencode(body).encode()
-            hdrs["Content-Type"] = "application/x-www-form-urlencoded"
+            head.append(b"Content-Type: application/x-www-form-urlencoded\r\n")
+        if data or method == "POST":
+            head.append(f"Content-Length: {len(data)}\r\n".encode())
+        message = b"".join(head) + b"\r\n" + data
         for attempt in (1, 2):
-            reused = self._conn is not None
-            if self._conn is None:
-                self._conn = http.client.HTTPConnection(HOST, self.port, timeout=self.timeout)
+            reused = self._sock is not None
+            if self._sock is None:
+                self._sock = socket.create_connection((HOST, self.port), timeout=self.timeout)
+                self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             try:
-                self._conn.request(method, target, body=data, headers=hdrs)
-                raw = self._conn.getresponse()
-                payload = raw.read()
+                self._sock.sendall(message)
+                status, hdrs, cookies, payload = self._read()
                 break
-            except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+            except (ConnectionResetError, BrokenPipeError, _Closed):
                 self.close()
                 if not reused or attempt == 2:  # only a kept-alive connection the server closed
                     raise
-        if raw.getheader("Connection", "").lower() == "close":
+        if hdrs.get("connection", "").lower() == "close":
             self.close()
-        for cookie in raw.headers.get_all("Set-Cookie") or ():
+        for cookie in cookies:
             self._set_cookie(cookie)
-        absolute = f"http://{HOST}:{self.port}{target}"
-        return Response(raw.status, absolute, raw.headers, payload.decode("utf-8", "replace"))
+        return Response(status, f"http://{HOST}:{self.port}{target}", hdrs, payload.decode("utf-8", "replace"))
+
+    def _read(self) -> tuple[int, dict[str, str], list[str], bytes]:
+        """One response: the status, the headers, the Set-Cookie values and the body."""
+        sock, buf = self._sock, b""
+        while True:
+            end = buf.find(b"\r\n\r\n")
+            if end >= 0:
+                break
+            chunk = sock.recv(65536)
+            if not chunk:
+                raise _Closed() if not buf else BenchError("the connection closed inside a response's headers")
+            buf += chunk
+        lines = buf[:end].decode("latin-1").split("\r\n")
+        version, _, rest = lines[0].partition(" ")
+        if not version.startswith("HTTP/1."):
+            raise BenchError(f"not an HTTP/1 response: {lines[0][:80]!r}")
+        status = int(rest[:3])
+        hdrs: dict[str, str] = {}
+        cookies: list[str] = []
+        for line in lines[1:]:
+            name, _, value = line.partition(":")
+            name, value = name.strip().lower(), value.strip()
+            if name == "set-cookie":
+                cookies.append(value)
+            else:
+                hdrs[name] = value
+        rest_bytes = buf[end + 4:]
+        if "chunked" in hdrs.get("transfer-encoding", "").lower():
+            return status, hdrs, cookies, self._chunked(rest_bytes)
+        length = int(hdrs.get("content-length", "0"))
+        while len(rest_bytes) < length:
+            chunk = sock.recv(max(65536, length - len(rest_bytes)))
+            if not chunk:
+                raise BenchError("the connection closed inside a response's body")
+            rest_bytes += chunk
+        return status, hdrs, cookies, rest_bytes[:length]
+
+    def _chunked(self, buf: bytes) -> bytes:
+        body = []
+        while True:
+            while b"\r\n" not in buf:
+                buf += self._recv()
+            size_line, _, buf = buf.partition(b"\r\n")
+            size = int(size_line.split(b";")[0], 16)
+            while len(buf) < size + 2:
+                buf += self._recv()
+            if size == 0:  # no trailers expected; the final CRLF
+                return b"".join(body)
+            body.append(buf[:size])
+            buf = buf[size + 2:]
+
+    def _recv(self) -> bytes:
+        chunk = self._sock.recv(65536)
+        if not chunk:
+            raise BenchError("the connection closed inside a chunked body")
+        return chunk
 
     def _set_cookie(self, header: str) -> None:
         pair, _, rest = header.partition(";")
@@ -777,6 +860,10 @@ class Browser:
             self.cookies.pop(name, None)
         else:
             self.cookies[name] = value
+
+
+class _Closed(Exception):
+    """The server closed a kept-alive connection before answering."""
 
 
 class LoginDriver:
@@ -905,7 +992,7 @@ class LoginDriver:
         for _ in range(self.MAX_REDIRECTS):
             if resp.status not in (301, 302, 303, 307, 308):
                 return resp, resp.url
-            location = urllib.parse.urljoin(resp.url, resp.headers.get("Location", ""))
+            location = urllib.parse.urljoin(resp.url, resp.headers.get("location", ""))
             if location.startswith(self.client.redirect_uri):
                 return None, location
             if urllib.parse.urlsplit(location).hostname != HOST:
@@ -991,6 +1078,9 @@ class LoginResult:
     setup_seconds: float = 0.0
     first_trail: list[str] = field(default_factory=list)
     trail: list[str] = field(default_factory=list)
+    driver_cpu: float = 0.0  # CPU seconds of this process (the driver) in the measured phase
+    server_cpu: float = 0.0  # CPU seconds of the server's processes in the measured phase
+    server_system: float = 0.0  # of which in the kernel
     error: str | None = None
 
 
@@ -1076,12 +1166,17 @@ def bench_logins(server: IdpServer, mail: Sink, args: argparse.Namespace) -> Log
         for drv in drivers:  # fresh connections for the measured phase, made in it
             drv.close()
         local = threading.local()
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
+        server_start = memory.cpu_seconds(server.proc.pid)
         try:
             res.durations = _in_parallel(args.login_concurrency, accounts, one, timeout=args.http_timeout * 20)
         except concurrent.futures.TimeoutError:
             raise BenchError("a login took too long") from None
         res.seconds = time.perf_counter() - start
+        res.driver_cpu = time.process_time() - cpu_start
+        user, system = memory.cpu_seconds(server.proc.pid)
+        res.server_cpu = user + system - sum(server_start)
+        res.server_system = system - server_start[1]
         res.logins = len(res.durations)
     except BenchError as exc:
         res.error = str(exc)
@@ -1300,6 +1395,13 @@ def report_logins(res: LoginResult | None, argon: ArgonResult | None, args: argp
         print(f"logins/s: {rate:.2f}  ({res.logins} logins, {res.concurrency} at a time, "
               f"{res.seconds:.2f} s; per login p50 {p50 * 1e3:.0f} ms, p99 {p99 * 1e3:.0f} ms, "
               f"max {d[-1] * 1e3:.0f} ms)")
+        print(f"  driver CPU (this process, all its threads; on the server's cores): "
+              f"{res.driver_cpu / res.logins * 1e3:.1f} ms per login")
+        busy = (res.server_cpu + res.driver_cpu) / (res.seconds * (os.cpu_count() or 1))
+        print(f"  server CPU (every process of idp serve, Argon2id included): "
+              f"{res.server_cpu / res.logins * 1e3:.1f} ms per login "
+              f"({res.server_system / res.logins * 1e3:.1f} ms of it in the kernel); server and driver kept "
+              f"{busy:.0%} of the machine's {os.cpu_count()} cores busy")
         print(f"  set-up (create accounts + first logins with e-mail code and TOTP enrolment): "
               f"{res.setup_seconds:.1f} s, not counted")
         if res.first_trail:
@@ -1307,7 +1409,9 @@ def report_logins(res: LoginResult | None, argon: ArgonResult | None, args: argp
         if res.trail:
             print(f"  measured login: {' -> '.join(res.trail)}")
         out.update({"logins_per_s": rate, "logins": res.logins, "concurrency": res.concurrency,
-                    "login_p50_ms": p50 * 1e3, "login_p99_ms": p99 * 1e3, "login_max_ms": d[-1] * 1e3})
+                    "login_p50_ms": p50 * 1e3, "login_p99_ms": p99 * 1e3, "login_max_ms": d[-1] * 1e3,
+                    "driver_cpu_ms_per_login": res.driver_cpu / res.logins * 1e3,
+                    "server_cpu_ms_per_login": res.server_cpu / res.logins * 1e3})
     else:
         print("logins/s: unavailable (no login measured)")
     ceiling = None

@@ -49,7 +49,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     from .oauth import init_oauth
     from .web import (access, account, connectors, details, dev, documents, errors, firm, headers, invitations, login,
                       oauth, security, signup, support)
-    from .web.i18n import current_locale
+    from .web.i18n import current_locale, template_gettext
 
     app = _Flask(
         __name__,
@@ -109,7 +109,10 @@ def create_app(test_config: dict | None = None) -> Flask:
             except Exception:
                 return "?lang=" + code
 
+        gettext = template_gettext()
         return {
+            "_": gettext,
+            "gettext": gettext,
             "lang_url": lang_url,
             "product": app.config["PRODUCT_NAME"],
             "locale": current_locale(),

@@ -5,18 +5,19 @@ from __future__ import annotations
 import datetime as dt
 import hmac
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from functools import cached_property
 from typing import NamedTuple
 from urllib.parse import urlsplit
 
 from authlib.oauth2.rfc6749 import ClientMixin, TokenMixin, scope_to_list
 from authlib.oidc.core import AuthorizationCodeMixin
-from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Integer, String, Text
+from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Integer, String, Text, select
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from .. import clock, redirect_uris
 from ..extensions import db
-from .accounts import Account, ConnectorUser
+from .accounts import Account, ConnectorUser, Membership
 from .base import belongs_to, created_at, new_id, token_hash
 
 
@@ -409,28 +410,78 @@ class ConnectorName(NamedTuple):
     administration_id: str
 
 
-class FoundToken(StoredToken):
+class ReadOnlyRow:
+    """Values one SELECT of columns found, as attributes: no session tracks the object and
+    nothing loads on access, so it costs a fraction of an ORM row. A change goes through a
+    statement (services.tokens), never through the object, which refuses to be written."""
+
+    def __init__(self, values: Mapping | Iterable[tuple[str, object]]):
+        self.__dict__.update(values)
+
+    def __setattr__(self, name, value):
+        raise AttributeError(f"{type(self).__name__} is read-only ({name})")
+
+
+class FoundToken(StoredToken, ReadOnlyRow):
     """A stored token as one SELECT of columns finds it (oauth.tokens), for what only reads it:
     introspection, revocation's checks, a CORS check. Its ``COLUMNS``, its grant's
     ``grant_revoked_at`` and, for a connector user's token, that user's ``connector_username``
-    and ``connector_administration_id``. No session tracks it and nothing loads on access, so
-    it costs a fraction of the ORM row; a change goes through a statement (services.tokens),
-    never through this object, which refuses to be written."""
+    and ``connector_administration_id``."""
 
     COLUMNS = ("id", "client_id", "account_id", "connector_id", "grant_id", "scope", "issued_at", "expires_in",
                "refresh_expires_at", "refresh_used_at", "revoked_at", "access_revoked_at", "dpop_jkt")
-
-    def __init__(self, row: Mapping):
-        self.__dict__.update(row)
-
-    def __setattr__(self, name, value):
-        raise AttributeError(f"a found token is read-only ({name})")
 
     @property
     def connector(self) -> ConnectorName | None:
         if self.connector_id is None:
             return None
         return ConnectorName(self.connector_username, self.connector_administration_id)
+
+
+class FamilyRow(ReadOnlyRow):
+    """A token family's ``Grant`` as a refresh reads it: its revocation, the sign-in it started
+    with (``amr``), the claims asked for by name and when it started."""
+
+    COLUMNS = ("id", "revoked_at", "amr", "claims", "created_at")
+
+
+class AccountRow(ReadOnlyRow):
+    """The person behind a refresh token as the refresh reads them: what decides whether they
+    may still have tokens (``disabled_at``) and what an ID token says of them. Authlib's user:
+    the token grants treat it as the ``Account`` it is read from. Its memberships (the
+    ``administrations`` claim) are read when first asked for, afresh, as the account's are."""
+
+    COLUMNS = ("id", "email", "name", "email_verified", "disabled_at")
+
+    @property
+    def sub(self) -> str:
+        return self.id
+
+    def get_user_id(self) -> str:
+        return self.id
+
+    @cached_property
+    def memberships(self) -> list[Membership]:
+        return list(db.session.scalars(select(Membership).where(Membership.account_id == self.id)))
+
+
+class PresentedRefreshToken(StoredToken, ReadOnlyRow):
+    """A refresh token presented for rotation, as one SELECT of columns finds it
+    (services.tokens.find_for_rotation): its token's ``COLUMNS``, its family (``grant``, a
+    ``FamilyRow``) and its person (``account``, an ``AccountRow``; None if the token has none).
+    What the refresh grant and the ID token of the refresh read, nothing more; rotated by a
+    statement (services.tokens.claim_refresh_token)."""
+
+    COLUMNS = ("id", "client_id", "account_id", "grant_id", "session_id", "scope", "issued_at", "expires_in",
+               "refresh_expires_at", "auth_time", "refresh_used_at", "revoked_at", "access_revoked_at", "dpop_jkt")
+
+    def __init__(self, values, grant: FamilyRow, account: AccountRow | None):
+        super().__init__(values)
+        self.__dict__.update(grant=grant, account=account)
+
+    @property
+    def grant_revoked_at(self) -> dt.datetime | None:
+        return self.grant.revoked_at
 
 
 class Consent(db.Model):

@@ -116,11 +116,15 @@ class AuthorizationCodeGrant(IssuesAccessTokens, grants.AuthorizationCodeGrant):
 
 
 class RefreshTokenGrant(IssuesAccessTokens, grants.RefreshTokenGrant):
+    """The presented token, its family and its person are read in one SELECT of columns, as
+    read-only rows (services.tokens.find_for_rotation); the rotation is two statements, the
+    claim and the successor's INSERT, committed together in ``save_token``."""
+
     TOKEN_ENDPOINT_AUTH_METHODS = ANY_AUTH_METHODS
     INCLUDE_NEW_REFRESH_TOKEN = True
 
     def authenticate_refresh_token(self, refresh_token):
-        row = tokens.find_refresh_token(refresh_token, with_account=True)
+        row = token_service.find_for_rotation(refresh_token)
         if row is None:
             return None
         if not row.is_refresh_usable():

@@ -13,7 +13,7 @@ from sqlalchemy.orm import joinedload, lazyload
 from .. import clock, unit_of_work
 from ..extensions import db
 from ..models import Account, AuthorizationCode, ConnectorUser, Grant, Token
-from ..models.oauth import FoundToken
+from ..models.oauth import AccountRow, FoundToken
 from ..services import tokens as token_service
 from ..services.crypto import token_hash
 from . import dpop, machine_tokens
@@ -27,7 +27,7 @@ MAX_ACCESS_TOKEN_LENGTH = 4096
 
 def _by_hash(column):
     """A token by the hash of one of its values, as the ORM row, for a caller that goes on with
-    it (a refresh rotates it, a resource request serves its person), built once. It reads the
+    it (a resource request serves its person), built once. It reads the
     token's grant (revocation) and the account, without its memberships, in the same query;
     the client it compares by id (the request's client comes from the client cache);
     whatever else is read where used."""
@@ -49,10 +49,10 @@ def _found_by_hash(column):
             .where(column == bindparam("hash")))
 
 
-# with_account: the ORM row with its person; else what a read finds.
+# with_account: the ORM row with its person; else what a read finds. A refresh token presented
+# for rotation is read by services.tokens.find_for_rotation.
 _BY_ACCESS_HASH = {True: _by_hash(Token.access_token_hash), False: _found_by_hash(Token.__table__.c.access_token_hash)}
-_BY_REFRESH_HASH = {True: _by_hash(Token.refresh_token_hash),
-                    False: _found_by_hash(Token.__table__.c.refresh_token_hash)}
+_BY_REFRESH_HASH = {False: _found_by_hash(Token.__table__.c.refresh_token_hash)}
 
 
 def _find(statements: dict, value: str, with_account: bool) -> Token | FoundToken | None:
@@ -106,7 +106,7 @@ def access_token_facts(request, user, token: dict) -> AccessTokenFacts:
              "jkt": getattr(request, "dpop_jkt", None)}
     code: AuthorizationCode | None = getattr(request, "authorization_code", None)
     previous: Token | None = getattr(request, "refresh_token", None)
-    if isinstance(user, Account):
+    if isinstance(user, (Account, AccountRow)):
         facts["subject"] = user.id
         if code is not None:
             facts.update(auth_time=code.auth_time, amr=tuple(code.amr or ()))
@@ -144,7 +144,7 @@ def save_token(token: dict, request) -> None:
     row = dict.fromkeys(token_service.TOKEN_COLUMNS)
     row.update(
         client_id=client_id,
-        account_id=user.id if isinstance(user, Account) else None,
+        account_id=user.id if isinstance(user, (Account, AccountRow)) else None,
         connector_id=user.id if isinstance(user, ConnectorUser) else None,
         access_token_hash=token_hash(token["access_token"]),
         refresh_token_hash=token_hash(token["refresh_token"]) if token.get("refresh_token") else None,
@@ -194,12 +194,11 @@ def presented_client_id(request) -> str | None:
     return token.client_id if token is not None else None
 
 
-def find_refresh_token(value: str, with_account: bool = False) -> Token | FoundToken | None:
-    """The stored token of a refresh token: with ``with_account`` the ORM row with its person
-    (a refresh rotates it), else a read-only ``FoundToken``."""
-    if not isinstance(value, str) or not value or len(value) > 512:
+def find_refresh_token(value: str) -> FoundToken | None:
+    """The stored token of a refresh token, as a read-only ``FoundToken``."""
+    if not isinstance(value, str) or not value or len(value) > token_service.MAX_REFRESH_TOKEN_LENGTH:
         return None
-    return _find(_BY_REFRESH_HASH, value, with_account)
+    return _find(_BY_REFRESH_HASH, value, False)
 
 
 def find_by_hint(value: str, hint: str | None) -> tuple[FoundToken | machine_tokens.MachineToken, str] | None:

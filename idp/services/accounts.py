@@ -7,7 +7,8 @@ import unicodedata
 
 from email_validator import EmailNotValidError, validate_email
 from flask import current_app
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select, update
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.exc import IntegrityError
 
 from .. import clock
@@ -36,8 +37,16 @@ def normalize_email(value: str) -> str:
     return result.normalized.lower()
 
 
+# Built once: a statement made per call costs SQLAlchemy its construction and cache key each time.
+_BY_EMAIL = select(Account).where(func.lower(Account.email) == bindparam("email"))
+
+
+_SET_TOTP_COUNTER = (update(Account.__table__).where(Account.__table__.c.id == bindparam("account_id"))
+                     .values(totp_last_counter=bindparam("counter")))
+
+
 def find_by_email(email: str) -> Account | None:
-    return db.session.scalar(select(Account).where(func.lower(Account.email) == email.lower()))
+    return db.session.scalar(_BY_EMAIL, {"email": email.lower()})
 
 
 def create_account(email: str, password: str, name: str = "", role: str = "user") -> Account:
@@ -164,8 +173,11 @@ def check_totp(account: Account, code: str, *, ip: str | None) -> None:
                          why="code used already" if used else None)
         _check_usable(account)
         raise TotpAlreadyUsed() if used else InvalidTotp()
-    account.totp_last_counter = counter
-    lockout.clear(account)
+    # One UPDATE of the column now, rather than the unit of work's flush of the changed object.
+    db.session.execute(_SET_TOTP_COUNTER, {"account_id": account.id, "counter": counter})
+    set_committed_value(account, "totp_last_counter", counter)
+    if account.failed_attempts or account.first_failed_at is not None or account.lockouts:
+        lockout.clear(account)
     audit.record("login.totp", actor=account.id, account=account, ip=ip)
 
 

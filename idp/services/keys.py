@@ -77,11 +77,17 @@ def _load() -> dict:
         private = previous["private"]  # unchanged: importing an RSA key checks it, which is slow
     else:
         private = RSAKey.import_key(json.loads(crypto.decrypt_text(current.private_jwk, PURPOSE)))
+    public_jwks = {"keys": [r.public_jwk for r in rows]}
+    if previous is not None and previous["public_jwks"] == public_jwks:
+        public_keyset = previous["public_keyset"]  # the same keys published: parsed once, not per check
+    else:
+        public_keyset = KeySet.import_key_set(public_jwks)
     return {
         "kid": current.kid,
         "sealed": current.private_jwk,
         "private": private,
-        "public_jwks": {"keys": [r.public_jwk for r in rows]},
+        "public_jwks": public_jwks,
+        "public_keyset": public_keyset,
         "loaded": time.monotonic(),
     }
 
@@ -105,7 +111,8 @@ def public_jwks() -> dict:
 
 
 def public_keyset() -> KeySet:
-    return KeySet.import_key_set(public_jwks())
+    """The published keys, parsed (for checking what this provider signed); only read."""
+    return _current()["public_keyset"]
 
 
 def clear_cache() -> None:

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from flask import current_app
-from sqlalchemy import delete, func, select
+from sqlalchemy import bindparam, delete, func, select
 from webauthn import (generate_authentication_options, generate_registration_options, verify_authentication_response,
                       verify_registration_response)
 from webauthn.helpers import (base64url_to_bytes, bytes_to_base64url, options_to_json_dict,
@@ -76,8 +76,11 @@ def for_account(account: Account) -> list[Passkey]:
         select(Passkey).where(Passkey.account_id == account.id).order_by(Passkey.created_at, Passkey.id)))
 
 
+_COUNT = select(func.count(Passkey.id)).where(Passkey.account_id == bindparam("account_id"))  # built once
+
+
 def count(account: Account) -> int:
-    return db.session.scalar(select(func.count(Passkey.id)).where(Passkey.account_id == account.id)) or 0
+    return db.session.scalar(_COUNT, {"account_id": account.id}) or 0
 
 
 def amr_of(passkey: Passkey) -> str:

@@ -7,7 +7,8 @@ import datetime as dt
 import secrets
 
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import insert, select
+from sqlalchemy.orm import make_transient_to_detached
 
 from .. import clock
 from ..errors import SessionNotFound
@@ -16,18 +17,29 @@ from ..models import Account, SsoSession
 from . import audit, backchannel, tokens
 
 
+_INSERT = insert(SsoSession.__table__)
+
+
 def start(account: Account, amr: list[str], *, ip: str | None, user_agent: str | None) -> SsoSession:
+    """A new session, written with one INSERT at once; the object returned is the row as the
+    ORM would hold it after a flush (persistent, nothing pending): the unit of work's flush of a
+    new object costs several times the statement."""
     now = clock.now()
-    session = SsoSession(
-        id=secrets.token_urlsafe(32),
-        account_id=account.id,
-        auth_time=now.replace(microsecond=0),
-        amr=amr,
-        expires_at=now + dt.timedelta(seconds=current_app.config["SESSION_LIFETIME"]),
-        ip=ip,
-        user_agent=(user_agent or "")[:300],
-        last_seen_at=now,
-    )
+    values = {
+        "id": secrets.token_urlsafe(32),
+        "account_id": account.id,
+        "auth_time": now.replace(microsecond=0),
+        "amr": list(amr),
+        "created_at": now,
+        "expires_at": now + dt.timedelta(seconds=current_app.config["SESSION_LIFETIME"]),
+        "ended_at": None,
+        "ip": ip,
+        "user_agent": (user_agent or "")[:300],
+        "last_seen_at": now,
+    }
+    db.session.execute(_INSERT, values)
+    session = SsoSession(**values)
+    make_transient_to_detached(session)
     db.session.add(session)
     audit.record("login.success", actor=account.id, account=account, ip=ip, sid_prefix=session.id[:8],
                  amr=list(amr))

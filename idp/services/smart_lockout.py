@@ -26,7 +26,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 
 from flask import current_app
-from sqlalchemy import delete, select
+from sqlalchemy import bindparam, delete, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from .. import clock
@@ -67,13 +67,14 @@ def _address_hash(address: str) -> str:
     return crypto.keyed_hash(address.lower(), PURPOSE)
 
 
+# Built once (a statement made per call costs its construction and cache key each time).
+_FIND = select(SignInSource).where(SignInSource.address_hash == bindparam("address_hash"),
+                                   SignInSource.source_hash == bindparam("source_hash"))
+
+
 def _find(address: str, source: Source) -> SignInSource | None:
-    return db.session.scalar(
-        select(SignInSource).where(
-            SignInSource.address_hash == _address_hash(address),
-            SignInSource.source_hash == crypto.keyed_hash(source.key, PURPOSE),
-        )
-    )
+    return db.session.scalar(_FIND, {"address_hash": _address_hash(address),
+                                     "source_hash": crypto.keyed_hash(source.key, PURPOSE)})
 
 
 @dataclass(frozen=True)

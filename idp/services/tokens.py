@@ -4,8 +4,9 @@ a session's, an account's or a connector user's tokens, and what a replayed cred
 A family is revoked on its `Grant` row, which every use of a token reads: a token the
 family saves after its revocation (the winner of a race with a replay) is revoked too.
 A claimed code and the reuse report are kept (``kept()``): they must stand although the
-token request that triggered them is refused. A refresh token is claimed in the
-transaction that saves its successor, so a refused refresh leaves it usable.
+token request that triggered them is refused. A refresh token is read with its family and
+person in one SELECT of columns (``find_for_rotation``) and claimed in the transaction that
+saves its successor, so a refused refresh leaves it usable.
 
 A new token is written as a row of values (``save``), in one INSERT on the table: the request
 never reads it back, so an ORM object would only add its unit-of-work bookkeeping."""
@@ -17,14 +18,15 @@ import logging
 from collections.abc import Mapping, MutableMapping
 
 from sqlalchemy import bindparam, insert, select, update
-from sqlalchemy.orm.attributes import set_committed_value
 
 from .. import clock
 from ..extensions import db
 from ..models import Account, AuthorizationCode, ConnectorUser, Grant, SsoSession, Token
 from ..models.base import new_id
+from ..models.oauth import AccountRow, FamilyRow, PresentedRefreshToken
 from ..unit_of_work import kept
 from . import audit
+from .crypto import token_hash
 
 log = logging.getLogger(__name__)
 
@@ -42,16 +44,18 @@ def claim_code(code: AuthorizationCode) -> bool:
 
 
 # On the tables, not the entities, through the session's connection: the ORM's bookkeeping
-# (bulk-update synchronisation, a flush's unit of work) would cost more than the statements;
-# the claimed row's new value is set on the loaded token below.
+# (loading and tracking rows, bulk-update synchronisation, a flush's unit of work) would cost
+# more than the statements.
 _TOKENS = Token.__table__
 # Every column a saved token may set, so that the INSERT is compiled once (SQLAlchemy caches a
 # statement by the parameters it is given).
 TOKEN_COLUMNS = ("client_id", "account_id", "connector_id", "grant_id", "session_id", "access_token_hash",
                  "refresh_token_hash", "scope", "issued_at", "expires_in", "refresh_expires_at", "auth_time",
                  "revoked_at", "access_revoked_at", "dpop_jkt")
+_GRANTS = Grant.__table__
+_ACCOUNTS = Account.__table__
 _INSERT_TOKEN = insert(_TOKENS)
-_INSERT_GRANT = insert(Grant.__table__)
+_INSERT_GRANT = insert(_GRANTS)
 _CLAIM_REFRESH = (
     update(_TOKENS)
     .where(_TOKENS.c.id == bindparam("token_id"), _TOKENS.c.refresh_used_at.is_(None),
@@ -60,15 +64,44 @@ _CLAIM_REFRESH = (
 )
 
 
-def claim_refresh_token(token: Token) -> bool:
+# A presented refresh token, its family and its person, in one SELECT of columns (see
+# ``find_for_rotation``); the columns in the order of the rows' COLUMNS, read by position.
+_FIND_FOR_ROTATION = (
+    select(*(_TOKENS.c[name] for name in PresentedRefreshToken.COLUMNS),
+           *(_GRANTS.c[name] for name in FamilyRow.COLUMNS),
+           *(_ACCOUNTS.c[name] for name in AccountRow.COLUMNS))
+    .join_from(_TOKENS, _GRANTS, _GRANTS.c.id == _TOKENS.c.grant_id)
+    .outerjoin(_ACCOUNTS, _ACCOUNTS.c.id == _TOKENS.c.account_id)
+    .where(_TOKENS.c.refresh_token_hash == bindparam("hash"))
+)
+_TOKEN_END = len(PresentedRefreshToken.COLUMNS)
+_GRANT_END = _TOKEN_END + len(FamilyRow.COLUMNS)
+# Longest refresh token looked up (ours are 43 characters).
+MAX_REFRESH_TOKEN_LENGTH = 512
+
+
+def find_for_rotation(value) -> PresentedRefreshToken | None:
+    """The stored token of a refresh token presented for rotation, with its family's grant
+    and its person, as read-only rows from one SELECT: what the refresh grant decides by and
+    the ID token it issues tells, without the ORM's loading and tracking."""
+    if not isinstance(value, str) or not value or len(value) > MAX_REFRESH_TOKEN_LENGTH:
+        return None
+    row = db.session.connection().execute(_FIND_FOR_ROTATION, {"hash": token_hash(value)}).first()
+    if row is None:
+        return None
+    account = row[_GRANT_END:]
+    return PresentedRefreshToken(
+        zip(PresentedRefreshToken.COLUMNS, row[:_TOKEN_END]),
+        FamilyRow(zip(FamilyRow.COLUMNS, row[_TOKEN_END:_GRANT_END])),
+        AccountRow(zip(AccountRow.COLUMNS, account)) if account[0] is not None else None,
+    )
+
+
+def claim_refresh_token(token: PresentedRefreshToken) -> bool:
     """Rotate in one conditional UPDATE: of two racing requests only one wins. Not
     committed: the caller commits the claim with the token that replaces it (see
-    ``commit_rotation``)."""
-    now = clock.now()
-    claimed = db.session.connection().execute(_CLAIM_REFRESH, {"token_id": token.id, "now": now}).rowcount
-    if claimed:
-        # What the UPDATE wrote, without reading the row back.
-        set_committed_value(token, "refresh_used_at", now)
+    ``commit_rotation``). The presented row is left as it was read."""
+    claimed = db.session.connection().execute(_CLAIM_REFRESH, {"token_id": token.id, "now": clock.now()}).rowcount
     return bool(claimed)
 
 

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from flask import current_app, g, has_request_context, request, session
+from flask_babel import get_translations
+from jinja2 import pass_context
+from markupsafe import Markup
 
 
 def current_locale() -> str:
@@ -20,3 +23,20 @@ def current_locale() -> str:
         if base in languages:
             return base
     return request.accept_languages.best_match(languages) or languages[0]
+
+
+def template_gettext():
+    """The templates' ``_``, bound to the translations of this render's locale: found once per
+    render instead of once per string (Flask-Babel's looks up its domain, the locale and its
+    cached catalogue at every call). Like Jinja's new-style gettext: the translation is marked
+    safe where autoescaping is on, and its %(name)s placeholders filled with escaped values."""
+    translate = get_translations().ugettext
+
+    @pass_context
+    def gettext(__context, __string: str, **variables):
+        rv = translate(__string)
+        if __context.eval_ctx.autoescape:
+            rv = Markup(rv)
+        return rv % variables
+
+    return gettext

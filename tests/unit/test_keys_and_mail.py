@@ -30,6 +30,18 @@ def test_rotation_keeps_the_old_key_published_until_its_tokens_expired(ctx):
     assert kids() == [new.kid]
 
 
+def test_keys_are_parsed_once_not_per_request_and_a_rotation_is_seen(ctx, monkeypatch):
+    keys.ensure()
+    monkeypatch.setattr(keys, "CACHE_SECONDS", -1)  # every call reads the keys from the database again
+    kid, private = keys.signing_key()
+    published = keys.public_keyset()
+    assert keys.signing_key() == (kid, private) and keys.signing_key()[1] is private
+    assert keys.public_keyset() is published and published.get_by_kid(kid) is not None
+    new = keys.rotate()
+    assert keys.signing_key()[0] == new.kid and keys.signing_key()[1] is not private
+    assert {k.kid for k in keys.public_keyset()} == {kid, new.kid}
+
+
 def _closed_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
