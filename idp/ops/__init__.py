@@ -5,7 +5,8 @@ from __future__ import annotations
 from flask import Flask, request
 
 from ..telemetry import logs, metrics
-from .requests import CLIENT_ID_KEY, ENDPOINT_KEY, RequestObserver, claimed_client_id
+from ..telemetry.requests import CLIENT_ID_KEY, ENDPOINT_KEY, claimed_client_id
+from .requests import RequestObserver
 
 CLIENT_AUTH_ENDPOINTS = {"oauth.token", "oauth.introspect", "oauth.revoke"}
 

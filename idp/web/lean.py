@@ -18,7 +18,7 @@ answers from an Authlib ``OAuth2Request`` made from the environ (its grants, hoo
 authentication and throttling, and endpoint), in an application context only (the
 database session, the configuration); the answer gets the route's headers (no-store,
 ``headers.security_headers``), the request log's client and endpoint and the token metric
-(``ops.requests.note_protocol_request``), and the unit of work ends by its status (commit
+(``telemetry.requests.note_protocol_request``), and the unit of work ends by its status (commit
 below 400). An exception is answered as Flask answers it: a request context is made for
 the request then, and the application's error handlers and after-request hooks run (a
 database or Redis away: 503 ``temporarily_unavailable``; a value the database cannot hold:
@@ -40,7 +40,7 @@ from werkzeug.wsgi import get_host
 
 from .. import unit_of_work
 from ..oauth import authorization
-from ..ops.requests import note_protocol_request
+from ..telemetry.requests import note_protocol_request
 from . import guards, headers, unlimited
 
 FORM = "application/x-www-form-urlencoded"

@@ -30,7 +30,7 @@ from idp.errors import DomainError
 from idp.extensions import db, limiter
 from idp.models import Account, Grant, Token
 from idp.models.base import new_id
-from idp.ops.requests import CLIENT_ID_KEY, ENDPOINT_KEY
+from idp.telemetry.requests import CLIENT_ID_KEY, ENDPOINT_KEY
 from idp.services.crypto import token_hash
 from idp.telemetry import metrics
 
