@@ -99,6 +99,16 @@ def mint(app, portal, account_id):
     return mint
 
 
+def _unminted(value, minted: dict):
+    """``value`` with each value minted for the request (also inside it: a token with more appended)
+    replaced by what it stands for, so that the two paths' answers compare."""
+    if not isinstance(value, str):
+        return value
+    for real, name in minted.items():
+        value = value.replace(real, name)
+    return value
+
+
 class Recorder:
     """WSGI middleware outside the app: what the request observer logs of each request."""
 
@@ -144,7 +154,7 @@ def send(app, client):
         except Exception as exc:  # noqa: BLE001 - TESTING propagates what Flask would answer 500
             return {"raised": type(exc).__name__}, True
         response.get_data()  # the body read to its end: the request is over and noted
-        noted = recorder.noted and tuple(minted.get(value, value) for value in recorder.noted)
+        noted = recorder.noted and tuple(_unminted(value, minted) for value in recorder.noted)
         return {"status": response.status_code, "json": _normal(response.get_json(silent=True)),
                 "text": None if response.is_json else NONCE.sub("nonce", response.get_data(as_text=True)),
                 "headers": sorted((k.lower(), NONCE.sub("nonce", v)) for k, v in response.headers
