@@ -97,23 +97,29 @@ def _session_holds_work() -> bool:
     return session.in_transaction() or bool(session.new or session.dirty or session.deleted)
 
 
-def read_first(statement, parameters: dict):
-    """The first row (a mapping) of a read-only statement, or None. Inside the unit of work's
-    transaction when one is open (it sees what the request wrote); else on a connection of its
-    own, returned at once, so that a request that only reads (introspection) makes no session
-    and has no transaction to commit."""
+@contextmanager
+def _reader():
+    """What a read-only statement runs on: the request's session when it has begun a transaction
+    or holds changes (the read sees what the request wrote); else a connection of its own,
+    returned at once, so that a request that only reads (introspection) makes no session and
+    has no transaction to commit."""
     if _session_holds_work():
-        return db.session.execute(statement, parameters).mappings().first()
-    with db.engine.connect() as connection:
-        return connection.execute(statement, parameters).mappings().first()
+        yield db.session
+    else:
+        with db.engine.connect() as connection:
+            yield connection
+
+
+def read_first(statement, parameters: dict):
+    """The first row (a mapping) of a read-only statement, or None (see ``_reader``)."""
+    with _reader() as reader:
+        return reader.execute(statement, parameters).mappings().first()
 
 
 def read_scalar(statement, parameters: dict | None = None):
-    """The first column of the first row of a read-only statement, or None; read as ``read_first`` reads."""
-    if _session_holds_work():
-        return db.session.scalar(statement, parameters)
-    with db.engine.connect() as connection:
-        return connection.scalar(statement, parameters)
+    """The first column of the first row of a read-only statement, or None (see ``_reader``)."""
+    with _reader() as reader:
+        return reader.scalar(statement, parameters)
 
 
 def finish(response):
