@@ -28,6 +28,7 @@ from collections.abc import Callable
 from contextlib import contextmanager
 
 from sqlalchemy import event
+from sqlalchemy.exc import DBAPIError
 
 from .extensions import db
 
@@ -97,29 +98,126 @@ def _session_holds_work() -> bool:
     return session.in_transaction() or bool(session.new or session.dirty or session.deleted)
 
 
-@contextmanager
-def _reader():
-    """What a read-only statement runs on: the request's session when it has begun a transaction
-    or holds changes (the read sees what the request wrote); else a connection of its own,
-    returned at once, so that a request that only reads (introspection) makes no session and
-    has no transaction to commit."""
-    if _session_holds_work():
-        yield db.session
-    else:
-        with db.engine.connect() as connection:
-            yield connection
+class _Prepared:
+    """A read-only statement compiled once for a dialect, run on a pooled DB-API connection: the
+    SQL, how its parameters are bound, and how each column's value is read."""
+
+    __slots__ = ("sql", "names", "positional", "defaults", "binds", "processors", "keys")
+
+    def __init__(self, compiled, statement, dialect):
+        self.sql = compiled.string
+        self.positional = compiled.positional
+        self.names = tuple(compiled.positiontup) if compiled.positional else tuple(compiled.binds)
+        # A value written into the statement (``.limit(1)``, ``== 5``) is bound as SQLAlchemy binds it.
+        self.defaults = {name: bind.effective_value for name, bind in compiled.binds.items() if not bind.required}
+        self.binds = {name: processor for name, bind in compiled.binds.items()
+                      if (processor := bind.type.dialect_impl(dialect).bind_processor(dialect)) is not None}
+        self.processors = tuple(column.type.dialect_impl(dialect).result_processor(dialect, None)
+                                for column in statement.selected_columns)
+        self.keys = None  # the result's keys, as the driver names the columns (read on first use)
+
+    @classmethod
+    def of(cls, statement, dialect) -> _Prepared | None:
+        """The prepared statement; None for one that must run on a SQLAlchemy connection: with
+        expanding or escaped parameters, or that loads ORM entities."""
+        if any(isinstance(described["expr"], type) for described in statement.column_descriptions):
+            return None
+        compiled = statement.compile(dialect=dialect)
+        if compiled.escaped_bind_names or any(bind.expanding or bind.literal_execute
+                                              for bind in compiled.binds.values()):
+            return None
+        return cls(compiled, statement, dialect)
+
+    def parameters(self, values: dict):
+        bound = {}
+        for name in self.names:
+            value = values[name] if name in values else self.defaults[name]
+            processor = self.binds.get(name)
+            bound[name] = processor(value) if processor is not None else value
+        return tuple(bound[name] for name in self.names) if self.positional else bound
+
+    def row(self, row) -> dict:
+        return {key: processor(value) if processor is not None else value
+                for key, processor, value in zip(self.keys, self.processors, row)}
+
+
+_PREPARED: dict = {}
+
+
+def _prepared(statement, dialect) -> _Prepared | None:
+    key = (statement, dialect)
+    try:
+        return _PREPARED[key]
+    except KeyError:
+        pass
+    prepared = _Prepared.of(statement, dialect)
+    if len(_PREPARED) >= 64:  # a few statements, built once each at import; a bound for any other
+        _PREPARED.clear()
+    _PREPARED[key] = prepared
+    return prepared
+
+
+def _read_pooled(statement, parameters: dict):
+    """The first row of a read-only statement (a dict of its columns, as the result maps them) or
+    None, on a connection of the engine's pool with no SQLAlchemy connection around it: the
+    statement is compiled once, and on PostgreSQL read outside a transaction (autocommit), so
+    neither a BEGIN nor the pool's ROLLBACK on return costs a round trip. The connection is
+    checked out as the pool checks it (pre-ping: a database restart is recovered from); a DB-API
+    error is raised as SQLAlchemy raises it, the connection invalidated on a disconnect. With
+    statement listeners on the engine (a meter, a test that watches statements) it runs on a
+    SQLAlchemy connection, where they see it."""
+    engine = db.engine
+    dialect = engine.dialect
+    prepared = _prepared(statement, dialect)
+    if prepared is None or engine.dispatch.before_cursor_execute or engine.dispatch.after_cursor_execute:
+        with engine.connect() as connection:
+            return connection.execute(statement, parameters).mappings().first()
+    bound = prepared.parameters(parameters)
+    connection = engine.raw_connection()
+    driver = connection.driver_connection
+    toggle = dialect.driver == "psycopg" and not driver.autocommit
+    cursor = None
+    try:
+        try:
+            if toggle:
+                driver.autocommit = True
+            cursor = connection.cursor()
+            cursor.execute(prepared.sql, bound)
+            row = cursor.fetchone()
+            if prepared.keys is None:
+                prepared.keys = tuple(column[0] for column in cursor.description)
+            cursor.close()
+        finally:
+            if toggle and not driver.closed:
+                driver.autocommit = False
+    except dialect.loaded_dbapi.Error as exc:
+        disconnect = dialect.is_disconnect(exc, connection.dbapi_connection, cursor)
+        if disconnect:
+            connection.invalidate(exc)
+        raise DBAPIError.instance(prepared.sql, bound, exc, dialect.loaded_dbapi.Error,
+                                  connection_invalidated=disconnect, dialect=dialect) from exc
+    finally:
+        connection.close()  # back to the pool (or away, when invalidated)
+    return None if row is None else prepared.row(row)
 
 
 def read_first(statement, parameters: dict):
-    """The first row (a mapping) of a read-only statement, or None (see ``_reader``)."""
-    with _reader() as reader:
-        return reader.execute(statement, parameters).mappings().first()
+    """The first row (a mapping) of a read-only statement, or None. It runs in the request's
+    session when that has begun a transaction or holds changes (the read sees what the request
+    wrote); else on a pooled connection of its own, returned at once (``_read_pooled``), so
+    that a request that only reads (introspection) makes no session and has no transaction to
+    commit."""
+    if _session_holds_work():
+        return db.session.execute(statement, parameters).mappings().first()
+    return _read_pooled(statement, parameters)
 
 
 def read_scalar(statement, parameters: dict | None = None):
-    """The first column of the first row of a read-only statement, or None (see ``_reader``)."""
-    with _reader() as reader:
-        return reader.scalar(statement, parameters)
+    """The first column of the first row of a read-only statement, or None (as ``read_first``)."""
+    if _session_holds_work():
+        return db.session.scalar(statement, parameters)
+    row = _read_pooled(statement, parameters or {})
+    return None if row is None else next(iter(row.values()))
 
 
 def finish(response):

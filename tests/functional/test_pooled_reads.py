@@ -1,0 +1,156 @@
+"""A read-only statement outside the request's work (unit_of_work.read_first and read_scalar) runs
+on a pooled DB-API connection, compiled once: it must find what SQLAlchemy finds, with the same
+types, fail as SQLAlchemy fails, leave its connection in the pool as it found it, and recover
+from a connection the database closed."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from sqlalchemy import bindparam, event, select, text
+from sqlalchemy.exc import DBAPIError, OperationalError, ProgrammingError
+
+from idp import clock, unit_of_work
+from idp.extensions import db
+from idp.models import AuditEvent, Grant, RevokedToken, Token
+from idp.models.base import new_id
+from idp.oauth import tokens
+
+from ..helpers import T0, make_client
+
+
+def _token(app, client_id: str) -> tuple[int, str]:
+    with app.app_context():
+        grant = Grant(client_id=client_id, account_id=None, amr=["pwd"])
+        db.session.add(grant)
+        db.session.flush()
+        row = Token(client_id=client_id, grant_id=grant.id, access_token_hash=new_id(), scope="openid profile",
+                    issued_at=T0, expires_in=3600, refresh_expires_at=T0 + dt.timedelta(days=30))
+        db.session.add(row)
+        db.session.commit()
+        return row.id, row.access_token_hash
+
+
+@pytest.fixture
+def token(app):
+    client = make_client(app, name="Reader", grant_types=("client_credentials",))
+    return _token(app, client["client_id"])
+
+
+def test_a_pooled_read_finds_what_sqlalchemy_finds(app, token):
+    _, access_hash = token
+    statement = tokens._BY_ACCESS_HASH[False]  # noqa: SLF001 - introspection's own statement
+    with app.app_context():
+        with db.engine.connect() as connection:
+            expected = dict(connection.execute(statement, {"hash": access_hash}).mappings().first())
+        found = unit_of_work.read_first(statement, {"hash": access_hash})
+        assert not db.session.registry.has()
+    assert found == expected
+    assert {key: type(value) for key, value in found.items()} == {key: type(value) for key, value in expected.items()}
+    assert isinstance(found["issued_at"], dt.datetime) and isinstance(found["refresh_expires_at"], dt.datetime)
+    with app.app_context():
+        assert unit_of_work.read_first(statement, {"hash": "no such hash"}) is None
+
+
+def test_values_written_into_the_statement_are_bound(app, token):
+    token_id, _ = token
+    with app.app_context():
+        assert unit_of_work.read_scalar(select(Token.scope).where(Token.id == token_id).limit(1)) == "openid profile"
+        assert unit_of_work.read_scalar(select(Token.scope).where(Token.id == token_id + 1000).limit(1)) is None
+        revoked = select(RevokedToken.token_hash).where(RevokedToken.token_hash == bindparam("hash"))
+        db.session.add(RevokedToken(token_hash="a" * 64, expires_at=clock.now() + dt.timedelta(hours=1)))
+        db.session.commit()
+        assert unit_of_work.read_scalar(revoked, {"hash": "a" * 64}) == "a" * 64
+        assert unit_of_work.read_scalar(revoked, {"hash": "b" * 64}) is None
+
+
+def test_statement_listeners_see_the_read(app, token):
+    _, access_hash = token
+    seen = []
+    with app.app_context():
+        engine = db.engine
+
+        def before(conn, cursor, statement, parameters, context, executemany):
+            seen.append(statement)
+
+        event.listen(engine, "before_cursor_execute", before)
+        try:
+            assert unit_of_work.read_first(tokens._BY_ACCESS_HASH[False], {"hash": access_hash}) is not None  # noqa: SLF001
+        finally:
+            event.remove(engine, "before_cursor_execute", before)
+    assert any("FROM tokens" in statement for statement in seen)
+
+
+def test_a_failed_read_raises_as_sqlalchemy_raises(app):
+    missing = select(AuditEvent.action).where(AuditEvent.action == bindparam("action"))
+    with app.app_context():
+        db.session.execute(text("DROP TABLE audit_events CASCADE" if db.engine.dialect.name == "postgresql"
+                                else "DROP TABLE audit_events"))
+        db.session.commit()
+        with pytest.raises((OperationalError, ProgrammingError)) as raised:
+            unit_of_work.read_first(missing, {"action": "x"})
+        assert isinstance(raised.value, DBAPIError) and not raised.value.connection_invalidated
+        db.metadata.tables["audit_events"].create(db.engine)  # the next test's schema, as it was
+        # The connection went back to the pool usable.
+        assert unit_of_work.read_first(missing, {"action": "x"}) is None
+
+
+def _on_postgresql(app) -> bool:
+    with app.app_context():
+        return db.engine.dialect.name == "postgresql"
+
+
+def test_on_postgresql_the_read_costs_the_ping_and_the_statement_and_leaves_no_transaction(app, token, tmp_path):
+    """Two round trips: the pool's pre-ping and the SELECT, in autocommit (no BEGIN, and no
+    ROLLBACK when the connection goes back), as the driver's protocol trace (libpq) shows."""
+    if not _on_postgresql(app):
+        pytest.skip("PostgreSQL's transactions")
+    _, access_hash = token
+    statement = tokens._BY_ACCESS_HASH[False]  # noqa: SLF001
+    with app.app_context():
+        engine = db.engine
+        engine.dispose()
+        assert unit_of_work.read_first(statement, {"hash": access_hash}) is not None  # one pooled connection
+        connection = engine.raw_connection()
+        pgconn = connection.driver_connection.pgconn
+        connection.close()
+        with open(tmp_path / "trace", "w+b") as trace:
+            pgconn.trace(trace.fileno())
+            try:
+                assert unit_of_work.read_first(statement, {"hash": access_hash})["scope"] == "openid profile"
+            finally:
+                pgconn.untrace()
+            trace.seek(0)
+            messages = [line.split("\t") for line in trace.read().decode().splitlines()]
+            sent = [fields[3] for fields in messages if len(fields) > 3 and fields[1] == "F"]
+        connection = engine.raw_connection()
+        try:
+            assert connection.driver_connection.pgconn is pgconn  # the traced connection was the one read on
+            assert connection.driver_connection.autocommit is False
+            assert connection.driver_connection.info.transaction_status == 0  # IDLE: nothing left open
+        finally:
+            connection.close()
+    round_trips = sent.count("Sync") + sent.count("Query")
+    assert round_trips == 2, sent
+
+
+def test_on_postgresql_a_connection_the_database_closed_is_replaced(app, token):
+    if not _on_postgresql(app):
+        pytest.skip("PostgreSQL's server processes")
+    import psycopg
+
+    _, access_hash = token
+    statement = tokens._BY_ACCESS_HASH[False]  # noqa: SLF001
+    with app.app_context():
+        engine = db.engine
+        engine.dispose()
+        assert unit_of_work.read_first(statement, {"hash": access_hash}) is not None
+        connection = engine.raw_connection()
+        pid = connection.driver_connection.info.backend_pid
+        connection.close()
+        # The server process behind the pooled connection ends, as in a database restart.
+        with psycopg.connect(engine.url.set(drivername="postgresql").render_as_string(hide_password=False),
+                             autocommit=True) as other:
+            assert other.execute("SELECT pg_terminate_backend(%s)", (pid,)).fetchone()[0] is True
+        assert unit_of_work.read_first(statement, {"hash": access_hash}) is not None
