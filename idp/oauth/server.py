@@ -4,6 +4,7 @@ registered from one list (which the discovery document is also built from)."""
 from __future__ import annotations
 
 import json
+from contextvars import ContextVar
 
 from authlib.integrations.flask_oauth2 import AuthorizationServer, ResourceProtector
 from authlib.integrations.flask_oauth2.requests import FlaskOAuth2Request
@@ -57,6 +58,9 @@ class UnsupportedResponseType(AuthorizationEndpointMixin, BaseGrant):
 
 
 _ENCODERS: dict[tuple, json.JSONEncoder] = {}
+# What ``handle_response`` makes the server's answers with: Flask's response class, or while a
+# caller below Flask's dispatch (web/lean.py) calls the server, the callable it sets here.
+answer_maker: ContextVar = ContextVar("idp.oauth.answer_maker", default=Response)
 
 
 def _json(payload: dict) -> str:
@@ -121,10 +125,11 @@ class IdpAuthorizationServer(AuthorizationServer):
                         include_refresh_token=include_refresh_token, confirmation=confirmation)
 
     def handle_response(self, status_code, payload, headers):
-        """Authlib's: a JSON payload encoded as ``flask.json.dumps`` encodes it."""
+        """Authlib's: a JSON payload encoded as ``flask.json.dumps`` encodes it, answered by
+        ``answer_maker`` (Flask's response)."""
         if isinstance(payload, dict):
             payload = _json(payload)
-        return Response(payload, status=status_code, headers=headers)
+        return answer_maker.get()(payload, status=status_code, headers=headers)
 
     def authenticate_client(self, request, methods, endpoint="token"):
         return client_auth.authenticate(super().authenticate_client, request, methods, endpoint)

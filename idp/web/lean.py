@@ -35,11 +35,13 @@ from urllib.parse import parse_qsl
 from authlib.common.security import is_secure_transport
 from authlib.oauth2.rfc6749 import OAuth2Payload, OAuth2Request
 from authlib.oauth2.rfc6749.errors import InsecureTransportError
+from flask import Response
 from werkzeug.datastructures import EnvironHeaders, ImmutableMultiDict
 from werkzeug.wsgi import get_host
 
 from .. import unit_of_work
 from ..oauth import authorization
+from ..oauth.server import answer_maker
 from ..telemetry.requests import note_protocol_request
 from . import guards, headers, unlimited
 
@@ -99,6 +101,92 @@ def _check_transport(uri: str) -> None:
         _TRANSPORT_CHECKED[key] = secure
     if not secure:
         raise InsecureTransportError()
+
+
+class _AnswerHeaders:
+    """An answer's headers, a list of (name, value) as Werkzeug's ``Headers`` keeps them, with what
+    the route's hooks use of them (``add``, setting one, ``get``, iteration), values checked as
+    Werkzeug checks them (a string, no line break)."""
+
+    __slots__ = ("_list",)
+
+    def __init__(self, headers):
+        self._list = [(name, _value(value)) for name, value in headers]
+
+    def __iter__(self):
+        return iter(self._list)
+
+    def __contains__(self, name):
+        return self.get(name) is not None
+
+    def get(self, name, default=None):
+        name = name.lower()
+        for key, value in self._list:
+            if key.lower() == name:
+                return value
+        return default
+
+    def add(self, name, value):
+        self._list.append((name, _value(value)))
+
+    def __setitem__(self, name, value):
+        """Werkzeug's ``Headers.set``: the first header of that name replaced, the others removed,
+        or the header added at the end."""
+        value, lower = _value(value), name.lower()
+        kept, replaced = [], False
+        for key, old in self._list:
+            if key.lower() != lower:
+                kept.append((key, old))
+            elif not replaced:
+                kept.append((name, value))
+                replaced = True
+        if not replaced:
+            kept.append((name, value))
+        self._list = kept
+
+    def to_wsgi_list(self):
+        return list(self._list)
+
+
+def _value(value) -> str:
+    value = value if type(value) is str else str(value)
+    if "\n" in value or "\r" in value:
+        raise ValueError("Header values must not contain newline characters.")
+    return value
+
+
+_STATUS_LINES: dict[int, str] = {}
+
+
+class Answer:
+    """The server's answer on this path: what Flask's response for the same JSON would send (its
+    status line, headers and body, Content-Length added as Werkzeug adds it), without building
+    the Werkzeug response and its headers, which cost more than the rest of the answer."""
+
+    __slots__ = ("status_code", "status", "headers", "body")
+
+    def __init__(self, payload: str, status: int, headers):
+        self.status_code = status
+        line = _STATUS_LINES.get(status)
+        if line is None:
+            line = _STATUS_LINES[status] = Response(status=status).status  # Werkzeug's reason phrase
+        self.status = line
+        self.body = payload.encode()
+        self.headers = _AnswerHeaders(headers)
+        self.headers.add("Content-Length", str(len(self.body)))
+
+    @property
+    def mimetype(self) -> str | None:
+        content_type = self.headers.get("content-type")
+        return content_type.partition(";")[0].strip() if content_type else None
+
+
+def _answer(payload, status: int, headers):
+    """An ``Answer`` for a JSON answer (the server's every answer on this path); anything else
+    (no Content-Type, a body that is not text) is Flask's response, as on the route."""
+    if type(payload) is str and type(status) is int and any(name.lower() == "content-type" for name, _ in headers):
+        return Answer(payload, status, headers)
+    return Response(payload, status=status, headers=headers)
 
 
 class LeanRequest(OAuth2Request):
@@ -186,6 +274,9 @@ class LeanProtocol:
         error = None
         try:
             response = self._respond(environ, endpoint, form, body)
+            if isinstance(response, Answer):
+                start_response(response.status, response.headers.to_wsgi_list())
+                return [response.body]
             if not response.is_sequence or "Content-Length" not in response.headers:  # none of this path's answers
                 return response(environ, start_response)
             # What Werkzeug's response sends for a JSON answer made at once: its headers and body.
@@ -201,10 +292,14 @@ class LeanProtocol:
         in_view = True
         try:
             request = LeanRequest(environ, form)
-            if endpoint == "oauth.token":
-                response = authorization.create_token_response(request)
-            else:
-                response = authorization.create_endpoint_response("introspection", request)
+            maker = answer_maker.set(_answer)
+            try:
+                if endpoint == "oauth.token":
+                    response = authorization.create_token_response(request)
+                else:
+                    response = authorization.create_endpoint_response("introspection", request)
+            finally:
+                answer_maker.reset(maker)
             headers.no_store(response)
             in_view = False
             # The route's after-request hooks, in their order.
