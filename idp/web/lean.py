@@ -71,10 +71,33 @@ class _Payload(OAuth2Payload):
         return values
 
 
+class _Form(ImmutableMultiDict):
+    """The request's form: Werkzeug's, whose ``get`` finds a missing parameter by raising and
+    catching an HTTP exception; here a look-up (Authlib asks for absent parameters a dozen
+    times a request)."""
+
+    def get(self, key, default=None, type=None):  # noqa: A002 - Werkzeug's signature
+        if type is not None:
+            return super().get(key, default, type)
+        values = dict.get(self, key)
+        return values[0] if values else default
+
+
+_UNPREFIXED = frozenset({"CONTENT_TYPE", "CONTENT_LENGTH"})
+
+
 class _Headers(EnvironHeaders):
     """The request's headers, as the route's request has them. A WSGI environ holds each header
     once, so a header's list of values is its value, found without a pass over the whole
-    environ; and this path's requests always have headers (a Content-Type, at least)."""
+    environ; a header is found by a look-up, not by raising and catching a KeyError when it
+    is absent; and this path's requests always have headers (a Content-Type, at least)."""
+
+    def get(self, key, default=None, type=None):  # noqa: A002 - Werkzeug's signature
+        if type is not None or not isinstance(key, str):
+            return super().get(key, default, type)
+        key = key.upper().replace("-", "_")
+        value = self.environ.get(key if key in _UNPREFIXED else f"HTTP_{key}")
+        return default if value is None else value
 
     def getlist(self, key, type=None):  # noqa: A002 - Werkzeug's signature
         if type is not None:
@@ -132,17 +155,15 @@ class _AnswerHeaders:
     def __setitem__(self, name, value):
         """Werkzeug's ``Headers.set``: the first header of that name replaced, the others removed,
         or the header added at the end."""
-        value, lower = _value(value), name.lower()
-        kept, replaced = [], False
-        for key, old in self._list:
-            if key.lower() != lower:
-                kept.append((key, old))
-            elif not replaced:
-                kept.append((name, value))
-                replaced = True
-        if not replaced:
-            kept.append((name, value))
-        self._list = kept
+        value, lower, headers = _value(value), name.lower(), self._list
+        for index, (key, _) in enumerate(headers):
+            if key.lower() == lower:
+                headers[index] = (name, value)
+                rest = headers[index + 1:]
+                if any(key.lower() == lower for key, _ in rest):
+                    headers[index + 1:] = [header for header in rest if header[0].lower() != lower]
+                return
+        headers.append((name, value))
 
     def to_wsgi_list(self):
         return list(self._list)
@@ -238,7 +259,7 @@ def parse(environ, endpoint: str, limit: int | None) -> tuple[ImmutableMultiDict
         pairs = parse_qsl(body.decode(), keep_blank_values=True, errors="werkzeug.url_quote")  # as Werkzeug parses
     except UnicodeDecodeError:
         return None, body
-    form = ImmutableMultiDict(pairs)
+    form = _Form(pairs)
     if len(form) != len(pairs) or "client_assertion" in form or "client_assertion_type" in form:
         return None, body  # a parameter sent twice is the guard's answer; assertions go the route
     if endpoint == "oauth.token" and form.get("grant_type") not in TOKEN_GRANTS:
