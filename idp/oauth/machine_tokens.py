@@ -8,12 +8,12 @@ import base64
 import hashlib
 import hmac
 import json
-import secrets
 from json.encoder import encode_basestring_ascii as _json_string
 
 from sqlalchemy import bindparam, select
 
 from .. import clock, unit_of_work
+from ..random_bytes import token_bytes
 from ..extensions import db
 from ..models import RevokedToken
 from ..models.oauth import IssuedToken
@@ -57,7 +57,7 @@ def _payload_json(payload: dict) -> str:
 def issue(client_id: str, scope: str, expires_in: int, confirmation: dict | None = None) -> str:
     """A token for ``client_id``; with ``confirmation`` (``{"jkt": ...}``) bound to that DPoP key."""
     now = clock.timestamp()
-    payload = {"c": client_id, "s": scope, "i": now, "e": now + expires_in, "j": secrets.token_urlsafe(16)}
+    payload = {"c": client_id, "s": scope, "i": now, "e": now + expires_in, "j": _b64(token_bytes(16))}
     if confirmation:
         payload["k"] = confirmation["jkt"]
     body = PREFIX + _b64(_payload_json(payload).encode())

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import os
 import re
 import time
 
+from ..random_bytes import token_bytes
 from ..telemetry import logs, metrics
 from ..telemetry.requests import CLIENT_ID_KEY, ENDPOINT_KEY
 
@@ -18,7 +18,7 @@ def request_id_from(environ, trust_proxy: bool) -> str:
         offered = environ.get("HTTP_X_REQUEST_ID", "")
         if _SANE_REQUEST_ID.fullmatch(offered):
             return offered
-    return os.urandom(16).hex()  # 128 random bits, as 32 hex digits (uuid4's hex, without its UUID)
+    return token_bytes(16).hex()  # 128 random bits, as 32 hex digits (uuid4's hex, without its UUID)
 
 
 class RequestObserver:
