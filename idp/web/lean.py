@@ -51,7 +51,7 @@ ENDPOINTS = {"/token": "oauth.token", "/introspect": "oauth.introspect"}
 TOKEN_GRANTS = frozenset({"client_credentials", "refresh_token"})
 # Headers that send a request the Flask route: CORS, DPoP proofs and their nonces, a
 # browser's cookies, a body to be decoded or not yet counted.
-ROUTED_HEADERS = ("HTTP_ORIGIN", "HTTP_DPOP", "HTTP_COOKIE", "HTTP_TRANSFER_ENCODING", "HTTP_CONTENT_ENCODING")
+ROUTED_HEADERS = frozenset({"HTTP_ORIGIN", "HTTP_DPOP", "HTTP_COOKIE", "HTTP_TRANSFER_ENCODING", "HTTP_CONTENT_ENCODING"})
 _NO_ARGS: ImmutableMultiDict = ImmutableMultiDict()
 
 
@@ -109,21 +109,28 @@ class _Headers(EnvironHeaders):
         return True
 
 
-_TRANSPORT_CHECKED: dict[tuple[str, bool], bool] = {}
+_URIS: dict[tuple, str] = {}
 
 
-def _check_transport(uri: str) -> None:
-    """Authlib's ``InsecureTransportError.check``, its answer remembered for a few URLs (the
-    endpoints' URLs under the hosts the server is called by)."""
-    key = (uri, bool(os.environ.get("AUTHLIB_INSECURE_TRANSPORT")))
-    secure = _TRANSPORT_CHECKED.get(key)
-    if secure is None:
-        secure = is_secure_transport(uri)
-        if len(_TRANSPORT_CHECKED) >= 64:  # the Host header is the client's to choose
-            _TRANSPORT_CHECKED.clear()
-        _TRANSPORT_CHECKED[key] = secure
-    if not secure:
+def _uri(environ) -> str:
+    """The request's URL as the route's request names it, its transport checked as Authlib's
+    ``InsecureTransportError.check`` checks it; both remembered for a few URLs (the endpoints'
+    under the hosts the server is called by), as the check parses the URL and the host's address
+    each time. This path's URLs are plain ASCII, which Werkzeug's IRI form leaves as they are."""
+    key = (environ["wsgi.url_scheme"], environ.get("HTTP_HOST"), environ.get("SERVER_NAME"),
+           environ.get("SERVER_PORT"), environ.get("SCRIPT_NAME", ""), environ["PATH_INFO"],
+           bool(os.environ.get("AUTHLIB_INSECURE_TRANSPORT")))
+    uri = _URIS.get(key)
+    if uri is None:
+        uri = f"{key[0]}://{get_host(environ)}{key[4]}{key[5]}"
+        if not is_secure_transport(uri):
+            uri = ""
+        if len(_URIS) >= 64:  # the Host header is the client's to choose
+            _URIS.clear()
+        _URIS[key] = uri
+    if not uri:
         raise InsecureTransportError()
+    return uri
 
 
 class _AnswerHeaders:
@@ -215,14 +222,9 @@ class LeanRequest(OAuth2Request):
     (``IdpAuthorizationServer.create_oauth2_request``) has, the client's address included."""
 
     def __init__(self, environ, form: ImmutableMultiDict):
-        # The URL as the route's request names it (Authlib checks its transport): this path's
-        # is plain ASCII, which Werkzeug's IRI form leaves as it is.
-        uri = f"{environ['wsgi.url_scheme']}://{get_host(environ)}{environ.get('SCRIPT_NAME', '')}{environ['PATH_INFO']}"
-        # What OAuth2Request.__init__ sets, with its transport check remembered per URL (it
-        # parses the URL and the host's address each time).
-        _check_transport(uri)
+        # What OAuth2Request.__init__ sets, its transport check remembered (``_uri``).
+        self.uri = _uri(environ)
         self.method = "POST"
-        self.uri = uri
         self.headers = _Headers(environ)
         self._body = None
         self.client = self.auth_method = self.user = self.authorization_code = None
@@ -246,7 +248,7 @@ def parse(environ, endpoint: str, limit: int | None) -> tuple[ImmutableMultiDict
     """The request's form when the lean path can answer it exactly, else None; and the body
     read (None when none was), which the Flask route must then be given again."""
     if (environ.get("QUERY_STRING") or environ.get(guards.TOO_LARGE) or not environ.get("REMOTE_ADDR")
-            or any(name in environ for name in ROUTED_HEADERS)
+            or not environ.keys().isdisjoint(ROUTED_HEADERS)
             or environ.get("CONTENT_TYPE", "").lower() not in FORM_TYPES):
         return None, None
     length = environ.get("CONTENT_LENGTH", "")
