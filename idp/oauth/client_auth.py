@@ -80,9 +80,9 @@ def authenticate(authenticate_client, request, methods, endpoint):
     than one method or comes for a throttled client; its failures are counted."""
     if len(_methods_presented(request)) > 1:
         raise InvalidRequestError("Use one client authentication method per request.")
-    client_id = claimed_client_id(request)
     # Nothing is counted or checked with rate limits off (throttles.allow and exhausted say so).
-    limits = _limits(client_id, _address(request)) if client_id and current_app.config["RATELIMIT_ENABLED"] else []
+    client_id = claimed_client_id(request) if current_app.config["RATELIMIT_ENABLED"] else None
+    limits = _limits(client_id, _address(request)) if client_id else []
     if any(throttles.exhausted(NAMESPACE, key, setting, fail_open=True) for key, setting in limits):
         raise ClientAuthenticationThrottled()
     try:

@@ -105,5 +105,10 @@ def token_issued(grant_type: str | None) -> None:
 
 
 def request_done(endpoint: str, status: int, seconds: float) -> None:
-    _child(REQUESTS, endpoint, str(status)).inc()
-    _child(LATENCY, endpoint).observe(seconds)
+    key = ("request", endpoint, status)  # the pair of children a request counts in, found at once
+    children = _children.get(key) if _children_class[0] is values.ValueClass else None
+    if children is None:
+        children = (_child(REQUESTS, endpoint, str(status)), _child(LATENCY, endpoint))
+        _children[key] = children
+    children[0].inc()
+    children[1].observe(seconds)

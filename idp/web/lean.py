@@ -252,10 +252,13 @@ def parse(environ, endpoint: str, limit: int | None) -> tuple[ImmutableMultiDict
             or environ.get("CONTENT_TYPE", "").lower() not in FORM_TYPES):
         return None, None
     length = environ.get("CONTENT_LENGTH", "")
-    if not (length.isascii() and length.isdigit()) or not 0 < int(length) <= (limit or int(length)):
+    if not (length.isascii() and length.isdigit()):
         return None, None
-    body = environ["wsgi.input"].read(int(length))
-    if len(body) != int(length):
+    length = int(length)
+    if not 0 < length <= (limit or length):
+        return None, None
+    body = environ["wsgi.input"].read(length)
+    if len(body) != length:
         return None, body
     try:
         pairs = parse_qsl(body.decode(), keep_blank_values=True, errors="werkzeug.url_quote")  # as Werkzeug parses
