@@ -136,41 +136,42 @@ def _uri(environ) -> str:
 class _AnswerHeaders:
     """An answer's headers, a list of (name, value) as Werkzeug's ``Headers`` keeps them, with what
     the route's hooks use of them (``add``, setting one, ``get``, iteration), values checked as
-    Werkzeug checks them (a string, no line break)."""
+    Werkzeug checks them (a string, no line break). The names in lower case are kept beside them."""
 
-    __slots__ = ("_list",)
+    __slots__ = ("_list", "_keys")
 
     def __init__(self, headers):
         self._list = [(name, _value(value)) for name, value in headers]
+        self._keys = [name.lower() for name, _ in self._list]
 
     def __iter__(self):
         return iter(self._list)
 
     def __contains__(self, name):
-        return self.get(name) is not None
+        return name.lower() in self._keys
 
     def get(self, name, default=None):
-        name = name.lower()
-        for key, value in self._list:
-            if key.lower() == name:
-                return value
-        return default
+        name, keys = name.lower(), self._keys
+        return self._list[keys.index(name)][1] if name in keys else default
 
     def add(self, name, value):
         self._list.append((name, _value(value)))
+        self._keys.append(name.lower())
 
     def __setitem__(self, name, value):
         """Werkzeug's ``Headers.set``: the first header of that name replaced, the others removed,
         or the header added at the end."""
-        value, lower, headers = _value(value), name.lower(), self._list
-        for index, (key, _) in enumerate(headers):
-            if key.lower() == lower:
-                headers[index] = (name, value)
-                rest = headers[index + 1:]
-                if any(key.lower() == lower for key, _ in rest):
-                    headers[index + 1:] = [header for header in rest if header[0].lower() != lower]
-                return
-        headers.append((name, value))
+        value, lower, keys = _value(value), name.lower(), self._keys
+        if lower not in keys:
+            self._list.append((name, value))
+            keys.append(lower)
+            return
+        index = keys.index(lower)
+        self._list[index] = (name, value)
+        if lower in keys[index + 1:]:
+            kept = [i for i, key in enumerate(keys) if i <= index or key != lower]
+            self._list = [self._list[i] for i in kept]
+            self._keys = [keys[i] for i in kept]
 
     def to_wsgi_list(self):
         return list(self._list)
