@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from authlib.oauth2.rfc7662 import IntrospectionEndpoint
 from flask import current_app
@@ -12,8 +12,7 @@ from . import dpop, tokens
 from .supported import CONFIDENTIAL_AUTH_METHODS
 
 
-@dataclass(frozen=True)
-class Presented:
+class Presented(NamedTuple):
     """A token found for the string presented, and which of its two values that string was."""
 
     token: object
