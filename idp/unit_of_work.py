@@ -163,7 +163,8 @@ def _read_pooled(statement, parameters: dict):
     statement is compiled once, and on PostgreSQL read outside a transaction (autocommit), so
     neither a BEGIN nor the pool's ROLLBACK on return costs a round trip. The connection is
     checked out as the pool checks it (pre-ping: a database restart is recovered from); a DB-API
-    error is raised as SQLAlchemy raises it, the connection invalidated on a disconnect. With
+    error, at the check-out too, is raised as SQLAlchemy raises it (the database away is a 503),
+    the connection invalidated on a disconnect. With
     statement listeners on the engine (a meter, a test that watches statements) it runs on a
     SQLAlchemy connection, where they see it."""
     engine = db.engine
@@ -173,7 +174,12 @@ def _read_pooled(statement, parameters: dict):
         with engine.connect() as connection:
             return connection.execute(statement, parameters).mappings().first()
     bound = prepared.parameters(parameters)
-    connection = engine.raw_connection()
+    try:
+        connection = engine.raw_connection()
+    except dialect.loaded_dbapi.Error as exc:  # no connection could be had: the database is away
+        raise DBAPIError.instance(None, None, exc, dialect.loaded_dbapi.Error,
+                                  connection_invalidated=dialect.is_disconnect(exc, None, None),
+                                  dialect=dialect) from exc
     driver = connection.driver_connection
     toggle = dialect.driver == "psycopg" and not driver.autocommit
     cursor = None

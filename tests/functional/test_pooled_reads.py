@@ -154,3 +154,19 @@ def test_on_postgresql_a_connection_the_database_closed_is_replaced(app, token):
                              autocommit=True) as other:
             assert other.execute("SELECT pg_terminate_backend(%s)", (pid,)).fetchone()[0] is True
         assert unit_of_work.read_first(statement, {"hash": access_hash}) is not None
+
+
+def test_a_database_away_at_the_check_out_is_sqlalchemy_s_operational_error(app, token, monkeypatch):
+    """What the application's handlers answer 503 (web/unavailable.py), as for a SQLAlchemy connection."""
+    _, access_hash = token
+    with app.app_context():
+        engine = db.engine
+        dbapi = engine.dialect.loaded_dbapi
+
+        def away():
+            raise dbapi.OperationalError("connection refused")
+
+        monkeypatch.setattr(engine, "raw_connection", away)
+        with pytest.raises(OperationalError) as raised:
+            unit_of_work.read_first(tokens._BY_ACCESS_HASH[False], {"hash": access_hash})  # noqa: SLF001
+        assert isinstance(raised.value.orig, dbapi.OperationalError)

@@ -1,0 +1,52 @@
+"""Introspection through a PostgreSQL restart under a running `idp serve`. Its token lookups run on
+a pooled DB-API connection of their own (unit_of_work.read_first and read_scalar): while the
+database is away every answer is a clear 503 ``temporarily_unavailable``, never a 500; once it is
+back the pool's pre-ping replaces the connections the restart closed and every answer is 200."""
+
+from __future__ import annotations
+
+import time
+
+import requests
+
+from .conftest import client_credentials
+
+
+def _introspect(provider, client, token: str) -> tuple[int, str]:
+    try:
+        response = requests.post(provider.url + "/introspect", data={"token": token},
+                                 auth=(client["client_id"], client["client_secret"]), timeout=15)
+    except requests.RequestException as exc:  # the server must answer, even now
+        return 0, repr(exc)
+    return response.status_code, response.text
+
+
+def test_introspection_during_a_database_restart_gets_a_clear_503_and_recovers(serve, postgres):
+    cluster = postgres
+    provider, _server = serve(workers=1, database_url=cluster.url, PRUNE_INTERVAL=0)
+    client = provider.cli_json("clients", "create", "--name", "API", "--grant-type", "client_credentials",
+                               "--resource-server", "--json")
+    token = client_credentials(provider, client).json()["access_token"]  # self-contained: its revocation is read
+    for _ in range(3):  # every pooled connection of the worker has been used
+        status, body = _introspect(provider, client, token)
+        assert status == 200 and '"active": true' in body, body
+    before = provider.log_size()
+
+    cluster.stop()
+    away = [_introspect(provider, client, token) for _ in range(3)]
+    cluster.start()
+    deadline, back = time.monotonic() + 10, None
+    while time.monotonic() < deadline:
+        status, body = _introspect(provider, client, token)
+        assert status in (200, 503), (status, body[:300])
+        if status == 200:
+            back = body
+            break
+        time.sleep(0.2)
+
+    assert all(status == 503 and "temporarily_unavailable" in body for status, body in away), away
+    assert back is not None and '"active": true' in back, "introspection did not recover"
+    assert all(_introspect(provider, client, token)[0] == 200 for _ in range(5))
+    with open(provider.log, "rb") as log:
+        log.seek(before)
+        assert b"Exception on /" not in log.read()  # Flask's line for an unhandled error (a 500)
