@@ -5,7 +5,6 @@ log line from what it leaves in the environ."""
 from __future__ import annotations
 
 import base64
-import binascii
 from urllib.parse import unquote
 
 from . import metrics
@@ -32,7 +31,7 @@ def _basic_user(authorization: str) -> str | None:
         return None
     try:
         user = base64.b64decode(rest.strip(" \t"), validate=True).decode().partition(":")[0]
-    except (binascii.Error, UnicodeError):
+    except (ValueError, UnicodeError):  # not base64 (binascii.Error), not ASCII, not UTF-8
         return None
     return unquote(user) if user else None
 
