@@ -27,7 +27,7 @@ from itsdangerous import BadSignature, TimestampSigner
 _DERIVED: dict[tuple, bytes] = {}
 
 
-class _Signer(TimestampSigner):
+class KeptKeySigner(TimestampSigner):
     """itsdangerous' signer, deriving each key once."""
 
     def derive_key(self, secret_key: str | bytes | None = None) -> bytes:
@@ -59,7 +59,7 @@ class CookieSessions(SecureCookieSessionInterface):
         made = self._serializer
         if made is None or made[0] != keys:
             serializer = super().get_signing_serializer(app)
-            serializer.signer = _Signer
+            serializer.signer = KeptKeySigner
             self._verified = {}  # checked with keys that may no longer count
             made = self._serializer = (keys, serializer)
         return made[1]

@@ -69,7 +69,7 @@ def test_the_kept_derived_key_is_the_one_itsdangerous_derives(secret):
     from itsdangerous import TimestampSigner
 
     for salt in ("cookie-session", "another salt"):
-        ours = cookie_sessions._Signer(secret, salt=salt, key_derivation="hmac")
+        ours = cookie_sessions.KeptKeySigner(secret, salt=salt, key_derivation="hmac")
         theirs = TimestampSigner(secret, salt=salt, key_derivation="hmac")
         assert ours.derive_key() == theirs.derive_key() == ours.derive_key()
         assert theirs.unsign(ours.sign(b"value")) == b"value"
