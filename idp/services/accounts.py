@@ -168,8 +168,8 @@ def second_step_facts(account_id: str) -> dict | None:
     row = db.session.execute(_SECOND_STEP, {"account_id": account_id}).first()
     if row is None:
         return None
-    return {"account_email": row.email, "totp_enrolled": row.totp_secret is not None and row.totp_enrolled_at is not None,
-            "has_passkeys": (row.passkeys or 0) > 0}
+    totp_enrolled = row.totp_secret is not None and row.totp_enrolled_at is not None
+    return {"account_email": row.email, "totp_enrolled": totp_enrolled, "has_passkeys": (row.passkeys or 0) > 0}
 
 
 def has_second_factor(account: Account) -> bool:

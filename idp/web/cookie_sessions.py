@@ -44,9 +44,10 @@ class KeptKeySigner(TimestampSigner):
 
 
 class CookieSessions(SecureCookieSessionInterface):
-    # Cookie values whose signature was checked, at most this many at a time (the whole set is
-    # dropped when full: a browser's next request checks its cookie once more).
-    MAX_VERIFIED = 2048
+    # Cookie values whose signature was checked, at most this many at a time (a sign-in goes
+    # through four or five; the whole set is dropped when full, and a browser's next request
+    # checks its cookie once more): a cookie of a few hundred bytes, some hundred kilobytes per worker.
+    MAX_VERIFIED = 512
 
     def __init__(self) -> None:
         self._serializer = None  # (keys it was made with, serializer)
