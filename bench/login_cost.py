@@ -3,7 +3,7 @@
 
 Run from the repository root with the virtualenv active:
 
-    python bench/login_cost.py [--logins 30] [--queries] [--profile PATH]
+    python bench/login_cost.py [--logins 30] [--queries] [--profile PATH [--profile-step N]]
     valgrind --tool=callgrind python bench/login_cost.py --logins 10 --callgrind
 
 It drives whole logins (authorize, e-mail, password, authenticator code, the redirect with the
@@ -12,8 +12,10 @@ SQLite database, and measures the CPU time of this thread inside the app per req
 the network, nor the test client, nor other processes on a shared machine count) and, apart, inside
 Argon2id. It prints the cost per kind of request, the hash's share and the ratio of everything
 else to the hash: below 1.0 the work around the hash costs less than the hash itself.
-``--queries`` lists the SQL statements of one login; ``--profile`` writes a cProfile of the
-requests (pstats format); ``--callgrind``, under valgrind, zeroes the instruction counts before the
+It also prints the CPU time of each request by its place in the login (the e-mail page, the
+e-mail posted, ...). ``--queries`` lists the SQL statements of one login; ``--profile`` writes a
+cProfile of the requests (pstats format, timed by the thread's CPU clock; ``--profile-step N``:
+only the N-th request of each login); ``--callgrind``, under valgrind, zeroes the instruction counts before the
 measured logins and dumps them after (callgrind.out.PID.N), which a shared machine's load does not
 move. It asserts nothing; bench/README.md says what the figures mean.
 """
@@ -37,23 +39,33 @@ sys.path.insert(0, str(REPO_ROOT))
 
 PASSWORD = "bench password: correct horse battery staple"
 WARMUP = 3
+# What each request of an ordinary login is, in order (the test Browser follows the redirects).
+STEPS = ("the e-mail page", "e-mail posted", "the password page", "password posted (Argon2id)",
+         "the authenticator page", "code posted, redirect with the code", "code exchange")
 
 
 class Meter:
     """Wraps the WSGI app: CPU time per request kind, the statements run, an optional profile."""
 
-    def __init__(self, app, profile: bool):
+    def __init__(self, app, profile: bool, only_place: int | None = None):
         self.inner = app.wsgi_app
         self.on = False
         self.cpu: dict[str, list[float]] = collections.defaultdict(list)
         self.statements: list[tuple[str, str]] = []
-        self.profile = cProfile.Profile() if profile else None
+        # CPU time by the request's place in the login (its n-th request), to tell the steps apart.
+        self.by_place: dict[int, list[float]] = collections.defaultdict(list)
+        self.place = 0
+        self.only_place = only_place
+        self.places: dict[int, str] = {}
+        # Timed by this thread's CPU clock, as the figures are: other processes on a shared machine
+        # do not lengthen the functions that happen to run while they do.
+        self.profile = cProfile.Profile(time.thread_time) if profile else None
         self._current = ""
         app.wsgi_app = self
 
     def __call__(self, environ, start_response):
         self._current = f"{environ['REQUEST_METHOD']} /{environ['PATH_INFO'].split('/')[1]}"
-        profiling = self.profile is not None and self.on
+        profiling = self.profile is not None and self.on and self.only_place in (None, self.place + 1)
         start = time.thread_time()
         if profiling:
             self.profile.enable()
@@ -63,7 +75,11 @@ class Meter:
             if profiling:
                 self.profile.disable()
         if self.on:
-            self.cpu[self._current].append(time.thread_time() - start)
+            spent = time.thread_time() - start
+            self.cpu[self._current].append(spent)
+            self.by_place[self.place].append(spent)
+            self.places.setdefault(self.place, self._current)
+        self.place += 1
         return [body]
 
     def statement(self, conn, cursor, statement, parameters, context, executemany):  # noqa: ARG002
@@ -76,6 +92,8 @@ def main() -> int:
     parser.add_argument("--logins", type=int, default=30, help="measured logins (30)")
     parser.add_argument("--queries", action="store_true", help="list the SQL statements of one login")
     parser.add_argument("--profile", metavar="PATH", help="write a cProfile of the measured requests to PATH")
+    parser.add_argument("--profile-step", type=int, metavar="N",
+                        help="with --profile: profile only the N-th request of each login (1 = GET /authorize)")
     parser.add_argument("--callgrind", action="store_true",
                         help="under valgrind --tool=callgrind: count the measured logins' instructions only")
     args = parser.parse_args()
@@ -108,7 +126,7 @@ def main() -> int:
         db.session.commit()
         engine = db.engine
     client = make_client(app, name="Bench portal", first_party=True)
-    meter = Meter(app, bool(args.profile))
+    meter = Meter(app, bool(args.profile), args.profile_step)
     event.listen(engine, "before_cursor_execute", meter.statement)
 
     hashing: list[float] = []
@@ -125,6 +143,7 @@ def main() -> int:
     argon2.PasswordHasher.verify = timed_verify
 
     def login(i: int) -> None:
+        meter.place = 0
         browser = Browser(app)
         browser.totp_secret = secret
         browser.authorize(client["client_id"], scope="openid email")
@@ -153,6 +172,10 @@ def main() -> int:
         total += sum(times)
         print(f"  {kind:<16} {len(times) / n:4.1f} per login  mean {statistics.mean(times) * 1e3:6.2f} ms"
               f"  per login {sum(times) / n * 1e3:6.2f} ms")
+    print("by the request's place in the login (the steps of an ordinary login):")
+    for place, times in sorted(meter.by_place.items()):
+        name = STEPS[place] if place < len(STEPS) and len(meter.by_place) == len(STEPS) else ""
+        print(f"  {place + 1}. {meter.places[place]:<16} {name:<34} mean {statistics.mean(times) * 1e3:6.2f} ms")
     hashed = sum(hashing)
     print(f"total {total / n * 1e3:.1f} ms per login; Argon2id {hashed / n * 1e3:.1f} ms "
           f"({len(hashing) / n:.1f} verifications per login); everything else {(total - hashed) / n * 1e3:.1f} ms")

@@ -16,7 +16,7 @@ from ..errors import (AccountDisabled, AccountLocked, CaptchaRequired, EmailInUs
                       InvalidCredentials, InvalidEmail, InvalidName, InvalidTotp, PasskeyRefused, PasskeySignInPaused,
                       SignInLocked, TooManyAttempts, TotpAlreadyUsed, WrongCurrentPassword)
 from ..extensions import db
-from ..models import Account
+from ..models import Account, Passkey
 from ..unit_of_work import kept
 from flask_babel import lazy_gettext as _l
 
@@ -151,6 +151,25 @@ def check_password(email: str, password: str, *, ip: str | None, device_id: str 
         account.password_hash = passwords.hash_password(password)
     audit.record("login.password", actor=account.id, account=account, ip=ip, source=source.kind)
     return account
+
+
+_ACCOUNTS = Account.__table__
+# What the authenticator step's page shows of an account, in one statement and without an ORM
+# object: a page that only shows loads no account.
+_SECOND_STEP = select(
+    _ACCOUNTS.c.email, _ACCOUNTS.c.totp_secret, _ACCOUNTS.c.totp_enrolled_at,
+    select(func.count(Passkey.id)).where(Passkey.account_id == _ACCOUNTS.c.id).scalar_subquery().label("passkeys"),
+).where(_ACCOUNTS.c.id == bindparam("account_id"))
+
+
+def second_step_facts(account_id: str) -> dict | None:
+    """The address, whether an authenticator app is set up (as ``Account.totp_enrolled``) and
+    whether there are passkeys, of the account with this id (None: no such account)."""
+    row = db.session.execute(_SECOND_STEP, {"account_id": account_id}).first()
+    if row is None:
+        return None
+    totp_enrolled = row.totp_secret is not None and row.totp_enrolled_at is not None
+    return {"account_email": row.email, "totp_enrolled": totp_enrolled, "has_passkeys": (row.passkeys or 0) > 0}
 
 
 def has_second_factor(account: Account) -> bool:

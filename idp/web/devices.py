@@ -15,6 +15,7 @@ from flask import current_app, request
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
 from ..services import crypto
+from .cookie_sessions import KeptKeySigner
 
 COOKIE = "idp_device"
 # Accounts remembered per browser (a shared computer); the oldest falls off.
@@ -22,7 +23,8 @@ MAX_ACCOUNTS = 5
 
 
 def _serializer() -> URLSafeTimedSerializer:
-    return URLSafeTimedSerializer(crypto.derive_key("device-cookie"), salt="idp-device")
+    # The signer derives its key from the device-cookie key once (cookie_sessions.KeptKeySigner).
+    return URLSafeTimedSerializer(crypto.derive_key("device-cookie"), salt="idp-device", signer=KeptKeySigner)
 
 
 def current() -> tuple[str | None, tuple[str, ...]]:

@@ -22,7 +22,16 @@ def current_locale() -> str:
         base = tag.split("-")[0].lower()
         if base in languages:
             return base
-    return request.accept_languages.best_match(languages) or languages[0]
+    return _browser_language(languages)
+
+
+def _browser_language(languages) -> str:
+    """The browser's choice (Accept-Language) among ``languages``: the same throughout a
+    request, which asks for its language several times (the step, the page, Babel)."""
+    chosen = g.get("_browser_language")
+    if chosen is None or chosen[0] is not languages:
+        chosen = g._browser_language = (languages, request.accept_languages.best_match(languages) or languages[0])
+    return chosen[1]
 
 
 def template_gettext():

@@ -7,13 +7,18 @@ from flask import current_app, redirect, render_template, url_for
 
 from ..flows import LoginFlow
 from ..oauth.clients import query_client
-from ..services import accounts, passkeys, password_policy, totp
+from ..services import accounts, password_policy, totp
 from . import caller, headers
 
 
 def _step_context(flow: LoginFlow, state: str) -> dict:
     """What the page of ``state`` shows besides the form."""
     context = {"email": flow.email or flow.data.get("login_hint") or ""}
+    if state in ("totp", "forgot_totp") and flow.row.account_id is not None:
+        # The address and the second factors only: one statement, no account object.
+        facts = accounts.second_step_facts(flow.row.account_id)
+        if facts is not None:
+            return {**context, **facts}
     account = flow.account
     if account is not None:
         context["account_email"] = account.email
@@ -28,8 +33,6 @@ def _step_context(flow: LoginFlow, state: str) -> dict:
         context["reset_email"] = flow.data.get("reset_email") or flow.email or ""
     if state == "new_password":
         context["rules"] = password_policy.RULES
-    if state in ("totp", "forgot_totp"):
-        context.update(totp_enrolled=account.totp_enrolled, has_passkeys=passkeys.count(account) > 0)
     if state == "email":
         context["passkey_required"] = flow.passkey_required()
     if state == "password":

@@ -13,7 +13,7 @@ from idp import clock
 from idp.extensions import db
 from idp.models import Passkey
 from idp.models.oauth import ACR_MFA, acr_achieved, acr_for, requested_acr
-from idp.services import accounts, passkeys
+from idp.services import accounts, passkeys, totp
 from tests.authenticator import SoftwareAuthenticator
 
 LOCALHOST = {"ISSUER": "http://localhost:5000"}
@@ -240,3 +240,17 @@ def test_the_acr_a_sign_in_earns(amr, wanted, acr):
 ])
 def test_what_acr_a_request_asks_for(params, asked):
     assert requested_acr(params) == asked
+
+
+def test_the_authenticator_pages_facts_are_what_the_account_object_says(account):
+    facts = accounts.second_step_facts(account.id)
+    assert facts == {"account_email": account.email, "totp_enrolled": account.totp_enrolled, "has_passkeys": False}
+    assert facts["totp_enrolled"] is False
+    account.totp_secret = totp.seal(totp.new_secret())
+    account.totp_enrolled_at = clock.now()
+    stored(account, "cred-a", EC2_KEY, 0)
+    assert accounts.second_step_facts(account.id) == {"account_email": account.email, "totp_enrolled": True,
+                                                      "has_passkeys": True}
+    account.totp_enrolled_at = None  # a secret without enrolment is no authenticator app
+    assert accounts.second_step_facts(account.id)["totp_enrolled"] is False
+    assert accounts.second_step_facts("no-such-account") is None

@@ -215,3 +215,19 @@ def test_email_code_mail_in_english_when_the_pages_are(browser, portal, person, 
     assert "Your verification code is:" in mail.text
     assert nl["Your verification code is:"] not in mail.text
     assert html_lang(mail.html) == "en"
+
+
+def test_the_browsers_language_is_asked_once_per_request_and_ui_locales_still_win(app):
+    from flask import g
+
+    from idp.web.i18n import current_locale
+
+    with app.test_request_context(headers={"Accept-Language": "en-GB,en;q=0.9"}):
+        assert current_locale() == "en"
+        assert current_locale() == "en"
+        g.ui_locales = "nl-BE"  # set later in the request (the flow's authorization asked for it)
+        assert current_locale() == "nl"
+        g.ui_locales = None
+        assert current_locale() == "en"
+    with app.test_request_context(headers={"Accept-Language": "de"}):
+        assert current_locale() == "nl"  # none of ours: the first language
