@@ -50,7 +50,7 @@ def _found_by_hash(column):
 
 
 # with_account: the ORM row with its person; else what a read finds. A refresh token presented
-# for rotation is read by services.tokens.find_for_rotation.
+# for rotation is read by services.tokens.Rotation.
 _BY_ACCESS_HASH = {True: _by_hash(Token.access_token_hash), False: _found_by_hash(Token.__table__.c.access_token_hash)}
 _BY_REFRESH_HASH = {False: _found_by_hash(Token.__table__.c.refresh_token_hash)}
 
@@ -131,9 +131,10 @@ def _refresh_expiry(client, grant: Grant, now: dt.datetime) -> dt.datetime:
                started + dt.timedelta(seconds=config["PUBLIC_REFRESH_ABSOLUTE_LIFETIME"]))
 
 
-def save_token(token: dict, request) -> None:
+def save_token(token: dict, request, connection=None) -> None:
     """Store a fresh token (hashes only), with the DPoP key it is bound to. Codes start a
-    family; refreshes continue it. Client-credentials tokens are self-contained and need no row."""
+    family; refreshes continue it. Client-credentials tokens are self-contained and need no row.
+    Written on ``connection`` (a refresh token's rotation), else the request's session."""
     if request.payload.grant_type == "client_credentials":
         return
     now = clock.now()
@@ -158,7 +159,7 @@ def save_token(token: dict, request) -> None:
         row.update(grant_id=family.grant_id, session_id=family.session_id, auth_time=family.auth_time)
         if code is not None or not token_service.outlives_session(row["scope"]):
             # A refresh narrowed to an online scope lives and dies with its session.
-            token_service.mind_ended_session(row)
+            token_service.mind_ended_session(row, connection)
         if code is not None and row["refresh_token_hash"]:
             token_service.end_earlier_connections(row)
         if row["refresh_token_hash"]:
@@ -166,7 +167,7 @@ def save_token(token: dict, request) -> None:
     else:
         # A connector user's token: a family of one, with a grant to revoke it by.
         row["grant_id"] = token_service.new_family(client_id, now)
-    token_service.save(row)
+    token_service.save(row, connection)
 
 
 def find_access_token(value: str, with_account: bool = False) -> Token | FoundToken | machine_tokens.MachineToken | None:
