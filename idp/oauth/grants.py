@@ -166,11 +166,15 @@ class RefreshTokenGrant(IssuesAccessTokens, grants.RefreshTokenGrant):
         granted) leaves it usable, and of two racing requests the one that loses the claim
         saves nothing."""
         previous = self.request.refresh_token
-        if not self.rotation.claim(previous, clock.now()):
+        now = clock.now()
+        # The successor's values are made before the claim, whose lock is then held for the
+        # statements only.
+        row = tokens.token_row(token, self.request, now)
+        if not self.rotation.claim(previous, now):
             self.rotation.close()
             token_service.report_reuse("refresh_token", previous, previous.client_id, ip=self.request.client_ip)
             raise InvalidGrantError()
-        tokens.save_token(token, self.request, self.rotation.connection)
+        tokens.store(row, self.request, self.rotation.connection)
         self.rotation.commit()
 
     def revoke_old_credential(self, refresh_token):
