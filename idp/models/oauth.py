@@ -467,10 +467,10 @@ class AccountRow(ReadOnlyRow):
 
 class PresentedRefreshToken(StoredToken, ReadOnlyRow):
     """A refresh token presented for rotation, as one SELECT of columns finds it
-    (services.tokens.find_for_rotation): its token's ``COLUMNS``, its family (``grant``, a
+    (services.tokens.Rotation.find): its token's ``COLUMNS``, its family (``grant``, a
     ``FamilyRow``) and its person (``account``, an ``AccountRow``; None if the token has none).
     What the refresh grant and the ID token of the refresh read, nothing more; rotated by a
-    statement (services.tokens.claim_refresh_token)."""
+    statement (services.tokens.Rotation.claim)."""
 
     COLUMNS = ("id", "client_id", "account_id", "grant_id", "session_id", "scope", "issued_at", "expires_in",
                "refresh_expires_at", "auth_time", "refresh_used_at", "revoked_at", "access_revoked_at", "dpop_jkt")

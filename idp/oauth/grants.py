@@ -117,17 +117,33 @@ class AuthorizationCodeGrant(IssuesAccessTokens, grants.AuthorizationCodeGrant):
 
 class RefreshTokenGrant(IssuesAccessTokens, grants.RefreshTokenGrant):
     """The presented token, its family and its person are read in one SELECT of columns, as
-    read-only rows (services.tokens.find_for_rotation); the rotation is two statements, the
-    claim and the successor's INSERT, committed together in ``save_token``."""
+    read-only rows; the rotation is two statements, the claim and the successor's INSERT,
+    committed together in ``save_token`` (services.tokens.Rotation, on a connection of its
+    own). The rotation is closed however the request ends: a refused one is rolled back."""
 
     TOKEN_ENDPOINT_AUTH_METHODS = ANY_AUTH_METHODS
     INCLUDE_NEW_REFRESH_TOKEN = True
 
+    def validate_token_request(self):
+        self.rotation = token_service.Rotation()
+        try:
+            super().validate_token_request()
+        except BaseException:
+            self.rotation.close()
+            raise
+
+    def create_token_response(self):
+        try:
+            return super().create_token_response()
+        finally:
+            self.rotation.close()  # committed and closed in save_token, unless refused
+
     def authenticate_refresh_token(self, refresh_token):
-        row = token_service.find_for_rotation(refresh_token)
+        row = self.rotation.find(refresh_token)
         if row is None:
             return None
         if not row.is_refresh_usable():
+            self.rotation.close()  # before the report writes through the session
             if row.refresh_used_at is not None:
                 # A rotated-away refresh token came back: someone holds a copy.
                 token_service.report_reuse("refresh_token", row, row.client_id, ip=self.request.client_ip)
@@ -136,6 +152,7 @@ class RefreshTokenGrant(IssuesAccessTokens, grants.RefreshTokenGrant):
             try:
                 dpop.check_refresh(row, self.request.client, self.request.dpop_jkt)
             except InvalidGrantError:
+                self.rotation.close()
                 token_service.report_unproven("refresh_token", row, row.client_id, ip=self.request.client_ip)
                 raise
         return row
@@ -149,12 +166,16 @@ class RefreshTokenGrant(IssuesAccessTokens, grants.RefreshTokenGrant):
         granted) leaves it usable, and of two racing requests the one that loses the claim
         saves nothing."""
         previous = self.request.refresh_token
-        if not token_service.claim_refresh_token(previous):
-            db.session.rollback()
+        now = clock.now()
+        # The successor's values are made before the claim, whose lock is then held for the
+        # statements only.
+        row = tokens.token_row(token, self.request, now)
+        if not self.rotation.claim(previous, now):
+            self.rotation.close()
             token_service.report_reuse("refresh_token", previous, previous.client_id, ip=self.request.client_ip)
             raise InvalidGrantError()
-        super().save_token(token)
-        token_service.commit_rotation()
+        tokens.store(row, self.request, self.rotation.connection)
+        self.rotation.commit()
 
     def revoke_old_credential(self, refresh_token):
         # Marked used when it was claimed in save_token.

@@ -5,6 +5,7 @@ from __future__ import annotations
 from authlib.consts import default_json_headers
 from authlib.oauth2.rfc6750.errors import InvalidTokenError
 from authlib.oidc.core import OpenIDToken, UserInfoEndpoint
+from authlib.oidc.core.util import create_half_hash
 from flask import current_app
 
 from .. import clock
@@ -20,7 +21,20 @@ class IdToken(OpenIDToken):
 
     Only the token half of Authlib's OpenIDCode: prompt is decided by the authorize
     checks, which know the SSO session, and a nonce is not checked for replay (the code
-    it travels with is single-use), so neither authorize hook is registered."""
+    it travels with is single-use), so neither authorize hook is registered.
+
+    The claims are made by Authlib's hooks (below); the token is signed by the current key's
+    kept signer (``keys.sign_jwt``), which makes the same bytes as joserfc's ``jwt.encode``
+    without its per-call checks of a header and key that never change."""
+
+    def encode_id_token(self, token, request):
+        claims = self.get_compatible_claims(request)
+        if request.authorization_code:
+            claims.update(self.get_authorization_code_claims(request.authorization_code))
+        if access_token := token.get("access_token"):
+            claims["at_hash"] = create_half_hash(access_token, ID_TOKEN_ALGORITHMS[0]).decode("utf-8")
+        claims.update(self.generate_user_info(request.user, token["scope"]))
+        return keys.sign_jwt(claims)
 
     def resolve_client_private_key(self, client):
         return keys.signing_key()[1]

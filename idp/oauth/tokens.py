@@ -50,7 +50,7 @@ def _found_by_hash(column):
 
 
 # with_account: the ORM row with its person; else what a read finds. A refresh token presented
-# for rotation is read by services.tokens.find_for_rotation.
+# for rotation is read by services.tokens.Rotation.
 _BY_ACCESS_HASH = {True: _by_hash(Token.access_token_hash), False: _found_by_hash(Token.__table__.c.access_token_hash)}
 _BY_REFRESH_HASH = {False: _found_by_hash(Token.__table__.c.refresh_token_hash)}
 
@@ -131,19 +131,17 @@ def _refresh_expiry(client, grant: Grant, now: dt.datetime) -> dt.datetime:
                started + dt.timedelta(seconds=config["PUBLIC_REFRESH_ABSOLUTE_LIFETIME"]))
 
 
-def save_token(token: dict, request) -> None:
-    """Store a fresh token (hashes only), with the DPoP key it is bound to. Codes start a
-    family; refreshes continue it. Client-credentials tokens are self-contained and need no row."""
-    if request.payload.grant_type == "client_credentials":
-        return
-    now = clock.now()
+def token_row(token: dict, request, now: dt.datetime) -> dict:
+    """The values of a fresh token's row (hashes only; see services.tokens.save) as the request
+    tells them: its client and person, its family's grant, session and sign-in (a code's or a
+    refresh token's), the DPoP key it is bound to. Reads nothing: what the database adds is
+    ``store``'s."""
     code: AuthorizationCode | None = getattr(request, "authorization_code", None)
     previous: Token | None = getattr(request, "refresh_token", None)
     user = request.user
-    client_id = request.client.get_client_id()
     row = dict.fromkeys(token_service.TOKEN_COLUMNS)
     row.update(
-        client_id=client_id,
+        client_id=request.client.get_client_id(),
         account_id=user.id if isinstance(user, (Account, AccountRow)) else None,
         connector_id=user.id if isinstance(user, ConnectorUser) else None,
         access_token_hash=token_hash(token["access_token"]),
@@ -156,17 +154,34 @@ def save_token(token: dict, request) -> None:
     family = code if code is not None else previous
     if family is not None:
         row.update(grant_id=family.grant_id, session_id=family.session_id, auth_time=family.auth_time)
-        if code is not None or not token_service.outlives_session(row["scope"]):
-            # A refresh narrowed to an online scope lives and dies with its session.
-            token_service.mind_ended_session(row)
-        if code is not None and row["refresh_token_hash"]:
-            token_service.end_earlier_connections(row)
         if row["refresh_token_hash"]:
             row["refresh_expires_at"] = _refresh_expiry(request.client, family.grant, now)
-    else:
+    return row
+
+
+def store(row: dict, request, connection=None) -> None:
+    """Write a fresh token's row (``token_row``). Codes start a family; refreshes continue it;
+    a token of no family (a connector user's) gets a family of its own. On ``connection`` (a
+    refresh token's rotation), else the request's session."""
+    code: AuthorizationCode | None = getattr(request, "authorization_code", None)
+    if row["grant_id"] is None:
         # A connector user's token: a family of one, with a grant to revoke it by.
-        row["grant_id"] = token_service.new_family(client_id, now)
-    token_service.save(row)
+        row["grant_id"] = token_service.new_family(row["client_id"], row["issued_at"])
+    else:
+        if code is not None or not token_service.outlives_session(row["scope"]):
+            # A refresh narrowed to an online scope lives and dies with its session.
+            token_service.mind_ended_session(row, connection)
+        if code is not None and row["refresh_token_hash"]:
+            token_service.end_earlier_connections(row)
+    token_service.save(row, connection)
+
+
+def save_token(token: dict, request) -> None:
+    """Authlib's storage: store a fresh token (hashes only), with the DPoP key it is bound to.
+    Client-credentials tokens are self-contained and need no row."""
+    if request.payload.grant_type == "client_credentials":
+        return
+    store(token_row(token, request, clock.now()), request)
 
 
 def find_access_token(value: str, with_account: bool = False) -> Token | FoundToken | machine_tokens.MachineToken | None:

@@ -3,11 +3,14 @@ until the tokens they signed have expired."""
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import json
 import threading
 import time
 
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding
 from flask import current_app
 from joserfc.jwk import KeySet, RSAKey
 from sqlalchemy import or_, select
@@ -86,6 +89,8 @@ def _load() -> dict:
         "kid": current.kid,
         "sealed": current.private_jwk,
         "private": private,
+        # The encoded JWS header of what it signs (sign_jwt), made at the first signature.
+        "jwt_header": None,
         "public_jwks": public_jwks,
         "public_keyset": public_keyset,
         "loaded": time.monotonic(),
@@ -104,6 +109,35 @@ def _current() -> dict:
 def signing_key() -> tuple[str, RSAKey]:
     entry = _current()
     return entry["kid"], entry["private"]
+
+
+# RS256: RSASSA-PKCS1-v1_5 with SHA-256 (RFC 7518 section 3.3).
+_PKCS1V15 = padding.PKCS1v15()
+# JSON as joserfc writes a JWS header and a JWT's claims (json.dumps with these settings makes
+# an encoder per call).
+_HEADER_JSON = json.JSONEncoder(ensure_ascii=True, separators=(",", ":"))
+_CLAIMS_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+
+
+def _b64(data: bytes) -> bytes:
+    return base64.urlsafe_b64encode(data).rstrip(b"=")
+
+
+def sign_jwt(claims: dict) -> str:
+    """``claims`` as a JWT (JWS compact serialization, RS256) signed by the current key, with
+    the header ``{"typ": "JWT", "alg": "RS256", "kid": ...}``: byte for byte what
+    ``joserfc.jwt.encode`` makes of the same header, claims and key, without its per-call
+    checks of a header and key that are always the same (the encoded header is kept with
+    the key)."""
+    entry = _current()
+    header = entry["jwt_header"]
+    if header is None:
+        text = _HEADER_JSON.encode({"typ": "JWT", "alg": "RS256", "kid": entry["kid"]})
+        header = entry["jwt_header"] = _b64(text.encode("ascii"))
+    payload = _CLAIMS_JSON.encode(claims).encode()
+    signing_input = header + b"." + _b64(payload)
+    signature = entry["private"].private_key.sign(signing_input, _PKCS1V15, hashes.SHA256())
+    return (signing_input + b"." + _b64(signature)).decode("ascii")
 
 
 def public_jwks() -> dict:

@@ -4,9 +4,9 @@ a session's, an account's or a connector user's tokens, and what a replayed cred
 A family is revoked on its `Grant` row, which every use of a token reads: a token the
 family saves after its revocation (the winner of a race with a replay) is revoked too.
 A claimed code and the reuse report are kept (``kept()``): they must stand although the
-token request that triggered them is refused. A refresh token is read with its family and
-person in one SELECT of columns (``find_for_rotation``) and claimed in the transaction that
-saves its successor, so a refused refresh leaves it usable.
+token request that triggered them is refused. A refresh token is rotated on a connection of
+its own (``Rotation``): read with its family and person in one SELECT of columns, and claimed
+in the transaction that saves its successor, so a refused refresh leaves it usable.
 
 A new token is written as a row of values (``save``), in one INSERT on the table: the request
 never reads it back, so an ORM object would only add its unit-of-work bookkeeping."""
@@ -65,7 +65,7 @@ _CLAIM_REFRESH = (
 
 
 # A presented refresh token, its family and its person, in one SELECT of columns (see
-# ``find_for_rotation``); the columns in the order of the rows' COLUMNS, read by position.
+# ``Rotation.find``); the columns in the order of the rows' COLUMNS, read by position.
 _FIND_FOR_ROTATION = (
     select(*(_TOKENS.c[name] for name in PresentedRefreshToken.COLUMNS),
            *(_GRANTS.c[name] for name in FamilyRow.COLUMNS),
@@ -80,38 +80,93 @@ _GRANT_END = _TOKEN_END + len(FamilyRow.COLUMNS)
 MAX_REFRESH_TOKEN_LENGTH = 512
 
 
-def find_for_rotation(value) -> PresentedRefreshToken | None:
-    """The stored token of a refresh token presented for rotation, with its family's grant
-    and its person, as read-only rows from one SELECT: what the refresh grant decides by and
-    the ID token it issues tells, without the ORM's loading and tracking."""
-    if not isinstance(value, str) or not value or len(value) > MAX_REFRESH_TOKEN_LENGTH:
-        return None
-    row = db.session.connection().execute(_FIND_FOR_ROTATION, {"hash": token_hash(value)}).first()
-    if row is None:
-        return None
-    account = row[_GRANT_END:]
-    return PresentedRefreshToken(
-        zip(PresentedRefreshToken.COLUMNS, row[:_TOKEN_END]),
-        FamilyRow(zip(FamilyRow.COLUMNS, row[_TOKEN_END:_GRANT_END])),
-        AccountRow(zip(AccountRow.COLUMNS, account)) if account[0] is not None else None,
-    )
+def _session_in_transaction() -> bool:
+    """Whether the request's session has begun a transaction (without making the session)."""
+    return db.session.registry.has() and db.session().in_transaction()
 
 
-def claim_refresh_token(token: PresentedRefreshToken) -> bool:
-    """Rotate in one conditional UPDATE: of two racing requests only one wins. Not
-    committed: the caller commits the claim with the token that replaces it (see
-    ``commit_rotation``). The presented row is left as it was read."""
-    claimed = db.session.connection().execute(_CLAIM_REFRESH, {"token_id": token.id, "now": clock.now()}).rowcount
-    return bool(claimed)
+class Rotation:
+    """The rotation of one presented refresh token, on a connection of the engine's own, not
+    the request's session: the token read with its family and person (``find``), then claimed
+    and replaced (``claim``, ``save``, ``mind_ended_session``) in a transaction committed at
+    once (``commit``), before the response is made (an ID token signed, the answer encoded):
+    the claim's lock (SQLite's write lock, a PostgreSQL row lock) is held for those statements
+    only, so concurrent refreshes do not wait for each other's signatures. The session's
+    unit of work (its autobegin, its connection bookkeeping, its commit and close) would cost
+    more than the statements; the rotation has nothing for it to track.
+
+    One connection from the read to the commit, as the session had: on PostgreSQL a checkout
+    is a round trip (the pool's ping). ``close`` returns it, rolling back what was not
+    committed; the grant closes the rotation however the request ends, and before anything
+    else of the request writes (a reported reuse writes through the session).
+
+    When the request's session has already begun a transaction (something of the request is
+    pending on it, and on SQLite it may hold the write lock a second connection would wait
+    for), the rotation joins it: it runs on the session's connection and its commit commits
+    the session, keeping what it loaded."""
+
+    def __init__(self) -> None:
+        self._connection = None
+        self._on_session = False
+
+    @property
+    def connection(self):
+        if self._connection is None:
+            if _session_in_transaction():
+                self._on_session = True
+                self._connection = db.session.connection()
+            else:
+                self._connection = db.engine.connect()
+        return self._connection
+
+    def find(self, value) -> PresentedRefreshToken | None:
+        """The stored token of a refresh token presented for rotation, with its family's grant
+        and its person, as read-only rows from one SELECT: what the refresh grant decides by
+        and the ID token it issues tells, without the ORM's loading and tracking."""
+        if not isinstance(value, str) or not value or len(value) > MAX_REFRESH_TOKEN_LENGTH:
+            return None
+        row = self.connection.execute(_FIND_FOR_ROTATION, {"hash": token_hash(value)}).first()
+        if row is None:
+            return None
+        account = row[_GRANT_END:]
+        return PresentedRefreshToken(
+            zip(PresentedRefreshToken.COLUMNS, row[:_TOKEN_END]),
+            FamilyRow(zip(FamilyRow.COLUMNS, row[_TOKEN_END:_GRANT_END])),
+            AccountRow(zip(AccountRow.COLUMNS, account)) if account[0] is not None else None,
+        )
+
+    def claim(self, token: PresentedRefreshToken, now) -> bool:
+        """Rotate in one conditional UPDATE: of two racing requests only one wins. Not
+        committed: ``commit`` commits the claim with the token that replaces it. The
+        presented row is left as it was read."""
+        return bool(self.connection.execute(_CLAIM_REFRESH, {"token_id": token.id, "now": now}).rowcount)
+
+    def commit(self) -> None:
+        """Commit the claim with its successor, and return the connection."""
+        if self._on_session:
+            _commit_session()
+        else:
+            self.connection.commit()
+        self.close()
+
+    def close(self) -> None:
+        """Return the connection, rolling back what was not committed (a refused rotation);
+        the session's connection stays with the session, which the request ends."""
+        connection, self._connection = self._connection, None
+        if connection is None:
+            return
+        if self._on_session:
+            self._on_session = False
+            if db.session().in_transaction():
+                db.session.rollback()
+        else:
+            connection.close()
 
 
-def commit_rotation() -> None:
-    """Commit a claimed refresh token with its successor at once, before the response is
-    made (an ID token signed, the answer encoded): the claim's lock (SQLite's write lock, a
-    PostgreSQL row lock) is held for the two statements only, not while the request goes
-    on, so concurrent refreshes do not wait for each other's signatures. What the request
-    loaded stays loaded (it is what the transaction just saw and wrote), so the response is
-    made without reading it again."""
+def _commit_session() -> None:
+    """Commit the request's session with a rotation on it, before the response is made.
+    What the request loaded stays loaded (it is what the transaction just saw and wrote), so
+    the response is made without reading it again."""
     session = db.session()
     expire, session.expire_on_commit = session.expire_on_commit, False
     try:
@@ -176,9 +231,10 @@ def new_family(client_id: str, now) -> str:
     return grant_id
 
 
-def save(token: Mapping) -> None:
-    """Write a new token: ``token`` maps every name of ``TOKEN_COLUMNS`` to its value."""
-    db.session.connection().execute(_INSERT_TOKEN, token)
+def save(token: Mapping, connection=None) -> None:
+    """Write a new token: ``token`` maps every name of ``TOKEN_COLUMNS`` to its value. On
+    ``connection`` (a rotation's), else the request's session."""
+    (connection or db.session.connection()).execute(_INSERT_TOKEN, token)
 
 
 def outlives_session(scope: str | None) -> bool:
@@ -186,7 +242,7 @@ def outlives_session(scope: str | None) -> bool:
     return "offline_access" in (scope or "").split()
 
 
-def mind_ended_session(token: MutableMapping) -> None:
+def mind_ended_session(token: MutableMapping, connection=None) -> None:
     """A token about to be saved in a sign-in session that has ended (the person logged out
     before the client redeemed the code) ends as the session's other tokens did.
 
@@ -200,10 +256,12 @@ def mind_ended_session(token: MutableMapping) -> None:
     it ended or expired, while its codes and offline refresh tokens live on. An expired
     session counts as ended as well, so the answer is the same before and after the prune.
 
-    ``token`` is the new token's values (see ``save``), ended here by setting them."""
+    ``token`` is the new token's values (see ``save``), ended here by setting them; the
+    session row is locked on ``connection`` (a rotation's, which saves the token), else on
+    the request's session."""
     if not token["session_id"]:
         return
-    session = db.session.execute(
+    session = (connection or db.session).execute(
         update(SsoSession)
         .where(SsoSession.id == token["session_id"])
         .values(ended_at=SsoSession.ended_at)

@@ -38,7 +38,8 @@ def test_a_disabled_persons_refresh_token_is_refused_and_not_spent(app, signed_i
 def test_the_presented_token_is_a_read_only_row_with_its_family_and_person(app, signed_in, portal, person):
     body = tokens_for(signed_in, portal, scope=FULL)
     with app.test_request_context():
-        found = token_service.find_for_rotation(body["refresh_token"])
+        rotation = token_service.Rotation()
+        found = rotation.find(body["refresh_token"])
         assert isinstance(found, PresentedRefreshToken)
         stored = db.session.scalar(select(Token).where(Token.id == found.id))
         assert (found.grant_id, found.session_id, found.auth_time, found.scope) == (
@@ -50,8 +51,9 @@ def test_the_presented_token_is_a_read_only_row_with_its_family_and_person(app, 
             found.refresh_used_at = clock.now()
         with pytest.raises(AttributeError):
             found.account.disabled_at = clock.now()
-        assert token_service.find_for_rotation(body["access_token"]) is None
-        assert token_service.find_for_rotation("x" * 513) is None
+        assert rotation.find(body["access_token"]) is None
+        assert rotation.find("x" * 513) is None
+        rotation.close()
 
 
 class _Statements:

@@ -1,0 +1,99 @@
+"""A refresh token is rotated on a connection of its own (services.tokens.Rotation), which goes
+back to the pool however the request ends, with nothing of a refused rotation written; when the
+request's session has begun a transaction, the rotation joins it instead."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from sqlalchemy import select, update
+
+from idp import clock
+from idp.extensions import db
+from idp.models import Account, Client, Token
+from idp.services import tokens as token_service
+from idp.services.crypto import token_hash
+from tests.helpers import FULL, make_client, refresh, token_request, tokens_for
+
+
+def _checked_out(app) -> int:
+    with app.app_context():
+        return db.engine.pool.checkedout()
+
+
+def _refresh_token_row(app, value) -> Token:
+    with app.app_context():
+        return db.session.scalar(select(Token).where(Token.refresh_token_hash == token_hash(value)))
+
+
+def _set_disabled(app, email, when):
+    with app.app_context():
+        db.session.execute(update(Account).where(Account.email == email).values(disabled_at=when))
+        db.session.commit()
+
+
+def test_every_refused_refresh_returns_its_connection_and_leaves_the_token_usable(app, signed_in, portal, person):
+    body = tokens_for(signed_in, portal, scope=FULL)
+    other = make_client(app, name="Other portal")
+    http = signed_in.http
+    assert _checked_out(app) == 0
+    refusals = [
+        lambda: token_request(http, portal, {"grant_type": "refresh_token", "refresh_token": body["refresh_token"],
+                                             "scope": "openid admin"}),  # a scope never granted
+        lambda: refresh(http, other, body["refresh_token"]),  # another client's token
+        lambda: refresh(http, portal, "not-a-token"),
+    ]
+    for refuse in refusals:
+        assert refuse().status_code == 400
+        assert _checked_out(app) == 0
+        assert _refresh_token_row(app, body["refresh_token"]).refresh_used_at is None
+    _set_disabled(app, person["email"], clock.now())
+    assert refresh(http, portal, body["refresh_token"]).status_code == 400
+    assert _checked_out(app) == 0
+    _set_disabled(app, person["email"], None)
+    answer = refresh(http, portal, body["refresh_token"])
+    assert answer.status_code == 200, answer.get_json()
+    assert _checked_out(app) == 0
+    # A rotated-away token came back: refused, its family revoked, no connection left out.
+    assert refresh(http, portal, body["refresh_token"]).status_code == 400
+    assert _checked_out(app) == 0
+    assert refresh(http, portal, answer.get_json()["refresh_token"]).status_code == 400
+
+
+def test_an_expired_refresh_token_is_refused_without_a_claim(app, signed_in, portal):
+    body = tokens_for(signed_in, portal, scope=FULL)
+    clock.advance(seconds=app.config["REFRESH_TOKEN_LIFETIME"] + 1)
+    assert refresh(signed_in.http, portal, body["refresh_token"]).status_code == 400
+    assert _checked_out(app) == 0
+    assert _refresh_token_row(app, body["refresh_token"]).refresh_used_at is None
+
+
+def test_a_rotation_joins_a_session_that_has_begun_a_transaction(app, signed_in, portal):
+    body = tokens_for(signed_in, portal, scope=FULL)
+    with app.test_request_context():
+        db.session.get(Client, portal["client_id"])  # the session has begun (a read)
+        rotation = token_service.Rotation()
+        assert rotation.connection is db.session.connection()
+        found = rotation.find(body["refresh_token"])
+        assert rotation.claim(found, clock.now())
+        rotation.commit()
+        assert not db.session().in_transaction()
+    assert _refresh_token_row(app, body["refresh_token"]).refresh_used_at == clock.now()
+    assert refresh(signed_in.http, portal, body["refresh_token"]).status_code == 400  # spent
+
+
+@pytest.mark.parametrize("on_session", [False, True])
+def test_a_rotation_closed_before_its_commit_writes_nothing(app, signed_in, portal, on_session):
+    body = tokens_for(signed_in, portal, scope=FULL)
+    with app.test_request_context():
+        if on_session:
+            db.session.get(Client, portal["client_id"])
+        rotation = token_service.Rotation()
+        found = rotation.find(body["refresh_token"])
+        assert rotation.claim(found, clock.now() + dt.timedelta(seconds=1))
+        rotation.close()
+        rotation.close()  # twice: nothing left to return
+    assert _refresh_token_row(app, body["refresh_token"]).refresh_used_at is None
+    assert _checked_out(app) == 0
+    assert refresh(signed_in.http, portal, body["refresh_token"]).status_code == 200
