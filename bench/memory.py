@@ -48,8 +48,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=2, help="wrk threads (2)")
     p.add_argument("--logins", type=int, default=3, help="accounts enrolled and signed in after the tokens (3; 0: none)")
     p.add_argument("--settle", type=float, default=7.0, metavar="S",
-                   help="measure again S seconds after the logins (7; 0: not): a worker gives its heap's free memory "
-                        "back every 5 s (idp.ops.serving.TRIM_INTERVAL), the 19 MiB block of its last Argon2id hash too")
+                   help="measure again S seconds after the logins (7; 0: not): a worker gives its heap's free "
+                        "memory back every 5 s (idp.ops.serving.TRIM_INTERVAL), its last Argon2id block too")
     p.add_argument("--mappings", type=int, default=0, metavar="N",
                    help="also print each process's N largest kinds of private pages after the last phase")
     p.add_argument("--pid", type=int, help="only measure the running process tree of this pid and exit")
