@@ -10,11 +10,13 @@ stopping it would give back.
 As a module (bench/tokens.py uses it): ``tree(pid)`` lists a process and all its descendants,
 ``print_tree(rows)`` prints them and their totals. As a command:
 
-    python bench/memory.py [--workers 2] [--server granian] [--seconds 10] [--logins 3]
+    python bench/memory.py [--workers 2] [--server granian] [--seconds 10] [--logins 3] [--settle 7]
 
 starts a fresh `idp serve` (SQLite in a temporary directory, an SMTP sink), measures its tree
 idle, puts client-credentials tokens through it with wrk (and a few full logins, which load what
-a sign-in needs: templates, translations, Argon2id, TOTP), and measures it again.
+a sign-in needs: templates, translations, Argon2id, TOTP), and measures it again: right after the
+logins, and once more ``--settle`` seconds later, when the workers have given back the free memory
+of their heaps (the blocks of their Argon2id hashes among it).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import json
 import signal
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -44,6 +47,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--connections", type=int, default=16, help="wrk connections (16)")
     p.add_argument("--threads", type=int, default=2, help="wrk threads (2)")
     p.add_argument("--logins", type=int, default=3, help="accounts enrolled and signed in after the tokens (3; 0: none)")
+    p.add_argument("--settle", type=float, default=7.0, metavar="S",
+                   help="measure again S seconds after the logins (7; 0: not): a worker gives its heap's free "
+                        "memory back every 5 s (idp.ops.serving.TRIM_INTERVAL), its last Argon2id block too")
     p.add_argument("--mappings", type=int, default=0, metavar="N",
                    help="also print each process's N largest kinds of private pages after the last phase")
     p.add_argument("--pid", type=int, help="only measure the running process tree of this pid and exit")
@@ -52,8 +58,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if args.workers < 1 or args.connections < 1 or not 1 <= args.threads <= args.connections:
         p.error("--workers and --connections must be at least 1, --threads between 1 and --connections")
-    if not (0 <= args.seconds <= 600 and 0 <= args.logins <= 100):
-        p.error("bounds: 0 <= --seconds <= 600, 0 <= --logins <= 100")
+    if not (0 <= args.seconds <= 600 and 0 <= args.logins <= 100 and 0 <= args.settle <= 600):
+        p.error("bounds: 0 <= --seconds <= 600, 0 <= --logins <= 100, 0 <= --settle <= 600")
     return args
 
 
@@ -103,6 +109,12 @@ def main(argv: list[str] | None = None) -> int:
             rows = tree(server.proc.pid)
             print_tree(rows)
             figures["after_logins"] = as_json(rows)
+            if args.settle:
+                time.sleep(args.settle)
+                print(f"{args.settle:g} s later:")
+                rows = tree(server.proc.pid)
+                print_tree(rows)
+                figures["after_logins_settled"] = as_json(rows)
         if args.mappings:
             print_mappings(tree(server.proc.pid), args.mappings)
         procs.stop(server.proc)
@@ -121,8 +133,6 @@ def main(argv: list[str] | None = None) -> int:
 
 def _settled(root: int, timeout: float = 15.0) -> list[ProcessMemory]:
     """The tree once its process count has stopped changing (workers and loops still starting)."""
-    import time
-
     deadline = time.monotonic() + timeout
     previous = -1
     while True:

@@ -6,6 +6,7 @@ interpreter or a copy of the app of its own."""
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import fcntl
 import functools
@@ -36,6 +37,10 @@ TAKE_OVER_INTERVAL = 1.0
 PARENT_CHECK_INTERVAL = 1.0
 # glibc's mallopt M_ARENA_MAX: the heaps a process's threads allocate from (see _tune_malloc).
 MALLOC_ARENAS = 1
+# A worker whose heap holds at least TRIM_MIN_FREE bytes that it does not use gives them back to the
+# system, at most once every TRIM_INTERVAL seconds (see Heap).
+TRIM_INTERVAL = 5.0
+TRIM_MIN_FREE = 8 << 20
 
 
 def _name_thread(title: str) -> None:
@@ -145,15 +150,57 @@ class Turn:
         return True
 
 
-def _stop_with_worker(stop: threading.Event) -> None:
+class _MallInfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in (
+        "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost")]
+
+
+class Heap:
+    """glibc's heap of this process: what it holds free, and giving that back to the system.
+
+    A worker's heap keeps the 19 MiB block of its last Argon2id hash once it is freed (_tune_malloc):
+    a server that has run a sign-in holds one such block per worker until it stops. ``give_back``
+    (every TRIM_INTERVAL seconds, from each worker's watch thread) returns the free pages once they
+    add up to ``at_least`` bytes: the next hash maps its block afresh, at the price of its page
+    faults (about 5 ms), at most once per interval, whatever the rate of sign-ins. mallinfo2's free
+    bytes count pages already given back too: a trim with nothing left to give back costs about
+    0.3 ms."""
+
+    def __init__(self, libc):
+        self._trim = libc.malloc_trim
+        self._info = libc.mallinfo2
+        self._info.restype = _MallInfo2
+
+    @classmethod
+    def of_this_process(cls) -> Heap | None:
+        """None where the allocator is not glibc's (2.33 or later): it decides by itself."""
+        try:
+            return cls(ctypes.CDLL(None))
+        except (OSError, AttributeError):
+            return None
+
+    def free_bytes(self) -> int:
+        return self._info().fordblks
+
+    def give_back(self, at_least: int) -> bool:
+        if self.free_bytes() < at_least:
+            return False
+        self._trim(0)
+        return True
+
+
+def _watch_worker(stop: threading.Event) -> None:
     """Set ``stop`` when this worker ends (its main thread is done: the server stopped it) or its
     master is gone (killed without stopping it): the loops' threads end with the worker, and a
-    worker whose master is gone ends too (gunicorn's do by themselves, granian's go on serving)."""
+    worker whose master is gone ends too (gunicorn's do by themselves, granian's go on serving).
+    Meanwhile give the heap's free memory back every TRIM_INTERVAL seconds (Heap)."""
     parent = os.getppid()
     main = threading.main_thread()
+    heap = Heap.of_this_process()
 
     def watch():
-        while True:
+        next_trim = time.monotonic() + TRIM_INTERVAL
+        while not stop.is_set():
             main.join(PARENT_CHECK_INTERVAL)
             if not main.is_alive():
                 stop.set()
@@ -163,6 +210,9 @@ def _stop_with_worker(stop: threading.Event) -> None:
                 stop.set()
                 os.kill(os.getpid(), signal.SIGTERM)
                 return
+            if heap is not None and time.monotonic() >= next_trim:
+                heap.give_back(TRIM_MIN_FREE)
+                next_trim = time.monotonic() + TRIM_INTERVAL
 
     threading.Thread(target=watch, name="worker watch", daemon=True).start()
 
@@ -185,7 +235,7 @@ class Sidecars:
         loops. Neither that thread nor the loops' are daemons: a worker that ends lets a running
         round finish."""
         stop = threading.Event()
-        _stop_with_worker(stop)
+        _watch_worker(stop)
         if self._turn is not None:
             threading.Thread(target=self._turn.keep, args=(stop,), name="loops turn").start()
 
@@ -276,15 +326,14 @@ def _tune_malloc() -> None:
     a freed block in it once blocks that large have been freed before (the threshold grows up to
     32 MiB): each of a worker's threads would keep the 19 MiB an Argon2id hash used. One heap per
     process, where a worker hashes one password at a time (services.passwords), keeps one such
-    block per worker, which every hash uses again. (Mapping each hash's block on its own and
+    block per worker, which every hash uses again, until the worker's watch thread gives it back
+    (Heap: at most once every TRIM_INTERVAL seconds). (Mapping each hash's block on its own and
     unmapping it when freed keeps nothing, but costs 4,865 page faults, about 6 ms, per hash.)
 
     It keeps the free pages inside its heap (loading the app leaves a few MiB of them): a forked
     process maps them too, and the first of its allocations to land there copies the page.
     ``malloc_trim`` right before each fork gives them back to the system instead."""
     try:
-        import ctypes
-
         libc = ctypes.CDLL(None)
         libc.mallopt(-8, MALLOC_ARENAS)  # M_ARENA_MAX
         trim = libc.malloc_trim
