@@ -27,7 +27,7 @@ from joserfc.jws import JWSRegistry
 from .. import clock
 from ..models import UsedDpopProof
 from ..services import single_use
-from ..services.crypto import derive_key, derive_keys, token_hash
+from ..services.crypto import derive_key, derive_keys, hmac_sha256, token_hash
 from .supported import DPOP_ALGORITHMS as ALGORITHMS
 
 PROOF_TYPE = "dpop+jwt"
@@ -100,7 +100,7 @@ def _b64(data: bytes) -> str:
 
 
 def _nonce_for(period: int, key: bytes) -> str:
-    return f"{period}.{_b64(hmac.new(key, f'{NONCE_PURPOSE}:{period}'.encode(), hashlib.sha256).digest()[:16])}"
+    return f"{period}.{_b64(hmac_sha256(key, f'{NONCE_PURPOSE}:{period}'.encode())[:16])}"
 
 
 def _period() -> int:
@@ -217,7 +217,10 @@ def verify(request, *, access_token: str | None = None, nonce_required: bool = F
 
 
 def at_authorization_server(request) -> str | None:
-    """The proof of a token or PAR request (``verify`` with the server's nonce policy)."""
+    """The proof of a token or PAR request (``verify`` with the server's nonce policy); None at
+    once for a request without one, before the policy is looked up."""
+    if request.headers.get("DPoP") is None:
+        return None
     return verify(request, nonce_required=current_app.config["DPOP_NONCE_REQUIRED"])
 
 

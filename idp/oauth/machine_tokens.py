@@ -5,7 +5,6 @@ Revoking one records its hash until it would expire."""
 from __future__ import annotations
 
 import base64
-import hashlib
 import hmac
 import json
 from json.encoder import encode_basestring_ascii as _json_string
@@ -17,7 +16,7 @@ from ..random_bytes import token_bytes
 from ..extensions import db
 from ..models import RevokedToken
 from ..models.oauth import IssuedToken
-from ..services.crypto import derive_key, derive_keys, token_hash
+from ..services.crypto import derive_key, derive_keys, hmac_sha256, token_hash
 from . import jwt_access_tokens
 from .clients import query_client
 
@@ -36,43 +35,8 @@ def _unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
-# HMAC's padded keys (RFC 2104): the key XORed with 0x36 and with 0x5c, byte by byte.
-_IPAD = bytes(x ^ 0x36 for x in range(256))
-_OPAD = bytes(x ^ 0x5C for x in range(256))
-
-
-class _Hmac:
-    """HMAC-SHA256 under one key (RFC 2104), its two padded key blocks hashed once. ``hmac.digest``
-    asks OpenSSL for its HMAC implementation on every call, which (with the providers a running
-    server has loaded) costs five times the MAC itself; copying two SHA-256 states does not."""
-
-    def __init__(self, key: bytes):
-        block = hashlib.sha256().block_size
-        if len(key) > block:
-            key = hashlib.sha256(key).digest()
-        key = key.ljust(block, b"\0")
-        self._inner = hashlib.sha256(key.translate(_IPAD))
-        self._outer = hashlib.sha256(key.translate(_OPAD))
-
-    def digest(self, message: bytes) -> bytes:
-        inner = self._inner.copy()
-        inner.update(message)
-        outer = self._outer.copy()
-        outer.update(inner.digest())
-        return outer.digest()
-
-
-_HMACS: dict[bytes, _Hmac] = {}
-
-
 def _mac(body: str, key: bytes | None = None) -> str:
-    key = key or derive_key(MAC_PURPOSE)
-    mac = _HMACS.get(key)
-    if mac is None:
-        if len(_HMACS) >= 16:  # the keys of the secrets in use (current and previous): a few
-            _HMACS.clear()
-        mac = _HMACS[key] = _Hmac(key)
-    return _b64(mac.digest(body.encode()))
+    return _b64(hmac_sha256(key or derive_key(MAC_PURPOSE), body.encode()))
 
 
 def _payload_json(payload: dict) -> str:

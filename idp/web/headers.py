@@ -59,12 +59,38 @@ _FIXED = tuple((name.lower(), name, value) for name, value in (
 _HSTS = ("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
 
 
+class KnownHeaders(tuple):
+    """(name, value) pairs made once and added to many answers: each value checked here as a
+    header's (a string, no line break), the names also kept in lower case (``lower_names``)."""
+
+    def __new__(cls, pairs):
+        pairs = super().__new__(cls, pairs)
+        for _, value in pairs:
+            if type(value) is not str or "\n" in value or "\r" in value:
+                raise ValueError("Header values must be strings without newline characters.")
+        pairs.lower_names = tuple(name.lower() for name, _ in pairs)
+        return pairs
+
+
+# What ``security_headers`` adds to an answer that is not HTML, has none of these headers yet and
+# whose page asked for no nonce and no form targets (every protocol endpoint's JSON answer), made
+# once for an http:// and for an https:// issuer: the same headers, in the same order.
+_SET_HERE = frozenset({"content-security-policy", *(key for key, _, _ in _FIXED), "strict-transport-security"})
+_PLAIN = (("Content-Security-Policy", _CSP_WITHOUT_SCRIPTS), *((name, value) for _, name, value in _FIXED))
+PLAIN_ANSWER_HEADERS = {False: KnownHeaders(_PLAIN), True: KnownHeaders((*_PLAIN, _HSTS))}
+
+
 def security_headers(response):
     headers = response.headers
     present = {key.lower() for key, _ in headers}  # one pass instead of one per header set
     html = response.mimetype == "text/html"
+    app_globals = g._get_current_object()  # one lookup through the proxy, not one per value
+    if not html and present.isdisjoint(_SET_HERE) and not app_globals.get("csp_nonce") \
+            and not app_globals.get("form_targets"):
+        https = current_app._get_current_object().config["ISSUER"].startswith("https://")  # a cheaper look-up
+        headers.extend(PLAIN_ANSWER_HEADERS[https])
+        return response
     if "content-security-policy" not in present:
-        app_globals = g._get_current_object()  # one lookup through the proxy, not one per value
         nonce = csp_nonce() if html else app_globals.get("csp_nonce")
         targets = app_globals.get("form_targets")
         headers.add("Content-Security-Policy", _csp(nonce, targets) if nonce or targets else _CSP_WITHOUT_SCRIPTS)

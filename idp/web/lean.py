@@ -135,7 +135,7 @@ def _uri(environ) -> str:
 
 class _AnswerHeaders:
     """An answer's headers, a list of (name, value) as Werkzeug's ``Headers`` keeps them, with what
-    the route's hooks use of them (``add``, setting one, ``get``, iteration), values checked as
+    the route's hooks use of them (``add``, ``extend``, setting one, ``get``, iteration), values checked as
     Werkzeug checks them (a string, no line break). The names in lower case are kept beside them."""
 
     __slots__ = ("_list", "_keys")
@@ -157,6 +157,16 @@ class _AnswerHeaders:
     def add(self, name, value):
         self._list.append((name, _value(value)))
         self._keys.append(name.lower())
+
+    def extend(self, pairs):
+        """Werkzeug's ``Headers.extend`` of (name, value) pairs: each added, in order; pairs made
+        once (``headers.KnownHeaders``) were checked then."""
+        if type(pairs) is not headers.KnownHeaders:
+            for name, value in pairs:
+                self.add(name, value)
+            return
+        self._list += pairs
+        self._keys += pairs.lower_names
 
     def __setitem__(self, name, value):
         """Werkzeug's ``Headers.set``: the first header of that name replaced, the others removed,
