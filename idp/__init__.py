@@ -135,7 +135,9 @@ def create_app(test_config: dict | None = None) -> Flask:
     from . import ops
 
     ops.init_app(app)  # health, metrics, request ids, logs, forwarded headers: wraps every middleware
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from .telemetry import logs
+
+    logging.basicConfig(level=logging.INFO, format=logs.TEXT_FORMAT)
     return app
 
 

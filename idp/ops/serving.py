@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from ..telemetry import metrics
+from ..telemetry import logs, metrics
 
 log = logging.getLogger(__name__)
 
@@ -234,6 +234,7 @@ class Sidecars:
         """Watch this worker's end and its master, and start its thread that waits for its turn at the
         loops. Neither that thread nor the loops' are daemons: a worker that ends lets a running
         round finish."""
+        logs.write_in_batches()
         stop = threading.Event()
         _watch_worker(stop)
         if self._turn is not None:
