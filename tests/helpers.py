@@ -16,12 +16,12 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 from flask.testing import FlaskCliRunner
 from joserfc import jwt
 from joserfc.jwk import ECKey, KeySet
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from idp import clock
 from idp.extensions import db
 from idp.flows import Context
-from idp.models import OutboxMail
+from idp.models import Account, OutboxMail
 from idp.services import totp
 
 from .forms import FormParser, parse  # noqa: F401 - the tests take them from here
@@ -121,6 +121,13 @@ def make_account(app, email, password, name=""):
     result = cli_runner(app).invoke(args=["users", "create", "--email", email, "--password", password, "--name", name, "--json"])
     assert result.exit_code == 0, result.output
     return {"sub": json.loads(result.stdout)["sub"], "email": email, "password": password}
+
+
+def set_disabled(app, email, when):
+    """Mark the account disabled at ``when`` (None: enabled again), without revoking its tokens."""
+    with app.app_context():
+        db.session.execute(update(Account).where(Account.email == email).values(disabled_at=when))
+        db.session.commit()
 
 
 def make_connector(app, owner_email="eigenaar@example.com", password="Bank-koppeling-99-Zon") -> dict:

@@ -7,29 +7,23 @@ import re
 import threading
 
 import pytest
-from sqlalchemy import event, select, update
+from sqlalchemy import event, select
 
 from idp import clock
 from idp.extensions import db
-from idp.models import Account, Token
+from idp.models import Token
 from idp.models.oauth import PresentedRefreshToken
 from idp.services import tokens as token_service
-from tests.helpers import FULL, decode, refresh, tokens_for
-
-
-def _set_disabled(app, email, when):
-    with app.app_context():
-        db.session.execute(update(Account).where(Account.email == email).values(disabled_at=when))
-        db.session.commit()
+from tests.helpers import FULL, decode, refresh, set_disabled, tokens_for
 
 
 def test_a_disabled_persons_refresh_token_is_refused_and_not_spent(app, signed_in, portal, person):
     body = tokens_for(signed_in, portal, scope=FULL)
     # Disabled without its tokens revoked (as a support action would also revoke them): the
     # refresh itself refuses the person.
-    _set_disabled(app, person["email"], clock.now())
+    set_disabled(app, person["email"], clock.now())
     assert refresh(signed_in.http, portal, body["refresh_token"]).status_code == 400
-    _set_disabled(app, person["email"], None)
+    set_disabled(app, person["email"], None)
     again = refresh(signed_in.http, portal, body["refresh_token"])
     assert again.status_code == 200, again.get_json()
     assert decode(signed_in.http, again.get_json()["id_token"]).claims["sub"] == person["sub"]

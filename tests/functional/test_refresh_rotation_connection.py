@@ -7,14 +7,14 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import select
 
 from idp import clock
 from idp.extensions import db
-from idp.models import Account, Client, Token
+from idp.models import Client, Token
 from idp.services import tokens as token_service
 from idp.services.crypto import token_hash
-from tests.helpers import FULL, make_client, refresh, token_request, tokens_for
+from tests.helpers import FULL, make_client, refresh, set_disabled, token_request, tokens_for
 
 
 def _checked_out(app) -> int:
@@ -25,12 +25,6 @@ def _checked_out(app) -> int:
 def _refresh_token_row(app, value) -> Token:
     with app.app_context():
         return db.session.scalar(select(Token).where(Token.refresh_token_hash == token_hash(value)))
-
-
-def _set_disabled(app, email, when):
-    with app.app_context():
-        db.session.execute(update(Account).where(Account.email == email).values(disabled_at=when))
-        db.session.commit()
 
 
 def test_every_refused_refresh_returns_its_connection_and_leaves_the_token_usable(app, signed_in, portal, person):
@@ -48,10 +42,10 @@ def test_every_refused_refresh_returns_its_connection_and_leaves_the_token_usabl
         assert refuse().status_code == 400
         assert _checked_out(app) == 0
         assert _refresh_token_row(app, body["refresh_token"]).refresh_used_at is None
-    _set_disabled(app, person["email"], clock.now())
+    set_disabled(app, person["email"], clock.now())
     assert refresh(http, portal, body["refresh_token"]).status_code == 400
     assert _checked_out(app) == 0
-    _set_disabled(app, person["email"], None)
+    set_disabled(app, person["email"], None)
     answer = refresh(http, portal, body["refresh_token"])
     assert answer.status_code == 200, answer.get_json()
     assert _checked_out(app) == 0
