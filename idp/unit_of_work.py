@@ -31,6 +31,7 @@ from sqlalchemy import event
 from sqlalchemy.exc import DBAPIError
 
 from .extensions import db
+from .kept import Kept
 
 log = logging.getLogger(__name__)
 _AFTER_COMMIT = "idp.after_commit"
@@ -141,7 +142,7 @@ class _Prepared:
                 for key, processor, value in zip(self.keys, self.processors, row)}
 
 
-_PREPARED: dict = {}
+_PREPARED = Kept()
 
 
 def _prepared(statement, dialect) -> _Prepared | None:
@@ -149,12 +150,8 @@ def _prepared(statement, dialect) -> _Prepared | None:
     try:
         return _PREPARED[key]
     except KeyError:
-        pass
-    prepared = _Prepared.of(statement, dialect)
-    if len(_PREPARED) >= 64:  # a few statements, built once each at import; a bound for any other
-        _PREPARED.clear()
-    _PREPARED[key] = prepared
-    return prepared
+        # A few statements, built once each at import; a bound for any other.
+        return _PREPARED.keep(key, _Prepared.of(statement, dialect))
 
 
 def _read_pooled(statement, parameters: dict):

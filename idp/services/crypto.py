@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from flask import current_app
 
+from ..kept import Kept
 from ..models.base import token_hash  # noqa: F401 - the stored format lives with the models; services import it here
 
 # Ciphertext layout: VERSION (1 byte) | key id (KEY_ID_BYTES) | nonce (12) | AES-GCM ciphertext and tag.
@@ -166,7 +167,7 @@ class Hmac:
         return outer.digest()
 
 
-_HMACS: dict[bytes, Hmac] = {}
+_HMACS = Kept()  # bytes -> Hmac
 
 
 def hmac_sha256(key: bytes, message: bytes) -> bytes:
@@ -174,9 +175,7 @@ def hmac_sha256(key: bytes, message: bytes) -> bytes:
     derived keys of a few purposes, under the current and the previous secrets)."""
     mac = _HMACS.get(key)
     if mac is None:
-        if len(_HMACS) >= 64:
-            _HMACS.clear()
-        mac = _HMACS[key] = Hmac(key)
+        mac = _HMACS.keep(key, Hmac(key))
     return mac.digest(message)
 
 

@@ -23,8 +23,10 @@ import time
 from flask.sessions import SecureCookieSessionInterface
 from itsdangerous import BadSignature, TimestampSigner
 
+from ..kept import Kept
+
 # Derived signing keys: (secret, salt, derivation, digest) -> key.
-_DERIVED: dict[tuple, bytes] = {}
+_DERIVED = Kept()
 
 
 class KeptKeySigner(TimestampSigner):
@@ -36,10 +38,8 @@ class KeptKeySigner(TimestampSigner):
             secret = secret.encode()
         found = (secret, self.salt, self.key_derivation, self.digest_method)
         key = _DERIVED.get(found)
-        if key is None:
-            if len(_DERIVED) >= 64:  # only ever a few secrets and salts; never grows without bound
-                _DERIVED.clear()
-            key = _DERIVED[found] = super().derive_key(secret)
+        if key is None:  # only ever a few secrets and salts
+            key = _DERIVED.keep(found, super().derive_key(secret))
         return key
 
 
@@ -51,7 +51,7 @@ class CookieSessions(SecureCookieSessionInterface):
 
     def __init__(self) -> None:
         self._serializer = None  # (keys it was made with, serializer)
-        self._verified: dict[str, tuple[int, dict]] = {}  # cookie value -> (signed at, data)
+        self._verified = Kept(self.MAX_VERIFIED)  # cookie value -> (signed at, data)
 
     def get_signing_serializer(self, app):
         if not app.secret_key:
@@ -61,7 +61,7 @@ class CookieSessions(SecureCookieSessionInterface):
         if made is None or made[0] != keys:
             serializer = super().get_signing_serializer(app)
             serializer.signer = KeptKeySigner
-            self._verified = {}  # checked with keys that may no longer count
+            self._verified.clear()  # checked with keys that may no longer count
             made = self._serializer = (keys, serializer)
         return made[1]
 
@@ -81,10 +81,7 @@ class CookieSessions(SecureCookieSessionInterface):
                 data, signed_at = serializer.loads(value, max_age=max_age, return_timestamp=True)
             except BadSignature:
                 return self.session_class()
-            verified = (int(signed_at.timestamp()), data)
-            if len(self._verified) >= self.MAX_VERIFIED:
-                self._verified = {}
-            self._verified[value] = verified
+            self._verified.keep(value, (int(signed_at.timestamp()), data))
             return self.session_class(copy.deepcopy(data))
         # The age as itsdangerous judges it (TimestampSigner.unsign): too old, or from the future.
         age = int(time.time()) - verified[0]

@@ -40,6 +40,7 @@ from werkzeug.datastructures import EnvironHeaders, ImmutableMultiDict
 from werkzeug.wsgi import get_host
 
 from .. import unit_of_work
+from ..kept import Kept
 from ..oauth import authorization
 from ..oauth.server import answer_maker
 from ..telemetry.requests import note_protocol_request
@@ -109,7 +110,7 @@ class _Headers(EnvironHeaders):
         return True
 
 
-_URIS: dict[tuple, str] = {}
+_URIS = Kept()  # the Host header is the client's to choose: bounded
 
 
 def _uri(environ) -> str:
@@ -125,9 +126,7 @@ def _uri(environ) -> str:
         uri = f"{key[0]}://{get_host(environ)}{key[4]}{key[5]}"
         if not is_secure_transport(uri):
             uri = ""
-        if len(_URIS) >= 64:  # the Host header is the client's to choose
-            _URIS.clear()
-        _URIS[key] = uri
+        _URIS.keep(key, uri)
     if not uri:
         raise InsecureTransportError()
     return uri
