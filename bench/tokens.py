@@ -45,6 +45,7 @@ import tempfile
 import threading
 import time
 import urllib.parse
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -203,6 +204,23 @@ class WrkResult:
     def clean(self) -> bool:
         return self.requests_per_s is not None and self.non_200 == 0 and self.socket_error_total == 0
 
+    @property
+    def valid(self) -> bool:
+        """Every request answered 200 and no wrk thread ran out of its pool: a figure to compare."""
+        return self.clean and not self.pool_exhausted
+
+    def faults(self) -> str:
+        """What makes the run invalid, with the counts."""
+        out = []
+        if self.non_200:
+            out.append(f"{self.non_200} non-200 (" + ",".join(f"{s}:{n}" for s, n in sorted(self.statuses.items())
+                                                              if s != 200) + ")")
+        if self.socket_error_total:
+            out.append(f"{self.socket_error_total} socket errors")
+        if self.pool_exhausted:
+            out.append(f"pool used up by {self.pool_exhausted} wrk thread(s)")
+        return "; ".join(out)
+
 
 def parse_duration_us(text: str) -> float:
     m = re.fullmatch(r"([\d.]+)(us|ms|s|m|h)", text.strip())
@@ -317,39 +335,38 @@ class TokenRun:
     refresh_error: str | None = "skipped"
     introspection: WrkResult | None = None
     introspection_error: str | None = "skipped"
+    refresh_rate: float | None = None  # refreshes/s of the calibration run
+    refresh_pool: int | None = None  # refresh tokens of the measured run
 
 
 @dataclass
 class Pool:
-    """Refresh tokens issued before the load, split into one file per wrk thread for the
-    warm-up and for the measured run (``warmup.N`` and ``measured.N`` in ``directory``),
-    and an access token to introspect."""
+    """How a server's refresh tokens are issued (``issue(N)`` issues N new ones on the server and
+    returns them), where the per-thread files go, and the access token to introspect."""
 
     directory: Path
+    issue: Callable[[int], list[str]]
     access_token: str | None = None
 
-    @property
-    def warmup(self) -> Path:
-        return self.directory / "warmup"
-
-    @property
-    def measured(self) -> Path:
-        return self.directory / "measured"
-
-    def write(self, tokens: list[str], args: argparse.Namespace) -> None:
-        warm = pool_sizes(args)[0]
-        for path, part in ((self.warmup, tokens[:warm]), (self.measured, tokens[warm:])):
-            for i in range(args.threads):
-                Path(f"{path}.{i}").write_text("".join(t + "\n" for t in part[i::args.threads]))
+    def files(self, name: str, tokens: list[str], threads: int) -> Path:
+        """``tokens`` split into one file per wrk thread (``NAME.0``, ``NAME.1``, ...)."""
+        path = self.directory / name
+        for i in range(threads):
+            Path(f"{path}.{i}").write_text("".join(t + "\n" for t in tokens[i::threads]))
+        return path
 
 
-def pool_sizes(args: argparse.Namespace) -> tuple[int, int]:
-    """(warm-up, measured) refresh tokens: --refresh-pool for the measured run, the same
-    rate for the warm-up's seconds; with --skip-refresh one (for its access token)."""
-    if args.skip_refresh:
-        return 0, 1
-    warm = args.refresh_pool * args.warmup // args.duration if args.warmup else 0
-    return warm, args.refresh_pool
+# The refresh rate is measured first, in a short run of its own, so that the pool of the warm-up
+# and the measured run is sized from it: rate x seconds x --pool-factor.
+CALIBRATION_SECONDS = 2
+CALIBRATION_POOL = 10_000  # doubled (up to three times) while a calibration run uses it up
+MAX_POOL = 1_000_000  # bench/pool.py's bound
+
+
+def pool_size(rate: float, seconds: int, args: argparse.Namespace) -> int:
+    """Refresh tokens for ``seconds`` of load at ``rate`` with the safety factor, at least 100
+    per wrk thread."""
+    return max(100 * args.threads, int(rate * seconds * args.pool_factor) + 1)
 
 
 def measure_tokens(run: TokenRun, token_endpoint: str, client_id: str, secret: str,
@@ -390,16 +407,60 @@ def measure_introspection(run: TokenRun, endpoint: str, auth: str, pool: Pool,
         run.introspection_error = str(exc)
 
 
+def probe_refresh(token_endpoint: str, auth: str, refresh_token: str) -> None:
+    """One refresh outside the load runs: 200 with a new access token, a new refresh token and
+    an ID token, so that the rates are those of real rotations."""
+    import requests
+
+    r = requests.post(token_endpoint, data={"grant_type": "refresh_token", "refresh_token": refresh_token},
+                      headers={"Authorization": auth, "Accept": "application/json"}, timeout=10)
+    try:
+        body = r.json()
+    except ValueError:
+        body = {}
+    if r.status_code != 200 or not body.get("access_token") or not body.get("id_token") \
+            or body.get("refresh_token") in (None, refresh_token):
+        raise BenchError(f"a refresh answered {r.status_code}: {r.text[:300]}")
+
+
+def calibrate_refresh(token_endpoint: str, auth: str, pool: Pool, args: argparse.Namespace) -> float:
+    """Refreshes per second, from a short run with a pool of its own that it must not use up
+    (after one refresh checked on its own)."""
+    body = "grant_type=refresh_token&refresh_token="
+    size = CALIBRATION_POOL
+    for attempt in range(3):
+        tokens = pool.issue(size + (attempt == 0))
+        if attempt == 0:
+            probe_refresh(token_endpoint, auth, tokens.pop())
+        r = run_wrk(token_endpoint, auth, args.threads, args.connections, CALIBRATION_SECONDS,
+                    args.wrk_timeout, body, pool.files("calibration", tokens, args.threads))
+        if r.non_200 and not r.pool_exhausted:
+            raise BenchError(f"the calibration run of the refresh grant was refused: {r.faults()}")
+        if not r.pool_exhausted:
+            return r.statuses.get(200, 0) / (r.seconds or CALIBRATION_SECONDS)
+        size *= 2
+    raise BenchError(f"the calibration run of the refresh grant used up {size // 2} tokens in "
+                     f"{CALIBRATION_SECONDS} s")
+
+
 def measure_refresh(run: TokenRun, token_endpoint: str, auth: str, pool: Pool,
                     args: argparse.Namespace) -> None:
-    """The refresh grant, each request with a refresh token of the pool never sent before."""
+    """The refresh grant, each request with a refresh token of the pool never sent before; the
+    pool sized from the rate a calibration run measured."""
     body = "grant_type=refresh_token&refresh_token="
     try:
+        run.refresh_rate = calibrate_refresh(token_endpoint, auth, pool, args)
+        warm = pool_size(run.refresh_rate, args.warmup, args) if args.warmup else 0
+        measured = pool_size(run.refresh_rate, args.duration, args)
+        if warm + measured > MAX_POOL:
+            raise BenchError(f"a pool of {warm + measured} refresh tokens is more than {MAX_POOL}")
+        tokens = pool.issue(warm + measured)
+        run.refresh_pool = measured
         if args.warmup > 0:
             run_wrk(token_endpoint, auth, args.threads, args.connections, args.warmup, args.wrk_timeout,
-                    body, pool.warmup)
+                    body, pool.files("warmup", tokens[:warm], args.threads))
         run.refresh = run_wrk(token_endpoint, auth, args.threads, args.connections, args.duration,
-                              args.wrk_timeout, body, pool.measured)
+                              args.wrk_timeout, body, pool.files("measured", tokens[warm:], args.threads))
         run.refresh_error = None
     except BenchError as exc:
         run.refresh_error = str(exc)
@@ -454,19 +515,28 @@ def bench_node(procs: Processes, tmp: Path, args: argparse.Namespace) -> TokenRu
                    NODE_ENV="production")
         pool = None
         if not (args.skip_refresh and args.skip_introspection):
-            # Same values in every node worker (each keeps its own store); each sent once.
-            pool = Pool(tmp / "node-pool")
-            pool.directory.mkdir()
-            tokens = [secrets.token_urlsafe(32) for _ in range(sum(pool_sizes(args)))]
-            pool.write(tokens, args)
-            pool.access_token = secrets.token_urlsafe(32)
-            (pool.directory / "all").write_text("".join(t + "\n" for t in tokens))
-            env.update(BENCH_NODE_POOL=str(pool.directory / "all"), BENCH_NODE_ACCESS_TOKEN=pool.access_token)
+            pool_file = tmp / "node-pool" / "all"
+            pool_file.parent.mkdir()
+            pool_file.write_text("")
+            env.update(BENCH_NODE_POOL=str(pool_file), BENCH_NODE_ACCESS_TOKEN=secrets.token_urlsafe(32))
         with open(log, "wb") as fh:
             proc = procs.start("node", [node, "server.js", str(port)], cwd=NODE_DIR, env=env,
                                stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         discovery = wait_http_ok(f"http://{HOST}:{port}/.well-known/openid-configuration",
                                  proc, log, timeout=120)
+        if "BENCH_NODE_POOL" in env:
+            wait_node_issued(pool_file, proc, log, args.node_workers)
+
+            def issue(count: int) -> list[str]:
+                """Same values in every node worker (each keeps its own store); each sent once."""
+                tokens = [secrets.token_urlsafe(32) for _ in range(count)]
+                pool_file.write_text("".join(t + "\n" for t in tokens))
+                Path(f"{pool_file}.issued").write_text("")
+                os.kill(proc.pid, signal.SIGUSR2)
+                wait_node_issued(pool_file, proc, log, args.node_workers)
+                return tokens
+
+            pool = Pool(pool_file.parent, issue, env["BENCH_NODE_ACCESS_TOKEN"])
         measure_tokens(run, discovery["token_endpoint"], NODE_CLIENT_ID, NODE_CLIENT_SECRET,
                        args, proc.pid)
         measure_more(run, discovery, basic_auth(NODE_CLIENT_ID, NODE_CLIENT_SECRET), pool, args)
@@ -478,6 +548,20 @@ def bench_node(procs: Processes, tmp: Path, args: argparse.Namespace) -> TokenRu
         if proc is not None:
             procs.stop(proc)
     return run
+
+
+def wait_node_issued(pool_file: Path, proc: subprocess.Popen, log: Path, workers: int,
+                     timeout: float = 300) -> None:
+    """Wait until each node process has issued the pool file's tokens (a line each in POOL.issued)."""
+    issued = Path(f"{pool_file}.issued")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise BenchError(f"node exited with status {proc.returncode}; log tail:\n{tail(log)}")
+        if issued.exists() and issued.read_text().count("\n") >= workers:
+            return
+        time.sleep(0.05)
+    raise BenchError(f"node did not issue its refresh tokens within {timeout:.0f} s; log tail:\n{tail(log)}")
 
 
 # --------------------------------------------------------------------------
@@ -603,27 +687,31 @@ def bench_idp_tokens(server: IdpServer, args: argparse.Namespace) -> TokenRun:
 
 
 def idp_pool(server: IdpServer, args: argparse.Namespace) -> tuple[Pool, str]:
-    """A client for the refresh grant and the refresh tokens (each its own family, as a
-    code exchange stores them), written into the database by bench/pool.py; returns the
-    pool and the client's Authorization header."""
+    """A client for the refresh grant and its pool: refresh tokens (each its own family, as a
+    code exchange stores them) written into the database by bench/pool.py, and an access token;
+    returns the pool and the client's Authorization header."""
     creds = idp_json(server.env, server.cwd, "clients", "create", "--name", "bench-refresh",
                      "--grant-type", "authorization_code", "--grant-type", "refresh_token",
                      "--redirect-uri", f"http://{HOST}:9/callback", "--scope", "openid",
                      "--scope", "offline_access", "--json")
-    pool = Pool(server.cwd / "pool")
-    pool.directory.mkdir()
-    cmd = [sys.executable, str(BENCH_DIR / "pool.py"), "--client-id", creds["client_id"],
-           "--count", str(sum(pool_sizes(args))), "--out", str(pool.directory / "all"),
-           "--access-token-out", str(pool.directory / "access")]
-    try:
-        cp = subprocess.run(cmd, env=server.env, cwd=server.cwd, capture_output=True, text=True,
-                            timeout=600, stdin=subprocess.DEVNULL)
-    except subprocess.TimeoutExpired as exc:
-        raise BenchError("bench/pool.py did not finish within 600 s") from exc
-    if cp.returncode != 0:
-        raise BenchError(f"bench/pool.py exited with {cp.returncode}: {cp.stderr.strip()[-500:]}")
-    pool.write((pool.directory / "all").read_text().split(), args)
-    pool.access_token = (pool.directory / "access").read_text().strip()
+    directory = server.cwd / "pool"
+    directory.mkdir()
+
+    def seed(count: int, *extra: str) -> list[str]:
+        out = directory / "all"
+        cmd = [sys.executable, str(BENCH_DIR / "pool.py"), "--client-id", creds["client_id"],
+               "--count", str(count), "--out", str(out), *extra]
+        try:
+            cp = subprocess.run(cmd, env=server.env, cwd=server.cwd, capture_output=True, text=True,
+                                timeout=600, stdin=subprocess.DEVNULL)
+        except subprocess.TimeoutExpired as exc:
+            raise BenchError("bench/pool.py did not finish within 600 s") from exc
+        if cp.returncode != 0:
+            raise BenchError(f"bench/pool.py exited with {cp.returncode}: {cp.stderr.strip()[-500:]}")
+        return out.read_text().split()
+
+    seed(1, "--access-token-out", str(directory / "access"))
+    pool = Pool(directory, seed, (directory / "access").read_text().strip())
     return pool, basic_auth(creds["client_id"], creds["client_secret"])
 
 
@@ -1300,15 +1388,13 @@ def report_tokens(runs: list[TokenRun], args: argparse.Namespace) -> dict:
             print(f"{run.name:<24}{'unavailable':>10}  ({run.error})")
             out[run.name] = {"error": run.error}
             continue
-        note = "ok" if r.clean else "RUN HAD ERRORS"
-        if r.non_200:
-            note += " statuses=" + ",".join(f"{s}:{n}" for s, n in sorted(r.statuses.items()))
+        note = "ok" if r.valid else "INVALID: " + r.faults()
         print(f"{run.name:<24}{fmt(r.requests_per_s):>10}{fmt(r.p50_ms, '.2f', ' ms'):>11}"
               f"{fmt(r.p99_ms, '.2f', ' ms'):>11}{r.non_200:>9}{r.socket_error_total:>9}  {note}")
         out[run.name] = {
             "tokens_per_s": r.requests_per_s, "p50_ms": r.p50_ms, "p99_ms": r.p99_ms,
             "requests": r.requests, "non_200": r.non_200, "statuses": r.statuses,
-            "socket_errors": r.socket_errors, "clean": r.clean, "token_format": run.token_format,
+            "socket_errors": r.socket_errors, "valid": r.valid, "token_format": run.token_format,
         }
     for run in runs:
         if run.token_format:
@@ -1325,13 +1411,17 @@ def report_tokens(runs: list[TokenRun], args: argparse.Namespace) -> dict:
 
 
 def print_ratio(what: str, idp: WrkResult | None, node: WrkResult | None) -> float | None:
-    """Print idp's rate over node's (and their latencies' ratios); the rate ratio, None if a run has none."""
+    """Print idp's rate over node's (and their latencies' ratios); the rate ratio, None if a run has
+    none or is invalid (an invalid run is never compared)."""
     if not (idp and node and idp.requests_per_s and node.requests_per_s):
         print(f"ratio idp/node {what}: unavailable")
         return None
+    invalid = [f"{name} {r.faults()}" for name, r in (("idp", idp), ("node", node)) if not r.valid]
+    if invalid:
+        print(f"ratio idp/node {what}: none, invalid run ({'; '.join(invalid)})")
+        return None
     ratio = idp.requests_per_s / node.requests_per_s
-    caveat = "" if idp.clean and node.clean else "  (a run had errors: ratio not meaningful)"
-    print(f"ratio idp/node {what}: {ratio:.3f}{caveat}")
+    print(f"ratio idp/node {what}: {ratio:.3f}")
     if idp.p50_ms and node.p50_ms and idp.p99_ms and node.p99_ms:
         print(f"ratio idp/node latency: p50 {idp.p50_ms / node.p50_ms:.2f}x, "
               f"p99 {idp.p99_ms / node.p99_ms:.2f}x")
@@ -1355,19 +1445,18 @@ def report_more(runs: list[TokenRun], args: argparse.Namespace) -> dict:
                 print(f"{run.name:<24}{'unavailable':>10}  ({run.error or error})")
                 out.setdefault(run.name, {})[key] = {"error": run.error or error}
                 continue
-            note = "ok" if r.clean else "RUN HAD ERRORS"
-            if r.non_200:
-                note += " statuses=" + ",".join(f"{s}:{n}" for s, n in sorted(r.statuses.items()))
-            if r.pool_exhausted:
-                note += (f"; pool used up by {r.pool_exhausted} wrk thread(s) after {r.seconds or 0:.1f} s "
-                         f"(raise --refresh-pool)")
+            note = "ok" if r.valid else "INVALID: " + r.faults()
+            if key == "refresh":
+                note += f"; pool {run.refresh_pool} for a calibrated {run.refresh_rate:.0f}/s"
             print(f"{run.name:<24}{fmt(r.requests_per_s):>10}{fmt(r.p50_ms, '.2f', ' ms'):>11}"
                   f"{fmt(r.p99_ms, '.2f', ' ms'):>11}{r.non_200:>9}{r.socket_error_total:>9}  {note}")
             out.setdefault(run.name, {})[key] = {
                 "requests_per_s": r.requests_per_s, "p50_ms": r.p50_ms, "p99_ms": r.p99_ms,
                 "requests": r.requests, "non_200": r.non_200, "statuses": r.statuses,
-                "socket_errors": r.socket_errors, "clean": r.clean, "seconds": r.seconds,
+                "socket_errors": r.socket_errors, "valid": r.valid, "seconds": r.seconds,
                 "pool_exhausted": r.pool_exhausted}
+            if key == "refresh":
+                out[run.name][key].update(calibrated_per_s=run.refresh_rate, pool=run.refresh_pool)
         ratio = print_ratio(f"{key} req/s", getattr(runs[0], key), getattr(runs[1], key))
         if ratio is not None:
             out[f"ratio_idp_node_{key}"] = ratio
@@ -1471,9 +1560,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="run idp on this database (e.g. postgresql+psycopg://postgres@127.0.0.1/idp_bench, "
                         "empty or an idp database: the bench adds its clients and tokens) instead of a "
                         "fresh SQLite file in the temporary directory")
-    p.add_argument("--refresh-pool", type=int, default=40000,
-                   help="refresh tokens pre-issued per server for the measured refresh run, each "
-                        "sent once; the warm-up gets as many per second (40000)")
+    p.add_argument("--pool-factor", type=float, default=2.0,
+                   help="refresh tokens pre-issued per server: the refresh rate of a calibration run "
+                        "x the seconds of warm-up and measured run x this factor (2)")
     p.add_argument("--skip-refresh", action="store_true", help="leave out the refresh-grant bench")
     p.add_argument("--skip-introspection", action="store_true", help="leave out the introspection bench")
     p.add_argument("--logins", type=int, default=40, help="accounts / measured logins (40; 0 skips)")
@@ -1491,8 +1580,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if args.node_workers is None:
         args.node_workers = args.workers
-    if not 100 <= args.refresh_pool <= 1_000_000:
-        p.error("--refresh-pool must be between 100 and 1000000")
+    if not 1 <= args.pool_factor <= 10:
+        p.error("--pool-factor must be between 1 and 10")
     if args.login_concurrency is None:
         threads, source = serve_threads()
         args.login_concurrency = args.workers * threads
