@@ -699,7 +699,8 @@ def idp_pool(server: IdpServer, args: argparse.Namespace) -> tuple[Pool, str]:
 
     def seed(count: int, *extra: str) -> list[str]:
         out = directory / "all"
-        cmd = [sys.executable, str(BENCH_DIR / "pool.py"), "--client-id", creds["client_id"],
+        # --client-id=VALUE: a random client id may start with "-".
+        cmd = [sys.executable, str(BENCH_DIR / "pool.py"), f"--client-id={creds['client_id']}",
                "--count", str(count), "--out", str(out), *extra]
         try:
             cp = subprocess.run(cmd, env=server.env, cwd=server.cwd, capture_output=True, text=True,
@@ -1210,7 +1211,8 @@ def bench_logins(server: IdpServer, mail: Sink, args: argparse.Namespace) -> Log
         t0 = time.monotonic()
 
         idp_cli_many(server.env, server.cwd, [
-            ["users", "create", "--email", acct.email, "--password", acct.password, "--name", f"Bench {i}", "--json"]
+            # --password=VALUE: a random password may start with "-".
+            ["users", "create", f"--email={acct.email}", f"--password={acct.password}", "--name", f"Bench {i}", "--json"]
             for i, acct in enumerate(accounts)])
 
         def driver() -> LoginDriver:
