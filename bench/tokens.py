@@ -187,7 +187,8 @@ class WrkResult:
     statuses: dict[int, int] = field(default_factory=dict)  # from the Lua script
     socket_errors: dict[str, int] = field(default_factory=dict)
     pool_exhausted: int = 0  # wrk threads that ran out of pre-issued tokens
-    seconds: float | None = None  # how long the run lasted (shorter if the pool ran out)
+    seconds: float | None = None  # how long the run lasted
+    cpu_seconds: float | None = None  # utime + stime of the server's process tree during the run
     raw: str = ""
 
     @property
@@ -195,6 +196,13 @@ class WrkResult:
         if self.statuses:
             return sum(n for status, n in self.statuses.items() if status != 200)
         return self.non_2xx_3xx
+
+    @property
+    def cpu_us_per_request(self) -> float | None:
+        """The server's CPU time per request served (its whole process tree, wrk not included)."""
+        if self.cpu_seconds is None or not self.requests:
+            return None
+        return self.cpu_seconds / self.requests * 1e6
 
     @property
     def socket_error_total(self) -> int:
@@ -266,9 +274,11 @@ def parse_wrk(output: str) -> WrkResult:
 
 
 def run_wrk(url: str, authorization: str, threads: int, connections: int, seconds: int,
-            timeout_s: int, body: str | None = None, pool: Path | None = None) -> WrkResult:
+            timeout_s: int, body: str | None = None, pool: Path | None = None,
+            server_pid: int | None = None) -> WrkResult:
     """wrk with post_token.lua: client_credentials, or ``body``; with ``pool`` (files
-    POOL.0, POOL.1, ... one per wrk thread), ``body`` followed by the next line of the pool."""
+    POOL.0, POOL.1, ... one per wrk thread), ``body`` followed by the next line of the pool.
+    With ``server_pid``, the CPU time of that process and its descendants during the run."""
     wrk = shutil.which("wrk")
     if not wrk:
         raise BenchError("wrk not found (apt-get install -y wrk)")
@@ -280,13 +290,17 @@ def run_wrk(url: str, authorization: str, threads: int, connections: int, second
         cmd.append(body)
         if pool is not None:
             cmd.append(str(pool))
+    cpu_before = sum(memory.cpu_seconds(server_pid)) if server_pid else None
     try:
         cp = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + timeout_s + 30)
     except subprocess.TimeoutExpired as exc:
         raise BenchError(f"wrk did not finish within {seconds + timeout_s + 30}s") from exc
+    cpu_after = sum(memory.cpu_seconds(server_pid)) if server_pid else None
     if cp.returncode != 0:
         raise BenchError(f"wrk exited with {cp.returncode}: {cp.stderr.strip() or cp.stdout.strip()}")
     res = parse_wrk(cp.stdout + cp.stderr)
+    if server_pid:
+        res.cpu_seconds = cpu_after - cpu_before
     if res.requests_per_s is None:
         raise BenchError(f"could not parse wrk output:\n{cp.stdout}\n{cp.stderr}")
     return res
@@ -326,6 +340,7 @@ def token_kind(token: str) -> str:
 @dataclass
 class TokenRun:
     name: str
+    pid: int | None = None  # the server's first process (its tree's CPU time is measured)
     result: WrkResult | None = None
     error: str | None = None
     token_format: str | None = None
@@ -370,14 +385,14 @@ def pool_size(rate: float, seconds: int, args: argparse.Namespace) -> int:
 
 
 def measure_tokens(run: TokenRun, token_endpoint: str, client_id: str, secret: str,
-                   args: argparse.Namespace, root_pid: int) -> None:
+                   args: argparse.Namespace) -> None:
     run.token_format = probe_token(token_endpoint, client_id, secret)
     auth = basic_auth(client_id, secret)
     if args.warmup > 0:
         run_wrk(token_endpoint, auth, args.threads, args.connections, args.warmup, args.wrk_timeout)
     run.result = run_wrk(token_endpoint, auth, args.threads, args.connections, args.duration,
-                         args.wrk_timeout)
-    run.memory = memory.tree(root_pid)
+                         args.wrk_timeout, server_pid=run.pid)
+    run.memory = memory.tree(run.pid)
 
 
 def probe_introspection(endpoint: str, auth: str, token: str) -> None:
@@ -401,7 +416,7 @@ def measure_introspection(run: TokenRun, endpoint: str, auth: str, pool: Pool,
         if args.warmup > 0:
             run_wrk(endpoint, auth, args.threads, args.connections, args.warmup, args.wrk_timeout, body)
         run.introspection = run_wrk(endpoint, auth, args.threads, args.connections, args.duration,
-                                    args.wrk_timeout, body)
+                                    args.wrk_timeout, body, server_pid=run.pid)
         run.introspection_error = None
     except BenchError as exc:
         run.introspection_error = str(exc)
@@ -460,7 +475,8 @@ def measure_refresh(run: TokenRun, token_endpoint: str, auth: str, pool: Pool,
             run_wrk(token_endpoint, auth, args.threads, args.connections, args.warmup, args.wrk_timeout,
                     body, pool.files("warmup", tokens[:warm], args.threads))
         run.refresh = run_wrk(token_endpoint, auth, args.threads, args.connections, args.duration,
-                              args.wrk_timeout, body, pool.files("measured", tokens[warm:], args.threads))
+                              args.wrk_timeout, body, pool.files("measured", tokens[warm:], args.threads),
+                              server_pid=run.pid)
         run.refresh_error = None
     except BenchError as exc:
         run.refresh_error = str(exc)
@@ -537,8 +553,8 @@ def bench_node(procs: Processes, tmp: Path, args: argparse.Namespace) -> TokenRu
                 return tokens
 
             pool = Pool(pool_file.parent, issue, env["BENCH_NODE_ACCESS_TOKEN"])
-        measure_tokens(run, discovery["token_endpoint"], NODE_CLIENT_ID, NODE_CLIENT_SECRET,
-                       args, proc.pid)
+        run.pid = proc.pid
+        measure_tokens(run, discovery["token_endpoint"], NODE_CLIENT_ID, NODE_CLIENT_SECRET, args)
         measure_more(run, discovery, basic_auth(NODE_CLIENT_ID, NODE_CLIENT_SECRET), pool, args)
     except BenchError as exc:
         run.error = str(exc)
@@ -665,7 +681,7 @@ def start_idp(procs: Processes, tmp: Path, args: argparse.Namespace,
 
 
 def bench_idp_tokens(server: IdpServer, args: argparse.Namespace) -> TokenRun:
-    run = TokenRun(f"idp ({args.workers} workers)")
+    run = TokenRun(f"idp ({args.workers} workers)", pid=server.proc.pid)
     try:
         creds = idp_json(server.env, server.cwd, "clients", "create", "--name", "bench",
                          "--grant-type", "client_credentials", "--json")
@@ -673,7 +689,7 @@ def bench_idp_tokens(server: IdpServer, args: argparse.Namespace) -> TokenRun:
         token_endpoint = server.discovery["token_endpoint"]
         if urllib.parse.urlsplit(token_endpoint).hostname != HOST:
             raise BenchError(f"token_endpoint {token_endpoint} is not on {HOST}")
-        measure_tokens(run, token_endpoint, client_id, secret, args, server.proc.pid)
+        measure_tokens(run, token_endpoint, client_id, secret, args)
         if not (args.skip_refresh and args.skip_introspection):
             pool, auth = idp_pool(server, args)
             measure_more(run, server.discovery, auth, pool, args)
@@ -1381,8 +1397,7 @@ def report_tokens(runs: list[TokenRun], args: argparse.Namespace) -> dict:
     print()
     print(f"== client_credentials tokens: wrk -t{args.threads} -c{args.connections} "
           f"-d{args.duration}s --latency (after {args.warmup}s warm-up) ==")
-    header = f"{'server':<24}{'tokens/s':>10}{'p50':>11}{'p99':>11}{'non-200':>9}{'sock.err':>9}  note"
-    print(header)
+    print(f"{'server':<24}{'tokens/s':>10}{'p50':>11}{'p99':>11}{'CPU/req':>11}{'non-200':>9}{'sock.err':>9}  note")
     out = {}
     for run in runs:
         r = run.result
@@ -1392,18 +1407,22 @@ def report_tokens(runs: list[TokenRun], args: argparse.Namespace) -> dict:
             continue
         note = "ok" if r.valid else "INVALID: " + r.faults()
         print(f"{run.name:<24}{fmt(r.requests_per_s):>10}{fmt(r.p50_ms, '.2f', ' ms'):>11}"
-              f"{fmt(r.p99_ms, '.2f', ' ms'):>11}{r.non_200:>9}{r.socket_error_total:>9}  {note}")
+              f"{fmt(r.p99_ms, '.2f', ' ms'):>11}{fmt(r.cpu_us_per_request, '.0f', ' µs'):>11}"
+              f"{r.non_200:>9}{r.socket_error_total:>9}  {note}")
         out[run.name] = {
             "tokens_per_s": r.requests_per_s, "p50_ms": r.p50_ms, "p99_ms": r.p99_ms,
+            "cpu_us_per_request": r.cpu_us_per_request,
             "requests": r.requests, "non_200": r.non_200, "statuses": r.statuses,
             "socket_errors": r.socket_errors, "valid": r.valid, "token_format": run.token_format,
         }
     for run in runs:
         if run.token_format:
             print(f"  {run.name} access token: {run.token_format}")
-    ratio = print_ratio("tokens/s", runs[0].result, runs[1].result)
+    ratio, cpu = print_ratio("tokens/s", runs[0].result, runs[1].result)
     if ratio is not None:
         out["ratio_idp_node"] = ratio
+    if cpu is not None:
+        out["ratio_idp_node_cpu_per_request"] = cpu
     print("memory after each run (RSS counts shared pages in every process, PSS once: PSS adds up):")
     for run in runs:
         if run.memory:
@@ -1412,22 +1431,26 @@ def report_tokens(runs: list[TokenRun], args: argparse.Namespace) -> dict:
     return out
 
 
-def print_ratio(what: str, idp: WrkResult | None, node: WrkResult | None) -> float | None:
-    """Print idp's rate over node's (and their latencies' ratios); the rate ratio, None if a run has
-    none or is invalid (an invalid run is never compared)."""
+def print_ratio(what: str, idp: WrkResult | None, node: WrkResult | None) -> tuple[float | None, float | None]:
+    """Print idp's rate over node's, their latencies' and their CPU per request's ratios; returns
+    (rate ratio, CPU ratio), None where a run has no figure or is invalid (never compared)."""
     if not (idp and node and idp.requests_per_s and node.requests_per_s):
         print(f"ratio idp/node {what}: unavailable")
-        return None
+        return None, None
     invalid = [f"{name} {r.faults()}" for name, r in (("idp", idp), ("node", node)) if not r.valid]
     if invalid:
         print(f"ratio idp/node {what}: none, invalid run ({'; '.join(invalid)})")
-        return None
+        return None, None
     ratio = idp.requests_per_s / node.requests_per_s
     print(f"ratio idp/node {what}: {ratio:.3f}")
     if idp.p50_ms and node.p50_ms and idp.p99_ms and node.p99_ms:
         print(f"ratio idp/node latency: p50 {idp.p50_ms / node.p50_ms:.2f}x, "
               f"p99 {idp.p99_ms / node.p99_ms:.2f}x")
-    return ratio
+    cpu = None
+    if idp.cpu_us_per_request and node.cpu_us_per_request:
+        cpu = idp.cpu_us_per_request / node.cpu_us_per_request
+        print(f"ratio idp/node CPU/req: {cpu:.2f}x (above 1 = idp spends more CPU per request)")
+    return ratio, cpu
 
 
 def report_more(runs: list[TokenRun], args: argparse.Namespace) -> dict:
@@ -1440,7 +1463,7 @@ def report_more(runs: list[TokenRun], args: argparse.Namespace) -> dict:
         print()
         print(f"== {title}: wrk -t{args.threads} -c{args.connections} -d{args.duration}s "
               f"(after {args.warmup}s warm-up) ==")
-        print(f"{'server':<24}{'req/s':>10}{'p50':>11}{'p99':>11}{'non-200':>9}{'sock.err':>9}  note")
+        print(f"{'server':<24}{'req/s':>10}{'p50':>11}{'p99':>11}{'CPU/req':>11}{'non-200':>9}{'sock.err':>9}  note")
         for run in runs:
             r, error = getattr(run, key), getattr(run, f"{key}_error")
             if r is None:
@@ -1451,17 +1474,21 @@ def report_more(runs: list[TokenRun], args: argparse.Namespace) -> dict:
             if key == "refresh":
                 note += f"; pool {run.refresh_pool} for a calibrated {run.refresh_rate:.0f}/s"
             print(f"{run.name:<24}{fmt(r.requests_per_s):>10}{fmt(r.p50_ms, '.2f', ' ms'):>11}"
-                  f"{fmt(r.p99_ms, '.2f', ' ms'):>11}{r.non_200:>9}{r.socket_error_total:>9}  {note}")
+                  f"{fmt(r.p99_ms, '.2f', ' ms'):>11}{fmt(r.cpu_us_per_request, '.0f', ' µs'):>11}"
+                  f"{r.non_200:>9}{r.socket_error_total:>9}  {note}")
             out.setdefault(run.name, {})[key] = {
                 "requests_per_s": r.requests_per_s, "p50_ms": r.p50_ms, "p99_ms": r.p99_ms,
+                "cpu_us_per_request": r.cpu_us_per_request,
                 "requests": r.requests, "non_200": r.non_200, "statuses": r.statuses,
                 "socket_errors": r.socket_errors, "valid": r.valid, "seconds": r.seconds,
                 "pool_exhausted": r.pool_exhausted}
             if key == "refresh":
                 out[run.name][key].update(calibrated_per_s=run.refresh_rate, pool=run.refresh_pool)
-        ratio = print_ratio(f"{key} req/s", getattr(runs[0], key), getattr(runs[1], key))
+        ratio, cpu = print_ratio(f"{key} req/s", getattr(runs[0], key), getattr(runs[1], key))
         if ratio is not None:
             out[f"ratio_idp_node_{key}"] = ratio
+        if cpu is not None:
+            out[f"ratio_idp_node_{key}_cpu_per_request"] = cpu
     return out
 
 
