@@ -350,7 +350,7 @@ class TokenRun:
     refresh_error: str | None = "skipped"
     introspection: WrkResult | None = None
     introspection_error: str | None = "skipped"
-    refresh_rate: float | None = None  # refreshes/s of the calibration run
+    refresh_rate: float | None = None  # refreshes/s the measured run's pool was sized for
     refresh_pool: int | None = None  # refresh tokens of the measured run
 
 
@@ -371,8 +371,8 @@ class Pool:
         return path
 
 
-# The refresh rate is measured first, in a short run of its own, so that the pool of the warm-up
-# and the measured run is sized from it: rate x seconds x --pool-factor.
+# The refresh rate is measured first, in a short run of its own, so that the pools of the warm-up
+# and the measured run are sized from it (and the warm-up's rate): rate x seconds x --pool-factor.
 CALIBRATION_SECONDS = 2
 CALIBRATION_POOL = 10_000  # doubled (up to three times) while a calibration run uses it up
 MAX_POOL = 1_000_000  # bench/pool.py's bound
@@ -460,22 +460,27 @@ def calibrate_refresh(token_endpoint: str, auth: str, pool: Pool, args: argparse
 
 def measure_refresh(run: TokenRun, token_endpoint: str, auth: str, pool: Pool,
                     args: argparse.Namespace) -> None:
-    """The refresh grant, each request with a refresh token of the pool never sent before; the
-    pool sized from the rate a calibration run measured."""
+    """The refresh grant, each request with a refresh token of the pool never sent before. The
+    warm-up's pool is sized from the rate of a calibration run, the measured run's from the higher
+    of that rate and the warm-up's (a server may be faster once warm)."""
     body = "grant_type=refresh_token&refresh_token="
     try:
-        run.refresh_rate = calibrate_refresh(token_endpoint, auth, pool, args)
-        warm = pool_size(run.refresh_rate, args.warmup, args) if args.warmup else 0
-        measured = pool_size(run.refresh_rate, args.duration, args)
-        if warm + measured > MAX_POOL:
-            raise BenchError(f"a pool of {warm + measured} refresh tokens is more than {MAX_POOL}")
-        tokens = pool.issue(warm + measured)
-        run.refresh_pool = measured
+        rate = calibrate_refresh(token_endpoint, auth, pool, args)
         if args.warmup > 0:
-            run_wrk(token_endpoint, auth, args.threads, args.connections, args.warmup, args.wrk_timeout,
-                    body, pool.files("warmup", tokens[:warm], args.threads))
+            warm = pool_size(rate, args.warmup, args)
+            w = run_wrk(token_endpoint, auth, args.threads, args.connections, args.warmup, args.wrk_timeout,
+                        body, pool.files("warmup", pool.issue(warm), args.threads))
+            # A warm-up that used up its pool ran at more than its size over its seconds.
+            warm_rate = warm / args.warmup * args.pool_factor if w.pool_exhausted else \
+                w.statuses.get(200, 0) / args.warmup
+            rate = max(rate, warm_rate)
+        run.refresh_rate = rate
+        run.refresh_pool = pool_size(rate, args.duration, args)
+        if run.refresh_pool > MAX_POOL:
+            raise BenchError(f"a pool of {run.refresh_pool} refresh tokens is more than {MAX_POOL}")
         run.refresh = run_wrk(token_endpoint, auth, args.threads, args.connections, args.duration,
-                              args.wrk_timeout, body, pool.files("measured", tokens[warm:], args.threads),
+                              args.wrk_timeout, body,
+                              pool.files("measured", pool.issue(run.refresh_pool), args.threads),
                               server_pid=run.pid)
         run.refresh_error = None
     except BenchError as exc:
@@ -1472,7 +1477,8 @@ def report_more(runs: list[TokenRun], args: argparse.Namespace) -> dict:
                 continue
             note = "ok" if r.valid else "INVALID: " + r.faults()
             if key == "refresh":
-                note += f"; pool {run.refresh_pool} for a calibrated {run.refresh_rate:.0f}/s"
+                note += (f"; pool {run.refresh_pool} ({run.refresh_rate:.0f}/s x {args.duration} s "
+                         f"x {args.pool_factor:g})")
             print(f"{run.name:<24}{fmt(r.requests_per_s):>10}{fmt(r.p50_ms, '.2f', ' ms'):>11}"
                   f"{fmt(r.p99_ms, '.2f', ' ms'):>11}{fmt(r.cpu_us_per_request, '.0f', ' µs'):>11}"
                   f"{r.non_200:>9}{r.socket_error_total:>9}  {note}")
@@ -1483,7 +1489,7 @@ def report_more(runs: list[TokenRun], args: argparse.Namespace) -> dict:
                 "socket_errors": r.socket_errors, "valid": r.valid, "seconds": r.seconds,
                 "pool_exhausted": r.pool_exhausted}
             if key == "refresh":
-                out[run.name][key].update(calibrated_per_s=run.refresh_rate, pool=run.refresh_pool)
+                out[run.name][key].update(pool_sized_for_per_s=run.refresh_rate, pool=run.refresh_pool)
         ratio, cpu = print_ratio(f"{key} req/s", getattr(runs[0], key), getattr(runs[1], key))
         if ratio is not None:
             out[f"ratio_idp_node_{key}"] = ratio
@@ -1589,9 +1595,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="run idp on this database (e.g. postgresql+psycopg://postgres@127.0.0.1/idp_bench, "
                         "empty or an idp database: the bench adds its clients and tokens) instead of a "
                         "fresh SQLite file in the temporary directory")
-    p.add_argument("--pool-factor", type=float, default=2.0,
-                   help="refresh tokens pre-issued per server: the refresh rate of a calibration run "
-                        "x the seconds of warm-up and measured run x this factor (2)")
+    p.add_argument("--pool-factor", type=float, default=3.0,
+                   help="refresh tokens pre-issued per server: the measured refresh rate (of a "
+                        "calibration run, then of the warm-up) x the seconds of the run x this factor (3)")
     p.add_argument("--skip-refresh", action="store_true", help="leave out the refresh-grant bench")
     p.add_argument("--skip-introspection", action="store_true", help="leave out the introspection bench")
     p.add_argument("--logins", type=int, default=40, help="accounts / measured logins (40; 0 skips)")
