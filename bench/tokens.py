@@ -675,8 +675,9 @@ def start_idp(procs: Processes, tmp: Path, args: argparse.Namespace,
     idp_cli(env, workdir, "db", "upgrade")
     log = tmp / "idp-serve.log"
     with open(log, "wb") as fh:
+        threads = ["--threads", str(args.idp_threads)] if args.idp_threads else []
         proc = procs.start("idp", [idp_executable(), "serve", "--host", HOST, "--port", str(port),
-                                   "--workers", str(args.workers), "--server", args.server],
+                                   "--workers", str(args.workers), *threads, "--server", args.server],
                            env=env, cwd=workdir, stdout=fh, stderr=subprocess.STDOUT,
                            stdin=subprocess.DEVNULL)
     discovery = wait_http_ok(f"{issuer}/.well-known/openid-configuration", proc, log, timeout=60)
@@ -1587,6 +1588,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--warmup", type=int, default=3, help="seconds of unmeasured warm-up load (3)")
     p.add_argument("--wrk-timeout", type=int, default=5, help="wrk per-request timeout, seconds (5)")
     p.add_argument("--workers", type=int, default=2, help="idp serve --workers (2)")
+    p.add_argument("--idp-threads", type=int, default=None, metavar="N",
+                   help="idp serve --threads: threads per worker (default: idp serve's own)")
     p.add_argument("--server", choices=["granian", "gunicorn"], default="granian",
                    help="idp serve --server: the WSGI server (granian)")
     p.add_argument("--node-workers", type=int, default=None,
@@ -1617,8 +1620,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.node_workers = args.workers
     if not 1 <= args.pool_factor <= 10:
         p.error("--pool-factor must be between 1 and 10")
+    if args.idp_threads is not None and not 1 <= args.idp_threads <= 64:
+        p.error("--idp-threads must be between 1 and 64")
     if args.login_concurrency is None:
-        threads, source = serve_threads()
+        threads, source = (args.idp_threads, "--idp-threads") if args.idp_threads else serve_threads()
         args.login_concurrency = args.workers * threads
         args.login_concurrency_source = f"{args.workers} workers x {threads} threads, {source}"
     else:
@@ -1649,6 +1654,9 @@ def main(argv: list[str] | None = None) -> int:
     interrupted = False
     print(f"idp benchmark: {os.cpu_count()} CPUs, wrk {_wrk_version()}, node {_node_version()}, "
           f"idp on {_database(args)}")
+    threads = args.idp_threads or f"{serve_threads()[0]} (its default)"
+    print(f"idp serve --workers {args.workers} --threads {threads} --server {args.server}; "
+          f"node-oidc-provider {args.node_workers} process(es)")
     try:
         if not args.skip_node:
             print("-- node-oidc-provider: starting and loading", flush=True)
