@@ -137,15 +137,17 @@ async function startProvider({ jwk, cookieKey }) {
   provider.on('server_error', (ctx, err) => {
     console.error('server_error', err);
   });
-  await preIssue(provider, readPool(), process.env.BENCH_NODE_ACCESS_TOKEN);
-  // A new pool on SIGUSR2, issued after any earlier one.
-  let issuing = Promise.resolve();
+  // The pool at start, and a new one on each SIGUSR2, issued after any earlier
+  // one. The listener is in place before the first pool is acknowledged, so no
+  // SIGUSR2 meets the signal's default action (ending the process).
+  let issuing = preIssue(provider, readPool(), process.env.BENCH_NODE_ACCESS_TOKEN);
   process.on('SIGUSR2', () => {
     issuing = issuing.then(() => preIssue(provider, readPool())).catch((err) => {
       console.error('could not pre-issue', err);
       process.exit(1);
     });
   });
+  await issuing;
 
   const server = provider.listen(PORT, HOST, () => {
     console.log(`node-oidc-provider pid=${process.pid} listening on ${ISSUER}`);
