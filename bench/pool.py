@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """Pre-issued tokens for the refresh and introspection benchmarks, written straight into idp's database.
 
-    python bench/pool.py --client-id ID --count N --out FILE [--scope "openid offline_access"]
+    python bench/pool.py --client-id=ID --count N --out FILE [--scope "openid offline_access"]
+
+(``--client-id=ID`` in one argument: a client id may start with "-".)
 
 Run with the server's environment (``IDP_DATABASE_URL``, ``IDP_SECRET_KEY``, ...). It creates one
 account (``bench-pool-...@example.com``, never signed in) and N grants of that account to the

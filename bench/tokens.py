@@ -45,6 +45,7 @@ import tempfile
 import threading
 import time
 import urllib.parse
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -186,7 +187,8 @@ class WrkResult:
     statuses: dict[int, int] = field(default_factory=dict)  # from the Lua script
     socket_errors: dict[str, int] = field(default_factory=dict)
     pool_exhausted: int = 0  # wrk threads that ran out of pre-issued tokens
-    seconds: float | None = None  # how long the run lasted (shorter if the pool ran out)
+    seconds: float | None = None  # how long the run lasted
+    cpu_seconds: float | None = None  # utime + stime of the server's process tree during the run
     raw: str = ""
 
     @property
@@ -196,12 +198,36 @@ class WrkResult:
         return self.non_2xx_3xx
 
     @property
+    def cpu_us_per_request(self) -> float | None:
+        """The server's CPU time per request served (its whole process tree, wrk not included)."""
+        if self.cpu_seconds is None or not self.requests:
+            return None
+        return self.cpu_seconds / self.requests * 1e6
+
+    @property
     def socket_error_total(self) -> int:
         return sum(v for k, v in self.socket_errors.items() if k != "status")
 
     @property
     def clean(self) -> bool:
         return self.requests_per_s is not None and self.non_200 == 0 and self.socket_error_total == 0
+
+    @property
+    def valid(self) -> bool:
+        """Every request answered 200 and no wrk thread ran out of its pool: a figure to compare."""
+        return self.clean and not self.pool_exhausted
+
+    def faults(self) -> str:
+        """What makes the run invalid, with the counts."""
+        out = []
+        if self.non_200:
+            out.append(f"{self.non_200} non-200 (" + ",".join(f"{s}:{n}" for s, n in sorted(self.statuses.items())
+                                                              if s != 200) + ")")
+        if self.socket_error_total:
+            out.append(f"{self.socket_error_total} socket errors")
+        if self.pool_exhausted:
+            out.append(f"pool used up by {self.pool_exhausted} wrk thread(s)")
+        return "; ".join(out)
 
 
 def parse_duration_us(text: str) -> float:
@@ -248,9 +274,11 @@ def parse_wrk(output: str) -> WrkResult:
 
 
 def run_wrk(url: str, authorization: str, threads: int, connections: int, seconds: int,
-            timeout_s: int, body: str | None = None, pool: Path | None = None) -> WrkResult:
+            timeout_s: int, body: str | None = None, pool: Path | None = None,
+            server_pid: int | None = None) -> WrkResult:
     """wrk with post_token.lua: client_credentials, or ``body``; with ``pool`` (files
-    POOL.0, POOL.1, ... one per wrk thread), ``body`` followed by the next line of the pool."""
+    POOL.0, POOL.1, ... one per wrk thread), ``body`` followed by the next line of the pool.
+    With ``server_pid``, the CPU time of that process and its descendants during the run."""
     wrk = shutil.which("wrk")
     if not wrk:
         raise BenchError("wrk not found (apt-get install -y wrk)")
@@ -262,13 +290,17 @@ def run_wrk(url: str, authorization: str, threads: int, connections: int, second
         cmd.append(body)
         if pool is not None:
             cmd.append(str(pool))
+    cpu_before = sum(memory.cpu_seconds(server_pid)) if server_pid else None
     try:
         cp = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + timeout_s + 30)
     except subprocess.TimeoutExpired as exc:
         raise BenchError(f"wrk did not finish within {seconds + timeout_s + 30}s") from exc
+    cpu_after = sum(memory.cpu_seconds(server_pid)) if server_pid else None
     if cp.returncode != 0:
         raise BenchError(f"wrk exited with {cp.returncode}: {cp.stderr.strip() or cp.stdout.strip()}")
     res = parse_wrk(cp.stdout + cp.stderr)
+    if server_pid:
+        res.cpu_seconds = cpu_after - cpu_before
     if res.requests_per_s is None:
         raise BenchError(f"could not parse wrk output:\n{cp.stdout}\n{cp.stderr}")
     return res
@@ -308,6 +340,7 @@ def token_kind(token: str) -> str:
 @dataclass
 class TokenRun:
     name: str
+    pid: int | None = None  # the server's first process (its tree's CPU time is measured)
     result: WrkResult | None = None
     error: str | None = None
     token_format: str | None = None
@@ -317,50 +350,49 @@ class TokenRun:
     refresh_error: str | None = "skipped"
     introspection: WrkResult | None = None
     introspection_error: str | None = "skipped"
+    refresh_rate: float | None = None  # refreshes/s the measured run's pool was sized for
+    refresh_pool: int | None = None  # refresh tokens of the measured run
 
 
 @dataclass
 class Pool:
-    """Refresh tokens issued before the load, split into one file per wrk thread for the
-    warm-up and for the measured run (``warmup.N`` and ``measured.N`` in ``directory``),
-    and an access token to introspect."""
+    """How a server's refresh tokens are issued (``issue(N)`` issues N new ones on the server and
+    returns them), where the per-thread files go, and the access token to introspect."""
 
     directory: Path
+    issue: Callable[[int], list[str]]
     access_token: str | None = None
 
-    @property
-    def warmup(self) -> Path:
-        return self.directory / "warmup"
-
-    @property
-    def measured(self) -> Path:
-        return self.directory / "measured"
-
-    def write(self, tokens: list[str], args: argparse.Namespace) -> None:
-        warm = pool_sizes(args)[0]
-        for path, part in ((self.warmup, tokens[:warm]), (self.measured, tokens[warm:])):
-            for i in range(args.threads):
-                Path(f"{path}.{i}").write_text("".join(t + "\n" for t in part[i::args.threads]))
+    def files(self, name: str, tokens: list[str], threads: int) -> Path:
+        """``tokens`` split into one file per wrk thread (``NAME.0``, ``NAME.1``, ...)."""
+        path = self.directory / name
+        for i in range(threads):
+            Path(f"{path}.{i}").write_text("".join(t + "\n" for t in tokens[i::threads]))
+        return path
 
 
-def pool_sizes(args: argparse.Namespace) -> tuple[int, int]:
-    """(warm-up, measured) refresh tokens: --refresh-pool for the measured run, the same
-    rate for the warm-up's seconds; with --skip-refresh one (for its access token)."""
-    if args.skip_refresh:
-        return 0, 1
-    warm = args.refresh_pool * args.warmup // args.duration if args.warmup else 0
-    return warm, args.refresh_pool
+# The refresh rate is measured first, in a short run of its own, so that the pools of the warm-up
+# and the measured run are sized from it (and the warm-up's rate): rate x seconds x --pool-factor.
+CALIBRATION_SECONDS = 2
+CALIBRATION_POOL = 10_000  # doubled (up to three times) while a calibration run uses it up
+MAX_POOL = 1_000_000  # bench/pool.py's bound
+
+
+def pool_size(rate: float, seconds: int, args: argparse.Namespace) -> int:
+    """Refresh tokens for ``seconds`` of load at ``rate`` with the safety factor, at least 100
+    per wrk thread."""
+    return max(100 * args.threads, int(rate * seconds * args.pool_factor) + 1)
 
 
 def measure_tokens(run: TokenRun, token_endpoint: str, client_id: str, secret: str,
-                   args: argparse.Namespace, root_pid: int) -> None:
+                   args: argparse.Namespace) -> None:
     run.token_format = probe_token(token_endpoint, client_id, secret)
     auth = basic_auth(client_id, secret)
     if args.warmup > 0:
         run_wrk(token_endpoint, auth, args.threads, args.connections, args.warmup, args.wrk_timeout)
     run.result = run_wrk(token_endpoint, auth, args.threads, args.connections, args.duration,
-                         args.wrk_timeout)
-    run.memory = memory.tree(root_pid)
+                         args.wrk_timeout, server_pid=run.pid)
+    run.memory = memory.tree(run.pid)
 
 
 def probe_introspection(endpoint: str, auth: str, token: str) -> None:
@@ -384,22 +416,72 @@ def measure_introspection(run: TokenRun, endpoint: str, auth: str, pool: Pool,
         if args.warmup > 0:
             run_wrk(endpoint, auth, args.threads, args.connections, args.warmup, args.wrk_timeout, body)
         run.introspection = run_wrk(endpoint, auth, args.threads, args.connections, args.duration,
-                                    args.wrk_timeout, body)
+                                    args.wrk_timeout, body, server_pid=run.pid)
         run.introspection_error = None
     except BenchError as exc:
         run.introspection_error = str(exc)
 
 
+def probe_refresh(token_endpoint: str, auth: str, refresh_token: str) -> None:
+    """One refresh outside the load runs: 200 with a new access token, a new refresh token and
+    an ID token, so that the rates are those of real rotations."""
+    import requests
+
+    r = requests.post(token_endpoint, data={"grant_type": "refresh_token", "refresh_token": refresh_token},
+                      headers={"Authorization": auth, "Accept": "application/json"}, timeout=10)
+    try:
+        body = r.json()
+    except ValueError:
+        body = {}
+    if r.status_code != 200 or not body.get("access_token") or not body.get("id_token") \
+            or body.get("refresh_token") in (None, refresh_token):
+        raise BenchError(f"a refresh answered {r.status_code}: {r.text[:300]}")
+
+
+def calibrate_refresh(token_endpoint: str, auth: str, pool: Pool, args: argparse.Namespace) -> float:
+    """Refreshes per second, from a short run with a pool of its own that it must not use up
+    (after one refresh checked on its own)."""
+    body = "grant_type=refresh_token&refresh_token="
+    size = CALIBRATION_POOL
+    for attempt in range(3):
+        tokens = pool.issue(size + (attempt == 0))
+        if attempt == 0:
+            probe_refresh(token_endpoint, auth, tokens.pop())
+        r = run_wrk(token_endpoint, auth, args.threads, args.connections, CALIBRATION_SECONDS,
+                    args.wrk_timeout, body, pool.files("calibration", tokens, args.threads))
+        if r.non_200 and not r.pool_exhausted:
+            raise BenchError(f"the calibration run of the refresh grant was refused: {r.faults()}")
+        if not r.pool_exhausted:
+            return r.statuses.get(200, 0) / (r.seconds or CALIBRATION_SECONDS)
+        size *= 2
+    raise BenchError(f"the calibration run of the refresh grant used up {size // 2} tokens in "
+                     f"{CALIBRATION_SECONDS} s")
+
+
 def measure_refresh(run: TokenRun, token_endpoint: str, auth: str, pool: Pool,
                     args: argparse.Namespace) -> None:
-    """The refresh grant, each request with a refresh token of the pool never sent before."""
+    """The refresh grant, each request with a refresh token of the pool never sent before. The
+    warm-up's pool is sized from the rate of a calibration run, the measured run's from the higher
+    of that rate and the warm-up's (a server may be faster once warm)."""
     body = "grant_type=refresh_token&refresh_token="
     try:
+        rate = calibrate_refresh(token_endpoint, auth, pool, args)
         if args.warmup > 0:
-            run_wrk(token_endpoint, auth, args.threads, args.connections, args.warmup, args.wrk_timeout,
-                    body, pool.warmup)
+            warm = pool_size(rate, args.warmup, args)
+            w = run_wrk(token_endpoint, auth, args.threads, args.connections, args.warmup, args.wrk_timeout,
+                        body, pool.files("warmup", pool.issue(warm), args.threads))
+            # A warm-up that used up its pool ran at more than its size over its seconds.
+            warm_rate = warm / args.warmup * args.pool_factor if w.pool_exhausted else \
+                w.statuses.get(200, 0) / args.warmup
+            rate = max(rate, warm_rate)
+        run.refresh_rate = rate
+        run.refresh_pool = pool_size(rate, args.duration, args)
+        if run.refresh_pool > MAX_POOL:
+            raise BenchError(f"a pool of {run.refresh_pool} refresh tokens is more than {MAX_POOL}")
         run.refresh = run_wrk(token_endpoint, auth, args.threads, args.connections, args.duration,
-                              args.wrk_timeout, body, pool.measured)
+                              args.wrk_timeout, body,
+                              pool.files("measured", pool.issue(run.refresh_pool), args.threads),
+                              server_pid=run.pid)
         run.refresh_error = None
     except BenchError as exc:
         run.refresh_error = str(exc)
@@ -454,21 +536,30 @@ def bench_node(procs: Processes, tmp: Path, args: argparse.Namespace) -> TokenRu
                    NODE_ENV="production")
         pool = None
         if not (args.skip_refresh and args.skip_introspection):
-            # Same values in every node worker (each keeps its own store); each sent once.
-            pool = Pool(tmp / "node-pool")
-            pool.directory.mkdir()
-            tokens = [secrets.token_urlsafe(32) for _ in range(sum(pool_sizes(args)))]
-            pool.write(tokens, args)
-            pool.access_token = secrets.token_urlsafe(32)
-            (pool.directory / "all").write_text("".join(t + "\n" for t in tokens))
-            env.update(BENCH_NODE_POOL=str(pool.directory / "all"), BENCH_NODE_ACCESS_TOKEN=pool.access_token)
+            pool_file = tmp / "node-pool" / "all"
+            pool_file.parent.mkdir()
+            pool_file.write_text("")
+            env.update(BENCH_NODE_POOL=str(pool_file), BENCH_NODE_ACCESS_TOKEN=secrets.token_urlsafe(32))
         with open(log, "wb") as fh:
             proc = procs.start("node", [node, "server.js", str(port)], cwd=NODE_DIR, env=env,
                                stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         discovery = wait_http_ok(f"http://{HOST}:{port}/.well-known/openid-configuration",
                                  proc, log, timeout=120)
-        measure_tokens(run, discovery["token_endpoint"], NODE_CLIENT_ID, NODE_CLIENT_SECRET,
-                       args, proc.pid)
+        if "BENCH_NODE_POOL" in env:
+            wait_node_issued(pool_file, proc, log, args.node_workers)
+
+            def issue(count: int) -> list[str]:
+                """Same values in every node worker (each keeps its own store); each sent once."""
+                tokens = [secrets.token_urlsafe(32) for _ in range(count)]
+                pool_file.write_text("".join(t + "\n" for t in tokens))
+                Path(f"{pool_file}.issued").write_text("")
+                os.kill(proc.pid, signal.SIGUSR2)
+                wait_node_issued(pool_file, proc, log, args.node_workers)
+                return tokens
+
+            pool = Pool(pool_file.parent, issue, env["BENCH_NODE_ACCESS_TOKEN"])
+        run.pid = proc.pid
+        measure_tokens(run, discovery["token_endpoint"], NODE_CLIENT_ID, NODE_CLIENT_SECRET, args)
         measure_more(run, discovery, basic_auth(NODE_CLIENT_ID, NODE_CLIENT_SECRET), pool, args)
     except BenchError as exc:
         run.error = str(exc)
@@ -478,6 +569,20 @@ def bench_node(procs: Processes, tmp: Path, args: argparse.Namespace) -> TokenRu
         if proc is not None:
             procs.stop(proc)
     return run
+
+
+def wait_node_issued(pool_file: Path, proc: subprocess.Popen, log: Path, workers: int,
+                     timeout: float = 300) -> None:
+    """Wait until each node process has issued the pool file's tokens (a line each in POOL.issued)."""
+    issued = Path(f"{pool_file}.issued")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise BenchError(f"node exited with status {proc.returncode}; log tail:\n{tail(log)}")
+        if issued.exists() and issued.read_text().count("\n") >= workers:
+            return
+        time.sleep(0.05)
+    raise BenchError(f"node did not issue its refresh tokens within {timeout:.0f} s; log tail:\n{tail(log)}")
 
 
 # --------------------------------------------------------------------------
@@ -570,8 +675,9 @@ def start_idp(procs: Processes, tmp: Path, args: argparse.Namespace,
     idp_cli(env, workdir, "db", "upgrade")
     log = tmp / "idp-serve.log"
     with open(log, "wb") as fh:
+        threads = ["--threads", str(args.idp_threads)] if args.idp_threads else []
         proc = procs.start("idp", [idp_executable(), "serve", "--host", HOST, "--port", str(port),
-                                   "--workers", str(args.workers), "--server", args.server],
+                                   "--workers", str(args.workers), *threads, "--server", args.server],
                            env=env, cwd=workdir, stdout=fh, stderr=subprocess.STDOUT,
                            stdin=subprocess.DEVNULL)
     discovery = wait_http_ok(f"{issuer}/.well-known/openid-configuration", proc, log, timeout=60)
@@ -581,7 +687,7 @@ def start_idp(procs: Processes, tmp: Path, args: argparse.Namespace,
 
 
 def bench_idp_tokens(server: IdpServer, args: argparse.Namespace) -> TokenRun:
-    run = TokenRun(f"idp ({args.workers} workers)")
+    run = TokenRun(f"idp ({args.workers} workers)", pid=server.proc.pid)
     try:
         creds = idp_json(server.env, server.cwd, "clients", "create", "--name", "bench",
                          "--grant-type", "client_credentials", "--json")
@@ -589,7 +695,7 @@ def bench_idp_tokens(server: IdpServer, args: argparse.Namespace) -> TokenRun:
         token_endpoint = server.discovery["token_endpoint"]
         if urllib.parse.urlsplit(token_endpoint).hostname != HOST:
             raise BenchError(f"token_endpoint {token_endpoint} is not on {HOST}")
-        measure_tokens(run, token_endpoint, client_id, secret, args, server.proc.pid)
+        measure_tokens(run, token_endpoint, client_id, secret, args)
         if not (args.skip_refresh and args.skip_introspection):
             pool, auth = idp_pool(server, args)
             measure_more(run, server.discovery, auth, pool, args)
@@ -603,27 +709,32 @@ def bench_idp_tokens(server: IdpServer, args: argparse.Namespace) -> TokenRun:
 
 
 def idp_pool(server: IdpServer, args: argparse.Namespace) -> tuple[Pool, str]:
-    """A client for the refresh grant and the refresh tokens (each its own family, as a
-    code exchange stores them), written into the database by bench/pool.py; returns the
-    pool and the client's Authorization header."""
+    """A client for the refresh grant and its pool: refresh tokens (each its own family, as a
+    code exchange stores them) written into the database by bench/pool.py, and an access token;
+    returns the pool and the client's Authorization header."""
     creds = idp_json(server.env, server.cwd, "clients", "create", "--name", "bench-refresh",
                      "--grant-type", "authorization_code", "--grant-type", "refresh_token",
                      "--redirect-uri", f"http://{HOST}:9/callback", "--scope", "openid",
                      "--scope", "offline_access", "--json")
-    pool = Pool(server.cwd / "pool")
-    pool.directory.mkdir()
-    cmd = [sys.executable, str(BENCH_DIR / "pool.py"), "--client-id", creds["client_id"],
-           "--count", str(sum(pool_sizes(args))), "--out", str(pool.directory / "all"),
-           "--access-token-out", str(pool.directory / "access")]
-    try:
-        cp = subprocess.run(cmd, env=server.env, cwd=server.cwd, capture_output=True, text=True,
-                            timeout=600, stdin=subprocess.DEVNULL)
-    except subprocess.TimeoutExpired as exc:
-        raise BenchError("bench/pool.py did not finish within 600 s") from exc
-    if cp.returncode != 0:
-        raise BenchError(f"bench/pool.py exited with {cp.returncode}: {cp.stderr.strip()[-500:]}")
-    pool.write((pool.directory / "all").read_text().split(), args)
-    pool.access_token = (pool.directory / "access").read_text().strip()
+    directory = server.cwd / "pool"
+    directory.mkdir()
+
+    def seed(count: int, *extra: str) -> list[str]:
+        out = directory / "all"
+        # --client-id=VALUE: a random client id may start with "-".
+        cmd = [sys.executable, str(BENCH_DIR / "pool.py"), f"--client-id={creds['client_id']}",
+               "--count", str(count), "--out", str(out), *extra]
+        try:
+            cp = subprocess.run(cmd, env=server.env, cwd=server.cwd, capture_output=True, text=True,
+                                timeout=600, stdin=subprocess.DEVNULL)
+        except subprocess.TimeoutExpired as exc:
+            raise BenchError("bench/pool.py did not finish within 600 s") from exc
+        if cp.returncode != 0:
+            raise BenchError(f"bench/pool.py exited with {cp.returncode}: {cp.stderr.strip()[-500:]}")
+        return out.read_text().split()
+
+    seed(1, "--access-token-out", str(directory / "access"))
+    pool = Pool(directory, seed, (directory / "access").read_text().strip())
     return pool, basic_auth(creds["client_id"], creds["client_secret"])
 
 
@@ -1122,7 +1233,8 @@ def bench_logins(server: IdpServer, mail: Sink, args: argparse.Namespace) -> Log
         t0 = time.monotonic()
 
         idp_cli_many(server.env, server.cwd, [
-            ["users", "create", "--email", acct.email, "--password", acct.password, "--name", f"Bench {i}", "--json"]
+            # --password=VALUE: a random password may start with "-".
+            ["users", "create", f"--email={acct.email}", f"--password={acct.password}", "--name", f"Bench {i}", "--json"]
             for i, acct in enumerate(accounts)])
 
         def driver() -> LoginDriver:
@@ -1291,8 +1403,7 @@ def report_tokens(runs: list[TokenRun], args: argparse.Namespace) -> dict:
     print()
     print(f"== client_credentials tokens: wrk -t{args.threads} -c{args.connections} "
           f"-d{args.duration}s --latency (after {args.warmup}s warm-up) ==")
-    header = f"{'server':<24}{'tokens/s':>10}{'p50':>11}{'p99':>11}{'non-200':>9}{'sock.err':>9}  note"
-    print(header)
+    print(f"{'server':<24}{'tokens/s':>10}{'p50':>11}{'p99':>11}{'CPU/req':>11}{'non-200':>9}{'sock.err':>9}  note")
     out = {}
     for run in runs:
         r = run.result
@@ -1300,22 +1411,24 @@ def report_tokens(runs: list[TokenRun], args: argparse.Namespace) -> dict:
             print(f"{run.name:<24}{'unavailable':>10}  ({run.error})")
             out[run.name] = {"error": run.error}
             continue
-        note = "ok" if r.clean else "RUN HAD ERRORS"
-        if r.non_200:
-            note += " statuses=" + ",".join(f"{s}:{n}" for s, n in sorted(r.statuses.items()))
+        note = "ok" if r.valid else "INVALID: " + r.faults()
         print(f"{run.name:<24}{fmt(r.requests_per_s):>10}{fmt(r.p50_ms, '.2f', ' ms'):>11}"
-              f"{fmt(r.p99_ms, '.2f', ' ms'):>11}{r.non_200:>9}{r.socket_error_total:>9}  {note}")
+              f"{fmt(r.p99_ms, '.2f', ' ms'):>11}{fmt(r.cpu_us_per_request, '.0f', ' µs'):>11}"
+              f"{r.non_200:>9}{r.socket_error_total:>9}  {note}")
         out[run.name] = {
             "tokens_per_s": r.requests_per_s, "p50_ms": r.p50_ms, "p99_ms": r.p99_ms,
+            "cpu_us_per_request": r.cpu_us_per_request,
             "requests": r.requests, "non_200": r.non_200, "statuses": r.statuses,
-            "socket_errors": r.socket_errors, "clean": r.clean, "token_format": run.token_format,
+            "socket_errors": r.socket_errors, "valid": r.valid, "token_format": run.token_format,
         }
     for run in runs:
         if run.token_format:
             print(f"  {run.name} access token: {run.token_format}")
-    ratio = print_ratio("tokens/s", runs[0].result, runs[1].result)
+    ratio, cpu = print_ratio("tokens/s", runs[0].result, runs[1].result)
     if ratio is not None:
         out["ratio_idp_node"] = ratio
+    if cpu is not None:
+        out["ratio_idp_node_cpu_per_request"] = cpu
     print("memory after each run (RSS counts shared pages in every process, PSS once: PSS adds up):")
     for run in runs:
         if run.memory:
@@ -1324,18 +1437,26 @@ def report_tokens(runs: list[TokenRun], args: argparse.Namespace) -> dict:
     return out
 
 
-def print_ratio(what: str, idp: WrkResult | None, node: WrkResult | None) -> float | None:
-    """Print idp's rate over node's (and their latencies' ratios); the rate ratio, None if a run has none."""
+def print_ratio(what: str, idp: WrkResult | None, node: WrkResult | None) -> tuple[float | None, float | None]:
+    """Print idp's rate over node's, their latencies' and their CPU per request's ratios; returns
+    (rate ratio, CPU ratio), None where a run has no figure or is invalid (never compared)."""
     if not (idp and node and idp.requests_per_s and node.requests_per_s):
         print(f"ratio idp/node {what}: unavailable")
-        return None
+        return None, None
+    invalid = [f"{name} {r.faults()}" for name, r in (("idp", idp), ("node", node)) if not r.valid]
+    if invalid:
+        print(f"ratio idp/node {what}: none, invalid run ({'; '.join(invalid)})")
+        return None, None
     ratio = idp.requests_per_s / node.requests_per_s
-    caveat = "" if idp.clean and node.clean else "  (a run had errors: ratio not meaningful)"
-    print(f"ratio idp/node {what}: {ratio:.3f}{caveat}")
+    print(f"ratio idp/node {what}: {ratio:.3f}")
     if idp.p50_ms and node.p50_ms and idp.p99_ms and node.p99_ms:
         print(f"ratio idp/node latency: p50 {idp.p50_ms / node.p50_ms:.2f}x, "
               f"p99 {idp.p99_ms / node.p99_ms:.2f}x")
-    return ratio
+    cpu = None
+    if idp.cpu_us_per_request and node.cpu_us_per_request:
+        cpu = idp.cpu_us_per_request / node.cpu_us_per_request
+        print(f"ratio idp/node CPU/req: {cpu:.2f}x (above 1 = idp spends more CPU per request)")
+    return ratio, cpu
 
 
 def report_more(runs: list[TokenRun], args: argparse.Namespace) -> dict:
@@ -1348,29 +1469,33 @@ def report_more(runs: list[TokenRun], args: argparse.Namespace) -> dict:
         print()
         print(f"== {title}: wrk -t{args.threads} -c{args.connections} -d{args.duration}s "
               f"(after {args.warmup}s warm-up) ==")
-        print(f"{'server':<24}{'req/s':>10}{'p50':>11}{'p99':>11}{'non-200':>9}{'sock.err':>9}  note")
+        print(f"{'server':<24}{'req/s':>10}{'p50':>11}{'p99':>11}{'CPU/req':>11}{'non-200':>9}{'sock.err':>9}  note")
         for run in runs:
             r, error = getattr(run, key), getattr(run, f"{key}_error")
             if r is None:
                 print(f"{run.name:<24}{'unavailable':>10}  ({run.error or error})")
                 out.setdefault(run.name, {})[key] = {"error": run.error or error}
                 continue
-            note = "ok" if r.clean else "RUN HAD ERRORS"
-            if r.non_200:
-                note += " statuses=" + ",".join(f"{s}:{n}" for s, n in sorted(r.statuses.items()))
-            if r.pool_exhausted:
-                note += (f"; pool used up by {r.pool_exhausted} wrk thread(s) after {r.seconds or 0:.1f} s "
-                         f"(raise --refresh-pool)")
+            note = "ok" if r.valid else "INVALID: " + r.faults()
+            if key == "refresh":
+                note += (f"; pool {run.refresh_pool} ({run.refresh_rate:.0f}/s x {args.duration} s "
+                         f"x {args.pool_factor:g})")
             print(f"{run.name:<24}{fmt(r.requests_per_s):>10}{fmt(r.p50_ms, '.2f', ' ms'):>11}"
-                  f"{fmt(r.p99_ms, '.2f', ' ms'):>11}{r.non_200:>9}{r.socket_error_total:>9}  {note}")
+                  f"{fmt(r.p99_ms, '.2f', ' ms'):>11}{fmt(r.cpu_us_per_request, '.0f', ' µs'):>11}"
+                  f"{r.non_200:>9}{r.socket_error_total:>9}  {note}")
             out.setdefault(run.name, {})[key] = {
                 "requests_per_s": r.requests_per_s, "p50_ms": r.p50_ms, "p99_ms": r.p99_ms,
+                "cpu_us_per_request": r.cpu_us_per_request,
                 "requests": r.requests, "non_200": r.non_200, "statuses": r.statuses,
-                "socket_errors": r.socket_errors, "clean": r.clean, "seconds": r.seconds,
+                "socket_errors": r.socket_errors, "valid": r.valid, "seconds": r.seconds,
                 "pool_exhausted": r.pool_exhausted}
-        ratio = print_ratio(f"{key} req/s", getattr(runs[0], key), getattr(runs[1], key))
+            if key == "refresh":
+                out[run.name][key].update(pool_sized_for_per_s=run.refresh_rate, pool=run.refresh_pool)
+        ratio, cpu = print_ratio(f"{key} req/s", getattr(runs[0], key), getattr(runs[1], key))
         if ratio is not None:
             out[f"ratio_idp_node_{key}"] = ratio
+        if cpu is not None:
+            out[f"ratio_idp_node_{key}_cpu_per_request"] = cpu
     return out
 
 
@@ -1463,6 +1588,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--warmup", type=int, default=3, help="seconds of unmeasured warm-up load (3)")
     p.add_argument("--wrk-timeout", type=int, default=5, help="wrk per-request timeout, seconds (5)")
     p.add_argument("--workers", type=int, default=2, help="idp serve --workers (2)")
+    p.add_argument("--idp-threads", type=int, default=None, metavar="N",
+                   help="idp serve --threads: threads per worker (default: idp serve's own)")
     p.add_argument("--server", choices=["granian", "gunicorn"], default="granian",
                    help="idp serve --server: the WSGI server (granian)")
     p.add_argument("--node-workers", type=int, default=None,
@@ -1471,9 +1598,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="run idp on this database (e.g. postgresql+psycopg://postgres@127.0.0.1/idp_bench, "
                         "empty or an idp database: the bench adds its clients and tokens) instead of a "
                         "fresh SQLite file in the temporary directory")
-    p.add_argument("--refresh-pool", type=int, default=40000,
-                   help="refresh tokens pre-issued per server for the measured refresh run, each "
-                        "sent once; the warm-up gets as many per second (40000)")
+    p.add_argument("--pool-factor", type=float, default=3.0,
+                   help="refresh tokens pre-issued per server: the measured refresh rate (of a "
+                        "calibration run, then of the warm-up) x the seconds of the run x this factor (3)")
     p.add_argument("--skip-refresh", action="store_true", help="leave out the refresh-grant bench")
     p.add_argument("--skip-introspection", action="store_true", help="leave out the introspection bench")
     p.add_argument("--logins", type=int, default=40, help="accounts / measured logins (40; 0 skips)")
@@ -1491,10 +1618,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if args.node_workers is None:
         args.node_workers = args.workers
-    if not 100 <= args.refresh_pool <= 1_000_000:
-        p.error("--refresh-pool must be between 100 and 1000000")
+    if not 1 <= args.pool_factor <= 10:
+        p.error("--pool-factor must be between 1 and 10")
+    if args.idp_threads is not None and not 1 <= args.idp_threads <= 64:
+        p.error("--idp-threads must be between 1 and 64")
     if args.login_concurrency is None:
-        threads, source = serve_threads()
+        threads, source = (args.idp_threads, "--idp-threads") if args.idp_threads else serve_threads()
         args.login_concurrency = args.workers * threads
         args.login_concurrency_source = f"{args.workers} workers x {threads} threads, {source}"
     else:
@@ -1525,6 +1654,9 @@ def main(argv: list[str] | None = None) -> int:
     interrupted = False
     print(f"idp benchmark: {os.cpu_count()} CPUs, wrk {_wrk_version()}, node {_node_version()}, "
           f"idp on {_database(args)}")
+    threads = args.idp_threads or f"{serve_threads()[0]} (its default)"
+    print(f"idp serve --workers {args.workers} --threads {threads} --server {args.server}; "
+          f"node-oidc-provider {args.node_workers} process(es)")
     try:
         if not args.skip_node:
             print("-- node-oidc-provider: starting and loading", flush=True)

@@ -4,24 +4,29 @@
 //
 // Usage: node server.js [PORT]   (or PORT=... node server.js)
 //        BENCH_NODE_WORKERS=N node server.js PORT   (N processes via node:cluster, default 1)
-//        BENCH_NODE_POOL=FILE          refresh tokens to pre-issue, one a line
+//        BENCH_NODE_POOL=FILE          refresh tokens to pre-issue, one a line; read again
+//                                      and issued on SIGUSR2 (to the primary); each process
+//                                      appends "PID COUNT" to FILE.issued when it has
+//                                      issued a reading of FILE
 //        BENCH_NODE_ACCESS_TOKEN=VALUE an access token to pre-issue (for introspection)
 //
 // Listens on 127.0.0.1 only. Everything (tokens, grants) lives in the
-// provider's built-in in-memory adapter, a bounded LRU store (1,000 entries,
-// more when a pool is pre-issued so that the pool stays in it). Each process
-// has its own store: every worker pre-issues the same pool (same values, each
-// its own grant of one account, scope "openid offline_access", as if a code
-// exchange had issued them), so any worker can rotate any of them;
+// provider's built-in in-memory adapter, in two stores: client-credentials
+// tokens in the package's bounded LRU (1,000 entries, as its default store),
+// everything else (grants, refresh and access tokens) in a store of the same
+// kind without a bound, so that no load evicts the pre-issued pool. Each
+// process has its own store: every worker pre-issues the same pool (same
+// values, each its own grant of one account, scope "openid offline_access", as
+// if a code exchange had issued them), so any worker can rotate any of them;
 // bench/tokens.py sends each refresh token once.
 
 import cluster from 'node:cluster';
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { appendFileSync, readFileSync } from 'node:fs';
 import process from 'node:process';
 
 import Provider from 'oidc-provider';
-// The package's own in-memory adapter and its LRU, with room for the pool.
+// The package's own in-memory adapter and its LRU.
 import MemoryAdapter from 'oidc-provider/lib/adapters/memory_adapter.js';
 import LRU from 'oidc-provider/lib/helpers/lru.js';
 
@@ -61,12 +66,13 @@ function keyMaterial() {
 }
 
 async function startProvider({ jwk, cookieKey }) {
-  const pool = readPool();
-  // Each pool entry is a grant and a refresh token; each rotation adds a new
-  // refresh token and an access token and keeps the consumed one.
-  const store = new LRU({ maxSize: 1000 + 3 * pool.length });
+  // Client-credentials tokens (a store write per request, never read again
+  // here) in a bounded LRU; the pool (a grant and a refresh token each, and a
+  // new refresh token and access token per rotation) where nothing is evicted.
+  const credentials = new LRU({ maxSize: 1000 });
+  const store = new LRU({ maxSize: Number.POSITIVE_INFINITY });
   const configuration = {
-    adapter: (model) => new MemoryAdapter(model, store),
+    adapter: (model) => new MemoryAdapter(model, model === 'ClientCredentials' ? credentials : store),
     clients: [
       {
         client_id: 'bench',
@@ -131,7 +137,17 @@ async function startProvider({ jwk, cookieKey }) {
   provider.on('server_error', (ctx, err) => {
     console.error('server_error', err);
   });
-  await preIssue(provider, pool);
+  // The pool at start, and a new one on each SIGUSR2, issued after any earlier
+  // one. The listener is in place before the first pool is acknowledged, so no
+  // SIGUSR2 meets the signal's default action (ending the process).
+  let issuing = preIssue(provider, readPool(), process.env.BENCH_NODE_ACCESS_TOKEN);
+  process.on('SIGUSR2', () => {
+    issuing = issuing.then(() => preIssue(provider, readPool())).catch((err) => {
+      console.error('could not pre-issue', err);
+      process.exit(1);
+    });
+  });
+  await issuing;
 
   const server = provider.listen(PORT, HOST, () => {
     console.log(`node-oidc-provider pid=${process.pid} listening on ${ISSUER}`);
@@ -154,12 +170,14 @@ async function startProvider({ jwk, cookieKey }) {
 // of that grant, and one access token for introspection, stored as a code
 // exchange would have stored them. One grant for the whole pool would cost
 // the memory adapter a walk over all of the grant's tokens at every save.
-async function preIssue(provider, pool) {
-  const accessToken = process.env.BENCH_NODE_ACCESS_TOKEN;
-  if (pool.length === 0 && !accessToken) return;
+// Grants are numbered across calls, so a later pool never replaces one.
+let grants = 0;
+async function preIssue(provider, pool, accessToken) {
   const client = await provider.Client.find('bench');
   const authTime = Math.floor(Date.now() / 1000);
-  const family = async (grantId) => {
+  const family = async () => {
+    grants += 1;
+    const grantId = `bench-grant-${grants}`;
     const grant = new provider.Grant({ jti: grantId, accountId: ACCOUNT_ID, clientId: client.clientId });
     grant.addOIDCScope(POOL_SCOPE);
     await grant.save();
@@ -167,15 +185,18 @@ async function preIssue(provider, pool) {
       client, accountId: ACCOUNT_ID, grantId, scope: POOL_SCOPE, gty: 'authorization_code', authTime,
     };
   };
-  for (const [i, jti] of pool.entries()) {
-    await new provider.RefreshToken({ ...(await family(`bench-grant-${i}`)), jti }).save();
+  for (const jti of pool) {
+    await new provider.RefreshToken({ ...(await family()), jti }).save();
   }
   if (accessToken) {
-    const at = new provider.AccessToken({ ...(await family('bench-grant-introspection')), jti: accessToken });
+    const at = new provider.AccessToken({ ...(await family()), jti: accessToken });
     at.format = 'opaque'; // what generateTokenId sets for a token it names itself
     await at.save();
   }
   console.log(`pid=${process.pid} pre-issued ${pool.length} refresh tokens${accessToken ? ' and an access token' : ''}`);
+  if (process.env.BENCH_NODE_POOL) {
+    appendFileSync(`${process.env.BENCH_NODE_POOL}.issued`, `${process.pid} ${pool.length}\n`);
+  }
 }
 
 if (WORKERS > 1 && cluster.isPrimary) {
@@ -198,6 +219,9 @@ if (WORKERS > 1 && cluster.isPrimary) {
   });
   process.on('SIGTERM', stopAll);
   process.on('SIGINT', stopAll);
+  process.on('SIGUSR2', () => {
+    for (const w of Object.values(cluster.workers)) w.process.kill('SIGUSR2');
+  });
   console.log(`node-oidc-provider primary pid=${process.pid} forking ${WORKERS} workers`);
 } else {
   startProvider(keyMaterial()).catch((err) => {
