@@ -50,7 +50,7 @@ def test_first_login_verifies_email_and_enrols_totp(app, browser, portal, person
     code = code_from_mail(app, person["email"])
     browser.submit(email_code=code)
     assert browser.step_state == "totp_enroll"
-    assert browser.page.images["totp-qr"].startswith("data:image/png;base64,")
+    assert browser.page.images["totp-qr"].startswith("data:image/svg+xml;base64,")
     secret = browser.page.ids["totp-secret"].replace(" ", "").strip()
     assert len(secret) == 32
     browser.submit(totp_code=totp.code_for(secret))
