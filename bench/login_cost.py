@@ -3,7 +3,7 @@
 
 Run from the repository root with the virtualenv active:
 
-    python bench/login_cost.py [--logins 30] [--queries] [--profile PATH [--profile-step N]]
+    python bench/login_cost.py [--logins 30] [--rate-limits] [--queries] [--profile PATH [--profile-step N]]
     valgrind --tool=callgrind python bench/login_cost.py --logins 10 --callgrind
 
 It drives whole logins (authorize, e-mail, password, authenticator code, the redirect with the
@@ -17,7 +17,9 @@ e-mail posted, ...). ``--queries`` lists the SQL statements of one login; ``--pr
 cProfile of the requests (pstats format, timed by the thread's CPU clock; ``--profile-step N``:
 only the N-th request of each login); ``--callgrind``, under valgrind, zeroes the instruction counts before the
 measured logins and dumps them after (callgrind.out.PID.N), which a shared machine's load does not
-move. It asserts nothing; bench/README.md says what the figures mean.
+move. ``--rate-limits`` measures with Flask-Limiter's limits on, as in production (in memory; every
+limit string of the configuration with its counts raised so that no login is refused), instead
+of off as the load benchmarks run. It asserts nothing; bench/README.md says what the figures mean.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import collections
 import cProfile
 import logging
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -39,9 +42,18 @@ sys.path.insert(0, str(REPO_ROOT))
 
 PASSWORD = "bench password: correct horse battery staple"
 WARMUP = 3
-# What each request of an ordinary login is, in order (the test Browser follows the redirects).
-STEPS = ("the e-mail page", "e-mail posted", "the password page", "password posted (Argon2id)",
-         "the authenticator page", "code posted, redirect with the code", "code exchange")
+# What each request of an ordinary login is, in order: a step posted answers with the next
+# step's page (the test Browser would follow a redirect).
+STEPS = ("the e-mail page", "e-mail posted, the password page", "password posted (Argon2id), the next page",
+         "code posted, redirect with the code", "code exchange")
+
+
+def raised_limits(config) -> dict[str, str]:
+    """Every limit string of ``config`` (``RATELIMIT_...``) with its counts a million times
+    higher: the same limits, checked and counted as in production, never reached."""
+    return {key: re.sub(r"\d+(?= per )", lambda count: str(int(count.group()) * 1_000_000), value)
+            for key, value in config.items()
+            if key.startswith("RATELIMIT_") and isinstance(value, str) and " per " in value}
 
 
 class Meter:
@@ -96,6 +108,8 @@ def main() -> int:
                         help="with --profile: profile only the N-th request of each login (1 = GET /authorize)")
     parser.add_argument("--callgrind", action="store_true",
                         help="under valgrind --tool=callgrind: count the measured logins' instructions only")
+    parser.add_argument("--rate-limits", action="store_true",
+                        help="with Flask-Limiter's limits on, as in production (raised so that none is reached)")
     args = parser.parse_args()
     if not 1 <= args.logins <= 1000:
         parser.error("--logins must be 1 to 1000")
@@ -105,15 +119,18 @@ def main() -> int:
     import argon2
     from sqlalchemy import event
 
-    from idp import clock, create_app
+    from idp import clock, config, create_app
     from idp.extensions import db
     from idp.models import Account
     from idp.services import passwords, totp
     from tests.helpers import Browser, exchange_code, make_client
 
-    app = create_app({"ENV": "production", "ISSUER": "http://idp.test", "DATABASE_URL": f"sqlite:///{tmp}/login.db",
-                      "SECRET_KEY": os.urandom(32).hex(), "RATELIMIT_ENABLED": False, "REDIS_URL": "",
-                      "MAIL_SERVER": ""})
+    settings = {"ENV": "production", "ISSUER": "http://idp.test", "DATABASE_URL": f"sqlite:///{tmp}/login.db",
+                "SECRET_KEY": os.urandom(32).hex(), "RATELIMIT_ENABLED": args.rate_limits, "REDIS_URL": "",
+                "MAIL_SERVER": ""}
+    if args.rate_limits:
+        settings.update(raised_limits(config.DEFAULTS))
+    app = create_app(settings)
     logging.getLogger().setLevel(logging.WARNING)
     secret = totp.new_secret()
     with app.app_context():
@@ -166,7 +183,8 @@ def main() -> int:
         subprocess.run(["callgrind_control", "--dump=logins", str(os.getpid())], check=True, capture_output=True)
 
     n = args.logins
-    print(f"CPU time inside the app per login ({n} logins, SQLite, rate limits off), by request:")
+    limits = "on" if args.rate_limits else "off"
+    print(f"CPU time inside the app per login ({n} logins, SQLite, rate limits {limits}), by request:")
     total = 0.0
     for kind, times in sorted(meter.cpu.items()):
         total += sum(times)
@@ -175,7 +193,7 @@ def main() -> int:
     print("by the request's place in the login (the steps of an ordinary login):")
     for place, times in sorted(meter.by_place.items()):
         name = STEPS[place] if place < len(STEPS) and len(meter.by_place) == len(STEPS) else ""
-        print(f"  {place + 1}. {meter.places[place]:<16} {name:<34} mean {statistics.mean(times) * 1e3:6.2f} ms")
+        print(f"  {place + 1}. {meter.places[place]:<16} {name:<44} mean {statistics.mean(times) * 1e3:6.2f} ms")
     hashed = sum(hashing)
     print(f"total {total / n * 1e3:.1f} ms per login; Argon2id {hashed / n * 1e3:.1f} ms "
           f"({len(hashing) / n:.1f} verifications per login); everything else {(total - hashed) / n * 1e3:.1f} ms")

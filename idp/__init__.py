@@ -86,9 +86,6 @@ def create_app(test_config: dict | None = None) -> Flask:
     for bp in (oauth.bp, login.bp, account.bp, details.bp, security.bp, invitations.bp, access.bp, firm.bp, signup.bp,
                connectors.bp, support.bp, documents.bp, dev.bp):
         app.register_blueprint(bp)
-    from .web import unlimited
-
-    unlimited.init_app(app, limiter)
     from .web import lean
 
     # The lean token and introspection path sees bodies the limit has read and counted.
@@ -135,6 +132,9 @@ def create_app(test_config: dict | None = None) -> Flask:
     from . import ops
 
     ops.init_app(app)  # health, metrics, request ids, logs, forwarded headers: wraps every middleware
+    from .web import unlimited
+
+    unlimited.init_app(app, limiter)  # once every blueprint is registered
     from .telemetry import logs
 
     logging.basicConfig(level=logging.INFO, format=logs.TEXT_FORMAT)

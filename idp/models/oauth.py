@@ -257,7 +257,10 @@ class Grant(db.Model):
     claims: Mapped[dict | None] = mapped_column(JSON)
 
 
-class AuthorizationCode(db.Model, AuthorizationCodeMixin):
+class AuthorizationCode(db.Model):
+    """A code issued to a client, written and redeemed on the table by
+    services.authorization_codes; Authlib sees it as a ``PresentedCode``."""
+
     __tablename__ = "authorization_codes"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -283,30 +286,6 @@ class AuthorizationCode(db.Model, AuthorizationCodeMixin):
     expires_at: Mapped[dt.datetime] = mapped_column(DateTime, nullable=False)
     # Kept after use: a second redemption is detected and revokes what the first issued.
     used_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
-
-    account: Mapped[Account] = relationship(lazy="joined")
-    grant: Mapped[Grant] = relationship(lazy="joined")
-
-    def get_redirect_uri(self):
-        return self.redirect_uri
-
-    def get_scope(self):
-        return self.scope
-
-    def get_nonce(self):
-        return self.nonce
-
-    def get_auth_time(self):
-        return self.auth_time
-
-    def get_acr(self):
-        return self.acr or acr_for(self.amr)
-
-    def get_amr(self):
-        return list(self.amr) or None
-
-    def is_expired(self):
-        return self.expires_at <= clock.now()
 
 
 class IssuedToken(TokenMixin):
@@ -482,6 +461,42 @@ class PresentedRefreshToken(StoredToken, ReadOnlyRow):
     @property
     def grant_revoked_at(self) -> dt.datetime | None:
         return self.grant.revoked_at
+
+
+class PresentedCode(ReadOnlyRow, AuthorizationCodeMixin):
+    """An authorization code presented at the token endpoint, as one SELECT of columns finds
+    it (services.authorization_codes.find): the code's ``COLUMNS``, its family (``grant``, a
+    ``FamilyRow``) and its person (``account``, an ``AccountRow``). What the code grant and
+    its ID token read; claimed by a statement (authorization_codes.claim)."""
+
+    COLUMNS = ("id", "client_id", "account_id", "session_id", "grant_id", "redirect_uri", "scope", "nonce",
+               "auth_time", "amr", "acr", "code_challenge", "code_challenge_method", "dpop_jkt", "expires_at",
+               "used_at")
+
+    def __init__(self, values, grant: FamilyRow, account: AccountRow):
+        super().__init__(values)
+        self.__dict__.update(grant=grant, account=account)
+
+    def get_redirect_uri(self):
+        return self.redirect_uri
+
+    def get_scope(self):
+        return self.scope
+
+    def get_nonce(self):
+        return self.nonce
+
+    def get_auth_time(self):
+        return self.auth_time
+
+    def get_acr(self):
+        return self.acr or acr_for(self.amr)
+
+    def get_amr(self):
+        return list(self.amr) or None
+
+    def is_expired(self):
+        return self.expires_at <= clock.now()
 
 
 class Consent(db.Model):

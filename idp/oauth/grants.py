@@ -8,14 +8,10 @@ import datetime as dt
 from authlib.oauth2.rfc6749 import grants
 from authlib.oauth2.rfc6749.errors import InvalidGrantError
 from flask import current_app
-from sqlalchemy import select
 
 from .. import clock
-from ..extensions import db
-from ..models import AuthorizationCode, Grant
 from ..models.oauth import acr_for, requested_acr
-from ..services import connectors, tokens as token_service
-from ..services.crypto import token_hash
+from ..services import authorization_codes, connectors, tokens as token_service
 from . import claims, dpop, jwt_access_tokens, tokens
 from .supported import ANY_AUTH_METHODS, CONFIDENTIAL_AUTH_METHODS
 
@@ -58,38 +54,28 @@ class AuthorizationCodeGrant(IssuesAccessTokens, grants.AuthorizationCodeGrant):
     def save_authorization_code(self, code, request):
         sso = request.user
         data = request.payload.data
-        # The grant exists before the code can be redeemed (or replayed), so a revocation
-        # always has a row to mark, whichever of two racing redemptions comes first.
-        grant = Grant(client_id=request.client.get_client_id(), account_id=sso.account_id, amr=list(sso.amr),
-                      claims=claims.requested(data, request.client) or None)
-        row = AuthorizationCode(
-            grant=grant,
-            code_hash=token_hash(code),
-            client_id=request.client.get_client_id(),
-            account_id=sso.account_id,
-            session_id=sso.id,
-            redirect_uri=request.payload.redirect_uri or "",
-            scope=request.scope or "",
-            nonce=data.get("nonce"),
-            auth_time=clock.to_timestamp(sso.auth_time),
-            amr=list(sso.amr),
-            acr=acr_for(sso.amr, requested_acr(data)[0]),
-            code_challenge=data.get("code_challenge"),
-            code_challenge_method=data.get("code_challenge_method"),
-            dpop_jkt=data.get("dpop_jkt"),
-            expires_at=clock.now() + dt.timedelta(seconds=current_app.config["AUTHORIZATION_CODE_LIFETIME"]),
+        client_id = request.client.get_client_id()
+        authorization_codes.save(
+            code,
+            {"client_id": client_id, "account_id": sso.account_id, "amr": list(sso.amr),
+             "claims": claims.requested(data, request.client) or None},
+            {"client_id": client_id,
+             "account_id": sso.account_id,
+             "session_id": sso.id,
+             "redirect_uri": request.payload.redirect_uri or "",
+             "scope": request.scope or "",
+             "nonce": data.get("nonce"),
+             "auth_time": clock.to_timestamp(sso.auth_time),
+             "amr": list(sso.amr),
+             "acr": acr_for(sso.amr, requested_acr(data)[0]),
+             "code_challenge": data.get("code_challenge"),
+             "code_challenge_method": data.get("code_challenge_method"),
+             "dpop_jkt": data.get("dpop_jkt"),
+             "expires_at": clock.now() + dt.timedelta(seconds=current_app.config["AUTHORIZATION_CODE_LIFETIME"])},
         )
-        db.session.add(row)
-        return row
 
     def query_authorization_code(self, code, client):
-        if not isinstance(code, str) or len(code) > 512:
-            return None
-        row = db.session.scalar(
-            select(AuthorizationCode).where(
-                AuthorizationCode.code_hash == token_hash(code), AuthorizationCode.client_id == client.get_client_id()
-            )
-        )
+        row = authorization_codes.find(code, client.get_client_id())
         if row is None or row.is_expired() and row.used_at is None:
             return None
         if row.used_at is None and row.grant.revoked_at is not None:
@@ -102,7 +88,7 @@ class AuthorizationCodeGrant(IssuesAccessTokens, grants.AuthorizationCodeGrant):
         except InvalidGrantError:
             token_service.report_unproven("authorization_code", row, client.get_client_id(), ip=self.request.client_ip)
             raise
-        if not token_service.claim_code(row):
+        if not authorization_codes.claim(row):
             token_service.report_reuse("authorization_code", row, client.get_client_id(), ip=self.request.client_ip)
             return None
         return row

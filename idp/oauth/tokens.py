@@ -12,8 +12,8 @@ from sqlalchemy.orm import joinedload, lazyload
 
 from .. import clock, unit_of_work
 from ..extensions import db
-from ..models import Account, AuthorizationCode, ConnectorUser, Grant, Token
-from ..models.oauth import AccountRow, FoundToken
+from ..models import Account, ConnectorUser, Grant, Token
+from ..models.oauth import AccountRow, FoundToken, PresentedCode
 from ..services import tokens as token_service
 from ..services.crypto import token_hash
 from . import dpop, machine_tokens
@@ -104,7 +104,7 @@ def access_token_facts(request, user, token: dict) -> AccessTokenFacts:
     facts = {"client_id": client_id, "subject": client_id, "scope": token.get("scope", ""),
              "issued_at": clock.timestamp(), "expires_in": int(token["expires_in"]),
              "jkt": getattr(request, "dpop_jkt", None)}
-    code: AuthorizationCode | None = getattr(request, "authorization_code", None)
+    code: PresentedCode | None = getattr(request, "authorization_code", None)
     previous: Token | None = getattr(request, "refresh_token", None)
     if isinstance(user, (Account, AccountRow)):
         facts["subject"] = user.id
@@ -136,7 +136,7 @@ def token_row(token: dict, request, now: dt.datetime) -> dict:
     tells them: its client and person, its family's grant, session and sign-in (a code's or a
     refresh token's), the DPoP key it is bound to. Reads nothing: what the database adds is
     ``store``'s."""
-    code: AuthorizationCode | None = getattr(request, "authorization_code", None)
+    code: PresentedCode | None = getattr(request, "authorization_code", None)
     previous: Token | None = getattr(request, "refresh_token", None)
     user = request.user
     row = dict.fromkeys(token_service.TOKEN_COLUMNS)
@@ -163,7 +163,7 @@ def store(row: dict, request, connection=None) -> None:
     """Write a fresh token's row (``token_row``). Codes start a family; refreshes continue it;
     a token of no family (a connector user's) gets a family of its own. On ``connection`` (a
     refresh token's rotation), else the request's session."""
-    code: AuthorizationCode | None = getattr(request, "authorization_code", None)
+    code: PresentedCode | None = getattr(request, "authorization_code", None)
     if row["grant_id"] is None:
         # A connector user's token: a family of one, with a grant to revoke it by.
         row["grant_id"] = token_service.new_family(row["client_id"], row["issued_at"])

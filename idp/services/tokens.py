@@ -1,12 +1,13 @@
-"""Token bookkeeping the domain decides: claiming codes and refresh tokens, revoking families,
+"""Token bookkeeping the domain decides: claiming refresh tokens, revoking families,
 a session's, an account's or a connector user's tokens, and what a replayed credential costs.
 
 A family is revoked on its `Grant` row, which every use of a token reads: a token the
 family saves after its revocation (the winner of a race with a replay) is revoked too.
-A claimed code and the reuse report are kept (``kept()``): they must stand although the
-token request that triggered them is refused. A refresh token is rotated on a connection of
-its own (``Rotation``): read with its family and person in one SELECT of columns, and claimed
-in the transaction that saves its successor, so a refused refresh leaves it usable.
+A reuse report is kept (``kept()``), as a claimed code is (services.authorization_codes):
+it must stand although the token request that triggered it is refused. A refresh token is
+rotated on a connection of its own (``Rotation``): read with its family and person in one
+SELECT of columns, and claimed in the transaction that saves its successor, so a refused
+refresh leaves it usable.
 
 A new token is written as a row of values (``save``), in one INSERT on the table: the request
 never reads it back, so an ORM object would only add its unit-of-work bookkeeping."""
@@ -21,7 +22,7 @@ from sqlalchemy import bindparam, insert, select, update
 
 from .. import clock
 from ..extensions import db
-from ..models import Account, AuthorizationCode, ConnectorUser, Grant, SsoSession, Token
+from ..models import Account, ConnectorUser, Grant, SsoSession, Token
 from ..models.base import new_id
 from ..models.oauth import AccountRow, FamilyRow, PresentedRefreshToken
 from ..unit_of_work import kept
@@ -29,18 +30,6 @@ from . import audit
 from .crypto import token_hash
 
 log = logging.getLogger(__name__)
-
-
-def claim_code(code: AuthorizationCode) -> bool:
-    """Mark the code used in one conditional UPDATE, so of two requests racing with the
-    same code only one wins; the loser is reuse."""
-    with kept():
-        claimed = db.session.execute(
-            update(AuthorizationCode)
-            .where(AuthorizationCode.id == code.id, AuthorizationCode.used_at.is_(None))
-            .values(used_at=clock.now())
-        ).rowcount
-    return bool(claimed)
 
 
 # On the tables, not the entities, through the session's connection: the ORM's bookkeeping

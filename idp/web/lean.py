@@ -40,6 +40,7 @@ from werkzeug.datastructures import EnvironHeaders, ImmutableMultiDict
 from werkzeug.wsgi import get_host
 
 from .. import unit_of_work
+from ..extensions import limiter
 from ..kept import Kept
 from ..oauth import authorization
 from ..oauth.server import answer_maker
@@ -287,13 +288,13 @@ def parse(environ, endpoint: str, limit: int | None) -> tuple[ImmutableMultiDict
 
 class LeanProtocol:
     """WSGI middleware: the lean path for the requests it can answer exactly (see the module
-    docstring), ``wsgi_app`` (Flask) for every other. Wrap it after ``unlimited.init_app``:
-    an endpoint that Flask-Limiter would count stays on the route."""
+    docstring), ``wsgi_app`` (Flask) for every other. Wrap it once the limiter and the
+    protocol blueprint are set up: an endpoint that Flask-Limiter would count stays on the route."""
 
     def __init__(self, app, wsgi_app):
         self.app = app
         self.wsgi_app = wsgi_app
-        unlimited_endpoints = app.extensions.get(unlimited.EXTENSION, ())
+        unlimited_endpoints = unlimited.without_limits(app, limiter, ENDPOINTS.values())
         self.endpoints = {path: name for path, name in ENDPOINTS.items() if name in unlimited_endpoints}
 
     def __call__(self, environ, start_response):

@@ -55,7 +55,12 @@ def submit(flow_id):
     if new_state == "resume":
         # Consent given or refused: the session stays as it is; back to the authorization.
         return _back_to_authorization(flow)
-    return redirect(url_for("login.step", flow_id=flow.id, resent=1 if action == "resend" else None))
+    if action == "resend":
+        return redirect(url_for("login.step", flow_id=flow.id, resent=1))
+    # The next step's page at the flow's address, one round trip less than a redirect to it.
+    # Reloading it posts the step just done again, which the flow refuses as out of order:
+    # 409, the current step's page with an alert, nothing changed.
+    return pages.page(flow)
 
 
 @bp.route("/login/<flow_id>/forgot-password")

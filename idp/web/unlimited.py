@@ -1,8 +1,9 @@
-"""The protocol endpoints skip Flask-Limiter's per-request search for limits when it cannot
-find any: none of their views carries a limit, nor their blueprint, and the instance sets no
-default, application or meta limits. The search (limits of the view, of its blueprint and
-their exemptions, resolved anew on every request) cost the token endpoint more than its
-secret check. Failed client authentications are counted where they are decided
+"""Every endpoint whose view carries no limit, nor its blueprint, skips Flask-Limiter's
+per-request search for limits, when the instance sets no default, application or meta limits
+either (which apply everywhere). The search (limits of the view, of its blueprint and their
+exemptions, resolved anew on every request) cost the token endpoint more than its secret
+check, and each page of a sign-in more than its CSRF token. Which endpoints skip is found once,
+at start-up. Failed client authentications are counted where they are decided
 (oauth/client_auth.py), in the same storage, and stay counted."""
 
 from __future__ import annotations
@@ -12,8 +13,6 @@ import weakref
 from flask import Flask, current_app, request
 from flask_limiter import Limiter
 from flask_limiter.util import get_qualified_name
-
-from .guards import PROTOCOL_ENDPOINTS
 
 EXTENSION = "idp.unlimited"
 _FILTERED: weakref.WeakSet = weakref.WeakSet()
@@ -40,7 +39,7 @@ def _skipped() -> bool:
 def init_app(app: Flask, limiter: Limiter) -> None:
     """Call once the blueprints are registered. The filter is the limiter's (one for every app
     it serves); what it skips is each app's own."""
-    app.extensions[EXTENSION] = without_limits(app, limiter, PROTOCOL_ENDPOINTS)
+    app.extensions[EXTENSION] = without_limits(app, limiter, app.view_functions)
     if limiter not in _FILTERED:
         limiter.request_filter(_skipped)
         _FILTERED.add(limiter)

@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from idp import clock
 from idp.extensions import db
-from idp.models import Account, AuditEvent
+from idp.models import Account, AuditEvent, Flow
 from idp.services import totp
 from tests.helpers import CHEAP_CAPTCHA, code_from_mail, mail_count, solve_captcha, wrong_password
 
@@ -234,6 +234,43 @@ def test_step_out_of_order_is_refused(browser, portal, person):
     # And the old e-mail form again.
     browser.post(action, dict(email_page, email="x@example.com"))
     assert browser.status == 409
+
+
+def flow_row(app, action):
+    with app.app_context():
+        row = db.session.get(Flow, action.rstrip("/").rsplit("/", 1)[-1])
+        return row.state, row.account_id, dict(row.data)
+
+
+def test_a_step_done_answers_the_next_page_at_the_flows_address(app, browser, portal, person):
+    """No redirect and GET between two steps: the POST of a step answers with the next one."""
+    start(browser, portal)
+    action = browser.page.forms["step"]["action"]
+    browser.submit(email=person["email"], follow=False)
+    assert browser.status == 200 and browser.step_state == "password"
+    assert browser.page.forms["step"]["action"] == action
+    browser.submit(password=person["password"], follow=False)
+    assert browser.status == 200 and browser.step_state == "verify_email"
+    assert flow_row(app, action)[0] == "verify_email"
+
+
+def test_a_reloaded_step_is_refused_with_the_current_page_and_changes_nothing(app, browser, portal, person):
+    """The browser's reload posts the step just done again: 409 with an alert on the page of
+    the step the flow waits for, the flow and the audit trail as they were."""
+    start(browser, portal)
+    browser.submit(email=person["email"], follow=False)
+    action = browser.page.forms["step"]["action"]
+    password_post = dict(browser.page.forms["step"]["fields"], password=person["password"])
+    browser.post(action, password_post, follow=False)
+    assert browser.step_state == "verify_email"
+    before = flow_row(app, action), len(events(app, "login.password")), mail_count(app, person["email"])
+    browser.post(action, password_post, follow=False)
+    assert browser.status == 409 and browser.alert
+    assert browser.step_state == "verify_email"
+    assert (flow_row(app, action), len(events(app, "login.password")), mail_count(app, person["email"])) == before
+    # The page answered goes on as the first one would have.
+    browser.submit(email=person["email"], follow=False)
+    assert browser.status == 200 and browser.step_state == "email_code"
 
 
 def test_flow_of_another_browser_is_not_found(app, browser, portal, person):

@@ -1,4 +1,4 @@
-"""The protocol endpoints skip Flask-Limiter's search for limits only where it finds none."""
+"""Endpoints skip Flask-Limiter's search for limits only where it finds none."""
 
 from __future__ import annotations
 
@@ -42,6 +42,25 @@ def test_each_app_skips_what_it_found(tmp_path, monkeypatch):
         with_defaults = create_app({**SETTINGS, "RATELIMIT_DEFAULT": "100 per minute"})
     finally:
         limiter.limit_manager.set_default_limits([])
-    assert plain.extensions[unlimited.EXTENSION] == PROTOCOL_ENDPOINTS
+    assert plain.extensions[unlimited.EXTENSION] >= PROTOCOL_ENDPOINTS
     assert with_defaults.extensions[unlimited.EXTENSION] == frozenset()
     assert limiter._request_filters.count(unlimited._skipped) == 1
+
+
+def test_every_endpoint_without_limits_skips_the_search(tmp_path, monkeypatch):
+    """Pages as well as the protocol endpoints: all that has no limit, and nothing that has one."""
+    monkeypatch.setenv("IDP_INSTANCE_PATH", str(tmp_path))
+    app = create_app(SETTINGS)
+    skipped = app.extensions[unlimited.EXTENSION]
+    assert skipped == unlimited.without_limits(app, limiter, app.view_functions)
+    assert {"oauth.authorize", "login.step", "account.home", "health.healthz"} <= skipped
+    assert PROTOCOL_ENDPOINTS <= skipped
+    assert not {"login.submit", "login.challenge", "login.password_check", "support.search"} & skipped
+
+
+def test_a_skipped_page_is_still_served_and_a_limited_one_still_counted(tmp_path, monkeypatch):
+    monkeypatch.setenv("IDP_INSTANCE_PATH", str(tmp_path))
+    app = create_app({**SETTINGS, "RATELIMIT_LOGIN_PER_IP": "2 per minute"})
+    http = app.test_client()
+    assert [http.get("/.well-known/openid-configuration").status_code for _ in range(3)] == [200] * 3
+    assert [http.get("/login/challenge").status_code for _ in range(3)] == [200, 200, 429]
