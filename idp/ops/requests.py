@@ -11,6 +11,7 @@ from ..telemetry.requests import CLIENT_ID_KEY, ENDPOINT_KEY
 
 # What we accept from a proxy as a request id: short and log-safe.
 _SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:+/=-]{1,128}")
+_RID_LENGTH = len("X-Request-Id")
 
 
 def request_id_from(environ, trust_proxy: bool) -> str:
@@ -36,7 +37,8 @@ class RequestObserver:
 
         def _start_response(status_line, headers, exc_info=None):
             status[0] = int(status_line[:3])
-            headers = [(k, v) for k, v in headers if k.lower() != "x-request-id"]
+            # Only a name of its length can be X-Request-Id: the others are not lowered.
+            headers = [(k, v) for k, v in headers if len(k) != _RID_LENGTH or k.lower() != "x-request-id"]
             headers.append(("X-Request-Id", rid))
             return start_response(status_line, headers, exc_info)
 

@@ -30,7 +30,7 @@ from __future__ import annotations
 import io
 import os
 from collections import defaultdict
-from urllib.parse import parse_qsl
+from urllib.parse import unquote
 
 from authlib.common.security import is_secure_transport
 from authlib.oauth2.rfc6749 import OAuth2Payload, OAuth2Request
@@ -254,6 +254,25 @@ class LeanRequest(OAuth2Request):
         return self._form
 
 
+def form_pairs(text: str) -> list[tuple[str, str]]:
+    """``parse_qsl(text, keep_blank_values=True, errors="werkzeug.url_quote")``, as Werkzeug parses
+    a form, pair for pair; a name or value is unquoted only when it holds a ``+`` or ``%`` (the
+    others come out as they went in, and most of this path's do)."""
+    pairs = []
+    for field in text.split("&"):
+        if not field:
+            continue
+        name, _, value = field.partition("=")
+        pairs.append((_unquoted(name), _unquoted(value)))
+    return pairs
+
+
+def _unquoted(text: str) -> str:
+    if "+" in text:
+        text = text.replace("+", " ")
+    return unquote(text, errors="werkzeug.url_quote") if "%" in text else text
+
+
 def parse(environ, endpoint: str, limit: int | None) -> tuple[ImmutableMultiDict | None, bytes | None]:
     """The request's form when the lean path can answer it exactly, else None; and the body
     read (None when none was), which the Flask route must then be given again."""
@@ -271,7 +290,7 @@ def parse(environ, endpoint: str, limit: int | None) -> tuple[ImmutableMultiDict
     if len(body) != length:
         return None, body
     try:
-        pairs = parse_qsl(body.decode(), keep_blank_values=True, errors="werkzeug.url_quote")  # as Werkzeug parses
+        pairs = form_pairs(body.decode())
     except UnicodeDecodeError:
         return None, body
     form = _Form(pairs)

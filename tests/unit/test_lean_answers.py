@@ -3,13 +3,15 @@ sends: status line, headers (as ``Headers`` keeps them under add and set) and bo
 
 from __future__ import annotations
 
+from urllib.parse import parse_qsl
+
 import pytest
 from flask import Response
 from hypothesis import given
 from hypothesis import strategies as st
 from werkzeug.datastructures import Headers
 
-from idp.web.lean import Answer, _AnswerHeaders, _answer
+from idp.web.lean import Answer, _AnswerHeaders, _answer, form_pairs
 
 NAMES = st.sampled_from(["Content-Type", "content-type", "Cache-Control", "Pragma", "WWW-Authenticate", "X-A"])
 VALUES = st.one_of(st.text(max_size=8), st.integers(min_value=0, max_value=999))
@@ -63,3 +65,9 @@ def test_a_value_with_a_line_break_is_refused():
         headers.add("X-A", "one\r\nSet-Cookie: two")
     with pytest.raises(ValueError):
         headers["X-A"] = "one\ntwo"
+
+
+@given(st.lists(st.sampled_from(["a", "b", "=", "&", "+", "%", "2", "B", "f", "é", " ", "%C3", "%A9", "%zz", "%2"]),
+                max_size=20).map("".join) | st.text(max_size=20))
+def test_the_form_is_parsed_as_parse_qsl_parses_it(text):
+    assert form_pairs(text) == parse_qsl(text, keep_blank_values=True, errors="werkzeug.url_quote")
