@@ -21,7 +21,7 @@ from joserfc.jwk import KeySet
 from .. import clock
 from ..models import UsedClientAssertion
 from ..services import single_use, throttles
-from ..services.crypto import token_hash
+from ..services.crypto import app_config, token_hash
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +81,7 @@ def authenticate(authenticate_client, request, methods, endpoint):
     if len(_methods_presented(request)) > 1:
         raise InvalidRequestError("Use one client authentication method per request.")
     # Nothing is counted or checked with rate limits off (throttles.allow and exhausted say so).
-    client_id = claimed_client_id(request) if current_app.config["RATELIMIT_ENABLED"] else None
+    client_id = claimed_client_id(request) if app_config()["RATELIMIT_ENABLED"] else None
     limits = _limits(client_id, _address(request)) if client_id else []
     if any(throttles.exhausted(NAMESPACE, key, setting, fail_open=True) for key, setting in limits):
         raise ClientAuthenticationThrottled()
