@@ -169,6 +169,7 @@ def init_oauth(app) -> None:
             authorization.register_grant(grant, extensions())
         authorization.register_grant(UnsupportedResponseType)
         authorization.register_client_auth_method(client_auth.PrivateKeyJWT.CLIENT_AUTH_METHOD, client_auth.PrivateKeyJWT())
+        authorization.register_client_auth_method("client_secret_basic", client_auth.authenticate_secret_basic)
         for endpoint in ENDPOINTS:
             authorization.register_endpoint(endpoint)
         authorization.register_endpoint(IdpUserInfoEndpoint(resource_protector=require_oauth))
