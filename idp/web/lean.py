@@ -203,13 +203,13 @@ class Answer:
 
     __slots__ = ("status_code", "status", "headers", "body")
 
-    def __init__(self, payload: str, status: int, headers):
+    def __init__(self, payload: str | bytes, status: int, headers):
         self.status_code = status
         line = _STATUS_LINES.get(status)
         if line is None:
             line = _STATUS_LINES[status] = Response(status=status).status  # Werkzeug's reason phrase
         self.status = line
-        self.body = payload.encode()
+        self.body = payload if type(payload) is bytes else payload.encode()
         self.headers = _AnswerHeaders(headers)
         self.headers.add("Content-Length", str(len(self.body)))
 
@@ -219,10 +219,13 @@ class Answer:
         return content_type.partition(";")[0].strip() if content_type else None
 
 
+_TEXT = (str, bytes)  # a JSON answer: server._json's str, or its flat answers' bytes
+
+
 def _answer(payload, status: int, headers):
     """An ``Answer`` for a JSON answer (the server's every answer on this path); anything else
     (no Content-Type, a body that is not text) is Flask's response, as on the route."""
-    if type(payload) is str and type(status) is int and any(name.lower() == "content-type" for name, _ in headers):
+    if type(payload) in _TEXT and type(status) is int and any(name.lower() == "content-type" for name, _ in headers):
         return Answer(payload, status, headers)
     return Response(payload, status=status, headers=headers)
 

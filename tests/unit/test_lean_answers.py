@@ -42,8 +42,9 @@ def test_the_headers_change_as_werkzeug_s_do(initial, operations):
 
 
 @pytest.mark.parametrize("status", [200, 400, 401, 429, 503])
-def test_an_answer_sends_what_flask_s_response_sends(status):
-    payload = '{"error": "invalid_client", "note": "caf\\u00e9 \u00e9"}'
+@pytest.mark.parametrize("payload", ['{"error": "invalid_client", "note": "caf\\u00e9 \u00e9"}',
+                                     b'{"error": "invalid_client", "note": "caf\\u00e9"}'])
+def test_an_answer_sends_what_flask_s_response_sends(status, payload):
     headers = [("Content-Type", "application/json"), ("Cache-Control", "no-store"), ("Pragma", "no-cache"),
                ("WWW-Authenticate", 'Basic error="invalid_client"')]
     answer, response = _answer(payload, status, headers), Response(payload, status=status, headers=headers)
@@ -56,7 +57,7 @@ def test_an_answer_sends_what_flask_s_response_sends(status):
 
 def test_an_answer_that_is_not_json_is_flask_s_response():
     assert isinstance(_answer("plain", 200, [("Cache-Control", "no-store")]), Response)
-    assert isinstance(_answer(b"{}", 200, [("Content-Type", "application/json")]), Response)
+    assert isinstance(_answer([b"{}"], 200, [("Content-Type", "application/json")]), Response)
 
 
 def test_a_value_with_a_line_break_is_refused():
