@@ -138,3 +138,23 @@ def test_a_rotation_on_the_pooled_connection_is_the_rotation_on_sqlalchemy_s(app
     listened = _rotations(app, signed_in, portal, person, monkeypatch, listened=True)
     assert pooled == listened
     assert [status for status, _ in pooled[0]] == [200, 200, 400, 400]
+
+
+def test_a_rotation_after_the_database_closed_the_pooled_connections_succeeds(app, signed_in, portal):
+    """As in a database restart: the pool's check-out finds the connection closed and replaces it."""
+    with app.app_context():
+        engine = db.engine
+    if engine.dialect.name != "postgresql":
+        pytest.skip("PostgreSQL's server processes")
+    import psycopg
+
+    body = tokens_for(signed_in, portal, scope=FULL)
+    with psycopg.connect(engine.url.set(drivername="postgresql").render_as_string(hide_password=False),
+                         autocommit=True) as other:
+        ended = other.execute("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                              " WHERE datname = current_database() AND pid <> pg_backend_pid()").fetchone()[0]
+    assert ended >= 1
+    answer = refresh(signed_in.http, portal, body["refresh_token"])
+    assert answer.status_code == 200, answer.get_json()
+    assert refresh(signed_in.http, portal, answer.get_json()["refresh_token"]).status_code == 200
+    assert _checked_out(app) == 0
