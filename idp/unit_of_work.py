@@ -27,7 +27,7 @@ import logging
 from collections.abc import Callable
 from contextlib import contextmanager
 
-from sqlalchemy import event
+from sqlalchemy import Insert, Select, event
 from sqlalchemy.exc import DBAPIError
 
 from .extensions import db
@@ -100,12 +100,13 @@ def _session_holds_work() -> bool:
 
 
 class _Prepared:
-    """A read-only statement compiled once for a dialect, run on a pooled DB-API connection: the
-    SQL, how its parameters are bound, and how each column's value is read."""
+    """A statement compiled once for a dialect, run on a pooled DB-API connection: the SQL, how its
+    parameters are bound, and how each column's value is read (a SELECT's, or what an UPDATE
+    returns)."""
 
     __slots__ = ("sql", "names", "positional", "defaults", "binds", "processors", "keys")
 
-    def __init__(self, compiled, statement, dialect):
+    def __init__(self, compiled, columns, dialect):
         self.sql = compiled.string
         self.positional = compiled.positional
         self.names = tuple(compiled.positiontup) if compiled.positional else tuple(compiled.binds)
@@ -114,20 +115,25 @@ class _Prepared:
         self.binds = {name: processor for name, bind in compiled.binds.items()
                       if (processor := bind.type.dialect_impl(dialect).bind_processor(dialect)) is not None}
         self.processors = tuple(column.type.dialect_impl(dialect).result_processor(dialect, None)
-                                for column in statement.selected_columns)
+                                for column in columns)
         self.keys = None  # the result's keys, as the driver names the columns (read on first use)
 
     @classmethod
-    def of(cls, statement, dialect) -> _Prepared | None:
-        """The prepared statement; None for one that must run on a SQLAlchemy connection: with
-        expanding or escaped parameters, or that loads ORM entities."""
-        if any(isinstance(described["expr"], type) for described in statement.column_descriptions):
-            return None
-        compiled = statement.compile(dialect=dialect)
+    def of(cls, statement, dialect, column_keys=None) -> _Prepared | None:
+        """The prepared statement (an INSERT's for the ``column_keys`` it is given); None for one that
+        must run on a SQLAlchemy connection: with expanding or escaped parameters, or that loads ORM
+        entities."""
+        if isinstance(statement, Select):
+            if any(isinstance(described["expr"], type) for described in statement.column_descriptions):
+                return None
+            columns = statement.selected_columns
+        else:
+            columns = statement.exported_columns  # what it returns
+        compiled = statement.compile(dialect=dialect, column_keys=column_keys)
         if compiled.escaped_bind_names or any(bind.expanding or bind.literal_execute
                                               for bind in compiled.binds.values()):
             return None
-        return cls(compiled, statement, dialect)
+        return cls(compiled, columns, dialect)
 
     def parameters(self, values: dict):
         bound = {}
@@ -137,21 +143,52 @@ class _Prepared:
             bound[name] = processor(value) if processor is not None else value
         return tuple(bound[name] for name in self.names) if self.positional else bound
 
+    def values(self, row) -> tuple:
+        return tuple(processor(value) if processor is not None else value
+                     for processor, value in zip(self.processors, row))
+
     def row(self, row) -> dict:
-        return {key: processor(value) if processor is not None else value
-                for key, processor, value in zip(self.keys, self.processors, row)}
+        return dict(zip(self.keys, self.values(row)))
 
 
 _PREPARED = Kept()
 
 
-def _prepared(statement, dialect) -> _Prepared | None:
-    key = (statement, dialect)
+def _prepared(statement, dialect, column_keys=None) -> _Prepared | None:
+    key = (statement, dialect, column_keys)
     try:
         return _PREPARED[key]
     except KeyError:
         # A few statements, built once each at import; a bound for any other.
-        return _PREPARED.keep(key, _Prepared.of(statement, dialect))
+        return _PREPARED.keep(key, _Prepared.of(statement, dialect, column_keys))
+
+
+def _listened(engine) -> bool:
+    """Whether statement listeners are on the engine (a meter, a test that watches statements):
+    then statements run on a SQLAlchemy connection, where they see them."""
+    return bool(engine.dispatch.before_cursor_execute or engine.dispatch.after_cursor_execute)
+
+
+def _checkout(engine):
+    """A connection of the engine's pool, checked out as the pool checks it (pre-ping: a database
+    restart is recovered from); no connection is SQLAlchemy's error (the database away is a 503)."""
+    dialect = engine.dialect
+    try:
+        return engine.raw_connection()
+    except dialect.loaded_dbapi.Error as exc:
+        raise DBAPIError.instance(None, None, exc, dialect.loaded_dbapi.Error,
+                                  connection_invalidated=dialect.is_disconnect(exc, None, None),
+                                  dialect=dialect) from exc
+
+
+def _failed(engine, connection, cursor, sql, bound, exc) -> DBAPIError:
+    """A DB-API error as SQLAlchemy raises it, the connection invalidated on a disconnect."""
+    dialect = engine.dialect
+    disconnect = dialect.is_disconnect(exc, connection.dbapi_connection, cursor)
+    if disconnect:
+        connection.invalidate(exc)
+    return DBAPIError.instance(sql, bound, exc, dialect.loaded_dbapi.Error, connection_invalidated=disconnect,
+                               dialect=dialect)
 
 
 def _read_pooled(statement, parameters: dict):
@@ -159,24 +196,17 @@ def _read_pooled(statement, parameters: dict):
     None, on a connection of the engine's pool with no SQLAlchemy connection around it: the
     statement is compiled once, and on PostgreSQL read outside a transaction (autocommit), so
     neither a BEGIN nor the pool's ROLLBACK on return costs a round trip. The connection is
-    checked out as the pool checks it (pre-ping: a database restart is recovered from); a DB-API
-    error, at the check-out too, is raised as SQLAlchemy raises it (the database away is a 503),
-    the connection invalidated on a disconnect. With
-    statement listeners on the engine (a meter, a test that watches statements) it runs on a
-    SQLAlchemy connection, where they see it."""
+    checked out as the pool checks it (``_checkout``); a DB-API error is raised as SQLAlchemy
+    raises it, the connection invalidated on a disconnect. With statement listeners on the
+    engine it runs on a SQLAlchemy connection, where they see it."""
     engine = db.engine
     dialect = engine.dialect
     prepared = _prepared(statement, dialect)
-    if prepared is None or engine.dispatch.before_cursor_execute or engine.dispatch.after_cursor_execute:
+    if prepared is None or _listened(engine):
         with engine.connect() as connection:
             return connection.execute(statement, parameters).mappings().first()
     bound = prepared.parameters(parameters)
-    try:
-        connection = engine.raw_connection()
-    except dialect.loaded_dbapi.Error as exc:  # no connection could be had: the database is away
-        raise DBAPIError.instance(None, None, exc, dialect.loaded_dbapi.Error,
-                                  connection_invalidated=dialect.is_disconnect(exc, None, None),
-                                  dialect=dialect) from exc
+    connection = _checkout(engine)
     driver = connection.driver_connection
     toggle = dialect.driver == "psycopg" and not driver.autocommit
     cursor = None
@@ -194,14 +224,78 @@ def _read_pooled(statement, parameters: dict):
             if toggle and not driver.closed:
                 driver.autocommit = False
     except dialect.loaded_dbapi.Error as exc:
-        disconnect = dialect.is_disconnect(exc, connection.dbapi_connection, cursor)
-        if disconnect:
-            connection.invalidate(exc)
-        raise DBAPIError.instance(prepared.sql, bound, exc, dialect.loaded_dbapi.Error,
-                                  connection_invalidated=disconnect, dialect=dialect) from exc
+        raise _failed(engine, connection, cursor, prepared.sql, bound, exc) from exc
     finally:
         connection.close()  # back to the pool (or away, when invalidated)
     return None if row is None else prepared.row(row)
+
+
+class Executed:
+    """What a statement on a ``PooledTransaction`` did: the rows it changed, and its first row
+    (a SELECT's, or what an UPDATE returned) as a tuple of its columns' values."""
+
+    __slots__ = ("rowcount", "_row")
+
+    def __init__(self, rowcount: int, row):
+        self.rowcount = rowcount
+        self._row = row
+
+    def first(self):
+        return self._row
+
+
+class PooledTransaction:
+    """One transaction on a connection of the engine's pool with no SQLAlchemy connection around
+    it, for a few statements run on every request (a refresh token's rotation): each compiled
+    once, executed with its parameters bound as SQLAlchemy binds them and its first row read as
+    SQLAlchemy reads it. The driver begins the transaction with the first statement, as under
+    SQLAlchemy (SQLite's, PostgreSQL's); ``commit`` commits it, ``close`` returns the connection to
+    the pool, which rolls back what was not committed. Errors are SQLAlchemy's (``_failed``).
+
+    ``usable()`` says whether the engine can run one: not while statement listeners are on it,
+    which must see the statements (run them on a SQLAlchemy connection then)."""
+
+    def __init__(self, engine) -> None:
+        self.engine = engine
+        self._connection = None
+
+    @staticmethod
+    def usable(engine) -> bool:
+        return not _listened(engine)
+
+    def execute(self, statement, parameters: dict) -> Executed:
+        engine = self.engine
+        column_keys = tuple(parameters) if isinstance(statement, Insert) else None
+        prepared = _prepared(statement, engine.dialect, column_keys)
+        if prepared is None:
+            raise ValueError("a statement that only a SQLAlchemy connection runs")
+        bound = prepared.parameters(parameters)
+        if self._connection is None:
+            self._connection = _checkout(engine)
+        connection, cursor = self._connection, None
+        try:
+            cursor = connection.cursor()
+            cursor.execute(prepared.sql, bound)
+            row = cursor.fetchone() if prepared.processors else None
+            executed = Executed(cursor.rowcount, None if row is None else prepared.values(row))
+            cursor.close()
+        except engine.dialect.loaded_dbapi.Error as exc:
+            raise _failed(engine, connection, cursor, prepared.sql, bound, exc) from exc
+        return executed
+
+    def commit(self) -> None:
+        connection = self._connection
+        if connection is None:
+            return
+        try:
+            connection.commit()
+        except self.engine.dialect.loaded_dbapi.Error as exc:
+            raise _failed(self.engine, connection, None, None, None, exc) from exc
+
+    def close(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            connection.close()  # back to the pool, rolled back (or away, when invalidated)
 
 
 def read_first(statement, parameters: dict):

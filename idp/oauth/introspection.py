@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from authlib.oauth2.rfc7662 import IntrospectionEndpoint
-from flask import current_app
 
 from .. import clock
+from ..services.crypto import app_config
 from . import dpop, tokens
 from .supported import CONFIDENTIAL_AUTH_METHODS
 
@@ -57,7 +57,7 @@ class IdpIntrospectionEndpoint(IntrospectionEndpoint):
             "scope": token.scope,
             "iat": clock.to_timestamp(token.issued_at),
             "exp": clock.to_timestamp(expires_at),
-            "iss": current_app.config["ISSUER"],
+            "iss": app_config()["ISSUER"],
         }
         if kind == "access_token":
             # A bound token's key, for the resource server to check the proof against.

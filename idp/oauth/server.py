@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from contextvars import ContextVar
+from json.encoder import encode_basestring_ascii as _json_string
 
 from authlib.integrations.flask_oauth2 import AuthorizationServer, ResourceProtector
 from authlib.integrations.flask_oauth2.requests import FlaskOAuth2Request
@@ -63,18 +64,48 @@ _ENCODERS: dict[tuple, json.JSONEncoder] = {}
 answer_maker: ContextVar = ContextVar("idp.oauth.answer_maker", default=Response)
 
 
-def _json(payload: dict) -> str:
-    """``flask.json.dumps(payload)``: with Flask's own provider, through an encoder made once for
-    its settings (``json.dumps`` with arguments makes one per call); any other provider's dumps."""
-    provider = current_app.json
+def _json(payload: dict) -> str | bytes:
+    """``flask.json.dumps(payload)``: with Flask's own provider, a flat answer (the token response,
+    introspection's, an error's) written out as bytes (``_flat_json``), any other through an
+    encoder made once for its settings (``json.dumps`` with arguments makes one per call); any
+    other provider's dumps."""
+    provider = current_app._get_current_object().json
     if type(provider) is not DefaultJSONProvider:
         return provider.dumps(payload)
     settings = (provider.ensure_ascii, provider.sort_keys, provider.default)
+    if settings[0] and settings[1]:
+        flat = _flat_json(payload)
+        if flat is not None:
+            return flat
     encoder = _ENCODERS.get(settings)
     if encoder is None:
         encoder = _ENCODERS[settings] = json.JSONEncoder(default=provider.default, ensure_ascii=settings[0],
                                                          sort_keys=settings[1])
     return encoder.encode(payload)
+
+
+_LITERALS = {True: "true", False: "false", None: "null"}
+
+
+def _flat_json(payload: dict) -> bytes | None:
+    """``json.dumps(payload, sort_keys=True).encode()`` (Flask's settings: ASCII, keys sorted,
+    the default separators) for a dict of strings, integers, booleans and None under string
+    keys; None for any other, which the encoder writes."""
+    parts = []
+    for key, value in sorted(payload.items()):
+        kind = type(value)
+        if kind is str:
+            value = _json_string(value)
+        elif kind is int:
+            value = int.__repr__(value)
+        elif kind is bool or value is None:
+            value = _LITERALS[value]
+        else:
+            return None
+        if type(key) is not str:
+            return None
+        parts.append(f"{_json_string(key)}: {value}")
+    return ("{" + ", ".join(parts) + "}").encode()
 
 
 class Issuer(IssuerParameter):
@@ -169,6 +200,7 @@ def init_oauth(app) -> None:
             authorization.register_grant(grant, extensions())
         authorization.register_grant(UnsupportedResponseType)
         authorization.register_client_auth_method(client_auth.PrivateKeyJWT.CLIENT_AUTH_METHOD, client_auth.PrivateKeyJWT())
+        authorization.register_client_auth_method("client_secret_basic", client_auth.authenticate_secret_basic)
         for endpoint in ENDPOINTS:
             authorization.register_endpoint(endpoint)
         authorization.register_endpoint(IdpUserInfoEndpoint(resource_protector=require_oauth))

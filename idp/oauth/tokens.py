@@ -6,7 +6,6 @@ import datetime as dt
 import secrets
 
 from authlib.oauth2.rfc6750 import BearerTokenValidator, InsufficientScopeError
-from flask import current_app
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import joinedload, lazyload
 
@@ -15,7 +14,7 @@ from ..extensions import db
 from ..models import Account, ConnectorUser, Grant, Token
 from ..models.oauth import AccountRow, FoundToken, PresentedCode
 from ..services import tokens as token_service
-from ..services.crypto import token_hash
+from ..services.crypto import app_config, token_hash
 from . import dpop, machine_tokens
 from .jwt_access_tokens import AccessTokenFacts
 from .supported import PERSONAL_SCOPES
@@ -77,7 +76,7 @@ def generate_bearer_token(grant_type, client, user=None, scope=None, expires_in=
     a DPoP proof: ``{"jkt": ...}``) makes a DPoP-bound token; a self-contained token
     carries it. A client registered for JWT access tokens gets its access token replaced by
     the grant, which knows the sign-in behind it (grants.IssuesAccessTokens)."""
-    expires_in = expires_in or current_app.config["ACCESS_TOKEN_LIFETIME"]
+    expires_in = expires_in or app_config()["ACCESS_TOKEN_LIFETIME"]
     machine = grant_type in ("client_credentials", "password")
     scope = client.get_allowed_scope(scope)
     if machine:
@@ -123,7 +122,7 @@ def _refresh_expiry(client, grant: Grant, now: dt.datetime) -> dt.datetime:
     """A public client's refresh token lives REFRESH idle time, and never beyond the absolute
     lifetime counted from the sign-in its family started with; a confidential client's lives
     REFRESH_TOKEN_LIFETIME."""
-    config = current_app.config
+    config = app_config()
     if not client.is_public:
         return now + dt.timedelta(seconds=config["REFRESH_TOKEN_LIFETIME"])
     started = grant.created_at or now

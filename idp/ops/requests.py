@@ -11,6 +11,7 @@ from ..telemetry.requests import CLIENT_ID_KEY, ENDPOINT_KEY
 
 # What we accept from a proxy as a request id: short and log-safe.
 _SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:+/=-]{1,128}")
+_RID_LENGTH = len("X-Request-Id")
 
 
 def request_id_from(environ, trust_proxy: bool) -> str:
@@ -36,7 +37,8 @@ class RequestObserver:
 
         def _start_response(status_line, headers, exc_info=None):
             status[0] = int(status_line[:3])
-            headers = [(k, v) for k, v in headers if k.lower() != "x-request-id"]
+            # Only a name of its length can be X-Request-Id: the others are not lowered.
+            headers = [(k, v) for k, v in headers if len(k) != _RID_LENGTH or k.lower() != "x-request-id"]
             headers.append(("X-Request-Id", rid))
             return start_response(status_line, headers, exc_info)
 
@@ -61,37 +63,22 @@ class RequestObserver:
         except BaseException:
             _finish()
             raise
-        return _Body(body, _finish)
+        answer = _body(body, _finish)
+        next(answer)  # started, so that closing it unread runs its ``finally``
+        return answer
 
 
-class _Body:
-    """The response body, calling ``finish`` once: when it is exhausted or closed, whichever is first."""
-
-    def __init__(self, body, finish):
-        self._body = body
-        self._iter = iter(body)
-        self._finish = finish
-        self._done = False
-
-    def __iter__(self):
-        return self
-
-    def __next__(self):
+def _body(body, finish):
+    """The response body, calling ``finish`` once: when it is exhausted or closed, whichever is
+    first. Its first value (None) is taken by the caller before the server sees it."""
+    try:
+        yield None
+        for chunk in body:  # not ``yield from``, which would close the body a second time
+            yield chunk
+    finally:
         try:
-            return next(self._iter)
-        except StopIteration:
-            self._end()
-            raise
-
-    def close(self):
-        try:
-            close = getattr(self._body, "close", None)
+            close = getattr(body, "close", None)
             if close is not None:
                 close()
         finally:
-            self._end()
-
-    def _end(self):
-        if not self._done:
-            self._done = True
-            self._finish()
+            finish()

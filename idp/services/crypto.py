@@ -36,7 +36,7 @@ class UndecryptableError(ValueError):
     """No configured secret opens this ciphertext (the secret that made it was removed)."""
 
 
-def _config():
+def app_config():
     """The application's configuration: through the proxy's object, as ``current_app.config``
     (an attribute the proxy finds only after the ordinary look-up fails) costs five times more,
     on every token issued and verified."""
@@ -45,7 +45,7 @@ def _config():
 
 def secrets_in_use() -> list[str]:
     """The current secret first, then the previous ones, without repeats."""
-    config = _config()
+    config = app_config()
     seen: list[str] = []
     for secret in [config["SECRET_KEY"], *config.get("PREVIOUS_SECRET_KEYS", [])]:
         if secret not in seen:
@@ -55,7 +55,7 @@ def secrets_in_use() -> list[str]:
 
 def derive_key(purpose: str) -> bytes:
     """The current 256-bit key for one ``purpose``: what encrypts and signs."""
-    return _derive(_config()["SECRET_KEY"], purpose)
+    return _derive(app_config()["SECRET_KEY"], purpose)
 
 
 def derive_keys(purpose: str) -> list[bytes]:

@@ -25,7 +25,7 @@ from ..extensions import db
 from ..models import Account, ConnectorUser, Grant, SsoSession, Token
 from ..models.base import new_id
 from ..models.oauth import AccountRow, FamilyRow, PresentedRefreshToken
-from ..unit_of_work import kept
+from ..unit_of_work import PooledTransaction, kept
 from . import audit
 from .crypto import token_hash
 
@@ -62,6 +62,14 @@ _FIND_FOR_ROTATION = (
     .join_from(_TOKENS, _GRANTS, _GRANTS.c.id == _TOKENS.c.grant_id)
     .outerjoin(_ACCOUNTS, _ACCOUNTS.c.id == _TOKENS.c.account_id)
     .where(_TOKENS.c.refresh_token_hash == bindparam("hash"))
+)
+# A token's sign-in session, locked by writing its row unchanged (``mind_ended_session``).
+_SESSIONS = SsoSession.__table__
+_LOCK_SESSION = (
+    update(_SESSIONS)
+    .where(_SESSIONS.c.id == bindparam("session_id"))
+    .values(ended_at=_SESSIONS.c.ended_at)
+    .returning(_SESSIONS.c.ended_at, _SESSIONS.c.expires_at)
 )
 _TOKEN_END = len(PresentedRefreshToken.COLUMNS)
 _GRANT_END = _TOKEN_END + len(FamilyRow.COLUMNS)
@@ -100,12 +108,19 @@ class Rotation:
 
     @property
     def connection(self):
+        """The session's connection (see above), else a ``PooledTransaction``: its statements
+        compiled once and run on the DB-API connection, without SQLAlchemy's connection and
+        result around each; else, while statement listeners are on the engine (which must see
+        the statements), a SQLAlchemy connection of the engine."""
         if self._connection is None:
+            engine = db.engine
             if _session_in_transaction():
                 self._on_session = True
                 self._connection = db.session.connection()
+            elif PooledTransaction.usable(engine):
+                self._connection = PooledTransaction(engine)
             else:
-                self._connection = db.engine.connect()
+                self._connection = engine.connect()
         return self._connection
 
     def find(self, value) -> PresentedRefreshToken | None:
@@ -250,15 +265,9 @@ def mind_ended_session(token: MutableMapping, connection=None) -> None:
     the request's session."""
     if not token["session_id"]:
         return
-    session = (connection or db.session).execute(
-        update(SsoSession)
-        .where(SsoSession.id == token["session_id"])
-        .values(ended_at=SsoSession.ended_at)
-        .returning(SsoSession.ended_at, SsoSession.expires_at),
-        execution_options={"synchronize_session": False},
-    ).first()
+    session = (connection or db.session).execute(_LOCK_SESSION, {"session_id": token["session_id"]}).first()
     now = clock.now()
-    if session is not None and session.ended_at is None and session.expires_at > now:
+    if session is not None and session[0] is None and session[1] > now:  # not ended, not expired
         return
     if outlives_session(token["scope"]):
         token["access_revoked_at"] = now

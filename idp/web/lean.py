@@ -30,7 +30,7 @@ from __future__ import annotations
 import io
 import os
 from collections import defaultdict
-from urllib.parse import parse_qsl
+from urllib.parse import unquote
 
 from authlib.common.security import is_secure_transport
 from authlib.oauth2.rfc6749 import OAuth2Payload, OAuth2Request
@@ -204,13 +204,13 @@ class Answer:
 
     __slots__ = ("status_code", "status", "headers", "body")
 
-    def __init__(self, payload: str, status: int, headers):
+    def __init__(self, payload: str | bytes, status: int, headers):
         self.status_code = status
         line = _STATUS_LINES.get(status)
         if line is None:
             line = _STATUS_LINES[status] = Response(status=status).status  # Werkzeug's reason phrase
         self.status = line
-        self.body = payload.encode()
+        self.body = payload if type(payload) is bytes else payload.encode()
         self.headers = _AnswerHeaders(headers)
         self.headers.add("Content-Length", str(len(self.body)))
 
@@ -220,10 +220,13 @@ class Answer:
         return content_type.partition(";")[0].strip() if content_type else None
 
 
+_TEXT = (str, bytes)  # a JSON answer: server._json's str, or its flat answers' bytes
+
+
 def _answer(payload, status: int, headers):
     """An ``Answer`` for a JSON answer (the server's every answer on this path); anything else
     (no Content-Type, a body that is not text) is Flask's response, as on the route."""
-    if type(payload) is str and type(status) is int and any(name.lower() == "content-type" for name, _ in headers):
+    if type(payload) in _TEXT and type(status) is int and any(name.lower() == "content-type" for name, _ in headers):
         return Answer(payload, status, headers)
     return Response(payload, status=status, headers=headers)
 
@@ -255,6 +258,25 @@ class LeanRequest(OAuth2Request):
         return self._form
 
 
+def form_pairs(text: str) -> list[tuple[str, str]]:
+    """``parse_qsl(text, keep_blank_values=True, errors="werkzeug.url_quote")``, as Werkzeug parses
+    a form, pair for pair; a name or value is unquoted only when it holds a ``+`` or ``%`` (the
+    others come out as they went in, and most of this path's do)."""
+    pairs = []
+    for field in text.split("&"):
+        if not field:
+            continue
+        name, _, value = field.partition("=")
+        pairs.append((_unquoted(name), _unquoted(value)))
+    return pairs
+
+
+def _unquoted(text: str) -> str:
+    if "+" in text:
+        text = text.replace("+", " ")
+    return unquote(text, errors="werkzeug.url_quote") if "%" in text else text
+
+
 def parse(environ, endpoint: str, limit: int | None) -> tuple[ImmutableMultiDict | None, bytes | None]:
     """The request's form when the lean path can answer it exactly, else None; and the body
     read (None when none was), which the Flask route must then be given again."""
@@ -272,7 +294,7 @@ def parse(environ, endpoint: str, limit: int | None) -> tuple[ImmutableMultiDict
     if len(body) != length:
         return None, body
     try:
-        pairs = parse_qsl(body.decode(), keep_blank_values=True, errors="werkzeug.url_quote")  # as Werkzeug parses
+        pairs = form_pairs(body.decode())
     except UnicodeDecodeError:
         return None, body
     form = _Form(pairs)

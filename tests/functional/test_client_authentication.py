@@ -8,6 +8,10 @@ import datetime as dt
 import pytest
 
 from idp import clock
+from idp.extensions import db
+from idp.models import Client
+from idp.oauth import clients
+from idp.services.crypto import token_hash
 from tests.helpers import REDIRECT_URI, basic, cli_runner, make_client, token_request
 
 FULL = "openid profile email offline_access administrations"
@@ -100,3 +104,36 @@ def test_a_throttled_client_does_not_throttle_another(app, client):
     for _ in range(30):
         token_request(client, wrong, {"grant_type": "client_credentials"})
     assert token_request(client, other, {"grant_type": "client_credentials"}).status_code == 200
+
+
+def _set_secret_hash(app, client_id: str, secret_hash) -> None:
+    with app.app_context():
+        db.session.get(Client, client_id).secret_hash = secret_hash
+        db.session.commit()
+
+
+@pytest.mark.parametrize("endpoint", ["/token", "/introspect"])
+def test_a_rotated_or_removed_basic_secret_takes_effect_at_once(app, client, monkeypatch, endpoint):
+    # The client cache serves what the database holds (its few seconds are not this test's subject).
+    monkeypatch.setattr(clients, "CACHE_SECONDS", 0)
+    service = make_client(app, name="Bank", grant_types=("client_credentials",))
+    data = {"grant_type": "client_credentials"} if endpoint == "/token" else {"token": "unknown"}
+
+    def status(creds):
+        return client.post(endpoint, data=data, headers=basic(creds)).status_code
+
+    assert [status(service), status(service)] == [200, 200]
+    _set_secret_hash(app, service["client_id"], token_hash("the-new-secret"))
+    assert status(service) == 401
+    assert status(dict(service, client_secret="the-new-secret")) == 200
+    _set_secret_hash(app, service["client_id"], None)
+    assert status(dict(service, client_secret="the-new-secret")) == 401
+    assert status(service) == 401
+
+
+def test_a_wrong_basic_secret_is_refused_every_time(app, client):
+    service = make_client(app, name="Bank", grant_types=("client_credentials",))
+    wrong = dict(service, client_secret="not-the-secret")
+    request = {"grant_type": "client_credentials"}
+    statuses = [token_request(client, creds, request).status_code for creds in (service, wrong, wrong, service, wrong)]
+    assert statuses == [200, 401, 401, 200, 401]

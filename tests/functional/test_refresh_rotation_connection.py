@@ -7,13 +7,14 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import delete, event, select
 
 from idp import clock
 from idp.extensions import db
 from idp.models import Client, Token
 from idp.services import tokens as token_service
 from idp.services.crypto import token_hash
+from idp.unit_of_work import PooledTransaction
 from tests.helpers import FULL, make_client, refresh, set_disabled, token_request, tokens_for
 
 
@@ -91,3 +92,69 @@ def test_a_rotation_closed_before_its_commit_writes_nothing(app, signed_in, port
     assert _refresh_token_row(app, body["refresh_token"]).refresh_used_at is None
     assert _checked_out(app) == 0
     assert refresh(signed_in.http, portal, body["refresh_token"]).status_code == 200
+
+
+def _rotations(app, signed_in, portal, person, monkeypatch, listened: bool) -> tuple[list, list]:
+    """A family's refreshes (a rotation, a successor's, a replay that revokes the family, a refused
+    one), its rows after them, and how many statements ran on a ``PooledTransaction``."""
+    pooled = []
+    execute = PooledTransaction.execute
+    monkeypatch.setattr(PooledTransaction, "execute", lambda self, *a: pooled.append(a[0]) or execute(self, *a))
+    with app.app_context():
+        engine = db.engine
+    watched = []
+    listener = lambda *a: watched.append(a[2])  # noqa: E731 - the statement
+    if listened:
+        event.listen(engine, "before_cursor_execute", listener)
+    try:
+        body = tokens_for(signed_in, portal, scope=FULL)
+        http = signed_in.http
+        first = refresh(http, portal, body["refresh_token"])
+        second = refresh(http, portal, first.get_json()["refresh_token"])
+        replay = refresh(http, portal, body["refresh_token"])
+        after = refresh(http, portal, second.get_json()["refresh_token"])
+    finally:
+        if listened:
+            event.remove(engine, "before_cursor_execute", listener)
+    answers = [(r.status_code, sorted(r.get_json())) for r in (first, second, replay, after)]
+    with app.app_context():
+        rows = [(row.client_id, row.account_id, row.scope, row.expires_in, row.refresh_used_at, row.revoked_at,
+                 row.access_revoked_at, row.refresh_expires_at, row.auth_time, row.session_id is not None,
+                 row.refresh_token_hash is not None)
+                for row in db.session.scalars(select(Token).order_by(Token.id))]
+    assert (len(pooled) > 0) is not listened
+    if listened:
+        assert any("UPDATE tokens SET refresh_used_at" in sql for sql in watched)
+    return answers, rows
+
+
+def test_a_rotation_on_the_pooled_connection_is_the_rotation_on_sqlalchemy_s(app, signed_in, portal, person,
+                                                                            monkeypatch):
+    clock.freeze(clock.now())
+    pooled = _rotations(app, signed_in, portal, person, monkeypatch, listened=False)
+    with app.app_context():
+        db.session.execute(delete(Token))
+        db.session.commit()
+    listened = _rotations(app, signed_in, portal, person, monkeypatch, listened=True)
+    assert pooled == listened
+    assert [status for status, _ in pooled[0]] == [200, 200, 400, 400]
+
+
+def test_a_rotation_after_the_database_closed_the_pooled_connections_succeeds(app, signed_in, portal):
+    """As in a database restart: the pool's check-out finds the connection closed and replaces it."""
+    with app.app_context():
+        engine = db.engine
+    if engine.dialect.name != "postgresql":
+        pytest.skip("PostgreSQL's server processes")
+    import psycopg
+
+    body = tokens_for(signed_in, portal, scope=FULL)
+    with psycopg.connect(engine.url.set(drivername="postgresql").render_as_string(hide_password=False),
+                         autocommit=True) as other:
+        ended = other.execute("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                              " WHERE datname = current_database() AND pid <> pg_backend_pid()").fetchone()[0]
+    assert ended >= 1
+    answer = refresh(signed_in.http, portal, body["refresh_token"])
+    assert answer.status_code == 200, answer.get_json()
+    assert refresh(signed_in.http, portal, answer.get_json()["refresh_token"]).status_code == 200
+    assert _checked_out(app) == 0

@@ -51,3 +51,29 @@ def test_the_json_provider_s_settings_are_followed(ctx, app, monkeypatch):
     payload = {"b": "é", "a": 1}
     assert authorization.handle_response(200, payload, []).get_data(as_text=True) == flask_json.dumps(payload) \
         == '{"b": "é", "a": 1}'
+
+
+FLAT = st.dictionaries(st.text(max_size=8), st.one_of(st.text(), st.integers(), st.booleans(), st.none()), max_size=6)
+
+
+@given(FLAT)
+@settings(suppress_health_check=[HealthCheck.function_scoped_fixture])  # the context is only read
+def test_a_flat_answer_is_written_byte_for_byte_as_flask_writes_it(ctx, payload):
+    from flask import json as flask_json
+
+    from idp.oauth.server import _json
+
+    written = _json(payload)
+    assert type(written) is bytes
+    assert written == flask_json.dumps(payload).encode() == json.dumps(payload, sort_keys=True).encode()
+
+
+@given(st.dictionaries(st.text(max_size=4), st.one_of(st.floats(allow_nan=False), st.lists(st.integers(), max_size=2)),
+                       min_size=1, max_size=3))
+@settings(suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_an_answer_that_is_not_flat_is_the_encoder_s(ctx, payload):
+    from flask import json as flask_json
+
+    from idp.oauth.server import _json
+
+    assert _json(payload) == flask_json.dumps(payload)
