@@ -1,28 +1,35 @@
-"""Every endpoint whose view carries no limit, nor its blueprint, skips Flask-Limiter's
-per-request search for limits, when the instance sets no default, application or meta limits
-either (which apply everywhere). The search (limits of the view, of its blueprint and their
-exemptions, resolved anew on every request) cost the token endpoint more than its secret
-check, and each page of a sign-in more than its CSRF token. Which endpoints skip is found once,
-at start-up. Failed client authentications are counted where they are decided
+"""Flask-Limiter's before-request check runs only for the endpoints where it has something to
+count, when the instance sets no default, application or meta limits (which apply everywhere).
+
+Before a request the check counts the limits of the view's blueprint, unless the view carries
+limits of its own, which its decorator counts (with the blueprint's, unless they override them). So it
+has nothing to count for an endpoint whose view carries limits, nor for one whose blueprint has
+none, yet it resolved all of them anew on every request (limits of the view, of its blueprint and
+their exemptions): on the token endpoint that cost more than the secret check, on a sign-in post
+as much as the decorator's own check. Which endpoints skip it is found once, at start-up; the
+decorators count as before. Failed client authentications are counted where they are decided
 (oauth/client_auth.py), in the same storage, and stay counted."""
 
 from __future__ import annotations
 
-import weakref
-
-from flask import Flask, current_app, request
+from flask import Flask, request
 from flask_limiter import Limiter
 from flask_limiter.util import get_qualified_name
 
 EXTENSION = "idp.unlimited"
-_FILTERED: weakref.WeakSet = weakref.WeakSet()
+
+
+def _everywhere(app: Flask, limiter: Limiter) -> bool:
+    """Whether limits apply to every endpoint (default, application or meta limits)."""
+    manager = limiter.limit_manager
+    return bool(manager.default_limits or manager.application_limits or app.config.get("RATELIMIT_META"))
 
 
 def without_limits(app: Flask, limiter: Limiter, endpoints) -> frozenset[str]:
     """Those of ``endpoints`` for which Flask-Limiter has nothing to count."""
     manager = limiter.limit_manager
     with app.app_context():  # a limit may be a function of the configuration
-        if manager.default_limits or manager.application_limits or app.config.get("RATELIMIT_META"):
+        if _everywhere(app, limiter):
             return frozenset()
         return frozenset(
             endpoint for endpoint in endpoints
@@ -32,14 +39,33 @@ def without_limits(app: Flask, limiter: Limiter, endpoints) -> frozenset[str]:
         )
 
 
-def _skipped() -> bool:
-    return request.endpoint in current_app.extensions.get(EXTENSION, ())
+def nothing_before(app: Flask, limiter: Limiter, endpoints) -> frozenset[str]:
+    """Those of ``endpoints`` for which the before-request check has nothing to count: the
+    view carries limits of its own (its decorator counts them and its blueprint's), or its
+    blueprint has none."""
+    manager = limiter.limit_manager
+    with app.app_context():
+        if _everywhere(app, limiter):
+            return frozenset()
+        return frozenset(
+            endpoint for endpoint in endpoints
+            if endpoint in app.view_functions
+            and (manager.decorated_limits(get_qualified_name(app.view_functions[endpoint]))
+                 or not manager.blueprint_limits(app, endpoint.rpartition(".")[0]))
+        )
 
 
 def init_app(app: Flask, limiter: Limiter) -> None:
-    """Call once the blueprints are registered. The filter is the limiter's (one for every app
-    it serves); what it skips is each app's own."""
-    app.extensions[EXTENSION] = without_limits(app, limiter, app.view_functions)
-    if limiter not in _FILTERED:
-        limiter.request_filter(_skipped)
-        _FILTERED.add(limiter)
+    """Call once the blueprints are registered: the limiter's before-request check (one for
+    every app it serves; none where the limits are off) is replaced in this app by one that
+    skips this app's endpoints with nothing to count."""
+    skipped = app.extensions[EXTENSION] = nothing_before(app, limiter, app.view_functions)
+    check = limiter._check_request_limit
+
+    def check_request_limit():
+        if request.endpoint not in skipped:
+            check()
+
+    hooks = app.before_request_funcs.get(None, [])
+    if check in hooks:
+        hooks[hooks.index(check)] = check_request_limit
