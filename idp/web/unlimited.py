@@ -2,11 +2,11 @@
 count, when the instance sets no default, application or meta limits (which apply everywhere).
 
 Before a request the check counts the limits of the view's blueprint, unless the view carries
-limits of its own, which its decorator counts (with the blueprint's, unless they override them). So it
-has nothing to count for an endpoint whose view carries limits, nor for one whose blueprint has
-none, yet it resolved all of them anew on every request (limits of the view, of its blueprint and
-their exemptions): on the token endpoint that cost more than the secret check, on a sign-in post
-as much as the decorator's own check. Which endpoints skip it is found once, at start-up; the
+limits of its own, which its decorator counts (with the blueprint's, unless they override them).
+So it has nothing to count for an endpoint whose view carries limits, nor for one whose blueprint
+has none, yet it resolved all of them anew on every request (limits of the view, of its blueprint
+and their exemptions): on the token endpoint that cost more than the secret check, on a sign-in
+post as much as the decorator's own check. Which endpoints skip it is found once, at start-up; the
 decorators count as before. Failed client authentications are counted where they are decided
 (oauth/client_auth.py), in the same storage, and stay counted."""
 
