@@ -11,6 +11,7 @@ import secrets
 import time
 import urllib.request
 
+from authlib.oauth2.rfc6749.authenticate_client import authenticate_client_secret_basic
 from authlib.oauth2.rfc6749.errors import InvalidClientError, InvalidRequestError
 from authlib.oauth2.rfc6749.util import extract_basic_authorization
 from authlib.oauth2.rfc7523 import JWTBearerClientAssertion
@@ -120,16 +121,9 @@ def authenticate_secret_basic(query_client, request):
             client = query_client(verified[0])
             if client is not None and client.secret_hash == verified[1]:
                 return client
-    client_id, client_secret = extract_basic_authorization(request.headers)
-    if not (client_id and client_secret):
-        return None
-    client = query_client(client_id)
-    if not client:
-        raise InvalidClientError(status_code=401, description="The client does not exist on this server.")
-    if not client.check_client_secret(client_secret):
-        return None
-    if key is not None:
-        _VERIFIED.keep(key, (client_id, client.secret_hash))
+    client = authenticate_client_secret_basic(query_client, request)
+    if client is not None and key is not None:
+        _VERIFIED.keep(key, (client.get_client_id(), client.secret_hash))
     return client
 
 
