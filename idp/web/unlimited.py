@@ -25,8 +25,9 @@ def _everywhere(app: Flask, limiter: Limiter) -> bool:
     return bool(manager.default_limits or manager.application_limits or app.config.get("RATELIMIT_META"))
 
 
-def without_limits(app: Flask, limiter: Limiter, endpoints) -> frozenset[str]:
-    """Those of ``endpoints`` for which Flask-Limiter has nothing to count."""
+def _endpoints_where(app: Flask, limiter: Limiter, endpoints, skip) -> frozenset[str]:
+    """Those of ``endpoints`` that ``skip(has its own limits, its blueprint has limits)`` lets skip
+    the check; none where limits apply everywhere."""
     manager = limiter.limit_manager
     with app.app_context():  # a limit may be a function of the configuration
         if _everywhere(app, limiter):
@@ -34,25 +35,21 @@ def without_limits(app: Flask, limiter: Limiter, endpoints) -> frozenset[str]:
         return frozenset(
             endpoint for endpoint in endpoints
             if endpoint in app.view_functions
-            and not manager.decorated_limits(get_qualified_name(app.view_functions[endpoint]))
-            and not manager.blueprint_limits(app, endpoint.rpartition(".")[0])
+            and skip(bool(manager.decorated_limits(get_qualified_name(app.view_functions[endpoint]))),
+                     bool(manager.blueprint_limits(app, endpoint.rpartition(".")[0])))
         )
+
+
+def without_limits(app: Flask, limiter: Limiter, endpoints) -> frozenset[str]:
+    """Those of ``endpoints`` for which Flask-Limiter has nothing to count."""
+    return _endpoints_where(app, limiter, endpoints, lambda own, blueprint: not own and not blueprint)
 
 
 def nothing_before(app: Flask, limiter: Limiter, endpoints) -> frozenset[str]:
     """Those of ``endpoints`` for which the before-request check has nothing to count: the
     view carries limits of its own (its decorator counts them and its blueprint's), or its
     blueprint has none."""
-    manager = limiter.limit_manager
-    with app.app_context():
-        if _everywhere(app, limiter):
-            return frozenset()
-        return frozenset(
-            endpoint for endpoint in endpoints
-            if endpoint in app.view_functions
-            and (manager.decorated_limits(get_qualified_name(app.view_functions[endpoint]))
-                 or not manager.blueprint_limits(app, endpoint.rpartition(".")[0]))
-        )
+    return _endpoints_where(app, limiter, endpoints, lambda own, blueprint: own or not blueprint)
 
 
 def init_app(app: Flask, limiter: Limiter) -> None:
