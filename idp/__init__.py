@@ -42,6 +42,16 @@ class _Flask(Flask):
             self._plain.add(func)
         return synced
 
+    def log_exception(self, exc_info):
+        """Flask's error line with its traceback, for bugs. A dependency away (the database
+        restarting under a request's commit, Redis gone) is no bug: web.unavailable answers it
+        with a 503 and logs it as a warning."""
+        from .web import unavailable
+
+        if unavailable.is_away(exc_info[1]):
+            return
+        super().log_exception(exc_info)
+
 
 def create_app(test_config: dict | None = None) -> Flask:
     from . import config, unit_of_work

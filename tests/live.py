@@ -157,6 +157,15 @@ class Provider:
     def log_size(self) -> int:
         return self.log.stat().st_size
 
+    def assert_no_unhandled_error(self, since: int = 0) -> None:
+        """No line of Flask's for an unhandled error (a 500) in the log after byte ``since``;
+        else the failure shows it with the traceback that follows it."""
+        with open(self.log, "rb") as log:
+            log.seek(since)
+            text = log.read().decode(errors="replace")
+        at = text.find("Exception on /")
+        assert at < 0, text[text.rfind("\n", 0, at) + 1:][:6000]
+
     def wait_for_log(self, *texts: str, since: int = 0, timeout: float = 10) -> str:
         """The first line of the server's log, written after byte ``since``, that contains
         every one of ``texts``."""

@@ -78,6 +78,13 @@ def _is_connection_problem(exc: DBAPIError) -> bool:
     return bool(getattr(exc, "connection_invalidated", False)) or isinstance(exc, (OperationalError, InterfaceError))
 
 
+def is_away(exc: BaseException | None) -> bool:
+    """Whether ``exc`` is a dependency being away (answered here with a 503), not a bug."""
+    if isinstance(exc, DBAPIError):
+        return _is_connection_problem(exc)
+    return isinstance(exc, throttles.storage_away())
+
+
 def _database_error(exc: DBAPIError):
     if not _is_connection_problem(exc):
         raise exc  # a real bug stays a 500, with its traceback in the log

@@ -431,7 +431,9 @@ def test_an_exception_is_answered_as_flask_answers_it(monkeypatch, send, portal,
         assert answer["status"] == 400 and answer["json"]["error"] == "invalid_request"
 
 
-def test_a_failing_commit_is_answered_as_flask_answers_it(monkeypatch, app, send, portal, mint):
+def test_a_failing_commit_is_answered_as_flask_answers_it(monkeypatch, app, send, portal, mint, caplog):
+    import logging
+
     from idp import unit_of_work
 
     def fail():
@@ -446,6 +448,9 @@ def test_a_failing_commit_is_answered_as_flask_answers_it(monkeypatch, app, send
     app.config["PROPAGATE_EXCEPTIONS"] = False
     answer = send(lambda: post("/introspect", [("token", mint()[1])], basic(portal)))
     assert answer["status"] == 503 and answer["json"]["error"] == "temporarily_unavailable"
+    # The database gone under a commit is not a bug: one warning, no error line with a traceback.
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR], caplog.text
+    assert any(r.levelno == logging.WARNING and "database unavailable" in r.getMessage() for r in caplog.records)
 
 
 @pytest.mark.config(RATELIMIT_ENABLED=True)

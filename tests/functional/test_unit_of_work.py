@@ -131,3 +131,44 @@ def test_a_read_sees_what_the_request_wrote_and_a_plain_read_makes_no_session(ap
         assert read_first(statement, {})["action"] == "probe.read"
         db.session.rollback()
         assert read_scalar(statement) is None
+
+
+def test_a_commit_that_meets_the_database_gone_is_a_503_and_a_warning_not_an_error_with_a_traceback(
+        app, client, probe, monkeypatch, caplog):
+    """The database restarting between a request's work and its commit: the answer is the clear
+    503 and the log says so in one warning; Flask's "Exception on ..." error line and traceback
+    stay for bugs."""
+    import logging
+
+    from sqlalchemy.exc import OperationalError
+
+    from idp import unit_of_work
+
+    def gone():
+        raise OperationalError("COMMIT", {}, Exception("server closed the connection unexpectedly"))
+
+    app.config["PROPAGATE_EXCEPTIONS"] = False
+    monkeypatch.setattr(unit_of_work, "commit", gone)
+    caplog.set_level(logging.INFO)
+    response = client.get("/_probe/200")
+    assert response.status_code == 503 and response.headers["Retry-After"]
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR], caplog.text
+    assert "Traceback" not in caplog.text and "Exception on" not in caplog.text
+    assert any(r.levelno == logging.WARNING and "database unavailable" in r.getMessage() for r in caplog.records)
+
+
+def test_a_bug_in_a_commit_is_still_a_500_logged_with_its_traceback(app, client, probe, monkeypatch, caplog):
+    import logging
+
+    from idp import unit_of_work
+
+    def bug():
+        raise RuntimeError("a bug in the commit")
+
+    app.config["PROPAGATE_EXCEPTIONS"] = False
+    monkeypatch.setattr(unit_of_work, "commit", bug)
+    caplog.set_level(logging.INFO)
+    response = client.get("/_probe/200")
+    assert response.status_code == 500
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert errors and "Exception on /_probe/200" in errors[0].getMessage() and errors[0].exc_info
