@@ -78,11 +78,19 @@ def _is_connection_problem(exc: DBAPIError) -> bool:
     return bool(getattr(exc, "connection_invalidated", False)) or isinstance(exc, (OperationalError, InterfaceError))
 
 
+def _answer_for(exc):
+    """The answer for ``exc`` when it is a dependency away (the database, the rate limits'
+    storage), else None: a bug."""
+    if isinstance(exc, DBAPIError) and _is_connection_problem(exc):
+        return _database_away
+    if isinstance(exc, throttles.storage_away()):
+        return _limits_away
+    return None
+
+
 def is_away(exc: BaseException | None) -> bool:
     """Whether ``exc`` is a dependency being away (answered here with a 503), not a bug."""
-    if isinstance(exc, DBAPIError):
-        return _is_connection_problem(exc)
-    return isinstance(exc, throttles.storage_away())
+    return _answer_for(exc) is not None
 
 
 def _database_error(exc: DBAPIError):
@@ -96,10 +104,9 @@ def _server_error(err):
     from . import errors
 
     original = getattr(err, "original_exception", None)
-    if isinstance(original, DBAPIError) and _is_connection_problem(original):
-        return _database_away(original)
-    if isinstance(original, throttles.storage_away()):
-        return _limits_away(original)
+    away = _answer_for(original)
+    if away is not None:
+        return away(original)
     return errors.http_error(err)
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import io
+import logging
 import re
 import secrets
 from urllib.parse import quote
@@ -432,8 +433,6 @@ def test_an_exception_is_answered_as_flask_answers_it(monkeypatch, send, portal,
 
 
 def test_a_failing_commit_is_answered_as_flask_answers_it(monkeypatch, app, send, portal, mint, caplog):
-    import logging
-
     from idp import unit_of_work
 
     def fail():

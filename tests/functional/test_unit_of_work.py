@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 from sqlalchemy import event, select, text
+from sqlalchemy.exc import OperationalError
 
-from idp import clock
+from idp import clock, unit_of_work
 from idp.extensions import db
 from idp.models import AuditEvent
 from idp.services import audit, mailer
@@ -138,11 +141,6 @@ def test_a_commit_that_meets_the_database_gone_is_a_503_and_a_warning_not_an_err
     """The database restarting between a request's work and its commit: the answer is the clear
     503 and the log says so in one warning; Flask's "Exception on ..." error line and traceback
     stay for bugs."""
-    import logging
-
-    from sqlalchemy.exc import OperationalError
-
-    from idp import unit_of_work
 
     def gone():
         raise OperationalError("COMMIT", {}, Exception("server closed the connection unexpectedly"))
@@ -158,10 +156,6 @@ def test_a_commit_that_meets_the_database_gone_is_a_503_and_a_warning_not_an_err
 
 
 def test_a_bug_in_a_commit_is_still_a_500_logged_with_its_traceback(app, client, probe, monkeypatch, caplog):
-    import logging
-
-    from idp import unit_of_work
-
     def bug():
         raise RuntimeError("a bug in the commit")
 
