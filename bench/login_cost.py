@@ -13,7 +13,9 @@ the network, nor the test client, nor other processes on a shared machine count)
 Argon2id. It prints the cost per kind of request, the hash's share and the ratio of everything
 else to the hash: below 1.0 the work around the hash costs less than the hash itself.
 It also prints the CPU time of each request by its place in the login (the e-mail page, the
-e-mail posted, ...). ``--queries`` lists the SQL statements of one login; ``--profile`` writes a
+e-mail posted, ...). ``--queries`` counts the SQL statements of a login and lists those of one
+(through SQLAlchemy's statement events, which make the provider run every statement through
+SQLAlchemy's execution, as it does under any listener: measure CPU time without it); ``--profile`` writes a
 cProfile of the requests (pstats format, timed by the thread's CPU clock; ``--profile-step N``:
 only the N-th request of each login); ``--callgrind``, under valgrind, zeroes the instruction counts before the
 measured logins and dumps them after (callgrind.out.PID.N), which a shared machine's load does not
@@ -102,7 +104,9 @@ class Meter:
 def main() -> int:
     parser = argparse.ArgumentParser(description="CPU time of a login in the provider, apart from its hash.")
     parser.add_argument("--logins", type=int, default=30, help="measured logins (30)")
-    parser.add_argument("--queries", action="store_true", help="list the SQL statements of one login")
+    parser.add_argument("--queries", action="store_true",
+                        help="count the SQL statements of a login and list those of one (the statements then "
+                             "run through SQLAlchemy's execution, which costs more CPU)")
     parser.add_argument("--profile", metavar="PATH", help="write a cProfile of the measured requests to PATH")
     parser.add_argument("--profile-step", type=int, metavar="N",
                         help="with --profile: profile only the N-th request of each login (1 = GET /authorize)")
@@ -144,7 +148,8 @@ def main() -> int:
         engine = db.engine
     client = make_client(app, name="Bench portal", first_party=True)
     meter = Meter(app, bool(args.profile), args.profile_step)
-    event.listen(engine, "before_cursor_execute", meter.statement)
+    if args.queries:
+        event.listen(engine, "before_cursor_execute", meter.statement)
 
     hashing: list[float] = []
     verify = argon2.PasswordHasher.verify
@@ -199,8 +204,8 @@ def main() -> int:
           f"({len(hashing) / n:.1f} verifications per login); everything else {(total - hashed) / n * 1e3:.1f} ms")
     if hashed:
         print(f"everything else / the hash: {(total - hashed) / hashed:.2f}")
-    print(f"SQL statements per login: {len(meter.statements) / n:.1f}")
     if args.queries:
+        print(f"SQL statements per login: {len(meter.statements) / n:.1f}")
         for kind, statement in meter.statements[:first]:
             print(f"  {kind:<16} {statement}")
     if args.profile:

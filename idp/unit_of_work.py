@@ -27,7 +27,7 @@ import logging
 from collections.abc import Callable
 from contextlib import contextmanager
 
-from sqlalchemy import Insert, Select, event
+from sqlalchemy import Connection, Insert, Select, Update, event
 from sqlalchemy.exc import DBAPIError
 
 from .extensions import db
@@ -133,6 +133,8 @@ class _Prepared:
         if compiled.escaped_bind_names or any(bind.expanding or bind.literal_execute
                                               for bind in compiled.binds.values()):
             return None
+        if compiled.insert_prefetch or compiled.update_prefetch:
+            return None  # a column's default computed in Python, which SQLAlchemy's execution would call
         return cls(compiled, columns, dialect)
 
     def parameters(self, values: dict):
@@ -163,6 +165,12 @@ def _prepared(statement, dialect, column_keys=None) -> _Prepared | None:
         return _PREPARED.keep(key, _Prepared.of(statement, dialect, column_keys))
 
 
+def _column_keys(statement, parameters: dict):
+    """What an INSERT or UPDATE is compiled for, as SQLAlchemy's execution compiles it: the names
+    of its parameters (the columns it sets where it names none itself)."""
+    return tuple(sorted(parameters)) if isinstance(statement, (Insert, Update)) else None
+
+
 def _listened(engine) -> bool:
     """Whether statement listeners are on the engine (a meter, a test that watches statements):
     then statements run on a SQLAlchemy connection, where they see them."""
@@ -182,9 +190,11 @@ def _checkout(engine):
 
 
 def _failed(engine, connection, cursor, sql, bound, exc) -> DBAPIError:
-    """A DB-API error as SQLAlchemy raises it, the connection invalidated on a disconnect."""
+    """A DB-API error as SQLAlchemy raises it, the connection (the pool's, or a SQLAlchemy
+    connection) invalidated on a disconnect."""
     dialect = engine.dialect
-    disconnect = dialect.is_disconnect(exc, connection.dbapi_connection, cursor)
+    pooled = connection.connection if isinstance(connection, Connection) else connection
+    disconnect = dialect.is_disconnect(exc, pooled.dbapi_connection, cursor)
     if disconnect:
         connection.invalidate(exc)
     return DBAPIError.instance(sql, bound, exc, dialect.loaded_dbapi.Error, connection_invalidated=disconnect,
@@ -231,17 +241,22 @@ def _read_pooled(statement, parameters: dict):
 
 
 class Executed:
-    """What a statement on a ``PooledTransaction`` did: the rows it changed, and its first row
-    (a SELECT's, or what an UPDATE returned) as a tuple of its columns' values."""
+    """What a statement on a ``PooledTransaction`` or in the session (``execute``) did: the rows
+    it changed, and its first row (a SELECT's, or what an UPDATE returned) as a tuple of its
+    columns' values, or as a dict of them by name (``mapping``)."""
 
-    __slots__ = ("rowcount", "_row")
+    __slots__ = ("rowcount", "_row", "_keys")
 
-    def __init__(self, rowcount: int, row):
+    def __init__(self, rowcount: int, row, keys=()):
         self.rowcount = rowcount
         self._row = row
+        self._keys = keys
 
     def first(self):
         return self._row
+
+    def mapping(self) -> dict | None:
+        return None if self._row is None else dict(zip(self._keys, self._row))
 
 
 class PooledTransaction:
@@ -265,7 +280,7 @@ class PooledTransaction:
 
     def execute(self, statement, parameters: dict) -> Executed:
         engine = self.engine
-        column_keys = tuple(parameters) if isinstance(statement, Insert) else None
+        column_keys = _column_keys(statement, parameters)
         prepared = _prepared(statement, engine.dialect, column_keys)
         if prepared is None:
             raise ValueError("a statement that only a SQLAlchemy connection runs")
@@ -296,6 +311,45 @@ class PooledTransaction:
         connection, self._connection = self._connection, None
         if connection is not None:
             connection.close()  # back to the pool, rolled back (or away, when invalidated)
+
+
+def execute(statement, parameters: dict) -> Executed:
+    """Run a Core statement (an INSERT or UPDATE of a table, a SELECT of columns) in the request's
+    session, as ``db.session.execute`` would: in its transaction (begun if need be), after its
+    pending ORM changes are flushed, a DB-API error raised as SQLAlchemy raises it (the connection
+    invalidated on a disconnect). But compiled once and run on the DB-API connection under the
+    session's, with no SQLAlchemy execution context and result around it: the few statements of
+    every sign-in step (a flow read and written, an audit event appended) cost several times
+    their SQL through those. A statement that only SQLAlchemy can run (expanding parameters, a
+    column default computed in Python), and every statement while listeners watch the engine,
+    goes through ``db.session.execute``."""
+    session = db.session()
+    engine = session.get_bind()
+    column_keys = _column_keys(statement, parameters)
+    prepared = None if _listened(engine) else _prepared(statement, engine.dialect, column_keys)
+    if prepared is None:
+        result = session.execute(statement, parameters)
+        rowcount = getattr(result, "rowcount", -1)  # an ORM SELECT's result counts nothing
+        if not getattr(result, "returns_rows", True):
+            return Executed(rowcount, None)
+        keys, row = tuple(result.keys()), result.first()
+        return Executed(rowcount, None if row is None else tuple(row), keys)
+    if session.autoflush and (session.new or session.dirty or session.deleted):
+        session.flush()  # what the statement reads or writes sees the request's changes
+    connection = session.connection()
+    bound = prepared.parameters(parameters)
+    cursor = None
+    try:
+        cursor = connection.connection.cursor()
+        cursor.execute(prepared.sql, bound)
+        row = cursor.fetchone() if prepared.processors else None
+        if row is not None and prepared.keys is None:
+            prepared.keys = tuple(column[0] for column in cursor.description)
+        executed = Executed(cursor.rowcount, None if row is None else prepared.values(row), prepared.keys)
+        cursor.close()
+    except engine.dialect.loaded_dbapi.Error as exc:
+        raise _failed(engine, connection, cursor, prepared.sql, bound, exc) from exc
+    return executed
 
 
 def read_first(statement, parameters: dict):

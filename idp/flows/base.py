@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from flask import current_app
 from sqlalchemy import bindparam, event, insert, select, update
 
-from .. import clock
+from .. import clock, unit_of_work
 from ..errors import FlowExpired, FlowNotFound, StepOutOfOrder
 from ..extensions import db
 from ..models import Account, Flow
@@ -64,7 +64,7 @@ class FlowRow:
             return
         changes = {name: self._values[name] for name in self._changed}
         self._changed.clear()
-        db.session.execute(_UPDATE, {"flow_id": self._values["id"], **changes})
+        unit_of_work.execute(_UPDATE, {"flow_id": self._values["id"], **changes})
 
 
 def _row(mapping) -> FlowRow:
@@ -146,7 +146,7 @@ class FlowMachine:
         values = dict.fromkeys(COLUMNS)
         values.update(id=new_token(), kind=cls.kind, state=state or cls.initial, account_id=account_id,
                       data=data or {}, created_at=now, expires_at=now + dt.timedelta(seconds=lifetime))
-        db.session.execute(_INSERT, values)
+        unit_of_work.execute(_INSERT, values)
         return cls(_row(values))
 
     @classmethod
@@ -165,7 +165,7 @@ class FlowMachine:
         if read is not None:
             return read
         _write_changed(db.session)  # a query sees what this transaction changed, as after an autoflush
-        mapping = db.session.execute(_BY_ID, {"flow_id": flow_id}).mappings().one_or_none()
+        mapping = unit_of_work.execute(_BY_ID, {"flow_id": flow_id}).mapping()
         return _row(mapping) if mapping is not None else None
 
     @classmethod

@@ -11,7 +11,7 @@ from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.exc import IntegrityError
 
-from .. import clock
+from .. import clock, unit_of_work
 from ..errors import (AccountDisabled, AccountLocked, CaptchaRequired, EmailInUse, FreshSignInRequired,
                       InvalidCredentials, InvalidEmail, InvalidName, InvalidTotp, PasskeyRefused, PasskeySignInPaused,
                       SignInLocked, TooManyAttempts, TotpAlreadyUsed, WrongCurrentPassword)
@@ -165,11 +165,11 @@ _SECOND_STEP = select(
 def second_step_facts(account_id: str) -> dict | None:
     """The address, whether an authenticator app is set up (as ``Account.totp_enrolled``) and
     whether there are passkeys, of the account with this id (None: no such account)."""
-    row = db.session.execute(_SECOND_STEP, {"account_id": account_id}).first()
+    row = unit_of_work.execute(_SECOND_STEP, {"account_id": account_id}).mapping()
     if row is None:
         return None
-    totp_enrolled = row.totp_secret is not None and row.totp_enrolled_at is not None
-    return {"account_email": row.email, "totp_enrolled": totp_enrolled, "has_passkeys": (row.passkeys or 0) > 0}
+    totp_enrolled = row["totp_secret"] is not None and row["totp_enrolled_at"] is not None
+    return {"account_email": row["email"], "totp_enrolled": totp_enrolled, "has_passkeys": (row["passkeys"] or 0) > 0}
 
 
 def has_second_factor(account: Account) -> bool:
@@ -193,7 +193,7 @@ def check_totp(account: Account, code: str, *, ip: str | None) -> None:
         _check_usable(account)
         raise TotpAlreadyUsed() if used else InvalidTotp()
     # One UPDATE of the column now, rather than the unit of work's flush of the changed object.
-    db.session.execute(_SET_TOTP_COUNTER, {"account_id": account.id, "counter": counter})
+    unit_of_work.execute(_SET_TOTP_COUNTER, {"account_id": account.id, "counter": counter})
     set_committed_value(account, "totp_last_counter", counter)
     if account.failed_attempts or account.first_failed_at is not None or account.lockouts:
         lockout.clear(account)

@@ -8,7 +8,7 @@ from .. import clock
 from ..extensions import db
 from ..models import Account, AuditEvent
 from ..telemetry import events
-from ..unit_of_work import after_commit
+from ..unit_of_work import after_commit, execute
 
 _INSERT = insert(AuditEvent.__table__)
 
@@ -27,9 +27,9 @@ def record(
     """Append an event in the current transaction: one INSERT at once (no ORM object to
     flush, nothing read back), committed (and logged and counted) when the caller commits."""
     subject = subject if subject is not None else (account.email if account else None)
-    db.session.execute(_INSERT, {"at": clock.now(), "actor": actor, "action": action, "subject": subject,
-                                 "account_id": account.id if account else None, "outcome": outcome, "ip": ip,
-                                 "reason": reason, "detail": {k: v for k, v in detail.items() if v is not None}})
+    execute(_INSERT, {"at": clock.now(), "actor": actor, "action": action, "subject": subject,
+                      "account_id": account.id if account else None, "outcome": outcome, "ip": ip,
+                      "reason": reason, "detail": {k: v for k, v in detail.items() if v is not None}})
     # Logged and counted once it is written: a rolled-back request's events never were.
     facts = {"action": action, "outcome": outcome, "actor": actor, "subject": subject, "ip": ip, "reason": reason}
     after_commit(lambda: events.security_event(**facts))

@@ -12,11 +12,10 @@ from collections.abc import Mapping
 from sqlalchemy import bindparam, insert, select, update
 
 from .. import clock
-from ..extensions import db
 from ..models import Account, AuthorizationCode, Grant
 from ..models.base import new_id
 from ..models.oauth import AccountRow, FamilyRow, PresentedCode
-from ..unit_of_work import kept
+from ..unit_of_work import execute, kept
 from .crypto import token_hash
 
 _CODES = AuthorizationCode.__table__
@@ -50,10 +49,8 @@ def save(code: str, grant: Mapping, values: Mapping) -> None:
     ``client_id``, ``account_id``, ``amr`` and ``claims``; ``values`` the code's other columns."""
     now = clock.now()
     grant_id = new_id()
-    connection = db.session.connection()
-    connection.execute(_INSERT_GRANT, {**grant, "id": grant_id, "created_at": now})
-    connection.execute(_INSERT_CODE, {**values, "code_hash": token_hash(code), "grant_id": grant_id,
-                                      "created_at": now})
+    execute(_INSERT_GRANT, {**grant, "id": grant_id, "created_at": now})
+    execute(_INSERT_CODE, {**values, "code_hash": token_hash(code), "grant_id": grant_id, "created_at": now})
 
 
 def find(code, client_id: str) -> PresentedCode | None:
@@ -61,7 +58,7 @@ def find(code, client_id: str) -> PresentedCode | None:
     person, as read-only rows; None for anything else."""
     if not isinstance(code, str) or not code or len(code) > MAX_CODE_LENGTH:
         return None
-    row = db.session.connection().execute(_FIND, {"hash": token_hash(code), "client_id": client_id}).first()
+    row = execute(_FIND, {"hash": token_hash(code), "client_id": client_id}).first()
     if row is None:
         return None
     return PresentedCode(zip(PresentedCode.COLUMNS, row[:_CODE_END]),
@@ -74,5 +71,5 @@ def claim(code: PresentedCode) -> bool:
     request then fails): of two requests racing with the same code only one wins; the loser is
     reuse. The presented row is left as it was read."""
     with kept():
-        claimed = db.session.connection().execute(_CLAIM, {"code_id": code.id, "now": clock.now()}).rowcount
+        claimed = execute(_CLAIM, {"code_id": code.id, "now": clock.now()}).rowcount
     return bool(claimed)

@@ -10,7 +10,7 @@ from flask import current_app
 from sqlalchemy import insert, select
 from sqlalchemy.orm import make_transient_to_detached
 
-from .. import clock
+from .. import clock, unit_of_work
 from ..errors import SessionNotFound
 from ..extensions import db
 from ..models import Account, SsoSession
@@ -37,7 +37,7 @@ def start(account: Account, amr: list[str], *, ip: str | None, user_agent: str |
         "user_agent": (user_agent or "")[:300],
         "last_seen_at": now,
     }
-    db.session.execute(_INSERT, values)
+    unit_of_work.execute(_INSERT, values)
     session = SsoSession(**values)
     make_transient_to_detached(session)
     db.session.add(session)

@@ -25,7 +25,7 @@ from ..extensions import db
 from ..models import Account, ConnectorUser, Grant, SsoSession, Token
 from ..models.base import new_id
 from ..models.oauth import AccountRow, FamilyRow, PresentedRefreshToken
-from ..unit_of_work import PooledTransaction, kept
+from ..unit_of_work import PooledTransaction, execute, kept
 from . import audit
 from .crypto import token_hash
 
@@ -231,14 +231,14 @@ def new_family(client_id: str, now) -> str:
     """A grant of its own for a token that starts no family of people's tokens (a connector
     user's: a family of one, with a grant to revoke it by); its id."""
     grant_id = new_id()
-    db.session.connection().execute(_INSERT_GRANT, {"id": grant_id, "client_id": client_id, "created_at": now})
+    execute(_INSERT_GRANT, {"id": grant_id, "client_id": client_id, "created_at": now})
     return grant_id
 
 
 def save(token: Mapping, connection=None) -> None:
     """Write a new token: ``token`` maps every name of ``TOKEN_COLUMNS`` to its value. On
     ``connection`` (a rotation's), else the request's session."""
-    (connection or db.session.connection()).execute(_INSERT_TOKEN, token)
+    (connection.execute if connection is not None else execute)(_INSERT_TOKEN, token)
 
 
 def outlives_session(scope: str | None) -> bool:
@@ -265,7 +265,8 @@ def mind_ended_session(token: MutableMapping, connection=None) -> None:
     the request's session."""
     if not token["session_id"]:
         return
-    session = (connection or db.session).execute(_LOCK_SESSION, {"session_id": token["session_id"]}).first()
+    run = connection.execute if connection is not None else execute
+    session = run(_LOCK_SESSION, {"session_id": token["session_id"]}).first()
     now = clock.now()
     if session is not None and session[0] is None and session[1] > now:  # not ended, not expired
         return
