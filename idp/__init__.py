@@ -7,7 +7,7 @@ import os
 import sys
 from pathlib import Path
 
-from flask import Flask
+from flask import Flask, templating
 
 __version__ = "0.1.0"
 
@@ -21,11 +21,23 @@ def _resource_dir(name: str) -> str:
     return str(Path(sys.prefix) / "share" / "idp" / name)
 
 
+class _Templates(templating.Environment):
+    """Flask's template environment, whose templates look their globals up in its own ``globals``
+    dict. Jinja gives each template a ChainMap of the template's own globals (ours have none) over
+    the environment's: every render and every ``{% from ... import ... %}`` of a page copies and
+    compares its keys one Python-level look-up at a time. The dict itself is what that ChainMap
+    would show, changes made to the environment's globals later included."""
+
+    def make_globals(self, d):
+        return self.globals if not d else super().make_globals(d)
+
+
 class _Flask(Flask):
     """Flask, remembering the functions it found plain ``def`` (its views and hooks), which it
     asks about again each time it calls one: eight times per request."""
 
     MAX_REMEMBERED = 1024
+    jinja_environment = _Templates
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
