@@ -31,6 +31,16 @@ class _Templates(templating.Environment):
     def make_globals(self, d):
         return self.globals if not d else super().make_globals(d)
 
+    def _load_template(self, name, globals):
+        # Jinja adds the globals asked for with a template it has loaded already to that template's
+        # globals, which are ours: they get a layer of their own first, as Jinja's ChainMap has.
+        template = super()._load_template(name, None)
+        if globals:
+            if template.globals is self.globals:
+                template.globals = super().make_globals(None)
+            template.globals.update(globals)
+        return template
+
 
 class _Flask(Flask):
     """Flask, remembering the functions it found plain ``def`` (its views and hooks), which it

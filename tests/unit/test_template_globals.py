@@ -32,3 +32,12 @@ def test_an_imported_macro_sees_the_globals_and_renders_the_same_on_every_page(a
         page = "{% from '_macros.html' import alert %}{{ alert('Wrong code', []) }}"
         first, second = render_template_string(page), render_template_string(page)
     assert "Wrong code" in first and first == second
+
+
+def test_globals_asked_for_with_a_loaded_template_stay_with_that_template(app):
+    with app.test_request_context("/"):
+        plain = app.jinja_env.get_template("message.html")
+        again = app.jinja_env.get_template("message.html", globals={"asked_for": "here"})
+        assert again is plain and again.globals["asked_for"] == "here"
+        assert "asked_for" not in app.jinja_env.globals
+        assert app.jinja_env.get_template("logged_out.html").globals is app.jinja_env.globals
