@@ -193,12 +193,34 @@ def _failed(engine, connection, cursor, sql, bound, exc) -> DBAPIError:
     """A DB-API error as SQLAlchemy raises it, the connection (the pool's, or a SQLAlchemy
     connection) invalidated on a disconnect."""
     dialect = engine.dialect
-    pooled = connection.connection if isinstance(connection, Connection) else connection
-    disconnect = dialect.is_disconnect(exc, pooled.dbapi_connection, cursor)
+    disconnect = dialect.is_disconnect(exc, _pooled(connection).dbapi_connection, cursor)
     if disconnect:
         connection.invalidate(exc)
     return DBAPIError.instance(sql, bound, exc, dialect.loaded_dbapi.Error, connection_invalidated=disconnect,
                                dialect=dialect)
+
+
+def _pooled(connection):
+    """The pool's connection: ``connection`` itself, or the one under a SQLAlchemy connection."""
+    return connection.connection if isinstance(connection, Connection) else connection
+
+
+def _run(engine, connection, prepared: _Prepared, parameters: dict) -> Executed:
+    """Run ``prepared`` on the DB-API connection of ``connection`` (the pool's, or the one under a
+    SQLAlchemy connection): its rows changed and its first row, errors raised as SQLAlchemy's."""
+    bound = prepared.parameters(parameters)
+    cursor = None
+    try:
+        cursor = _pooled(connection).cursor()
+        cursor.execute(prepared.sql, bound)
+        row = cursor.fetchone() if prepared.processors else None
+        if row is not None and prepared.keys is None:
+            prepared.keys = tuple(column[0] for column in cursor.description)
+        executed = Executed(cursor.rowcount, None if row is None else prepared.values(row), prepared.keys)
+        cursor.close()
+    except engine.dialect.loaded_dbapi.Error as exc:
+        raise _failed(engine, connection, cursor, prepared.sql, bound, exc) from exc
+    return executed
 
 
 def _read_pooled(statement, parameters: dict):
@@ -284,19 +306,9 @@ class PooledTransaction:
         prepared = _prepared(statement, engine.dialect, column_keys)
         if prepared is None:
             raise ValueError("a statement that only a SQLAlchemy connection runs")
-        bound = prepared.parameters(parameters)
         if self._connection is None:
             self._connection = _checkout(engine)
-        connection, cursor = self._connection, None
-        try:
-            cursor = connection.cursor()
-            cursor.execute(prepared.sql, bound)
-            row = cursor.fetchone() if prepared.processors else None
-            executed = Executed(cursor.rowcount, None if row is None else prepared.values(row))
-            cursor.close()
-        except engine.dialect.loaded_dbapi.Error as exc:
-            raise _failed(engine, connection, cursor, prepared.sql, bound, exc) from exc
-        return executed
+        return _run(engine, self._connection, prepared, parameters)
 
     def commit(self) -> None:
         connection = self._connection
@@ -334,22 +346,9 @@ def execute(statement, parameters: dict) -> Executed:
             return Executed(rowcount, None)
         keys, row = tuple(result.keys()), result.first()
         return Executed(rowcount, None if row is None else tuple(row), keys)
-    if session.autoflush and (session.new or session.dirty or session.deleted):
-        session.flush()  # what the statement reads or writes sees the request's changes
-    connection = session.connection()
-    bound = prepared.parameters(parameters)
-    cursor = None
-    try:
-        cursor = connection.connection.cursor()
-        cursor.execute(prepared.sql, bound)
-        row = cursor.fetchone() if prepared.processors else None
-        if row is not None and prepared.keys is None:
-            prepared.keys = tuple(column[0] for column in cursor.description)
-        executed = Executed(cursor.rowcount, None if row is None else prepared.values(row), prepared.keys)
-        cursor.close()
-    except engine.dialect.loaded_dbapi.Error as exc:
-        raise _failed(engine, connection, cursor, prepared.sql, bound, exc) from exc
-    return executed
+    if session.autoflush:
+        session.flush()  # what the statement reads or writes sees the request's changes (none: nothing done)
+    return _run(engine, session.connection(), prepared, parameters)
 
 
 def read_first(statement, parameters: dict):
