@@ -827,14 +827,14 @@ class Account:
     last_totp_step: int = -1
 
 
-def impersonal_password(run_tag: str, i: int) -> str:
-    """A random password for the account bench-RUN_TAG-I@example.com named "Bench I" that holds
-    no part of that address or name: the password policy refuses one that does (a random
-    "…123…" for account 123)."""
-    parts = [part for part in ("bench", run_tag, str(i)) if len(part) >= 3]  # the policy's shortest part
+def accepted_password(email: str, name: str) -> str:
+    """A random password that the provider's password policy accepts for this address and name:
+    drawn again while it is refused (a random "…123…" for account 123 contains its address)."""
+    from idp.services import password_policy
+
     while True:
         password = secrets.token_urlsafe(18)
-        if not any(part in password.lower() for part in parts):
+        if password_policy.check(password, None, email=email, name=name).ok:
             return password
 
 
@@ -1240,13 +1240,15 @@ def bench_logins(server: IdpServer, mail: Sink, args: argparse.Namespace) -> Log
         client = LoginClient(creds["client_id"], creds["client_secret"], redirect_uri,
                              d["authorization_endpoint"], d["token_endpoint"])
         run_tag = secrets.token_hex(3)
-        accounts = [Account(f"bench-{run_tag}-{i}@example.com", impersonal_password(run_tag, i)) for i in range(n)]
+        names = [f"Bench {i}" for i in range(n)]
+        emails = [f"bench-{run_tag}-{i}@example.com" for i in range(n)]
+        accounts = [Account(email, accepted_password(email, name)) for email, name in zip(emails, names)]
         t0 = time.monotonic()
 
         idp_cli_many(server.env, server.cwd, [
             # --password=VALUE: a random password may start with "-".
-            ["users", "create", f"--email={acct.email}", f"--password={acct.password}", "--name", f"Bench {i}", "--json"]
-            for i, acct in enumerate(accounts)])
+            ["users", "create", f"--email={acct.email}", f"--password={acct.password}", "--name", name, "--json"]
+            for acct, name in zip(accounts, names)])
 
         def driver() -> LoginDriver:
             if not hasattr(local, "driver"):  # one connection per thread, kept for every login
