@@ -189,6 +189,7 @@ class WrkResult:
     pool_exhausted: int = 0  # wrk threads that ran out of pre-issued tokens
     seconds: float | None = None  # how long the run lasted
     cpu_seconds: float | None = None  # utime + stime of the server's process tree during the run
+    context_switches: int | None = None  # of the server's threads during the run
     raw: str = ""
 
     @property
@@ -203,6 +204,13 @@ class WrkResult:
         if self.cpu_seconds is None or not self.requests:
             return None
         return self.cpu_seconds / self.requests * 1e6
+
+    @property
+    def switches_per_request(self) -> float | None:
+        """The server's context switches per request served (all threads of its process tree)."""
+        if self.context_switches is None or not self.requests:
+            return None
+        return self.context_switches / self.requests
 
     @property
     def socket_error_total(self) -> int:
@@ -291,16 +299,19 @@ def run_wrk(url: str, authorization: str, threads: int, connections: int, second
         if pool is not None:
             cmd.append(str(pool))
     cpu_before = sum(memory.cpu_seconds(server_pid)) if server_pid else None
+    switches_before = memory.context_switches(server_pid) if server_pid else None
     try:
         cp = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + timeout_s + 30)
     except subprocess.TimeoutExpired as exc:
         raise BenchError(f"wrk did not finish within {seconds + timeout_s + 30}s") from exc
     cpu_after = sum(memory.cpu_seconds(server_pid)) if server_pid else None
+    switches_after = memory.context_switches(server_pid) if server_pid else None
     if cp.returncode != 0:
         raise BenchError(f"wrk exited with {cp.returncode}: {cp.stderr.strip() or cp.stdout.strip()}")
     res = parse_wrk(cp.stdout + cp.stderr)
     if server_pid:
         res.cpu_seconds = cpu_after - cpu_before
+        res.context_switches = switches_after - switches_before
     if res.requests_per_s is None:
         raise BenchError(f"could not parse wrk output:\n{cp.stdout}\n{cp.stderr}")
     return res
@@ -1412,11 +1423,26 @@ def fmt(value: float | None, spec: str = ".1f", unit: str = "") -> str:
     return "n/a" if value is None else f"{value:{spec}}{unit}"
 
 
+def _header(rate: str) -> None:
+    print(f"{'server':<24}{rate:>10}{'p50':>11}{'p99':>11}{'CPU/req':>11}{'ctx/req':>9}{'non-200':>9}{'sock.err':>9}  note")
+
+
+def _row(name: str, r: WrkResult, note: str) -> dict:
+    """Print one server's line of a wrk table; return its figures for the JSON."""
+    print(f"{name:<24}{fmt(r.requests_per_s):>10}{fmt(r.p50_ms, '.2f', ' ms'):>11}"
+          f"{fmt(r.p99_ms, '.2f', ' ms'):>11}{fmt(r.cpu_us_per_request, '.0f', ' µs'):>11}"
+          f"{fmt(r.switches_per_request, '.1f'):>9}{r.non_200:>9}{r.socket_error_total:>9}  {note}")
+    return {"p50_ms": r.p50_ms, "p99_ms": r.p99_ms, "cpu_us_per_request": r.cpu_us_per_request,
+            "context_switches_per_request": r.switches_per_request,
+            "requests": r.requests, "non_200": r.non_200, "statuses": r.statuses,
+            "socket_errors": r.socket_errors, "valid": r.valid}
+
+
 def report_tokens(runs: list[TokenRun], args: argparse.Namespace) -> dict:
     print()
     print(f"== client_credentials tokens: wrk -t{args.threads} -c{args.connections} "
           f"-d{args.duration}s --latency (after {args.warmup}s warm-up) ==")
-    print(f"{'server':<24}{'tokens/s':>10}{'p50':>11}{'p99':>11}{'CPU/req':>11}{'non-200':>9}{'sock.err':>9}  note")
+    _header("tokens/s")
     out = {}
     for run in runs:
         r = run.result
@@ -1425,15 +1451,7 @@ def report_tokens(runs: list[TokenRun], args: argparse.Namespace) -> dict:
             out[run.name] = {"error": run.error}
             continue
         note = "ok" if r.valid else "INVALID: " + r.faults()
-        print(f"{run.name:<24}{fmt(r.requests_per_s):>10}{fmt(r.p50_ms, '.2f', ' ms'):>11}"
-              f"{fmt(r.p99_ms, '.2f', ' ms'):>11}{fmt(r.cpu_us_per_request, '.0f', ' µs'):>11}"
-              f"{r.non_200:>9}{r.socket_error_total:>9}  {note}")
-        out[run.name] = {
-            "tokens_per_s": r.requests_per_s, "p50_ms": r.p50_ms, "p99_ms": r.p99_ms,
-            "cpu_us_per_request": r.cpu_us_per_request,
-            "requests": r.requests, "non_200": r.non_200, "statuses": r.statuses,
-            "socket_errors": r.socket_errors, "valid": r.valid, "token_format": run.token_format,
-        }
+        out[run.name] = {"tokens_per_s": r.requests_per_s, **_row(run.name, r, note), "token_format": run.token_format}
     for run in runs:
         if run.token_format:
             print(f"  {run.name} access token: {run.token_format}")
@@ -1469,6 +1487,8 @@ def print_ratio(what: str, idp: WrkResult | None, node: WrkResult | None) -> tup
     if idp.cpu_us_per_request and node.cpu_us_per_request:
         cpu = idp.cpu_us_per_request / node.cpu_us_per_request
         print(f"ratio idp/node CPU/req: {cpu:.2f}x (above 1 = idp spends more CPU per request)")
+    if idp.switches_per_request is not None and node.switches_per_request is not None:
+        print(f"context switches per request: idp {idp.switches_per_request:.1f}, node {node.switches_per_request:.1f}")
     return ratio, cpu
 
 
@@ -1482,7 +1502,7 @@ def report_more(runs: list[TokenRun], args: argparse.Namespace) -> dict:
         print()
         print(f"== {title}: wrk -t{args.threads} -c{args.connections} -d{args.duration}s "
               f"(after {args.warmup}s warm-up) ==")
-        print(f"{'server':<24}{'req/s':>10}{'p50':>11}{'p99':>11}{'CPU/req':>11}{'non-200':>9}{'sock.err':>9}  note")
+        _header("req/s")
         for run in runs:
             r, error = getattr(run, key), getattr(run, f"{key}_error")
             if r is None:
@@ -1493,15 +1513,8 @@ def report_more(runs: list[TokenRun], args: argparse.Namespace) -> dict:
             if key == "refresh":
                 note += (f"; pool {run.refresh_pool} ({run.refresh_rate:.0f}/s x {args.duration} s "
                          f"x {args.pool_factor:g})")
-            print(f"{run.name:<24}{fmt(r.requests_per_s):>10}{fmt(r.p50_ms, '.2f', ' ms'):>11}"
-                  f"{fmt(r.p99_ms, '.2f', ' ms'):>11}{fmt(r.cpu_us_per_request, '.0f', ' µs'):>11}"
-                  f"{r.non_200:>9}{r.socket_error_total:>9}  {note}")
-            out.setdefault(run.name, {})[key] = {
-                "requests_per_s": r.requests_per_s, "p50_ms": r.p50_ms, "p99_ms": r.p99_ms,
-                "cpu_us_per_request": r.cpu_us_per_request,
-                "requests": r.requests, "non_200": r.non_200, "statuses": r.statuses,
-                "socket_errors": r.socket_errors, "valid": r.valid, "seconds": r.seconds,
-                "pool_exhausted": r.pool_exhausted}
+            out.setdefault(run.name, {})[key] = {"requests_per_s": r.requests_per_s, **_row(run.name, r, note),
+                                                 "seconds": r.seconds, "pool_exhausted": r.pool_exhausted}
             if key == "refresh":
                 out[run.name][key].update(pool_sized_for_per_s=run.refresh_rate, pool=run.refresh_pool)
         ratio, cpu = print_ratio(f"{key} req/s", getattr(runs[0], key), getattr(runs[1], key))
