@@ -134,33 +134,28 @@ def context_switches(root: int) -> int:
     """Context switches of every live thread of root and its live descendants so far. A thread
     that ended takes its count with it (the kernel adds it up nowhere it can be read): compare
     two readings of a server whose threads live through the interval, as under steady load."""
-    total = 0
-    for pid in descendants(root):
+    return sum(switches_of(status) for pid in descendants(root) for status in _of_threads(pid, "status"))
+
+
+def _of_threads(pid: int, name: str) -> list[str]:
+    """The file ``name`` of each live thread of a process (``/proc/PID/task/TID/name``): none for a
+    process, or a thread, that has gone."""
+    texts = []
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return texts
+    for task in tasks:
         try:
-            tasks = os.listdir(f"/proc/{pid}/task")
+            texts.append(Path(f"/proc/{pid}/task/{task}/{name}").read_text())
         except OSError:
             continue
-        for task in tasks:
-            try:
-                total += switches_of(Path(f"/proc/{pid}/task/{task}/status").read_text())
-            except OSError:
-                continue
-    return total
+    return texts
 
 
 def thread_names(pid: int) -> list[str]:
     """The names of a process's threads (`ps -L`)."""
-    names = []
-    try:
-        tasks = os.listdir(f"/proc/{pid}/task")
-    except OSError:
-        return names
-    for task in tasks:
-        try:
-            names.append(Path(f"/proc/{pid}/task/{task}/comm").read_text().strip())
-        except OSError:
-            continue
-    return names
+    return [comm.strip() for comm in _of_threads(pid, "comm")]
 
 
 def _role(pid: int, root: int, command: str, root_command: str, alone: bool) -> str:
