@@ -5,12 +5,15 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import hashlib
+import importlib.util
 import json
 import os
 import re
 import secrets
 import subprocess
 import sys
+from pathlib import Path
+from types import ModuleType
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 from flask.testing import FlaskCliRunner
@@ -47,6 +50,21 @@ class CliRunner(FlaskCliRunner):
         from idp.cli import cli as idp
 
         return super().invoke(cli or idp, args, **kwargs)
+
+
+def load_script(path, name: str) -> ModuleType:
+    """A script of the repository (bench/, scripts/), which is no package, loaded as the module
+    ``name``: registered in ``sys.modules`` (dataclasses look their module up there), with its
+    directory on ``sys.path`` while it loads, after everything else, for the siblings it imports."""
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = sys.modules[name] = importlib.util.module_from_spec(spec)
+    directory = str(Path(path).parent)
+    sys.path.append(directory)
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(directory)
+    return module
 
 
 def cli_runner(app) -> CliRunner:

@@ -3,7 +3,6 @@ and a port that is taken."""
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import socket
 import subprocess
@@ -14,16 +13,13 @@ from pathlib import Path
 from idp import clock
 from idp.extensions import db
 from idp.models import Client
-from tests.helpers import T0
+from tests.helpers import T0, load_script
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def load_demo():
-    spec = importlib.util.spec_from_file_location("demo_script", ROOT / "scripts" / "demo.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(ROOT / "scripts" / "demo.py", "demo_script")
 
 
 def test_the_demo_data_shows_client_management_at_once(app, cli, browser, tmp_path):

@@ -1,20 +1,12 @@
 """The login benchmark's accounts get passwords the password policy accepts."""
 
-import importlib.util
-import sys
 from pathlib import Path
 from types import SimpleNamespace
 
 from idp.services import password_policy
+from tests.helpers import load_script
 
-_BENCH = Path(__file__).resolve().parents[2] / "bench"
-_SPEC = importlib.util.spec_from_file_location("bench_tokens", _BENCH / "tokens.py")
-bench_tokens = sys.modules["bench_tokens"] = importlib.util.module_from_spec(_SPEC)  # dataclasses look it up
-sys.path.append(str(_BENCH))  # for its sibling process_memory, after everything else
-try:
-    _SPEC.loader.exec_module(bench_tokens)
-finally:
-    sys.path.remove(str(_BENCH))
+bench_tokens = load_script(Path(__file__).resolve().parents[2] / "bench" / "tokens.py", "bench_tokens")
 
 EMAIL, NAME = "bench-a1b2c3-123@example.com", "Bench 123"
 

@@ -1,18 +1,16 @@
 """The benchmark's count of a server's context switches, read from /proc."""
 
-import importlib.util
 import os
-import sys
 import threading
 import time
 from pathlib import Path
 
 import pytest
 
-_SPEC = importlib.util.spec_from_file_location(
-    "bench_process_memory", Path(__file__).resolve().parents[2] / "bench" / "process_memory.py")
-process_memory = sys.modules["bench_process_memory"] = importlib.util.module_from_spec(_SPEC)  # for its dataclasses
-_SPEC.loader.exec_module(process_memory)
+from tests.helpers import load_script
+
+process_memory = load_script(Path(__file__).resolve().parents[2] / "bench" / "process_memory.py",
+                             "bench_process_memory")
 
 STATUS = """Name:\tpython3
 State:\tS (sleeping)
