@@ -1,12 +1,13 @@
-"""The lean protocol path: the token endpoint's client-credentials and refresh-token grants and
-token introspection, answered below Flask's dispatch.
+"""The lean protocol path: the token endpoint's client-credentials, refresh-token and
+authorization-code grants and token introspection, answered below Flask's dispatch.
 
 Most of what these requests cost was Flask's and Werkzeug's request machinery around them
 (the request context, URL matching, the session, the before- and after-request hooks), not
 their work. ``LeanProtocol`` is a WSGI layer inside the app (below the request observer, so
 request ids, metrics and the request log see every request; below the body limit, so a
 chunked body arrives read and counted) that takes ``POST /token`` with ``grant_type``
-``client_credentials`` or ``refresh_token`` and ``POST /introspect`` when the request is
+``client_credentials``, ``refresh_token`` or ``authorization_code`` (a relying app's server
+exchanging the code it was sent back with) and ``POST /introspect`` when the request is
 plainly one: a form body (``application/x-www-form-urlencoded``, UTF-8, with a
 Content-Length within the limit), each parameter once, no query string, a well-formed or
 no Authorization header, no client assertion, and no Origin, DPoP, Cookie,
@@ -50,7 +51,7 @@ from . import guards, headers, unlimited
 FORM = "application/x-www-form-urlencoded"
 FORM_TYPES = frozenset({FORM, f"{FORM};charset=utf-8", f"{FORM}; charset=utf-8"})
 ENDPOINTS = {"/token": "oauth.token", "/introspect": "oauth.introspect"}
-TOKEN_GRANTS = frozenset({"client_credentials", "refresh_token"})
+TOKEN_GRANTS = frozenset({"client_credentials", "refresh_token", "authorization_code"})
 # Headers that send a request the Flask route: CORS, DPoP proofs and their nonces, a
 # browser's cookies, a body to be decoded or not yet counted.
 ROUTED_HEADERS = frozenset({"HTTP_ORIGIN", "HTTP_DPOP", "HTTP_COOKIE", "HTTP_TRANSFER_ENCODING", "HTTP_CONTENT_ENCODING"})

@@ -194,8 +194,9 @@ def pushed_authorization():
 @csrf.exempt
 @cors.for_clients(client_auth.claimed_client_id, "POST")
 def token():
-    """The token endpoint. Plain client-credentials and refresh-token requests are answered
-    before Flask's dispatch (web/lean.py), as this view answers them; the rest come here."""
+    """The token endpoint. Plain client-credentials, refresh-token and code-exchange requests
+    are answered before Flask's dispatch (web/lean.py), as this view answers them; the rest come
+    here."""
     return _protocol(authorization.create_token_response())
 
 

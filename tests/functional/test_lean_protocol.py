@@ -35,7 +35,7 @@ from idp.telemetry.requests import CLIENT_ID_KEY, ENDPOINT_KEY
 from idp.services.crypto import token_hash
 from idp.telemetry import metrics
 
-from ..helpers import T0, basic, make_client
+from ..helpers import REDIRECT_URI, T0, basic, make_client
 
 FORM = "application/x-www-form-urlencoded"
 NONCE = re.compile(r"nonce(-|=\")[A-Za-z0-9_-]+")  # a page's script nonce, new on every page
@@ -146,10 +146,10 @@ def send(app, client):
         if app.config["RATELIMIT_ENABLED"]:
             with app.app_context():
                 limiter.reset()
+        request = make()  # which may itself send requests (a sign-in, a first exchange)
+        minted = request.pop("minted", {})  # values minted for this request, and what they stand for
         dispatched.clear()
         before = _issued()
-        request = make()
-        minted = request.pop("minted", {})  # values minted for this request, and what they stand for
         try:
             response = client.open(**request)
         except Exception as exc:  # noqa: BLE001 - TESTING propagates what Flask would answer 500
@@ -321,6 +321,73 @@ def test_refresh_refusals(app, send, portal, third_party, mint):
     assert answer["json"]["error"] == "invalid_request"
 
 
+# -- authorization codes ------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def code_for(signed_in, portal):
+    """``code_for(client)``: a fresh authorization code that the signed-in browser brings back to
+    ``client`` (the portal by default), and its PKCE verifier."""
+
+    def code_for(client=None, **params):
+        signed_in.authorize((client or portal)["client_id"], **params)
+        return signed_in.callback_params()["code"], signed_in.verifier
+
+    return code_for
+
+
+def exchange(code: str, verifier: str | None, headers: dict, redirect_uri: str = REDIRECT_URI, **extra) -> dict:
+    pairs = [("grant_type", "authorization_code"), ("code", code), ("redirect_uri", redirect_uri)]
+    if verifier is not None:
+        pairs.append(("code_verifier", verifier))
+    return {**post("/token", pairs + list(extra.items()), headers), "minted": {code: "{code}"}}
+
+
+def test_a_code_exchange(send, portal, code_for):
+    answer = send(lambda: exchange(*code_for(), basic(portal)), lean_path=True)
+    assert answer["status"] == 200 and answer["issued"] == 1
+    assert set(answer["json"]) >= {"access_token", "id_token", "scope", "expires_in"}
+    assert answer["noted"] == ("oauth.token", portal["client_id"])
+
+
+def test_a_public_client_s_code_exchange(send, public_app, code_for):
+    answer = send(lambda: exchange(*code_for(public_app), {}, client_id=public_app["client_id"]), lean_path=True)
+    assert answer["status"] == 200 and "access_token" in answer["json"]
+
+
+def test_code_exchange_refusals(send, portal, public_app, code_for):
+    def used():
+        code, verifier = code_for()
+        first = send.client.open(**{k: v for k, v in exchange(code, verifier, basic(portal)).items() if k != "minted"})
+        assert first.status_code == 200
+        return exchange(code, verifier, basic(portal))
+
+    def expired():
+        clock.freeze(T0)
+        request = exchange(*code_for(), basic(portal))
+        clock.freeze(T0 + dt.timedelta(hours=1))
+        return request
+
+    cases = {
+        "wrong verifier": lambda: exchange(code_for()[0], "x" * 43, basic(portal)),
+        "no verifier": lambda: exchange(code_for()[0], None, basic(portal)),
+        "another redirect URI": lambda: exchange(*code_for(), basic(portal), "http://app.example/callback"),
+        "another client's code": lambda: exchange(*code_for(public_app), basic(portal)),
+        "unknown code": lambda: exchange("not-a-code", "x" * 43, basic(portal)),
+        "used": used,
+        "expired": expired,
+        "no code": lambda: post("/token", [("grant_type", "authorization_code"), ("redirect_uri", REDIRECT_URI)],
+                                basic(portal)),
+    }
+    try:
+        for name, make in cases.items():
+            answer = send(make, lean_path=True)
+            assert answer["status"] in (400, 401), (name, answer)
+            assert answer["issued"] == 0, name
+    finally:
+        clock.freeze(T0)
+
+
 # -- introspection ------------------------------------------------------------------------------------------
 
 
@@ -372,7 +439,6 @@ def test_unusual_requests_go_the_route(send, machine, portal, mint):
         post("/token", cc, auth, content_type="application/json"),
         post("/token", cc, auth, content_type="text/plain"),
         post("/token", b"", auth),
-        post("/token", [("grant_type", "authorization_code"), ("code", "x")], auth),
         post("/token", [("grant_type", "password"), ("username", "x"), ("password", "y")], auth),
         post("/token", [("grant_type", "nonsense")], auth),
         post("/token", [("scope", "x")], auth),
