@@ -164,13 +164,15 @@ def main() -> int:
 
     argon2.PasswordHasher.verify = timed_verify
 
+    relying_app = app.test_client()  # the app's own server: none of the browser's cookies
+
     def login(i: int) -> None:
         meter.place = 0
         browser = Browser(app)
         browser.totp_secret = secret
         browser.authorize(client["client_id"], scope="openid email")
         browser.sign_in(f"login-{i}@example.com", PASSWORD)
-        response = exchange_code(browser.http, client, browser.callback_params()["code"], browser.verifier)
+        response = exchange_code(relying_app, client, browser.callback_params()["code"], browser.verifier)
         if response.status_code != 200:
             raise SystemExit(f"code exchange answered {response.status_code}: {response.get_data(as_text=True)}")
 

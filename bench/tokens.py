@@ -890,7 +890,9 @@ class Browser:
         self.cookies.clear()
 
     def request(self, method: str, url: str, body: dict | list | None = None,
-                headers: dict[str, str] | None = None) -> Response:
+                headers: dict[str, str] | None = None, cookies: bool = True) -> Response:
+        """One request; ``cookies=False`` leaves the jar out, as for a request that the relying
+        app's own server makes (the code exchange), which has none of the browser's cookies."""
         if url.startswith("/"):
             target = url
         else:
@@ -901,7 +903,7 @@ class Browser:
         head = [f"{method} {target} HTTP/1.1\r\n".encode(), self._host, b"Accept-Language: en\r\n"]
         for name, value in (headers or {}).items():
             head.append(f"{name}: {value}\r\n".encode())
-        if self.cookies:
+        if cookies and self.cookies:
             head.append(("Cookie: " + "; ".join(f"{k}={v}" for k, v in self.cookies.items()) + "\r\n").encode())
         data = b""
         if body is not None:
@@ -1148,7 +1150,7 @@ class LoginDriver:
             "redirect_uri": self.client.redirect_uri,
             "code_verifier": verifier,
         }, headers={"Authorization": basic_auth(self.client.client_id, self.client.client_secret),
-                    "Accept": "application/json"})
+                    "Accept": "application/json"}, cookies=False)
         if r.status != 200:
             raise BenchError(f"code exchange answered {r.status}: {r.text[:300]}")
         try:
