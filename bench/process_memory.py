@@ -153,6 +153,34 @@ def _of_threads(pid: int, name: str) -> list[str]:
     return texts
 
 
+def where_threads_wait(root: int) -> str:
+    """The live threads of root and its descendants, grouped by process and by what they are in:
+    ``PID: N x name:state:wchan:syscall, ...`` (wchan is the kernel function a sleeping thread
+    waits in, syscall the number of the system call it is in, or ``running``). What a process that
+    stopped answering is doing."""
+    groups = []
+    for pid in descendants(root):
+        try:
+            tasks = sorted(os.listdir(f"/proc/{pid}/task"), key=int)
+        except OSError:
+            continue
+        seen: dict[str, int] = {}
+        for task in tasks:
+            base = f"/proc/{pid}/task/{task}"
+            try:
+                name = Path(f"{base}/comm").read_text().strip()
+                state = Path(f"{base}/stat").read_text().rsplit(")", 1)[1].split()[0]
+                wchan = Path(f"{base}/wchan").read_text().strip() or "-"
+                syscall = Path(f"{base}/syscall").read_text().split()[0]
+            except (OSError, IndexError):
+                continue
+            key = f"{name}:{state}:{wchan}:{syscall}"
+            seen[key] = seen.get(key, 0) + 1
+        if seen:
+            groups.append(f"{pid}: " + ", ".join(f"{n} x {key}" for key, n in seen.items()))
+    return "; ".join(groups) or "no live thread"
+
+
 def thread_names(pid: int) -> list[str]:
     """The names of a process's threads (`ps -L`)."""
     return [comm.strip() for comm in _of_threads(pid, "comm")]
