@@ -8,6 +8,8 @@ or rate-limit counters.
 from __future__ import annotations
 
 import os
+import shutil
+from pathlib import Path
 
 import pytest
 from sqlalchemy import text
@@ -24,6 +26,7 @@ TEST_REDIS = os.environ.get("IDP_TEST_REDIS_URL")
 ISSUER = "http://idp.test"
 
 _schema_ready: set[str] = set()
+_sqlite_template: Path | None = None  # this test process's schema-only SQLite file
 
 
 @pytest.fixture(scope="session")
@@ -37,7 +40,7 @@ def db_url(tmp_path, _worker_db_url):
 
 
 @pytest.fixture
-def app(db_url, tmp_path, request):
+def app(db_url, tmp_path, tmp_path_factory, request):
     extra = getattr(request, "param", None) or {}
     config = {
         "TESTING": True,
@@ -63,9 +66,9 @@ def app(db_url, tmp_path, request):
                 db.create_all()
                 _schema_ready.add(db_url)
             else:
-                tables = ", ".join(t.name for t in db.metadata.sorted_tables)
-                db.session.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
-                db.session.commit()
+                _empty_postgresql()
+        elif config["DATABASE_URL"] == db_url:
+            _copy_sqlite_schema(db_url, tmp_path_factory)
         else:
             db.create_all()
         keys.clear_cache()
@@ -79,6 +82,34 @@ def app(db_url, tmp_path, request):
         db.engine.dispose()
     keys.clear_cache()
     clock.freeze(None)
+
+
+def _empty_postgresql() -> None:
+    """Every table emptied and every sequence started over, in one transaction: DELETE on the
+    few rows a test leaves costs about a tenth of TRUNCATE, which gives each table and index a
+    new file and waits for them on disk."""
+    for table in reversed(db.metadata.sorted_tables):
+        db.session.execute(table.delete())
+    db.session.execute(text(
+        "SELECT setval(c.oid, 1, false) FROM pg_class c"
+        " WHERE c.relkind = 'S' AND c.relnamespace = current_schema()::regnamespace"))
+    db.session.commit()
+
+
+def _copy_sqlite_schema(db_url: str, tmp_path_factory) -> None:
+    """The test's SQLite file as a copy of one made by ``create_all`` once per test process
+    (a copy takes about a millisecond, ``create_all`` about thirty)."""
+    global _sqlite_template
+    target = db_url.removeprefix("sqlite:///")
+    if _sqlite_template is None:
+        db.create_all()
+        db.session.remove()
+        db.engine.dispose()  # the file whole, its write-ahead log folded in
+        _sqlite_template = tmp_path_factory.mktemp("schema") / "schema.db"
+        shutil.copyfile(target, _sqlite_template)
+        return
+    db.engine.dispose()
+    shutil.copyfile(_sqlite_template, target)
 
 
 @pytest.fixture
