@@ -116,10 +116,11 @@ def run_idp(env: dict, *args: str, timeout: float = 120) -> str:
 
 
 def serve(env: dict, port: int, log: Path, *, workers: int = 2, server_kind: str = "granian",
-          ready_path: str = "/healthz") -> Server:
-    """`idp serve` on 127.0.0.1:``port``, answering ``ready_path`` before this returns."""
+          ready_path: str = "/healthz", options: tuple[str, ...] = ()) -> Server:
+    """`idp serve` on 127.0.0.1:``port`` (with ``options`` besides), answering ``ready_path``
+    before this returns."""
     server = Server("idp serve", [*idp_command(), "serve", "--host", "127.0.0.1", "--port", str(port), "--workers",
-                                  str(workers), "--server", server_kind], env, log)
+                                  str(workers), "--server", server_kind, *options], env, log)
     server.wait_until_up(f"http://127.0.0.1:{port}{ready_path}")
     return server
 

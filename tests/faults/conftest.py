@@ -63,13 +63,14 @@ def serve(tmp_path, sink):
     servers = []
 
     def start(workers: int = 2, database_url: str | None = None, server_kind: str = "granian",
-              **env_overrides) -> tuple[Provider, Server]:
+              options: tuple[str, ...] = (), **env_overrides) -> tuple[Provider, Server]:
         port = free_port()
         issuer = f"http://127.0.0.1:{port}"
         env = provider_env(issuer, database_url=database_url or f"sqlite:///{tmp_path / 'idp.db'}",
                            instance=tmp_path / "instance", mail_port=sink.port, **env_overrides)
         run_idp(env, "db", "upgrade")
-        server = live.serve(env, port, tmp_path / f"idp-{port}.log", workers=workers, server_kind=server_kind)
+        server = live.serve(env, port, tmp_path / f"idp-{port}.log", workers=workers, server_kind=server_kind,
+                            options=options)
         servers.append(server)
         return Provider(url=issuer, env=env, log=server.log), server
 

@@ -1,0 +1,63 @@
+"""`idp serve` runs its workers under the kernel's batch scheduling policy unless told
+`--scheduling normal`: every thread of every worker, whichever WSGI server, and it answers
+under either."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.live import idp_command, provider_env
+
+from .conftest import children_of, client_credentials
+
+
+def policies_of_workers(master: int) -> dict[int, set[int]]:
+    """Each worker's pid and the scheduling policies its threads run under."""
+    found = {}
+    for pid, _cmd in children_of(master):
+        policies = set()
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            try:
+                policies.add(os.sched_getscheduler(int(task.name)))
+            except OSError:  # a thread that has just ended
+                continue
+        found[pid] = policies
+    return found
+
+
+def token(provider):
+    client = provider.cli_json("clients", "create", "--name", "Bank feed", "--grant-type", "client_credentials",
+                               "--json")
+    return client_credentials(provider, client)
+
+
+@pytest.mark.parametrize("server_kind", ["granian", "gunicorn"])
+def test_the_workers_run_under_the_batch_policy_by_default(serve, server_kind):
+    provider, server = serve(workers=2, server_kind=server_kind)
+    assert token(provider).status_code == 200
+    assert os.sched_getscheduler(server.process.pid) == os.SCHED_BATCH
+    workers = policies_of_workers(server.process.pid)
+    assert len(workers) == 2, workers
+    assert all(policies == {os.SCHED_BATCH} for policies in workers.values()), workers
+
+
+def test_scheduling_normal_leaves_the_default_policy(serve):
+    provider, server = serve(workers=2, options=("--scheduling", "normal"))
+    assert token(provider).status_code == 200
+    assert os.sched_getscheduler(server.process.pid) == os.SCHED_OTHER
+    workers = policies_of_workers(server.process.pid)
+    assert len(workers) == 2, workers
+    assert all(policies == {os.SCHED_OTHER} for policies in workers.values()), workers
+
+
+def test_an_unknown_policy_is_refused_before_serving(tmp_path):
+    env = provider_env("http://127.0.0.1:9", database_url=f"sqlite:///{tmp_path / 'idp.db'}",
+                       instance=tmp_path / "instance")
+    result = subprocess.run([*idp_command(), "serve", "--scheduling", "fifo"], env=env, capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 2
+    assert "'fifo' is not one of 'batch', 'normal'" in result.stderr
