@@ -708,6 +708,8 @@ def start_idp(procs: Processes, tmp: Path, args: argparse.Namespace,
     log = tmp / "idp-serve.log"
     with open(log, "wb") as fh:
         threads = ["--threads", str(args.idp_threads)] if args.idp_threads else []
+        scheduling = getattr(args, "scheduling", None)
+        threads += ["--scheduling", scheduling] if scheduling else []
         proc = procs.start("idp", [idp_executable(), "serve", "--host", HOST, "--port", str(port),
                                    "--workers", str(args.workers), *threads, "--server", args.server],
                            env=env, cwd=workdir, stdout=fh, stderr=subprocess.STDOUT,
@@ -1212,17 +1214,21 @@ def idp_cli_many(env: dict[str, str], cwd: Path, commands: list[list[str]], time
         raise BenchError(err[-1] if err else f"idp commands exited with {cp.returncode}")
 
 
-def serve_threads() -> tuple[int, str]:
-    """Threads per worker of `idp serve` (its --threads default), and where that came from."""
+def serve_default(option: str):
+    """The default of an option of `idp serve` (None if it has none, or idp is not importable)."""
     try:
         from idp.cli.serve import serve
+    except Exception:  # noqa: BLE001 - reported by the caller
+        return None
+    return next((param.default for param in serve.params if param.name == option), None)
 
-        for param in serve.params:
-            if param.name == "threads" and isinstance(param.default, int):
-                return param.default, "idp serve --threads default"
-    except Exception as exc:  # noqa: BLE001 - an idp without the option: one thread per worker
-        return 1, f"idp.cli.serve not importable ({type(exc).__name__})"
-    return 1, "idp serve has no --threads: one per worker"
+
+def serve_threads() -> tuple[int, str]:
+    """Threads per worker of `idp serve` (its --threads default), and where that came from."""
+    default = serve_default("threads")
+    if isinstance(default, int):
+        return default, "idp serve --threads default"
+    return 1, "idp serve has no --threads default: one per worker"
 
 
 @dataclass
@@ -1641,6 +1647,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="idp serve --threads: threads per worker (default: idp serve's own)")
     p.add_argument("--server", choices=["granian", "gunicorn"], default="granian",
                    help="idp serve --server: the WSGI server (granian)")
+    p.add_argument("--scheduling", choices=["batch", "normal"], default=None,
+                   help="idp serve --scheduling: the kernel's scheduling policy (default: idp serve's own)")
     p.add_argument("--node-workers", type=int, default=None,
                    help="node-oidc-provider processes (node:cluster); default: as many as --workers")
     p.add_argument("--database-url", metavar="URL",
@@ -1704,7 +1712,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"idp benchmark: {os.cpu_count()} CPUs, wrk {_wrk_version()}, node {_node_version()}, "
           f"idp on {_database(args)}")
     threads = args.idp_threads or f"{serve_threads()[0]} (its default)"
-    print(f"idp serve --workers {args.workers} --threads {threads} --server {args.server}; "
+    scheduling = args.scheduling or f"{serve_default('scheduling')} (its default)"
+    print(f"idp serve --workers {args.workers} --threads {threads} --server {args.server} "
+          f"--scheduling {scheduling}; "
           f"node-oidc-provider {args.node_workers} process(es)")
     try:
         if not args.skip_node:
