@@ -35,23 +35,18 @@ def token(provider):
     return client_credentials(provider, client)
 
 
-@pytest.mark.parametrize("server_kind", ["granian", "gunicorn"])
-def test_the_workers_run_under_the_batch_policy_by_default(serve, server_kind):
-    provider, server = serve(workers=2, server_kind=server_kind)
+@pytest.mark.parametrize(("server_kind", "options", "policy"), [
+    ("granian", (), os.SCHED_BATCH),
+    ("gunicorn", (), os.SCHED_BATCH),
+    ("granian", ("--scheduling", "normal"), os.SCHED_OTHER),
+], ids=["granian-by-default", "gunicorn-by-default", "normal"])
+def test_the_master_and_every_thread_of_every_worker_run_under_the_policy(serve, server_kind, options, policy):
+    provider, server = serve(workers=2, server_kind=server_kind, options=options)
     assert token(provider).status_code == 200
-    assert os.sched_getscheduler(server.process.pid) == os.SCHED_BATCH
+    assert os.sched_getscheduler(server.process.pid) == policy
     workers = policies_of_workers(server.process.pid)
     assert len(workers) == 2, workers
-    assert all(policies == {os.SCHED_BATCH} for policies in workers.values()), workers
-
-
-def test_scheduling_normal_leaves_the_default_policy(serve):
-    provider, server = serve(workers=2, options=("--scheduling", "normal"))
-    assert token(provider).status_code == 200
-    assert os.sched_getscheduler(server.process.pid) == os.SCHED_OTHER
-    workers = policies_of_workers(server.process.pid)
-    assert len(workers) == 2, workers
-    assert all(policies == {os.SCHED_OTHER} for policies in workers.values()), workers
+    assert all(policies == {policy} for policies in workers.values()), workers
 
 
 def test_an_unknown_policy_is_refused_before_serving(tmp_path):
