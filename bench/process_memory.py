@@ -166,14 +166,17 @@ def where_threads_wait(root: int) -> str:
             continue
         seen: dict[str, int] = {}
         for task in tasks:
+            stat = _stat(int(task))  # a thread's id names it in /proc as a process's does
+            if stat is None:
+                continue
             base = f"/proc/{pid}/task/{task}"
             try:
                 name = Path(f"{base}/comm").read_text().strip()
-                state = Path(f"{base}/stat").read_text().rsplit(")", 1)[1].split()[0]
                 wchan = Path(f"{base}/wchan").read_text().strip() or "-"
                 syscall = Path(f"{base}/syscall").read_text().split()[0]
             except (OSError, IndexError):
                 continue
+            state = stat[1]
             key = f"{name}:{state}:{wchan}:{syscall}"
             seen[key] = seen.get(key, 0) + 1
         if seen:
