@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     figures: dict = {}
     try:
         mail_port = mail.start().port
-        server = bench.start_idp(procs, tmp, argparse.Namespace(workers=args.workers, idp_threads=None, server=args.server, database_url=None), mail_port)
+        server = bench.start_idp(procs, tmp, argparse.Namespace(workers=args.workers, idp_threads=None, scheduling=None, server=args.server, database_url=None), mail_port)
         print(f"idp serve --workers {args.workers} --server {args.server} (pid {server.proc.pid}), idle:")
         rows = _settled(server.proc.pid)
         print_tree(rows)

@@ -180,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
     intervals: list[Interval] = []
     summary: dict = {}
     try:
-        server = bench.start_idp(procs, tmp, argparse.Namespace(workers=args.workers, idp_threads=None, server=args.server, database_url=None), None)
+        server = bench.start_idp(procs, tmp, argparse.Namespace(workers=args.workers, idp_threads=None, scheduling=None, server=args.server, database_url=None), None)
         creds = bench.idp_json(server.env, server.cwd, "clients", "create", "--name", "soak",
                                "--grant-type", "client_credentials", "--json")
         url = server.discovery["token_endpoint"]

@@ -707,11 +707,11 @@ def start_idp(procs: Processes, tmp: Path, args: argparse.Namespace,
     idp_cli(env, workdir, "db", "upgrade")
     log = tmp / "idp-serve.log"
     with open(log, "wb") as fh:
-        threads = ["--threads", str(args.idp_threads)] if args.idp_threads else []
-        scheduling = getattr(args, "scheduling", None)
-        threads += ["--scheduling", scheduling] if scheduling else []
+        # Passed only when given, so that `idp serve` keeps its own defaults.
+        options = ["--threads", str(args.idp_threads)] if args.idp_threads else []
+        options += ["--scheduling", args.scheduling] if args.scheduling else []
         proc = procs.start("idp", [idp_executable(), "serve", "--host", HOST, "--port", str(port),
-                                   "--workers", str(args.workers), *threads, "--server", args.server],
+                                   "--workers", str(args.workers), *options, "--server", args.server],
                            env=env, cwd=workdir, stdout=fh, stderr=subprocess.STDOUT,
                            stdin=subprocess.DEVNULL)
     discovery = wait_http_ok(f"{issuer}/.well-known/openid-configuration", proc, log, timeout=60)
