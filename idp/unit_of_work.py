@@ -30,6 +30,7 @@ from contextlib import contextmanager
 from sqlalchemy import Connection, Insert, Select, Update, event
 from sqlalchemy.exc import DBAPIError
 
+from . import sqlite_readers
 from .extensions import db
 from .kept import Kept
 
@@ -225,12 +226,13 @@ def _run(engine, connection, prepared: _Prepared, parameters: dict) -> Executed:
 
 def _read_pooled(statement, parameters: dict):
     """The first row of a read-only statement (a dict of its columns, as the result maps them) or
-    None, on a connection of the engine's pool with no SQLAlchemy connection around it: the
-    statement is compiled once, and on PostgreSQL read outside a transaction (autocommit), so
-    neither a BEGIN nor the pool's ROLLBACK on return costs a round trip. The connection is
-    checked out as the pool checks it (``_checkout``); a DB-API error is raised as SQLAlchemy
-    raises it, the connection invalidated on a disconnect. With statement listeners on the
-    engine it runs on a SQLAlchemy connection, where they see it."""
+    None, with no SQLAlchemy connection around it: the statement is compiled once. On
+    PostgreSQL it runs on a connection of the engine's pool, read outside a transaction
+    (autocommit), so neither a BEGIN nor the pool's ROLLBACK on return costs a round trip; the
+    connection is checked out as the pool checks it (``_checkout``). On SQLite it runs on a
+    read connection of ``sqlite_readers`` (``_read_sqlite``). A DB-API error is raised as
+    SQLAlchemy raises it, the connection invalidated on a disconnect. With statement listeners
+    on the engine it runs on a SQLAlchemy connection, where they see it."""
     engine = db.engine
     dialect = engine.dialect
     prepared = _prepared(statement, dialect)
@@ -238,6 +240,8 @@ def _read_pooled(statement, parameters: dict):
         with engine.connect() as connection:
             return connection.execute(statement, parameters).mappings().first()
     bound = prepared.parameters(parameters)
+    if dialect.name == "sqlite":
+        return _read_sqlite(engine, prepared, bound)
     connection = _checkout(engine)
     driver = connection.driver_connection
     toggle = dialect.driver == "psycopg" and not driver.autocommit
@@ -259,6 +263,34 @@ def _read_pooled(statement, parameters: dict):
         raise _failed(engine, connection, cursor, prepared.sql, bound, exc) from exc
     finally:
         connection.close()  # back to the pool (or away, when invalidated)
+    return None if row is None else prepared.row(row)
+
+
+def _read_sqlite(engine, prepared: _Prepared, bound):
+    """``_read_pooled`` on SQLite: on a connection of ``sqlite_readers``, not of the pool. A
+    DB-API error is raised as SQLAlchemy raises it, and the connection is closed, not kept."""
+    readers = sqlite_readers.of(engine)
+    connection = readers.take()
+    if connection is None:
+        connection = readers.detached(_checkout(engine))
+    cursor = None
+    try:
+        cursor = connection.cursor()
+        cursor.execute(prepared.sql, bound)
+        row = cursor.fetchone()
+        if prepared.keys is None:
+            prepared.keys = tuple(column[0] for column in cursor.description)
+        cursor.close()
+    except engine.dialect.loaded_dbapi.Error as exc:
+        dialect = engine.dialect
+        readers.discard(connection)
+        raise DBAPIError.instance(prepared.sql, bound, exc, dialect.loaded_dbapi.Error,
+                                  connection_invalidated=dialect.is_disconnect(exc, connection, cursor),
+                                  dialect=dialect) from exc
+    except BaseException:
+        readers.discard(connection)
+        raise
+    readers.give_back(connection)
     return None if row is None else prepared.row(row)
 
 
@@ -354,7 +386,7 @@ def execute(statement, parameters: dict) -> Executed:
 def read_first(statement, parameters: dict):
     """The first row (a mapping) of a read-only statement, or None. It runs in the request's
     session when that has begun a transaction or holds changes (the read sees what the request
-    wrote); else on a pooled connection of its own, returned at once (``_read_pooled``), so
+    wrote); else on a connection of its own, given back at once (``_read_pooled``), so
     that a request that only reads (introspection) makes no session and has no transaction to
     commit."""
     if _session_holds_work():

@@ -1,11 +1,16 @@
 """A read-only statement outside the request's work (unit_of_work.read_first and read_scalar) runs
-on a pooled DB-API connection, compiled once: it must find what SQLAlchemy finds, with the same
-types, fail as SQLAlchemy fails, leave its connection in the pool as it found it, and recover
-from a connection the database closed."""
+on a DB-API connection, compiled once (PostgreSQL: the pool's; SQLite: one of sqlite_readers'):
+it must find what SQLAlchemy finds, with the same types, fail as SQLAlchemy fails, leave its
+connection as it found it, recover from a connection the database closed, and on SQLite see
+every commit made before it and follow the engine to a fresh database file."""
 
 from __future__ import annotations
 
 import datetime as dt
+import shutil
+import sqlite3
+import threading
+from contextlib import closing
 
 import pytest
 from sqlalchemy import bindparam, event, select, text
@@ -170,3 +175,75 @@ def test_a_database_away_at_the_check_out_is_sqlalchemy_s_operational_error(app,
         with pytest.raises(OperationalError) as raised:
             unit_of_work.read_first(tokens._BY_ACCESS_HASH[False], {"hash": access_hash})  # noqa: SLF001
         assert isinstance(raised.value.orig, dbapi.OperationalError)
+
+
+def _on_sqlite(app) -> bool:
+    with app.app_context():
+        return db.engine.dialect.name == "sqlite"
+
+
+def _scope_of(token_id: int):
+    return unit_of_work.read_scalar(select(Token.scope).where(Token.id == bindparam("id")), {"id": token_id})
+
+
+def test_on_sqlite_each_read_sees_the_commits_before_it_and_holds_nothing_open(app, token):
+    """Reads one after the other (on a kept connection) see another connection's commits, and
+    leave no read transaction behind: a checkpoint that must wait for every reader completes."""
+    if not _on_sqlite(app):
+        pytest.skip("SQLite's read connections")
+    token_id, _ = token
+    with app.app_context():
+        path = db.engine.url.database
+        assert _scope_of(token_id) == "openid profile"
+        for scope in ("openid", "openid email", "openid profile email"):
+            with closing(sqlite3.connect(path)) as other, other:
+                other.execute("UPDATE tokens SET scope = ? WHERE id = ?", (scope, token_id))
+            assert _scope_of(token_id) == scope
+        with closing(sqlite3.connect(path)) as other:
+            busy, _, _ = other.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        assert busy == 0
+
+
+def test_on_sqlite_reads_follow_the_engine_to_a_fresh_database_file(app, token, tmp_path):
+    """Once the engine is disposed, the file may be replaced (as the tests' fixture does): reads
+    then find the new file's rows, and the old connections wrote nothing into it."""
+    if not _on_sqlite(app):
+        pytest.skip("SQLite's read connections")
+    token_id, _ = token
+    copy = str(tmp_path / "copy.db")
+    with app.app_context():
+        path = db.engine.url.database
+        assert _scope_of(token_id) == "openid profile"
+        db.engine.dispose()  # every connection closed: the file is whole, its log folded in
+        shutil.copyfile(path, copy)
+        with closing(sqlite3.connect(copy)) as connection, connection:
+            connection.execute("UPDATE tokens SET scope = 'the copy' WHERE id = ?", (token_id,))
+        shutil.copyfile(copy, path)
+        assert _scope_of(token_id) == "the copy"
+        db.engine.dispose()
+    with closing(sqlite3.connect(path)) as check:
+        assert check.execute("SELECT scope FROM tokens WHERE id = ?", (token_id,)).fetchone() == ("the copy",)
+
+
+def test_reads_in_many_threads_at_once_each_find_their_row(app):
+    client = make_client(app, name="Readers", grant_types=("client_credentials",))
+    rows = [_token(app, client["client_id"]) for _ in range(6)]
+    statement = tokens._BY_ACCESS_HASH[False]  # noqa: SLF001 - introspection's own statement
+    start, failures = threading.Barrier(len(rows)), []
+
+    def read(token_id: int, access_hash: str) -> None:
+        try:
+            with app.app_context():
+                start.wait()
+                for _ in range(50):
+                    found = unit_of_work.read_first(statement, {"hash": access_hash})
+                    assert found is not None and found["id"] == token_id
+        except Exception as exc:  # noqa: BLE001 - reported below
+            failures.append(exc)
+
+    threads = [threading.Thread(target=read, args=row) for row in rows]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == []
