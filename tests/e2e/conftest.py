@@ -66,7 +66,7 @@ def running_provider(mailbox, tmp: Path, *, host: str = "127.0.0.1", database_su
     database_url = os.environ.get("IDP_TEST_DATABASE_URL")
     database_url = fresh_postgres(database_url, database_suffix) if database_url else f"sqlite:///{tmp / 'e2e.db'}"
     env = provider_env(issuer, database_url=database_url, instance=tmp / "instance", mail_port=mailbox.port,
-                       RATELIMIT_ENABLED="false")
+                       RATELIMIT_ENABLED="false", MAIL_POLL_INTERVAL="0.1")
     if os.environ.get("IDP_TEST_REDIS_URL"):
         env["IDP_REDIS_URL"] = os.environ["IDP_TEST_REDIS_URL"]
         env["IDP_RATELIMIT_STORAGE_OPTIONS"] = json.dumps({"key_prefix": redis_key_prefix() + database_suffix.upper()})
