@@ -245,25 +245,32 @@ def _read_pooled(statement, parameters: dict):
     connection = _checkout(engine)
     driver = connection.driver_connection
     toggle = dialect.driver == "psycopg" and not driver.autocommit
-    cursor = None
     try:
         try:
             if toggle:
                 driver.autocommit = True
-            cursor = connection.cursor()
-            cursor.execute(prepared.sql, bound)
-            row = cursor.fetchone()
-            if prepared.keys is None:
-                prepared.keys = tuple(column[0] for column in cursor.description)
-            cursor.close()
+            row = _first_row(connection, prepared, bound)
         finally:
             if toggle and not driver.closed:
                 driver.autocommit = False
     except dialect.loaded_dbapi.Error as exc:
-        raise _failed(engine, connection, cursor, prepared.sql, bound, exc) from exc
+        raise _failed(engine, connection, None, prepared.sql, bound, exc) from exc
     finally:
         connection.close()  # back to the pool (or away, when invalidated)
     return None if row is None else prepared.row(row)
+
+
+def _first_row(connection, prepared: _Prepared, bound):
+    """The first row of a SELECT run on a DB-API connection (its columns' names kept the first time)."""
+    cursor = connection.cursor()
+    try:
+        cursor.execute(prepared.sql, bound)
+        row = cursor.fetchone()
+        if prepared.keys is None:
+            prepared.keys = tuple(column[0] for column in cursor.description)
+    finally:
+        cursor.close()
+    return row
 
 
 def _read_sqlite(engine, prepared: _Prepared, bound):
@@ -273,19 +280,13 @@ def _read_sqlite(engine, prepared: _Prepared, bound):
     connection = readers.take()
     if connection is None:
         connection = readers.detached(_checkout(engine))
-    cursor = None
     try:
-        cursor = connection.cursor()
-        cursor.execute(prepared.sql, bound)
-        row = cursor.fetchone()
-        if prepared.keys is None:
-            prepared.keys = tuple(column[0] for column in cursor.description)
-        cursor.close()
+        row = _first_row(connection, prepared, bound)
     except engine.dialect.loaded_dbapi.Error as exc:
         dialect = engine.dialect
         readers.discard(connection)
         raise DBAPIError.instance(prepared.sql, bound, exc, dialect.loaded_dbapi.Error,
-                                  connection_invalidated=dialect.is_disconnect(exc, connection, cursor),
+                                  connection_invalidated=dialect.is_disconnect(exc, connection, None),
                                   dialect=dialect) from exc
     except BaseException:
         readers.discard(connection)
