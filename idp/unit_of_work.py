@@ -185,20 +185,23 @@ def _checkout(engine):
     try:
         return engine.raw_connection()
     except dialect.loaded_dbapi.Error as exc:
-        raise DBAPIError.instance(None, None, exc, dialect.loaded_dbapi.Error,
-                                  connection_invalidated=dialect.is_disconnect(exc, None, None),
-                                  dialect=dialect) from exc
+        raise _as_sqlalchemy_error(dialect, None, None, exc) from exc
+
+
+def _as_sqlalchemy_error(dialect, sql, bound, exc, dbapi_connection=None, cursor=None) -> DBAPIError:
+    """A DB-API error as SQLAlchemy raises it, ``connection_invalidated`` when it is a disconnect."""
+    return DBAPIError.instance(sql, bound, exc, dialect.loaded_dbapi.Error,
+                               connection_invalidated=dialect.is_disconnect(exc, dbapi_connection, cursor),
+                               dialect=dialect)
 
 
 def _failed(engine, connection, cursor, sql, bound, exc) -> DBAPIError:
     """A DB-API error as SQLAlchemy raises it, the connection (the pool's, or a SQLAlchemy
     connection) invalidated on a disconnect."""
-    dialect = engine.dialect
-    disconnect = dialect.is_disconnect(exc, _pooled(connection).dbapi_connection, cursor)
-    if disconnect:
+    error = _as_sqlalchemy_error(engine.dialect, sql, bound, exc, _pooled(connection).dbapi_connection, cursor)
+    if error.connection_invalidated:
         connection.invalidate(exc)
-    return DBAPIError.instance(sql, bound, exc, dialect.loaded_dbapi.Error, connection_invalidated=disconnect,
-                               dialect=dialect)
+    return error
 
 
 def _pooled(connection):
@@ -283,11 +286,8 @@ def _read_sqlite(engine, prepared: _Prepared, bound):
     try:
         row = _first_row(connection, prepared, bound)
     except engine.dialect.loaded_dbapi.Error as exc:
-        dialect = engine.dialect
         readers.discard(connection)
-        raise DBAPIError.instance(prepared.sql, bound, exc, dialect.loaded_dbapi.Error,
-                                  connection_invalidated=dialect.is_disconnect(exc, connection, None),
-                                  dialect=dialect) from exc
+        raise _as_sqlalchemy_error(engine.dialect, prepared.sql, bound, exc, connection) from exc
     except BaseException:
         readers.discard(connection)
         raise
