@@ -30,7 +30,7 @@ from contextlib import contextmanager
 from sqlalchemy import Connection, Insert, Select, Update, event
 from sqlalchemy.exc import DBAPIError
 
-from . import sqlite_readers
+from . import readers as kept_readers
 from .extensions import db
 from .kept import Kept
 
@@ -227,40 +227,20 @@ def _run(engine, connection, prepared: _Prepared, parameters: dict) -> Executed:
     return executed
 
 
-def _read_pooled(statement, parameters: dict):
+def _read_outside_session(statement, parameters: dict):
     """The first row of a read-only statement (a dict of its columns, as the result maps them) or
-    None, with no SQLAlchemy connection around it: the statement is compiled once. On
-    PostgreSQL it runs on a connection of the engine's pool, read outside a transaction
-    (autocommit), so neither a BEGIN nor the pool's ROLLBACK on return costs a round trip; the
-    connection is checked out as the pool checks it (``_checkout``). On SQLite it runs on a
-    read connection of ``sqlite_readers`` (``_read_sqlite``). A DB-API error is raised as
-    SQLAlchemy raises it, the connection invalidated on a disconnect. With statement listeners
-    on the engine it runs on a SQLAlchemy connection, where they see it."""
+    None, with no SQLAlchemy connection around it: the statement is compiled once and runs on a
+    DB-API connection of ``readers``, kept beside the engine's pool (``_read_kept``): no
+    checkout, no check-in and, on PostgreSQL, no ping, so the read is the SELECT's one round
+    trip, outside a transaction (autocommit). A DB-API error is raised as SQLAlchemy raises it.
+    With statement listeners on the engine it runs on a SQLAlchemy connection, where they see it."""
     engine = db.engine
     dialect = engine.dialect
     prepared = _prepared(statement, dialect)
     if prepared is None or _listened(engine):
         with engine.connect() as connection:
             return connection.execute(statement, parameters).mappings().first()
-    bound = prepared.parameters(parameters)
-    if dialect.name == "sqlite":
-        return _read_sqlite(engine, prepared, bound)
-    connection = _checkout(engine)
-    driver = connection.driver_connection
-    toggle = dialect.driver == "psycopg" and not driver.autocommit
-    try:
-        try:
-            if toggle:
-                driver.autocommit = True
-            row = _first_row(connection, prepared, bound)
-        finally:
-            if toggle and not driver.closed:
-                driver.autocommit = False
-    except dialect.loaded_dbapi.Error as exc:
-        raise _failed(engine, connection, None, prepared.sql, bound, exc) from exc
-    finally:
-        connection.close()  # back to the pool (or away, when invalidated)
-    return None if row is None else prepared.row(row)
+    return _read_kept(engine, prepared, prepared.parameters(parameters))
 
 
 def _first_row(connection, prepared: _Prepared, bound):
@@ -276,18 +256,32 @@ def _first_row(connection, prepared: _Prepared, bound):
     return row
 
 
-def _read_sqlite(engine, prepared: _Prepared, bound):
-    """``_read_pooled`` on SQLite: on a connection of ``sqlite_readers``, not of the pool. A
-    DB-API error is raised as SQLAlchemy raises it, and the connection is closed, not kept."""
-    readers = sqlite_readers.of(engine)
+def _read_kept(engine, prepared: _Prepared, bound):
+    """``_read_outside_session`` on a connection of ``readers``, not of the pool. A kept
+    connection that the database closed (a restart, an idle connection ended by the server)
+    costs the read nothing: it is tried again on a new connection, checked out as the pool
+    checks it. Any other error is raised."""
+    readers = kept_readers.of(engine)
     connection = readers.take()
-    if connection is None:
-        connection = readers.detached(_checkout(engine))
+    if connection is not None:
+        try:
+            return _read_on(engine, readers, connection, prepared, bound)
+        except DBAPIError as error:
+            if not error.connection_invalidated:
+                raise
+    connection = readers.made(_checkout(engine), autocommit=engine.dialect.name != "sqlite")
+    return _read_on(engine, readers, connection, prepared, bound)
+
+
+def _read_on(engine, readers, connection, prepared: _Prepared, bound):
+    """The read on one of ``readers``' connections, kept for the next read when it succeeded;
+    closed when it failed, its error raised as SQLAlchemy raises it."""
     try:
         row = _first_row(connection, prepared, bound)
     except engine.dialect.loaded_dbapi.Error as exc:
+        error = _as_sqlalchemy_error(engine.dialect, prepared.sql, bound, exc, connection)
         readers.discard(connection)
-        raise _as_sqlalchemy_error(engine.dialect, prepared.sql, bound, exc, connection) from exc
+        raise error from exc
     except BaseException:
         readers.discard(connection)
         raise
@@ -387,19 +381,19 @@ def execute(statement, parameters: dict) -> Executed:
 def read_first(statement, parameters: dict):
     """The first row (a mapping) of a read-only statement, or None. It runs in the request's
     session when that has begun a transaction or holds changes (the read sees what the request
-    wrote); else on a connection of its own, given back at once (``_read_pooled``), so
+    wrote); else on a connection of its own, given back at once (``_read_outside_session``), so
     that a request that only reads (introspection) makes no session and has no transaction to
     commit."""
     if _session_holds_work():
         return db.session.execute(statement, parameters).mappings().first()
-    return _read_pooled(statement, parameters)
+    return _read_outside_session(statement, parameters)
 
 
 def read_scalar(statement, parameters: dict | None = None):
     """The first column of the first row of a read-only statement, or None (as ``read_first``)."""
     if _session_holds_work():
         return db.session.scalar(statement, parameters)
-    row = _read_pooled(statement, parameters or {})
+    row = _read_outside_session(statement, parameters or {})
     return None if row is None else next(iter(row.values()))
 
 

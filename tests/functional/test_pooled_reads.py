@@ -1,8 +1,8 @@
 """A read-only statement outside the request's work (unit_of_work.read_first and read_scalar) runs
-on a DB-API connection, compiled once (PostgreSQL: the pool's; SQLite: one of sqlite_readers'):
-it must find what SQLAlchemy finds, with the same types, fail as SQLAlchemy fails, leave its
-connection as it found it, recover from a connection the database closed, and on SQLite see
-every commit made before it and follow the engine to a fresh database file."""
+on a DB-API connection kept beside the pool (idp.readers), compiled once: it must find what
+SQLAlchemy finds, with the same types, fail as SQLAlchemy fails, leave its connection with no
+transaction open, recover from a connection the database closed, see every commit made before
+it, and on SQLite follow the engine to a fresh database file."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import bindparam, event, select, text
 from sqlalchemy.exc import DBAPIError, OperationalError, ProgrammingError
 
-from idp import clock, unit_of_work
+from idp import clock, readers, unit_of_work
 from idp.extensions import db
 from idp.models import AuditEvent, Grant, RevokedToken, Token
 from idp.models.base import new_id
@@ -97,7 +97,7 @@ def test_a_failed_read_raises_as_sqlalchemy_raises(app):
             unit_of_work.read_first(missing, {"action": "x"})
         assert isinstance(raised.value, DBAPIError) and not raised.value.connection_invalidated
         db.metadata.tables["audit_events"].create(db.engine)  # the next test's schema, as it was
-        # The connection went back to the pool usable.
+        # The connection it failed on was closed; the next read runs on another.
         assert unit_of_work.read_first(missing, {"action": "x"}) is None
 
 
@@ -106,9 +106,17 @@ def _on_postgresql(app) -> bool:
         return db.engine.dialect.name == "postgresql"
 
 
-def test_on_postgresql_the_read_costs_the_ping_and_the_statement_and_leaves_no_transaction(app, token, tmp_path):
-    """Two round trips: the pool's pre-ping and the SELECT, in autocommit (no BEGIN, and no
-    ROLLBACK when the connection goes back), as the driver's protocol trace (libpq) shows."""
+def _kept_connection(engine):
+    """The connection the next read outside a transaction will run on."""
+    kept = readers.of(engine)
+    connection = kept.take()
+    kept.give_back(connection)
+    return connection
+
+
+def test_on_postgresql_the_read_is_one_round_trip_and_leaves_no_transaction(app, token, tmp_path):
+    """One round trip, the SELECT, in autocommit: no ping, no BEGIN and no ROLLBACK, as the
+    driver's protocol trace (libpq) shows; and the pool's connections stay as they were."""
     if not _on_postgresql(app):
         pytest.skip("PostgreSQL's transactions")
     _, access_hash = token
@@ -116,31 +124,45 @@ def test_on_postgresql_the_read_costs_the_ping_and_the_statement_and_leaves_no_t
     with app.app_context():
         engine = db.engine
         engine.dispose()
-        assert unit_of_work.read_first(statement, {"hash": access_hash}) is not None  # one pooled connection
-        connection = engine.raw_connection()
-        pgconn = connection.driver_connection.pgconn
-        connection.close()
+        assert unit_of_work.read_first(statement, {"hash": access_hash}) is not None  # a connection made and kept
+        connection = _kept_connection(engine)
         with open(tmp_path / "trace", "w+b") as trace:
-            pgconn.trace(trace.fileno())
+            connection.pgconn.trace(trace.fileno())
             try:
                 assert unit_of_work.read_first(statement, {"hash": access_hash})["scope"] == "openid profile"
             finally:
-                pgconn.untrace()
+                connection.pgconn.untrace()
             trace.seek(0)
             messages = [line.split("\t") for line in trace.read().decode().splitlines()]
             sent = [fields[3] for fields in messages if len(fields) > 3 and fields[1] == "F"]
-        connection = engine.raw_connection()
+        assert _kept_connection(engine) is connection  # the traced connection was the one read on
+        assert connection.autocommit is True
+        assert connection.info.transaction_status == 0  # IDLE: nothing left open
+        pooled = engine.raw_connection()
         try:
-            assert connection.driver_connection.pgconn is pgconn  # the traced connection was the one read on
-            assert connection.driver_connection.autocommit is False
-            assert connection.driver_connection.info.transaction_status == 0  # IDLE: nothing left open
+            assert pooled.driver_connection is not connection
+            assert pooled.driver_connection.autocommit is False
         finally:
-            connection.close()
+            pooled.close()
     round_trips = sent.count("Sync") + sent.count("Query")
-    assert round_trips == 2, sent
+    assert round_trips == 1, sent
+
+
+def test_on_postgresql_reads_see_the_commits_before_them(app, token):
+    if not _on_postgresql(app):
+        pytest.skip("PostgreSQL's transactions")
+    token_id, _ = token
+    with app.app_context():
+        assert _scope_of(token_id) == "openid profile"
+        for scope in ("openid", "openid email"):
+            with db.engine.begin() as other:
+                other.execute(text("UPDATE tokens SET scope = :scope WHERE id = :id"), {"scope": scope, "id": token_id})
+            assert _scope_of(token_id) == scope
 
 
 def test_on_postgresql_a_connection_the_database_closed_is_replaced(app, token):
+    """The server process behind the kept connection ends, as in a database restart: the read
+    finds its row all the same, on a new connection, and the broken one is not kept."""
     if not _on_postgresql(app):
         pytest.skip("PostgreSQL's server processes")
     import psycopg
@@ -151,13 +173,13 @@ def test_on_postgresql_a_connection_the_database_closed_is_replaced(app, token):
         engine = db.engine
         engine.dispose()
         assert unit_of_work.read_first(statement, {"hash": access_hash}) is not None
-        connection = engine.raw_connection()
-        pid = connection.driver_connection.info.backend_pid
-        connection.close()
-        # The server process behind the pooled connection ends, as in a database restart.
+        broken = _kept_connection(engine)
         with psycopg.connect(engine.url.set(drivername="postgresql").render_as_string(hide_password=False),
                              autocommit=True) as other:
-            assert other.execute("SELECT pg_terminate_backend(%s)", (pid,)).fetchone()[0] is True
+            assert other.execute("SELECT pg_terminate_backend(%s)", (broken.info.backend_pid,)).fetchone()[0] is True
+        assert unit_of_work.read_first(statement, {"hash": access_hash}) is not None
+        replaced = _kept_connection(engine)
+        assert replaced is not broken and broken.closed and not replaced.closed
         assert unit_of_work.read_first(statement, {"hash": access_hash}) is not None
 
 

@@ -1,17 +1,21 @@
-"""SQLite's reads outside a transaction run on connections kept beside the engine's pool.
+"""Reads outside a transaction run on connections kept beside the engine's pool.
 
 A read that needs no transaction (introspection's look-up of a token, a machine token's
-revocation) spent more on the pool than on its SELECT: the checkout and check-in, their
-records and events, the queue's lock, and the rollback on return. On SQLite a pool guards
-nothing such a read needs: there is no server, no round trip and no limit on connections.
+revocation) spent more on the pool than on its SELECT. On SQLite: the checkout and check-in,
+their records and events, the queue's lock, and the rollback on return; a pool guards nothing
+such a read needs there (no server, no round trip, no limit on connections). On PostgreSQL: the
+pool's ping at every checkout, a round trip as long as the SELECT's.
 
 So those reads take a DB-API connection of the engine's from a stack of their own, last
-returned first (its page cache the warmest), and put it back after the read. Each connection
-is made by the engine's pool, with every ``connect`` listener's PRAGMAs, and then detached
-from it. The stack holds as many connections as reads ran at once, at most one per thread.
+returned first (on SQLite its page cache the warmest), and put it back after the read. Each
+connection is made by the engine's pool, with every ``connect`` listener's settings, and then
+detached from it; on PostgreSQL it reads in autocommit, each SELECT on its own, so none leaves a
+transaction open. The stack holds as many connections as reads ran at once, at most one per
+thread. A connection on which a read failed is closed, not kept (``unit_of_work`` tries a read
+that failed because the database closed a kept connection once more, on a new one).
 
 The stack goes with the pool. When the engine is disposed, its connections are closed with
-the pool's, before anything else is done to the database file (a test's fresh database); a
+the pool's, before anything else is done to the database (a test's fresh database file); a
 connection in use then is closed when it is given back. A forked process (``idp serve``'s
 workers) leaves its parent's connections open and unused, as it does its inherited pools'
 (``engine.dispose(close=False)``), and makes its own.
@@ -40,16 +44,21 @@ class Readers:
             return None
 
     @staticmethod
-    def detached(pooled):
+    def made(pooled, autocommit: bool):
         """The DB-API connection of a connection just checked out of the pool, which is no longer
-        the pool's to count or return: the pool makes another when it needs one."""
+        the pool's to count or return (the pool makes another when it needs one); in autocommit
+        if ``autocommit`` (the DB-API drivers' attribute; not SQLite's, which begins no
+        transaction for a read)."""
         pooled.detach()
-        return pooled.dbapi_connection
+        connection = pooled.dbapi_connection
+        if autocommit:
+            connection.autocommit = True
+        return connection
 
     def give_back(self, connection) -> None:
         """Keep ``connection`` for the next read, with no transaction left open on it (closed
         instead if the engine was disposed meanwhile)."""
-        if connection.in_transaction:
+        if getattr(connection, "in_transaction", False):  # SQLite's; PostgreSQL's reads are in autocommit
             connection.rollback()
         if self._closed:
             self.discard(connection)
