@@ -1,7 +1,8 @@
 """Introspection through a PostgreSQL restart under a running `idp serve`. Its token lookups run on
-a pooled DB-API connection of their own (unit_of_work.read_first and read_scalar): while the
-database is away every answer is a clear 503 ``temporarily_unavailable``, never a 500; once it is
-back the pool's pre-ping replaces the connections the restart closed and every answer is 200."""
+DB-API connections kept beside the pool (unit_of_work.read_first and read_scalar, idp.readers):
+while the database is away every answer is a clear 503 ``temporarily_unavailable``, never a 500;
+once it is back a read on a connection the restart closed is tried again on a new one, and every
+answer is 200."""
 
 from __future__ import annotations
 
