@@ -213,24 +213,30 @@ def _run(engine, connection, prepared: _Prepared, parameters: dict) -> Executed:
     """Run ``prepared`` on the DB-API connection of ``connection`` (the pool's, or the one under a
     SQLAlchemy connection): its rows changed and its first row, errors raised as SQLAlchemy's."""
     bound = prepared.parameters(parameters)
-    cursor = None
     try:
-        cursor = _pooled(connection).cursor()
+        return _statement(_pooled(connection), prepared, bound)
+    except engine.dialect.loaded_dbapi.Error as exc:
+        raise _failed(engine, connection, None, prepared.sql, bound, exc) from exc
+
+
+def _statement(connection, prepared: _Prepared, bound) -> Executed:
+    """Run ``prepared`` with its ``bound`` parameters on a DB-API connection (or the pool's): the
+    rows it changed and its first row (the columns' names kept the first time)."""
+    cursor = connection.cursor()
+    try:
         cursor.execute(prepared.sql, bound)
         row = cursor.fetchone() if prepared.processors else None
         if row is not None and prepared.keys is None:
             prepared.keys = tuple(column[0] for column in cursor.description)
-        executed = Executed(cursor.rowcount, None if row is None else prepared.values(row), prepared.keys)
+        return Executed(cursor.rowcount, None if row is None else prepared.values(row), prepared.keys)
+    finally:
         cursor.close()
-    except engine.dialect.loaded_dbapi.Error as exc:
-        raise _failed(engine, connection, cursor, prepared.sql, bound, exc) from exc
-    return executed
 
 
 def _read_outside_session(statement, parameters: dict):
     """The first row of a read-only statement (a dict of its columns, as the result maps them) or
     None, with no SQLAlchemy connection around it: the statement is compiled once and runs on a
-    DB-API connection of ``readers``, kept beside the engine's pool (``_read_kept``): no
+    DB-API connection of ``readers``, kept beside the engine's pool (``KeptStatements``): no
     checkout, no check-in and, on PostgreSQL, no ping, so the read is the SELECT's one round
     trip, outside a transaction (autocommit). A DB-API error is raised as SQLAlchemy raises it.
     With statement listeners on the engine it runs on a SQLAlchemy connection, where they see it."""
@@ -240,53 +246,11 @@ def _read_outside_session(statement, parameters: dict):
     if prepared is None or _listened(engine):
         with engine.connect() as connection:
             return connection.execute(statement, parameters).mappings().first()
-    return _read_kept(engine, prepared, prepared.parameters(parameters))
-
-
-def _first_row(connection, prepared: _Prepared, bound):
-    """The first row of a SELECT run on a DB-API connection (its columns' names kept the first time)."""
-    cursor = connection.cursor()
+    statements = KeptStatements(engine)
     try:
-        cursor.execute(prepared.sql, bound)
-        row = cursor.fetchone()
-        if prepared.keys is None:
-            prepared.keys = tuple(column[0] for column in cursor.description)
+        return statements.run(prepared, prepared.parameters(parameters), again=True).mapping()
     finally:
-        cursor.close()
-    return row
-
-
-def _read_kept(engine, prepared: _Prepared, bound):
-    """``_read_outside_session`` on a connection of ``readers``, not of the pool. A kept
-    connection that the database closed (a restart, an idle connection ended by the server)
-    costs the read nothing: it is tried again on a new connection, checked out as the pool
-    checks it. Any other error is raised."""
-    readers = kept_readers.of(engine)
-    connection = readers.take()
-    if connection is not None:
-        try:
-            return _read_on(engine, readers, connection, prepared, bound)
-        except DBAPIError as error:
-            if not error.connection_invalidated:
-                raise
-    connection = readers.made(_checkout(engine), autocommit=engine.dialect.name != "sqlite")
-    return _read_on(engine, readers, connection, prepared, bound)
-
-
-def _read_on(engine, readers, connection, prepared: _Prepared, bound):
-    """The read on one of ``readers``' connections, kept for the next read when it succeeded;
-    closed when it failed, its error raised as SQLAlchemy raises it."""
-    try:
-        row = _first_row(connection, prepared, bound)
-    except engine.dialect.loaded_dbapi.Error as exc:
-        error = _as_sqlalchemy_error(engine.dialect, prepared.sql, bound, exc, connection)
-        readers.discard(connection)
-        raise error from exc
-    except BaseException:
-        readers.discard(connection)
-        raise
-    readers.give_back(connection)
-    return None if row is None else prepared.row(row)
+        statements.close()
 
 
 class Executed:
@@ -350,6 +314,70 @@ class PooledTransaction:
         connection, self._connection = self._connection, None
         if connection is not None:
             connection.close()  # back to the pool, rolled back (or away, when invalidated)
+
+
+class KeptStatements:
+    """Statements outside a transaction on a connection kept beside the engine's pool
+    (``readers``): no checkout and no check-in, and on PostgreSQL no ping, so a statement costs
+    its own round trip and nothing more. Each statement stands on its own: on PostgreSQL it is
+    committed as it runs (autocommit), so a write that must be atomic is one statement; on
+    SQLite, which would begin a transaction for a write, only reads.
+
+    The connection is taken at the first statement and given back by ``close``; a statement
+    that fails closes it instead, its error raised as SQLAlchemy raises it. A first statement
+    that may run twice (``again``: a read) and fails because the database closed the kept
+    connection (a restart, a server that ends idle connections) is tried once more on a new
+    connection, checked out as the pool checks it. A write never is: it may have been committed."""
+
+    def __init__(self, engine) -> None:
+        self.engine = engine
+        self._readers = kept_readers.of(engine)
+        self._connection = None
+
+    def execute(self, statement, parameters: dict) -> Executed:
+        prepared = _prepared(statement, self.engine.dialect, _column_keys(statement, parameters))
+        if prepared is None:
+            raise ValueError("a statement that only a SQLAlchemy connection runs")
+        return self.run(prepared, prepared.parameters(parameters), again=isinstance(statement, Select))
+
+    def run(self, prepared: _Prepared, bound, again: bool = False) -> Executed:
+        if self._connection is not None:
+            return self._on(self._connection, prepared, bound)
+        connection = self._readers.take()
+        if connection is not None:
+            try:
+                return self._on(connection, prepared, bound)
+            except DBAPIError as error:
+                if not (again and error.connection_invalidated):
+                    raise
+        connection = self._readers.made(_checkout(self.engine), autocommit=self.engine.dialect.name != "sqlite")
+        return self._on(connection, prepared, bound)
+
+    def _on(self, connection, prepared: _Prepared, bound) -> Executed:
+        dialect = self.engine.dialect
+        try:
+            executed = _statement(connection, prepared, bound)
+        except dialect.loaded_dbapi.Error as exc:
+            error = _as_sqlalchemy_error(dialect, prepared.sql, bound, exc, connection)
+            self._drop(connection)
+            raise error from exc
+        except BaseException:
+            self._drop(connection)
+            raise
+        self._connection = connection
+        return executed
+
+    def _drop(self, connection) -> None:
+        self._connection = None
+        self._readers.discard(connection)
+
+    def commit(self) -> None:
+        """Nothing to commit: each statement was committed as it ran."""
+
+    def close(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            self._readers.give_back(connection)
 
 
 def execute(statement, parameters: dict) -> Executed:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import secrets
+from functools import partial
 
 from authlib.oauth2.rfc6749 import grants
 from authlib.oauth2.rfc6749.errors import InvalidGrantError
@@ -110,9 +111,9 @@ class AuthorizationCodeGrant(IssuesAccessTokens, grants.AuthorizationCodeGrant):
 
 class RefreshTokenGrant(IssuesAccessTokens, grants.RefreshTokenGrant):
     """The presented token, its family and its person are read in one SELECT of columns, as
-    read-only rows; the rotation is two statements, the claim and the successor's INSERT,
-    committed together in ``save_token`` (services.tokens.Rotation, on a connection of its
-    own). The rotation is closed however the request ends: a refused one is rolled back."""
+    read-only rows; the rotation is the claim and the successor's INSERT, committed together
+    in ``save_token`` (services.tokens.Rotation, on a connection of its own: on PostgreSQL one
+    statement). The rotation is closed however the request ends: a refused one is rolled back."""
 
     TOKEN_ENDPOINT_AUTH_METHODS = ANY_AUTH_METHODS
     INCLUDE_NEW_REFRESH_TOKEN = True
@@ -163,12 +164,10 @@ class RefreshTokenGrant(IssuesAccessTokens, grants.RefreshTokenGrant):
         # The successor's values are made before the claim, whose lock is then held for the
         # statements only.
         row = tokens.token_row(token, self.request, now)
-        if not self.rotation.claim(previous, now):
-            self.rotation.close()
+        store = None if tokens.stored_alone(row, self.request) else partial(tokens.store, row, self.request)
+        if not self.rotation.rotate(previous, now, row, store):
             token_service.report_reuse("refresh_token", previous, previous.client_id, ip=self.request.client_ip)
             raise InvalidGrantError()
-        tokens.store(row, self.request, self.rotation.connection)
-        self.rotation.commit()
 
     def revoke_old_credential(self, refresh_token):
         # Marked used when it was claimed in save_token.

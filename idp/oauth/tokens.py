@@ -158,6 +158,13 @@ def token_row(token: dict, request, now: dt.datetime) -> dict:
     return row
 
 
+def stored_alone(row: dict, request) -> bool:
+    """Whether storing the token is its INSERT and nothing more (``store``): a refresh of an
+    offline family, which minds no sign-in session and starts no family."""
+    return (row["grant_id"] is not None and getattr(request, "authorization_code", None) is None
+            and token_service.outlives_session(row["scope"]))
+
+
 def store(row: dict, request, connection=None) -> None:
     """Write a fresh token's row (``token_row``). Codes start a family; refreshes continue it;
     a token of no family (a connector user's) gets a family of its own. On ``connection`` (a
@@ -166,10 +173,9 @@ def store(row: dict, request, connection=None) -> None:
     if row["grant_id"] is None:
         # A connector user's token: a family of one, with a grant to revoke it by.
         row["grant_id"] = token_service.new_family(row["client_id"], row["issued_at"])
-    else:
-        if code is not None or not token_service.outlives_session(row["scope"]):
-            # A refresh narrowed to an online scope lives and dies with its session.
-            token_service.mind_ended_session(row, connection)
+    elif not stored_alone(row, request):
+        # A code's token, or a refresh narrowed to an online scope: it lives and dies with its session.
+        token_service.mind_ended_session(row, connection)
         if code is not None and row["refresh_token_hash"]:
             token_service.end_earlier_connections(row)
     token_service.save(row, connection)

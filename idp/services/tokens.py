@@ -25,7 +25,7 @@ from ..extensions import db
 from ..models import Account, ConnectorUser, Grant, SsoSession, Token
 from ..models.base import new_id
 from ..models.oauth import AccountRow, FamilyRow, PresentedRefreshToken
-from ..unit_of_work import PooledTransaction, execute, kept
+from ..unit_of_work import KeptStatements, PooledTransaction, execute, kept
 from . import audit
 from .crypto import token_hash
 
@@ -52,6 +52,16 @@ _CLAIM_REFRESH = (
     .values(refresh_used_at=bindparam("now"))
 )
 
+# The claim and the successor's INSERT in one statement (PostgreSQL): the successor is saved
+# only if the claim won, and both are committed together, in the statement's own transaction.
+# The successor's values are bound by names of no column (``successor_...``): a parameter named
+# as a column would be set by the claim's UPDATE as well.
+_CLAIMED = _CLAIM_REFRESH.returning(_TOKENS.c.id).cte("claimed")
+_CLAIM_AND_SAVE = insert(_TOKENS).from_select(
+    TOKEN_COLUMNS,
+    select(*(bindparam(f"successor_{name}", type_=_TOKENS.c[name].type) for name in TOKEN_COLUMNS))
+    .select_from(_CLAIMED),
+)
 
 # A presented refresh token, its family and its person, in one SELECT of columns (see
 # ``Rotation.find``); the columns in the order of the rows' COLUMNS, read by position.
@@ -85,17 +95,27 @@ def _session_in_transaction() -> bool:
 class Rotation:
     """The rotation of one presented refresh token, on a connection of the engine's own, not
     the request's session: the token read with its family and person (``find``), then claimed
-    and replaced (``claim``, ``save``, ``mind_ended_session``) in a transaction committed at
-    once (``commit``), before the response is made (an ID token signed, the answer encoded):
-    the claim's lock (SQLite's write lock, a PostgreSQL row lock) is held for those statements
-    only, so concurrent refreshes do not wait for each other's signatures. The session's
-    unit of work (its autobegin, its connection bookkeeping, its commit and close) would cost
-    more than the statements; the rotation has nothing for it to track.
+    and replaced (``rotate``) and committed at once, before the response is made (an ID token
+    signed, the answer encoded): the claim's lock (SQLite's write lock, a PostgreSQL row lock)
+    is held for those statements only, so concurrent refreshes do not wait for each other's
+    signatures. The session's unit of work (its autobegin, its connection bookkeeping, its
+    commit and close) would cost more than the statements; the rotation has nothing for it to
+    track.
 
-    One connection from the read to the commit, as the session had: on PostgreSQL a checkout
-    is a round trip (the pool's ping). ``close`` returns it, rolling back what was not
-    committed; the grant closes the rotation however the request ends, and before anything
-    else of the request writes (a reported reuse writes through the session).
+    On SQLite, one connection of the pool from the read to the commit. On PostgreSQL, where each
+    statement is a round trip: the read on a connection kept beside the pool, in autocommit
+    (``KeptStatements``, no ping), and a rotation with nothing more to write than its successor
+    (an offline family's next token) one statement on it, the claim and the INSERT committed
+    together: two round trips where a transaction on a pooled connection takes six (the ping,
+    BEGIN, the read, the claim, the INSERT, COMMIT). The read outside the claim's transaction
+    decides nothing the claim does not check again, as under READ COMMITTED: the claim is
+    conditional (unused, unrevoked), and a family revoked meanwhile revokes the tokens it saves
+    later. A rotation that writes more (a session-bound token minds its session) runs in a
+    transaction on a pooled connection, from its claim on.
+
+    ``close`` returns the connection, rolling back what was not committed; the grant closes the
+    rotation however the request ends, and before anything else of the request writes (a
+    reported reuse writes through the session).
 
     When the request's session has already begun a transaction (something of the request is
     pending on it, and on SQLite it may hold the write lock a second connection would wait
@@ -108,19 +128,30 @@ class Rotation:
 
     @property
     def connection(self):
-        """The session's connection (see above), else a ``PooledTransaction``: its statements
-        compiled once and run on the DB-API connection, without SQLAlchemy's connection and
-        result around each; else, while statement listeners are on the engine (which must see
-        the statements), a SQLAlchemy connection of the engine."""
+        """The session's connection (see above), else on PostgreSQL ``KeptStatements`` until the
+        rotation needs a transaction, else a ``PooledTransaction``: its statements compiled once
+        and run on the DB-API connection, without SQLAlchemy's connection and result around
+        each; else, while statement listeners are on the engine (which must see the
+        statements), a SQLAlchemy connection of the engine."""
         if self._connection is None:
             engine = db.engine
             if _session_in_transaction():
                 self._on_session = True
                 self._connection = db.session.connection()
-            elif PooledTransaction.usable(engine):
-                self._connection = PooledTransaction(engine)
-            else:
+            elif not PooledTransaction.usable(engine):
                 self._connection = engine.connect()
+            elif engine.dialect.name == "postgresql":
+                self._connection = KeptStatements(engine)
+            else:
+                self._connection = PooledTransaction(engine)
+        return self._connection
+
+    def _transaction(self):
+        """The connection, in a transaction from here on: a ``PooledTransaction`` in place of
+        ``KeptStatements``, whose statements would each be committed on their own."""
+        if isinstance(self.connection, KeptStatements):
+            self._connection.close()
+            self._connection = PooledTransaction(self._connection.engine)
         return self._connection
 
     def find(self, value) -> PresentedRefreshToken | None:
@@ -143,7 +174,27 @@ class Rotation:
         """Rotate in one conditional UPDATE: of two racing requests only one wins. Not
         committed: ``commit`` commits the claim with the token that replaces it. The
         presented row is left as it was read."""
-        return bool(self.connection.execute(_CLAIM_REFRESH, {"token_id": token.id, "now": now}).rowcount)
+        return bool(self._transaction().execute(_CLAIM_REFRESH, {"token_id": token.id, "now": now}).rowcount)
+
+    def rotate(self, token: PresentedRefreshToken, now, successor: Mapping, store=None) -> bool:
+        """Claim ``token`` and save ``successor`` (the values of ``save``) in its place, committed
+        at once; False, with nothing written, if the claim was lost. ``store(connection)``, if
+        given, saves the successor instead, with whatever else it writes, in the claim's
+        transaction."""
+        if store is None and isinstance(self.connection, KeptStatements):
+            values = {f"successor_{name}": successor[name] for name in TOKEN_COLUMNS}
+            claimed = self._connection.execute(_CLAIM_AND_SAVE, {**values, "token_id": token.id, "now": now})
+            self.close()
+            return bool(claimed.rowcount)
+        if not self.claim(token, now):
+            self.close()
+            return False
+        if store is None:
+            save(successor, self.connection)
+        else:
+            store(self.connection)
+        self.commit()
+        return True
 
     def commit(self) -> None:
         """Commit the claim with its successor, and return the connection."""

@@ -1,6 +1,8 @@
 """A refresh token is rotated on a connection of its own (services.tokens.Rotation), which goes
 back to the pool however the request ends, with nothing of a refused rotation written; when the
-request's session has begun a transaction, the rotation joins it instead."""
+request's session has begun a transaction, the rotation joins it instead. On PostgreSQL an
+offline family's rotation is two round trips: the read, then the claim and the successor's
+INSERT in one statement, which leaves the presented token's row as it was but for its use."""
 
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ from idp.extensions import db
 from idp.models import Client, Token
 from idp.services import tokens as token_service
 from idp.services.crypto import token_hash
-from idp.unit_of_work import PooledTransaction
+from idp.unit_of_work import KeptStatements, PooledTransaction
 from tests.helpers import FULL, make_client, refresh, set_disabled, token_request, tokens_for
 
 
@@ -96,10 +98,12 @@ def test_a_rotation_closed_before_its_commit_writes_nothing(app, signed_in, port
 
 def _rotations(app, signed_in, portal, person, monkeypatch, listened: bool) -> tuple[list, list]:
     """A family's refreshes (a rotation, a successor's, a replay that revokes the family, a refused
-    one), its rows after them, and how many statements ran on a ``PooledTransaction``."""
+    one), its rows after them, and how many statements ran on a ``PooledTransaction`` or on
+    ``KeptStatements``."""
     pooled = []
-    execute = PooledTransaction.execute
-    monkeypatch.setattr(PooledTransaction, "execute", lambda self, *a: pooled.append(a[0]) or execute(self, *a))
+    for kind in (PooledTransaction, KeptStatements):
+        monkeypatch.setattr(kind, "execute", lambda self, *a, execute=kind.execute: pooled.append(a[0])
+                            or execute(self, *a))
     with app.app_context():
         engine = db.engine
     watched = []
@@ -120,7 +124,7 @@ def _rotations(app, signed_in, portal, person, monkeypatch, listened: bool) -> t
     with app.app_context():
         rows = [(row.client_id, row.account_id, row.scope, row.expires_in, row.refresh_used_at, row.revoked_at,
                  row.access_revoked_at, row.refresh_expires_at, row.auth_time, row.session_id is not None,
-                 row.refresh_token_hash is not None)
+                 row.refresh_token_hash is not None, row.issued_at, row.connector_id, row.dpop_jkt)
                 for row in db.session.scalars(select(Token).order_by(Token.id))]
     assert (len(pooled) > 0) is not listened
     if listened:
@@ -158,3 +162,59 @@ def test_a_rotation_after_the_database_closed_the_pooled_connections_succeeds(ap
     assert answer.status_code == 200, answer.get_json()
     assert refresh(signed_in.http, portal, answer.get_json()["refresh_token"]).status_code == 200
     assert _checked_out(app) == 0
+
+
+def _columns(row: Token) -> dict:
+    return {column.key: getattr(row, column.key) for column in Token.__table__.columns}
+
+
+@pytest.mark.parametrize("scope", [FULL, "openid email"])
+def test_a_rotation_changes_nothing_of_the_presented_token_but_its_use(app, signed_in, portal, scope):
+    """The successor is a row of its own; the presented token's row keeps every value, and only
+    its use is set. With ``FULL`` (offline): on PostgreSQL the claim and the INSERT in one
+    statement; narrowed to an online scope: the claim, the session minded and the INSERT."""
+    clock.freeze(clock.now())
+    body = tokens_for(signed_in, portal, scope=FULL)
+    before = _columns(_refresh_token_row(app, body["refresh_token"]))
+    clock.advance(seconds=5)
+    answer = token_request(signed_in.http, portal, {"grant_type": "refresh_token",
+                                                    "refresh_token": body["refresh_token"], "scope": scope})
+    assert answer.status_code == 200, answer.get_json()
+    after = _columns(_refresh_token_row(app, body["refresh_token"]))
+    assert after == {**before, "refresh_used_at": clock.now()}
+    successor = _columns(_refresh_token_row(app, answer.get_json()["refresh_token"]))
+    assert successor["id"] != before["id"] and successor["grant_id"] == before["grant_id"]
+    assert successor["scope"] == scope and successor["issued_at"] == clock.now()
+    assert successor["refresh_used_at"] is None and successor["revoked_at"] is None
+    assert _checked_out(app) == 0
+
+
+def test_on_postgresql_an_offline_rotation_is_two_round_trips(app, signed_in, portal, tmp_path):
+    """The read and the one statement that claims and saves, each in autocommit on the connection
+    kept beside the pool: no ping, no BEGIN, no COMMIT (libpq's protocol trace)."""
+    with app.app_context():
+        engine = db.engine
+    if engine.dialect.name != "postgresql":
+        pytest.skip("PostgreSQL's round trips")
+    from idp import readers
+
+    body = tokens_for(signed_in, portal, scope=FULL)
+    first = refresh(signed_in.http, portal, body["refresh_token"])  # a kept connection made
+    assert first.status_code == 200
+    kept = readers.of(engine)
+    connection = kept.take()
+    kept.give_back(connection)
+    with open(tmp_path / "trace", "w+b") as trace:
+        connection.pgconn.trace(trace.fileno())
+        try:
+            second = refresh(signed_in.http, portal, first.get_json()["refresh_token"])
+        finally:
+            connection.pgconn.untrace()
+        trace.seek(0)
+        messages = [line.split("\t") for line in trace.read().decode().splitlines()]
+    assert second.status_code == 200, second.get_json()
+    sent = [fields[3] for fields in messages if len(fields) > 3 and fields[1] == "F"]
+    assert sent.count("Sync") + sent.count("Query") == 2, sent
+    assert connection.info.transaction_status == 0  # IDLE: nothing left open
+    assert _refresh_token_row(app, first.get_json()["refresh_token"]).refresh_used_at is not None
+    assert _refresh_token_row(app, second.get_json()["refresh_token"]).refresh_used_at is None
