@@ -62,14 +62,19 @@ def smaps_rollup(pid: int) -> dict[str, int] | None:
     return out
 
 
-def _stat(pid: int) -> tuple[int, str] | None:
-    """(parent pid, state) of a process."""
+def _stat_fields(pid: int) -> list[str] | None:
+    """The fields of ``/proc/PID/stat`` after the command's name (state, parent pid, ...)."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
-    fields = stat.rsplit(")", 1)[1].split()
-    return int(fields[1]), fields[0]
+    return stat.rsplit(")", 1)[1].split()
+
+
+def _stat(pid: int) -> tuple[int, str] | None:
+    """(parent pid, state) of a process."""
+    fields = _stat_fields(pid)
+    return None if fields is None else (int(fields[1]), fields[0])
 
 
 def _parents() -> dict[int, int]:
@@ -111,11 +116,9 @@ def cpu_seconds(root: int) -> tuple[float, float]:
     ticks = os.sysconf("SC_CLK_TCK")
     user = system = 0
     for pid in descendants(root):
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        user, system = user + int(fields[11]), system + int(fields[12])
+        fields = _stat_fields(pid)
+        if fields is not None:
+            user, system = user + int(fields[11]), system + int(fields[12])
     return user / ticks, system / ticks
 
 
