@@ -338,7 +338,10 @@ class KeptStatements:
         prepared = _prepared(statement, self.engine.dialect, _column_keys(statement, parameters))
         if prepared is None:
             raise ValueError("a statement that only a SQLAlchemy connection runs")
-        return self.run(prepared, prepared.parameters(parameters), again=isinstance(statement, Select))
+        read = isinstance(statement, Select)
+        if not read and self.engine.dialect.name == "sqlite":
+            raise ValueError("SQLite's kept connections only read: a write would begin a transaction nothing commits")
+        return self.run(prepared, prepared.parameters(parameters), again=read)
 
     def run(self, prepared: _Prepared, bound, again: bool = False) -> Executed:
         if self._connection is not None:

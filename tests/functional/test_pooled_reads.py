@@ -13,7 +13,7 @@ import threading
 from contextlib import closing
 
 import pytest
-from sqlalchemy import bindparam, event, select, text
+from sqlalchemy import bindparam, event, select, text, update
 from sqlalchemy.exc import DBAPIError, OperationalError, ProgrammingError
 
 from idp import clock, readers, unit_of_work
@@ -269,3 +269,19 @@ def test_reads_in_many_threads_at_once_each_find_their_row(app):
     for thread in threads:
         thread.join()
     assert failures == []
+
+
+def test_on_sqlite_a_write_outside_a_transaction_is_refused_and_writes_nothing(app, token):
+    """SQLite would begin a transaction for it that nothing commits: refused before it runs."""
+    if not _on_sqlite(app):
+        pytest.skip("SQLite's read connections")
+    token_id, _ = token
+    with app.app_context():
+        statements = unit_of_work.KeptStatements(db.engine)
+        try:
+            with pytest.raises(ValueError):
+                statements.execute(update(Token).where(Token.id == bindparam("token_id")).values(scope="x"),
+                                   {"token_id": token_id})
+        finally:
+            statements.close()
+        assert _scope_of(token_id) == "openid profile"
