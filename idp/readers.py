@@ -11,8 +11,10 @@ returned first (on SQLite its page cache the warmest), and put it back after the
 connection is made by the engine's pool, with every ``connect`` listener's settings, and then
 detached from it; on PostgreSQL it reads in autocommit, each SELECT on its own, so none leaves a
 transaction open. The stack holds as many connections as reads ran at once, at most one per
-thread. A connection on which a read failed is closed, not kept (``unit_of_work`` tries a read
-that failed because the database closed a kept connection once more, on a new one).
+thread. A connection on which a statement failed is closed, not kept (``unit_of_work.KeptStatements``
+tries a read that failed because the database closed a kept connection once more, on a new
+one). On PostgreSQL a statement on such a connection may also write, committed as it runs (the
+refresh rotation's claim with its successor).
 
 The stack goes with the pool. When the engine is disposed, its connections are closed with
 the pool's, before anything else is done to the database (a test's fresh database file); a
