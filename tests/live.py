@@ -240,3 +240,29 @@ class Visitor:
         return requests.post(self.base + "/token", auth=(client["client_id"], client["client_secret"]), timeout=30,
                              data={"grant_type": "authorization_code", "code": self.code(),
                                    "redirect_uri": REDIRECT_URI, "code_verifier": self.verifier})
+
+
+def first_login(provider: Provider, base: str, mailbox, client: dict,
+                scope: str = "openid email") -> tuple[Visitor, "pyotp.TOTP", list[str]]:
+    """A new account's first sign-in at ``base`` (the provider, or a balancer in front of it):
+    the account made with ``provider``'s CLI, its address confirmed with the code ``mailbox``
+    receives, its authenticator enrolled. Returns the browser at the redirect back to the app,
+    its authenticator, and the request ids of the flow's steps."""
+    import pyotp
+
+    email, password = f"anna-{secrets.token_hex(3)}@example.com", "correct horse battery staple"
+    provider.cli("users", "create", "--email", email, "--password", password, "--json")
+    person = Visitor(base)
+    person.authorize(client["client_id"], scope=scope)
+    flow_start = len(person.sent_ids)
+    person.submit(email=email)
+    assert person.state == "password", person.status
+    person.submit(password=password)
+    assert person.state == "verify_email", person.status
+    person.submit(email=email)
+    person.submit(email_code=mailbox.code_for(email, timeout=20))
+    assert person.state == "totp_enroll", person.status
+    totp = pyotp.TOTP(person.page.ids["totp-secret"].replace(" ", "").strip())
+    person.submit(totp_code=totp.now())
+    person.email, person.password = email, password
+    return person, totp, person.sent_ids[flow_start:]

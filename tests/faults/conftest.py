@@ -138,3 +138,21 @@ def client_credentials(provider: Provider, client: dict):
 
     return requests.post(provider.url + "/token", data={"grant_type": "client_credentials"},
                          auth=(client["client_id"], client["client_secret"]), timeout=15)
+
+
+def across_a_restart(cluster, call) -> tuple[list, object]:
+    """Stop the database ``cluster``, ``call()`` three times while it is away, start it again and
+    ``call()`` until an answer is 200 (10 s at most); every answer then is a 200 or a 503.
+    ``call()`` answers (status, body). Returns the answers while away and the first 200's body
+    (None if none came)."""
+    cluster.stop()
+    away = [call() for _ in range(3)]
+    cluster.start()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        status, body = call()
+        assert status in (200, 503), (status, str(body)[:300])
+        if status == 200:
+            return away, body
+        time.sleep(0.2)
+    return away, None

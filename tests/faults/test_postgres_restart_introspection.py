@@ -6,11 +6,9 @@ answer is 200."""
 
 from __future__ import annotations
 
-import time
-
 import requests
 
-from .conftest import client_credentials
+from .conftest import across_a_restart, client_credentials
 
 
 def _introspect(provider, client, token: str) -> tuple[int, str]:
@@ -28,22 +26,12 @@ def test_introspection_during_a_database_restart_gets_a_clear_503_and_recovers(s
     client = provider.cli_json("clients", "create", "--name", "API", "--grant-type", "client_credentials",
                                "--resource-server", "--json")
     token = client_credentials(provider, client).json()["access_token"]  # self-contained: its revocation is read
-    for _ in range(3):  # every pooled connection of the worker has been used
+    for _ in range(3):  # the worker's kept connections are in use
         status, body = _introspect(provider, client, token)
         assert status == 200 and '"active": true' in body, body
     before = provider.log_size()
 
-    cluster.stop()
-    away = [_introspect(provider, client, token) for _ in range(3)]
-    cluster.start()
-    deadline, back = time.monotonic() + 10, None
-    while time.monotonic() < deadline:
-        status, body = _introspect(provider, client, token)
-        assert status in (200, 503), (status, body[:300])
-        if status == 200:
-            back = body
-            break
-        time.sleep(0.2)
+    away, back = across_a_restart(cluster, lambda: _introspect(provider, client, token))
 
     assert all(status == 503 and "temporarily_unavailable" in body for status, body in away), away
     assert back is not None and '"active": true' in back, "introspection did not recover"

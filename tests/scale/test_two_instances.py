@@ -23,8 +23,8 @@ import pytest
 import requests
 
 from tests.helpers import at_once
-from tests.live import (REDIRECT_URI, Provider, Server, Visitor, fresh_postgres, free_port, provider_env, run_idp,
-                        serve)
+from tests.live import (REDIRECT_URI, Provider, Server, Visitor, first_login, fresh_postgres, free_port, provider_env,
+                        run_idp, serve)
 from tests.smtp_sink import Mailbox
 
 TEST_DB = os.environ.get("IDP_TEST_DATABASE_URL")
@@ -132,24 +132,8 @@ def _client(cluster, name: str) -> dict:
 
 
 def _first_login(cluster, client: dict, scope: str = "openid email") -> tuple[Visitor, pyotp.TOTP, list[str]]:
-    """A new account's first sign-in through the balancer: (the browser at the redirect back to
-    the app, its authenticator, the request ids of the flow's steps)."""
-    email, password = f"anna-{secrets.token_hex(3)}@example.com", "correct horse battery staple"
-    cluster["provider"].cli("users", "create", "--email", email, "--password", password, "--json")
-    person = Visitor(cluster["url"])
-    person.authorize(client["client_id"], scope=scope)
-    flow_start = len(person.sent_ids)
-    person.submit(email=email)
-    assert person.state == "password", person.status
-    person.submit(password=password)
-    assert person.state == "verify_email", person.status
-    person.submit(email=email)
-    person.submit(email_code=cluster["mailbox"].code_for(email, timeout=20))
-    assert person.state == "totp_enroll", person.status
-    totp = pyotp.TOTP(person.page.ids["totp-secret"].replace(" ", "").strip())
-    person.submit(totp_code=totp.now())
-    person.email, person.password = email, password
-    return person, totp, person.sent_ids[flow_start:]
+    """A new account's first sign-in through the balancer (``live.first_login``)."""
+    return first_login(cluster["provider"], cluster["url"], cluster["mailbox"], client, scope)
 
 
 def test_a_first_login_and_a_login_walk_across_both_instances(cluster):
