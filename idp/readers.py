@@ -69,7 +69,7 @@ class Readers:
 
     @staticmethod
     def discard(connection) -> None:
-        """Close a connection instead of keeping it (a read failed on it, or its engine was disposed)."""
+        """Close a connection instead of keeping it (a statement failed on it, or its engine was disposed)."""
         try:
             connection.close()
         except Exception:  # noqa: BLE001 - it is dropped either way

@@ -150,9 +150,6 @@ class _Prepared:
         return tuple(processor(value) if processor is not None else value
                      for processor, value in zip(self.processors, row))
 
-    def row(self, row) -> dict:
-        return dict(zip(self.keys, self.values(row)))
-
 
 _PREPARED = Kept()
 
@@ -188,17 +185,17 @@ def _checkout(engine):
         raise _as_sqlalchemy_error(dialect, None, None, exc) from exc
 
 
-def _as_sqlalchemy_error(dialect, sql, bound, exc, dbapi_connection=None, cursor=None) -> DBAPIError:
+def _as_sqlalchemy_error(dialect, sql, bound, exc, dbapi_connection=None) -> DBAPIError:
     """A DB-API error as SQLAlchemy raises it, ``connection_invalidated`` when it is a disconnect."""
     return DBAPIError.instance(sql, bound, exc, dialect.loaded_dbapi.Error,
-                               connection_invalidated=dialect.is_disconnect(exc, dbapi_connection, cursor),
+                               connection_invalidated=dialect.is_disconnect(exc, dbapi_connection, None),
                                dialect=dialect)
 
 
-def _failed(engine, connection, cursor, sql, bound, exc) -> DBAPIError:
+def _failed(engine, connection, sql, bound, exc) -> DBAPIError:
     """A DB-API error as SQLAlchemy raises it, the connection (the pool's, or a SQLAlchemy
     connection) invalidated on a disconnect."""
-    error = _as_sqlalchemy_error(engine.dialect, sql, bound, exc, _pooled(connection).dbapi_connection, cursor)
+    error = _as_sqlalchemy_error(engine.dialect, sql, bound, exc, _pooled(connection).dbapi_connection)
     if error.connection_invalidated:
         connection.invalidate(exc)
     return error
@@ -216,7 +213,7 @@ def _run(engine, connection, prepared: _Prepared, parameters: dict) -> Executed:
     try:
         return _statement(_pooled(connection), prepared, bound)
     except engine.dialect.loaded_dbapi.Error as exc:
-        raise _failed(engine, connection, None, prepared.sql, bound, exc) from exc
+        raise _failed(engine, connection, prepared.sql, bound, exc) from exc
 
 
 def _statement(connection, prepared: _Prepared, bound) -> Executed:
@@ -308,7 +305,7 @@ class PooledTransaction:
         try:
             connection.commit()
         except self.engine.dialect.loaded_dbapi.Error as exc:
-            raise _failed(self.engine, connection, None, None, None, exc) from exc
+            raise _failed(self.engine, connection, None, None, exc) from exc
 
     def close(self) -> None:
         connection, self._connection = self._connection, None
@@ -333,13 +330,15 @@ class KeptStatements:
         self.engine = engine
         self._readers = kept_readers.of(engine)
         self._connection = None
+        # Where statements commit as they run, a write may be one of them (not on SQLite).
+        self._autocommit = engine.dialect.name != "sqlite"
 
     def execute(self, statement, parameters: dict) -> Executed:
         prepared = _prepared(statement, self.engine.dialect, _column_keys(statement, parameters))
         if prepared is None:
             raise ValueError("a statement that only a SQLAlchemy connection runs")
         read = isinstance(statement, Select)
-        if not read and self.engine.dialect.name == "sqlite":
+        if not read and not self._autocommit:
             raise ValueError("SQLite's kept connections only read: a write would begin a transaction nothing commits")
         return self.run(prepared, prepared.parameters(parameters), again=read)
 
@@ -353,7 +352,7 @@ class KeptStatements:
             except DBAPIError as error:
                 if not (again and error.connection_invalidated):
                     raise
-        connection = self._readers.made(_checkout(self.engine), autocommit=self.engine.dialect.name != "sqlite")
+        connection = self._readers.made(_checkout(self.engine), autocommit=self._autocommit)
         return self._on(connection, prepared, bound)
 
     def _on(self, connection, prepared: _Prepared, bound) -> Executed:
