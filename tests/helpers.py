@@ -575,3 +575,31 @@ class SetAfter:
     def is_set(self) -> bool:
         self._looks += 1
         return self._looks >= self._checks
+
+
+def kept_connection(engine):
+    """The connection kept beside ``engine``'s pool (idp.readers) that the next read outside a
+    transaction will run on (None when none is kept yet)."""
+    from idp import readers
+
+    kept = readers.of(engine)
+    connection = kept.take()
+    if connection is not None:
+        kept.give_back(connection)
+    return connection
+
+
+def traced_round_trips(connection, path, action):
+    """Run ``action()`` with libpq's protocol trace on ``connection`` (psycopg's), written to
+    ``path``: (what it returned, the round trips it made — a Sync or a simple Query sent each —
+    and the messages it sent)."""
+    with open(path, "w+b") as trace:
+        connection.pgconn.trace(trace.fileno())
+        try:
+            result = action()
+        finally:
+            connection.pgconn.untrace()
+        trace.seek(0)
+        messages = [line.split("\t") for line in trace.read().decode().splitlines()]
+    sent = [fields[3] for fields in messages if len(fields) > 3 and fields[1] == "F"]
+    return result, sent.count("Sync") + sent.count("Query"), sent

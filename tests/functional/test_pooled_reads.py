@@ -16,13 +16,13 @@ import pytest
 from sqlalchemy import bindparam, event, select, text, update
 from sqlalchemy.exc import DBAPIError, OperationalError, ProgrammingError
 
-from idp import clock, readers, unit_of_work
+from idp import clock, unit_of_work
 from idp.extensions import db
 from idp.models import AuditEvent, Grant, RevokedToken, Token
 from idp.models.base import new_id
 from idp.oauth import tokens
 
-from ..helpers import T0, make_client
+from ..helpers import T0, kept_connection, make_client, traced_round_trips
 
 
 def _token(app, client_id: str) -> tuple[int, str]:
@@ -106,14 +106,6 @@ def _on_postgresql(app) -> bool:
         return db.engine.dialect.name == "postgresql"
 
 
-def _kept_connection(engine):
-    """The connection the next read outside a transaction will run on."""
-    kept = readers.of(engine)
-    connection = kept.take()
-    kept.give_back(connection)
-    return connection
-
-
 def test_on_postgresql_the_read_is_one_round_trip_and_leaves_no_transaction(app, token, tmp_path):
     """One round trip, the SELECT, in autocommit: no ping, no BEGIN and no ROLLBACK, as the
     driver's protocol trace (libpq) shows; and the pool's connections stay as they were."""
@@ -125,17 +117,11 @@ def test_on_postgresql_the_read_is_one_round_trip_and_leaves_no_transaction(app,
         engine = db.engine
         engine.dispose()
         assert unit_of_work.read_first(statement, {"hash": access_hash}) is not None  # a connection made and kept
-        connection = _kept_connection(engine)
-        with open(tmp_path / "trace", "w+b") as trace:
-            connection.pgconn.trace(trace.fileno())
-            try:
-                assert unit_of_work.read_first(statement, {"hash": access_hash})["scope"] == "openid profile"
-            finally:
-                connection.pgconn.untrace()
-            trace.seek(0)
-            messages = [line.split("\t") for line in trace.read().decode().splitlines()]
-            sent = [fields[3] for fields in messages if len(fields) > 3 and fields[1] == "F"]
-        assert _kept_connection(engine) is connection  # the traced connection was the one read on
+        connection = kept_connection(engine)
+        found, round_trips, sent = traced_round_trips(
+            connection, tmp_path / "trace", lambda: unit_of_work.read_first(statement, {"hash": access_hash}))
+        assert found["scope"] == "openid profile"
+        assert kept_connection(engine) is connection  # the traced connection was the one read on
         assert connection.autocommit is True
         assert connection.info.transaction_status == 0  # IDLE: nothing left open
         pooled = engine.raw_connection()
@@ -144,7 +130,6 @@ def test_on_postgresql_the_read_is_one_round_trip_and_leaves_no_transaction(app,
             assert pooled.driver_connection.autocommit is False
         finally:
             pooled.close()
-    round_trips = sent.count("Sync") + sent.count("Query")
     assert round_trips == 1, sent
 
 
@@ -173,12 +158,12 @@ def test_on_postgresql_a_connection_the_database_closed_is_replaced(app, token):
         engine = db.engine
         engine.dispose()
         assert unit_of_work.read_first(statement, {"hash": access_hash}) is not None
-        broken = _kept_connection(engine)
+        broken = kept_connection(engine)
         with psycopg.connect(engine.url.set(drivername="postgresql").render_as_string(hide_password=False),
                              autocommit=True) as other:
             assert other.execute("SELECT pg_terminate_backend(%s)", (broken.info.backend_pid,)).fetchone()[0] is True
         assert unit_of_work.read_first(statement, {"hash": access_hash}) is not None
-        replaced = _kept_connection(engine)
+        replaced = kept_connection(engine)
         assert replaced is not broken and broken.closed and not replaced.closed
         assert unit_of_work.read_first(statement, {"hash": access_hash}) is not None
 

@@ -17,7 +17,8 @@ from idp.models import Client, Token
 from idp.services import tokens as token_service
 from idp.services.crypto import token_hash
 from idp.unit_of_work import KeptStatements, PooledTransaction
-from tests.helpers import FULL, make_client, refresh, set_disabled, token_request, tokens_for
+from tests.helpers import (FULL, kept_connection, make_client, refresh, set_disabled, token_request, tokens_for,
+                           traced_round_trips)
 
 
 def _checked_out(app) -> int:
@@ -196,25 +197,14 @@ def test_on_postgresql_an_offline_rotation_is_two_round_trips(app, signed_in, po
         engine = db.engine
     if engine.dialect.name != "postgresql":
         pytest.skip("PostgreSQL's round trips")
-    from idp import readers
-
     body = tokens_for(signed_in, portal, scope=FULL)
     first = refresh(signed_in.http, portal, body["refresh_token"])  # a kept connection made
     assert first.status_code == 200
-    kept = readers.of(engine)
-    connection = kept.take()
-    kept.give_back(connection)
-    with open(tmp_path / "trace", "w+b") as trace:
-        connection.pgconn.trace(trace.fileno())
-        try:
-            second = refresh(signed_in.http, portal, first.get_json()["refresh_token"])
-        finally:
-            connection.pgconn.untrace()
-        trace.seek(0)
-        messages = [line.split("\t") for line in trace.read().decode().splitlines()]
+    connection = kept_connection(engine)
+    second, round_trips, sent = traced_round_trips(
+        connection, tmp_path / "trace", lambda: refresh(signed_in.http, portal, first.get_json()["refresh_token"]))
     assert second.status_code == 200, second.get_json()
-    sent = [fields[3] for fields in messages if len(fields) > 3 and fields[1] == "F"]
-    assert sent.count("Sync") + sent.count("Query") == 2, sent
+    assert round_trips == 2, sent
     assert connection.info.transaction_status == 0  # IDLE: nothing left open
     assert _refresh_token_row(app, first.get_json()["refresh_token"]).refresh_used_at is not None
     assert _refresh_token_row(app, second.get_json()["refresh_token"]).refresh_used_at is None
