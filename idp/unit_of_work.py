@@ -230,24 +230,33 @@ def _statement(connection, prepared: _Prepared, bound) -> Executed:
         cursor.close()
 
 
-def _read_outside_session(statement, parameters: dict):
-    """The first row of a read-only statement (a dict of its columns, as the result maps them) or
-    None, with no SQLAlchemy connection around it: the statement is compiled once and runs on a
-    DB-API connection of ``readers``, kept beside the engine's pool (``KeptStatements``): no
-    checkout, no check-in and, on PostgreSQL, no ping, so the read is the SELECT's one round
-    trip, outside a transaction (autocommit). A DB-API error is raised as SQLAlchemy raises it.
-    With statement listeners on the engine it runs on a SQLAlchemy connection, where they see it."""
+def _read_outside_session(statement, parameters: dict) -> Executed:
+    """What a read-only statement read (its first row), with no SQLAlchemy connection around it:
+    the statement is compiled once and runs on a DB-API connection of ``readers``, kept beside the
+    engine's pool (``KeptStatements``): no checkout, no check-in and, on PostgreSQL, no ping, so
+    the read is the SELECT's one round trip, outside a transaction (autocommit). A DB-API error is
+    raised as SQLAlchemy raises it. With statement listeners on the engine it runs on a SQLAlchemy
+    connection, where they see it."""
     engine = db.engine
     dialect = engine.dialect
     prepared = _prepared(statement, dialect)
     if prepared is None or _listened(engine):
         with engine.connect() as connection:
-            return connection.execute(statement, parameters).mappings().first()
+            return _executed(connection.execute(statement, parameters))
     statements = KeptStatements(engine)
     try:
-        return statements.run(prepared, prepared.parameters(parameters), again=True).mapping()
+        return statements.run(prepared, prepared.parameters(parameters), again=True)
     finally:
         statements.close()
+
+
+def _executed(result) -> Executed:
+    """What a statement SQLAlchemy ran did, as ``Executed``."""
+    rowcount = getattr(result, "rowcount", -1)  # an ORM SELECT's result counts nothing
+    if not getattr(result, "returns_rows", True):
+        return Executed(rowcount, None)
+    keys, row = tuple(result.keys()), result.first()
+    return Executed(rowcount, None if row is None else tuple(row), keys)
 
 
 class Executed:
@@ -330,8 +339,13 @@ class KeptStatements:
         self.engine = engine
         self._readers = kept_readers.of(engine)
         self._connection = None
-        # Where statements commit as they run, a write may be one of them (not on SQLite).
-        self._autocommit = engine.dialect.name != "sqlite"
+        self._autocommit = self.write(engine)
+
+    @staticmethod
+    def write(engine) -> bool:
+        """Whether a write may be one of the statements: where they commit as they run (not on
+        SQLite, where a write would begin a transaction that nothing commits)."""
+        return engine.dialect.name != "sqlite"
 
     def execute(self, statement, parameters: dict) -> Executed:
         prepared = _prepared(statement, self.engine.dialect, _column_keys(statement, parameters))
@@ -397,12 +411,7 @@ def execute(statement, parameters: dict) -> Executed:
     column_keys = _column_keys(statement, parameters)
     prepared = None if _listened(engine) else _prepared(statement, engine.dialect, column_keys)
     if prepared is None:
-        result = session.execute(statement, parameters)
-        rowcount = getattr(result, "rowcount", -1)  # an ORM SELECT's result counts nothing
-        if not getattr(result, "returns_rows", True):
-            return Executed(rowcount, None)
-        keys, row = tuple(result.keys()), result.first()
-        return Executed(rowcount, None if row is None else tuple(row), keys)
+        return _executed(session.execute(statement, parameters))
     if session.autoflush:
         session.flush()  # what the statement reads or writes sees the request's changes (none: nothing done)
     return _run(engine, session.connection(), prepared, parameters)
@@ -416,15 +425,40 @@ def read_first(statement, parameters: dict):
     commit."""
     if _session_holds_work():
         return db.session.execute(statement, parameters).mappings().first()
-    return _read_outside_session(statement, parameters)
+    return _read_outside_session(statement, parameters).mapping()
+
+
+def read_row(statement, parameters: dict):
+    """The first row of a read-only statement as a tuple of its columns, or None; where it runs
+    as ``read_first``."""
+    if _session_holds_work():
+        return execute(statement, parameters).first()
+    return _read_outside_session(statement, parameters).first()
 
 
 def read_scalar(statement, parameters: dict | None = None):
     """The first column of the first row of a read-only statement, or None (as ``read_first``)."""
     if _session_holds_work():
         return db.session.scalar(statement, parameters)
-    row = _read_outside_session(statement, parameters or {})
-    return None if row is None else next(iter(row.values()))
+    row = _read_outside_session(statement, parameters or {}).first()
+    return None if row is None else row[0]
+
+
+def committed_alone(statement, parameters: dict) -> Executed | None:
+    """Run a write statement on its own, committed as it runs, where that costs its one round trip
+    and nothing more: on a kept connection in autocommit (``KeptStatements``), when the request's
+    session holds nothing (the write needs nothing the request did, and takes nothing of it
+    along) and the database commits statements as they run (PostgreSQL). None, with nothing
+    run, elsewhere (SQLite, a session with work, statement listeners on the engine): the caller
+    writes through the session. A write is never tried twice: it may have been committed."""
+    engine = db.engine
+    if not KeptStatements.write(engine) or _listened(engine) or _session_holds_work():
+        return None
+    statements = KeptStatements(engine)
+    try:
+        return statements.execute(statement, parameters)
+    finally:
+        statements.close()
 
 
 def finish(response):

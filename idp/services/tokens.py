@@ -18,14 +18,14 @@ import logging
 
 from collections.abc import Mapping, MutableMapping
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import bindparam, case, insert, select, update
 
 from .. import clock
 from ..extensions import db
 from ..models import Account, ConnectorUser, Grant, SsoSession, Token
 from ..models.base import new_id
 from ..models.oauth import AccountRow, FamilyRow, PresentedRefreshToken
-from ..unit_of_work import KeptStatements, PooledTransaction, execute, kept
+from ..unit_of_work import KeptStatements, PooledTransaction, committed_alone, execute, kept
 from . import audit
 from .crypto import token_hash
 
@@ -81,6 +81,28 @@ _LOCK_SESSION = (
     .values(ended_at=_SESSIONS.c.ended_at)
     .returning(_SESSIONS.c.ended_at, _SESSIONS.c.expires_at)
 )
+# A session-bound token saved minding its session in one statement (PostgreSQL; see
+# ``save_minding_session``): the session row locked in the WITH, as ``_LOCK_SESSION`` locks it,
+# and the token inserted revoked as ``mind_ended_session`` revokes it unless the session lives.
+# The token's values are bound by names of no column (``token_...``, ``ended_...``): a parameter
+# named as a column of the sessions would be set by the lock's UPDATE as well.
+_MINDED = _LOCK_SESSION.cte("minded")
+_SESSION_LIVES = (
+    select(_MINDED.c.expires_at)
+    .where(_MINDED.c.ended_at.is_(None), _MINDED.c.expires_at > bindparam("now", type_=_SESSIONS.c.expires_at.type))
+    .exists()
+)
+_ENDED_WITH_SESSION = ("revoked_at", "access_revoked_at")
+
+
+def _minded(name: str):
+    value = bindparam(f"token_{name}", type_=_TOKENS.c[name].type)
+    if name not in _ENDED_WITH_SESSION:
+        return value
+    return case((_SESSION_LIVES, value), else_=bindparam(f"ended_{name}", type_=_TOKENS.c[name].type))
+
+
+_SAVE_MINDING_SESSION = insert(_TOKENS).from_select(TOKEN_COLUMNS, select(*(_minded(name) for name in TOKEN_COLUMNS)))
 _TOKEN_END = len(PresentedRefreshToken.COLUMNS)
 _GRANT_END = _TOKEN_END + len(FamilyRow.COLUMNS)
 # Longest refresh token looked up (ours are 43 characters).
@@ -297,6 +319,34 @@ def outlives_session(scope: str | None) -> bool:
     return "offline_access" in (scope or "").split()
 
 
+def save_minding_session(token: MutableMapping) -> None:
+    """Save a token of a sign-in session (``save``) minding that session (``mind_ended_session``),
+    through the request's session; on PostgreSQL, when the request has nothing else in its
+    session, as one statement committed at once on a kept connection (``committed_alone``): the
+    session row locked by the statement's WITH and held until it commits, the token inserted
+    revoked unless the session lives. One round trip where the request's session takes five (the
+    ping, BEGIN, the lock, the INSERT, COMMIT); the same answer to an end of the session racing it."""
+    now = clock.now()
+    ended = dict(token)
+    _end_with_session(ended, now)
+    parameters = {f"token_{name}": token[name] for name in TOKEN_COLUMNS}
+    parameters.update({f"ended_{name}": ended[name] for name in _ENDED_WITH_SESSION},
+                      session_id=token["session_id"], now=now)
+    if token["session_id"] and committed_alone(_SAVE_MINDING_SESSION, parameters) is not None:
+        return
+    mind_ended_session(token)
+    save(token)
+
+
+def _end_with_session(token: MutableMapping, now) -> None:
+    """End ``token`` as its ended sign-in session's tokens end: an offline grant's keeps its
+    refresh token, any other is revoked."""
+    if outlives_session(token["scope"]):
+        token["access_revoked_at"] = now
+    else:
+        token["revoked_at"] = now
+
+
 def mind_ended_session(token: MutableMapping, connection=None) -> None:
     """A token about to be saved in a sign-in session that has ended (the person logged out
     before the client redeemed the code) ends as the session's other tokens did.
@@ -321,10 +371,7 @@ def mind_ended_session(token: MutableMapping, connection=None) -> None:
     now = clock.now()
     if session is not None and session[0] is None and session[1] > now:  # not ended, not expired
         return
-    if outlives_session(token["scope"]):
-        token["access_revoked_at"] = now
-    else:
-        token["revoked_at"] = now
+    _end_with_session(token, now)
 
 
 def _connections(account_id: str, client_id: str) -> tuple:
