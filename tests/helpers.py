@@ -600,6 +600,16 @@ def traced_round_trips(connection, path, action):
         finally:
             connection.pgconn.untrace()
         trace.seek(0)
-        messages = [line.split("\t") for line in trace.read().decode().splitlines()]
-    sent = [fields[3] for fields in messages if len(fields) > 3 and fields[1] == "F"]
-    return result, sent.count("Sync") + sent.count("Query"), sent
+        sent = sent_messages(trace.read())
+    return result, round_trips(sent), sent
+
+
+def sent_messages(trace: bytes) -> list[str]:
+    """The types of the messages a libpq protocol trace shows sent to the server, in order."""
+    messages = [line.split("\t") for line in trace.decode(errors="replace").splitlines()]
+    return [fields[3] for fields in messages if len(fields) > 3 and fields[1] == "F"]
+
+
+def round_trips(sent: list[str]) -> int:
+    """The round trips of the messages sent (``sent_messages``): a Sync or a simple Query each."""
+    return sent.count("Sync") + sent.count("Query")
