@@ -168,7 +168,8 @@ def stored_alone(row: dict, request) -> bool:
 def store(row: dict, request, connection=None) -> None:
     """Write a fresh token's row (``token_row``). Codes start a family; refreshes continue it;
     a token of no family (a connector user's) gets a family of its own. On ``connection`` (a
-    refresh token's rotation), else the request's session."""
+    refresh token's rotation), else the request's session; a code's token of an online scope is
+    saved minding its session in one statement of its own where it can (``save_minding_session``)."""
     code: PresentedCode | None = getattr(request, "authorization_code", None)
     if row["grant_id"] is None:
         # A connector user's token: a family of one, with a grant to revoke it by.

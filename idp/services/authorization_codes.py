@@ -5,11 +5,11 @@ conditional UPDATE (``claim``), so of two redemptions racing with the same code 
 on SQLite (its write lock) as on PostgreSQL (the row lock, the condition read again after it).
 The ORM's loading, tracking and flush would cost the code exchange more than its statements.
 
-On PostgreSQL, when the token request has done nothing else in its session (as it has not),
-the read and the claim each run on a kept connection in autocommit (``unit_of_work.read_row``
-and ``committed_alone``): a round trip each, where a transaction of the request's session
-costs five (the ping, BEGIN, the read, the claim, COMMIT). The read outside the claim's
-transaction decides nothing the claim does not check again: the claim is conditional."""
+On PostgreSQL the read and the claim each run on a kept connection in autocommit
+(``unit_of_work.read_row`` and ``committed_alone``) while the token request's session holds
+nothing, as it does not before them: a round trip each, where a transaction of the session costs
+five (the ping, BEGIN, the read, the claim, COMMIT). The read outside the claim's transaction
+decides nothing the claim does not check again: the claim is conditional."""
 
 from __future__ import annotations
 
