@@ -186,10 +186,28 @@ def _checkout(engine):
 
 
 def _as_sqlalchemy_error(dialect, sql, bound, exc, dbapi_connection=None) -> DBAPIError:
-    """A DB-API error as SQLAlchemy raises it, ``connection_invalidated`` when it is a disconnect."""
-    return DBAPIError.instance(sql, bound, exc, dialect.loaded_dbapi.Error,
-                               connection_invalidated=dialect.is_disconnect(exc, dbapi_connection, None),
+    """A DB-API error as SQLAlchemy raises it, ``connection_invalidated`` when it is a disconnect
+    or the connection's prepared statements went stale (``_stale_plan``)."""
+    lost = dialect.is_disconnect(exc, dbapi_connection, None) or _stale_plan(exc)
+    return DBAPIError.instance(sql, bound, exc, dialect.loaded_dbapi.Error, connection_invalidated=lost,
                                dialect=dialect)
+
+
+def _stale_plan(exc) -> bool:
+    """PostgreSQL's refusal of a statement that psycopg prepared on the connection (after five
+    runs of it) before a migration changed the type of a column it returns, a longer VARCHAR
+    say: "cached plan must not change result type". psycopg keeps the statement, so the
+    connection would fail it for good: it counts as lost, as a disconnect does (closed, and a
+    read outside a transaction tried again on a new connection)."""
+    return getattr(exc, "sqlstate", None) == "0A000" and "cached plan must not change result type" in str(exc)
+
+
+def _lost_with_stale_plans(context) -> None:
+    """SQLAlchemy's ``handle_error``: a statement it ran that met stale prepared statements
+    (``_stale_plan``) loses its connection, and the pool its other connections of the moment
+    (prepared before the migration too), as on a disconnect."""
+    if _stale_plan(context.original_exception):
+        context.is_disconnect = True
 
 
 def _failed(engine, connection, sql, bound, exc) -> DBAPIError:
@@ -482,3 +500,5 @@ def _teardown(exc):
 def init_app(app) -> None:
     app.after_request(finish)
     app.teardown_request(_teardown)
+    with app.app_context():
+        event.listen(db.engine, "handle_error", _lost_with_stale_plans)

@@ -9,8 +9,9 @@ shown by /readyz. Discovery and JWKS count nothing; the token endpoint's throttl
 client authentication fails open (services/throttles.py ``fail_open``): client secrets are too
 long to guess, and a refused /token would stop every application. The next request after Redis is back counts again: redis-py reconnects.
 
-The database: a request that meets a connection the server has closed (a restart) or no
-server at all gets the same 503, or an OAuth ``temporarily_unavailable`` on the JSON
+The database: a request that meets a connection the server has closed (a restart), a
+connection whose prepared statements a migration made stale (``unit_of_work._stale_plan``) or
+no server at all gets the same 503, or an OAuth ``temporarily_unavailable`` on the JSON
 endpoints; the pool's pre-ping replaces dead connections for the requests after it.
 """
 
@@ -119,5 +120,6 @@ def init_app(app: Flask) -> None:
 
         app.register_error_handler(RedisError, _limits_away)
     app.register_error_handler(StorageError, _limits_away)
-    app.register_error_handler(OperationalError, _database_error)
-    app.register_error_handler(InterfaceError, _database_error)
+    # Any error of the database's driver: a lost connection is a 503 (a disconnect, or prepared
+    # statements gone stale under a migration: unit_of_work._stale_plan), anything else a bug.
+    app.register_error_handler(DBAPIError, _database_error)
