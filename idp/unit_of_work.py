@@ -193,13 +193,19 @@ def _as_sqlalchemy_error(dialect, sql, bound, exc, dbapi_connection=None) -> DBA
                                dialect=dialect)
 
 
+_STALE_PLAN = "cached plan must not change result type"
+
+
 def _stale_plan(exc) -> bool:
     """PostgreSQL's refusal of a statement that psycopg prepared on the connection (after five
     runs of it) before a migration changed the type of a column it returns, a longer VARCHAR
     say: "cached plan must not change result type". psycopg keeps the statement, so the
     connection would fail it for good: it counts as lost, as a disconnect does (closed, and a
     read outside a transaction tried again on a new connection)."""
-    return getattr(exc, "sqlstate", None) == "0A000" and "cached plan must not change result type" in str(exc)
+    if getattr(exc, "sqlstate", None) != "0A000":  # feature_not_supported: this and others
+        return False
+    diag = getattr(exc, "diag", None)  # where the server raised it, whatever its messages' language
+    return getattr(diag, "source_function", None) == "RevalidateCachedQuery" or _STALE_PLAN in str(exc)
 
 
 def _lost_with_stale_plans(context) -> None:
@@ -467,14 +473,19 @@ def committed_alone(statement, parameters: dict) -> Executed | None:
     and nothing more: on a kept connection in autocommit (``KeptStatements``), when the request's
     session holds nothing (the write needs nothing the request did, and takes nothing of it
     along) and the database commits statements as they run (PostgreSQL). None, with nothing
-    run, elsewhere (SQLite, a session with work, statement listeners on the engine): the caller
-    writes through the session. A write is never tried twice: it may have been committed."""
+    run, elsewhere (SQLite, a session with work, statement listeners on the engine, a statement
+    only SQLAlchemy runs): the caller writes through the session. A write is never tried twice:
+    it may have been committed; one that meets a connection the database closed is a 503.
+    Committed before the request's answer is made: a failure after it (a 503) keeps the write."""
     engine = db.engine
     if not KeptStatements.write(engine) or _listened(engine) or _session_holds_work():
         return None
+    prepared = _prepared(statement, engine.dialect, _column_keys(statement, parameters))
+    if prepared is None:  # only SQLAlchemy runs it (a column default computed in Python)
+        return None
     statements = KeptStatements(engine)
     try:
-        return statements.execute(statement, parameters)
+        return statements.run(prepared, prepared.parameters(parameters))
     finally:
         statements.close()
 

@@ -325,7 +325,9 @@ def save_minding_session(token: MutableMapping) -> None:
     session, as one statement committed at once on a kept connection (``committed_alone``): the
     session row locked by the statement's WITH and held until it commits, the token inserted
     revoked unless the session lives. One round trip where the request's session takes five (the
-    ping, BEGIN, the lock, the INSERT, COMMIT); the same answer to an end of the session racing it."""
+    ping, BEGIN, the lock, the INSERT, COMMIT); the same answer to an end of the session racing it.
+    The token is then committed before the answer is made (as a refresh token's rotation is): a
+    failure after it leaves a row whose values nobody received."""
     now = clock.now()
     ended = dict(token)
     _end_with_session(ended, now)

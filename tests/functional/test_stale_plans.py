@@ -8,8 +8,11 @@ and the connections after it answer. Never a 500."""
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import create_engine
+from sqlalchemy import create_engine, event
 from sqlalchemy.pool import NullPool
+
+from idp.extensions import db
+from idp.unit_of_work import _stale_plan
 
 from tests.helpers import introspect, tokens_for
 
@@ -46,11 +49,17 @@ def test_a_column_type_changed_under_the_running_server_costs_at_most_one_503_a_
         assert introspect(http, portal, body["access_token"])["active"] is True  # a kept connection's read
         assert http.get("/userinfo", headers=bearer).status_code == 200  # the session's statements
 
+    with app.app_context():
+        engine = db.engine
+    stale = []
+    event.listen(engine, "handle_error", lambda context: stale.append(_stale_plan(context.original_exception)))
+
     scope_widened()
 
     answers = [http.get("/userinfo", headers=bearer) for _ in range(3)]
     statuses = [answer.status_code for answer in answers]
     assert set(statuses) <= {200, 503} and statuses.count(503) <= 1 and statuses[-1] == 200, statuses
+    assert any(stale), "no statement met a stale prepared statement: the test tested nothing"
     for answer in answers:
         if answer.status_code == 503:
             assert answer.get_json()["error"] == "temporarily_unavailable"
