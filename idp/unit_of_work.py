@@ -267,11 +267,7 @@ def _read_outside_session(statement, parameters: dict) -> Executed:
     if prepared is None or _listened(engine):
         with engine.connect() as connection:
             return _executed(connection.execute(statement, parameters))
-    statements = KeptStatements(engine)
-    try:
-        return statements.run(prepared, prepared.parameters(parameters), again=True)
-    finally:
-        statements.close()
+    return KeptStatements.once(engine, prepared, parameters, again=True)
 
 
 def _executed(result) -> Executed:
@@ -370,6 +366,15 @@ class KeptStatements:
         """Whether a write may be one of the statements: where they commit as they run (not on
         SQLite, where a write would begin a transaction that nothing commits)."""
         return engine.dialect.name != "sqlite"
+
+    @classmethod
+    def once(cls, engine, prepared: _Prepared, parameters: dict, again: bool = False) -> Executed:
+        """One statement on a kept connection, given back after it (``run``)."""
+        statements = cls(engine)
+        try:
+            return statements.run(prepared, prepared.parameters(parameters), again)
+        finally:
+            statements.close()
 
     def execute(self, statement, parameters: dict) -> Executed:
         prepared = _prepared(statement, self.engine.dialect, _column_keys(statement, parameters))
@@ -483,11 +488,7 @@ def committed_alone(statement, parameters: dict) -> Executed | None:
     prepared = _prepared(statement, engine.dialect, _column_keys(statement, parameters))
     if prepared is None:  # only SQLAlchemy runs it (a column default computed in Python)
         return None
-    statements = KeptStatements(engine)
-    try:
-        return statements.run(prepared, prepared.parameters(parameters))
-    finally:
-        statements.close()
+    return KeptStatements.once(engine, prepared, parameters)
 
 
 def finish(response):

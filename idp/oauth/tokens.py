@@ -176,11 +176,12 @@ def store(row: dict, request, connection=None) -> None:
         row["grant_id"] = token_service.new_family(row["client_id"], row["issued_at"])
     elif not stored_alone(row, request):
         # A code's token, or a refresh narrowed to an online scope: it lives and dies with its session.
-        if connection is None and not (code is not None and row["refresh_token_hash"]):
+        new_connection = code is not None and row["refresh_token_hash"]  # an offline grant's first token
+        if connection is None and not new_connection:
             token_service.save_minding_session(row)
             return
         token_service.mind_ended_session(row, connection)
-        if code is not None and row["refresh_token_hash"]:
+        if new_connection:
             token_service.end_earlier_connections(row)
     token_service.save(row, connection)
 

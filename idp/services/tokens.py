@@ -52,16 +52,24 @@ _CLAIM_REFRESH = (
     .values(refresh_used_at=bindparam("now"))
 )
 
+
+# A new token's values in an INSERT ... SELECT whose WITH writes another row (PostgreSQL), bound
+# by names of no column (``new_...``): a parameter named as a column would be set by the WITH's
+# UPDATE as well.
+def _new(name: str):
+    return bindparam(f"new_{name}", type_=_TOKENS.c[name].type)
+
+
+def _new_values(token: Mapping) -> dict:
+    """The parameters of ``_new`` for a token's values (every name of ``TOKEN_COLUMNS``)."""
+    return {f"new_{name}": token[name] for name in TOKEN_COLUMNS}
+
+
 # The claim and the successor's INSERT in one statement (PostgreSQL): the successor is saved
 # only if the claim won, and both are committed together, in the statement's own transaction.
-# The successor's values are bound by names of no column (``successor_...``): a parameter named
-# as a column would be set by the claim's UPDATE as well.
 _CLAIMED = _CLAIM_REFRESH.returning(_TOKENS.c.id).cte("claimed")
 _CLAIM_AND_SAVE = insert(_TOKENS).from_select(
-    TOKEN_COLUMNS,
-    select(*(bindparam(f"successor_{name}", type_=_TOKENS.c[name].type) for name in TOKEN_COLUMNS))
-    .select_from(_CLAIMED),
-)
+    TOKEN_COLUMNS, select(*(_new(name) for name in TOKEN_COLUMNS)).select_from(_CLAIMED))
 
 # A presented refresh token, its family and its person, in one SELECT of columns (see
 # ``Rotation.find``); the columns in the order of the rows' COLUMNS, read by position.
@@ -83,9 +91,8 @@ _LOCK_SESSION = (
 )
 # A session-bound token saved minding its session in one statement (PostgreSQL; see
 # ``save_minding_session``): the session row locked in the WITH, as ``_LOCK_SESSION`` locks it,
-# and the token inserted revoked as ``mind_ended_session`` revokes it unless the session lives.
-# The token's values are bound by names of no column (``token_...``, ``ended_...``): a parameter
-# named as a column of the sessions would be set by the lock's UPDATE as well.
+# and the token inserted revoked as ``mind_ended_session`` revokes it unless the session lives
+# (what it is then bound by ``ended_...``, a name of no column either).
 _MINDED = _LOCK_SESSION.cte("minded")
 _SESSION_LIVES = (
     select(_MINDED.c.expires_at)
@@ -96,7 +103,7 @@ _ENDED_WITH_SESSION = ("revoked_at", "access_revoked_at")
 
 
 def _minded(name: str):
-    value = bindparam(f"token_{name}", type_=_TOKENS.c[name].type)
+    value = _new(name)
     if name not in _ENDED_WITH_SESSION:
         return value
     return case((_SESSION_LIVES, value), else_=bindparam(f"ended_{name}", type_=_TOKENS.c[name].type))
@@ -162,7 +169,7 @@ class Rotation:
                 self._connection = db.session.connection()
             elif not PooledTransaction.usable(engine):
                 self._connection = engine.connect()
-            elif engine.dialect.name == "postgresql":
+            elif KeptStatements.write(engine):  # the claim and its successor may be one statement there
                 self._connection = KeptStatements(engine)
             else:
                 self._connection = PooledTransaction(engine)
@@ -204,8 +211,8 @@ class Rotation:
         given, saves the successor instead, with whatever else it writes, in the claim's
         transaction."""
         if store is None and isinstance(self.connection, KeptStatements):
-            values = {f"successor_{name}": successor[name] for name in TOKEN_COLUMNS}
-            claimed = self._connection.execute(_CLAIM_AND_SAVE, {**values, "token_id": token.id, "now": now})
+            parameters = {**_new_values(successor), "token_id": token.id, "now": now}
+            claimed = self._connection.execute(_CLAIM_AND_SAVE, parameters)
             self.close()
             return bool(claimed.rowcount)
         if not self.claim(token, now):
@@ -331,7 +338,7 @@ def save_minding_session(token: MutableMapping) -> None:
     now = clock.now()
     ended = dict(token)
     _end_with_session(ended, now)
-    parameters = {f"token_{name}": token[name] for name in TOKEN_COLUMNS}
+    parameters = _new_values(token)
     parameters.update({f"ended_{name}": ended[name] for name in _ENDED_WITH_SESSION},
                       session_id=token["session_id"], now=now)
     if token["session_id"] and committed_alone(_SAVE_MINDING_SESSION, parameters) is not None:
