@@ -577,6 +577,18 @@ class SetAfter:
         return self._looks >= self._checks
 
 
+def engine_on(app, dialect: str, what: str):
+    """The app's engine; the test is skipped (``what`` says for want of what) unless the app
+    runs on ``dialect`` ("postgresql", "sqlite")."""
+    import pytest  # here: the benchmarks use these helpers without it
+
+    with app.app_context():
+        engine = db.engine
+    if engine.dialect.name != dialect:
+        pytest.skip(what)
+    return engine
+
+
 def kept_connection(engine):
     """The connection kept beside ``engine``'s pool (idp.readers) that the next read outside a
     transaction will run on (None when none is kept yet)."""

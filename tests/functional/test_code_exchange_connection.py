@@ -14,19 +14,9 @@ from idp import clock
 from idp.extensions import db
 from idp.models import Token
 from idp.services.crypto import token_hash
-from tests.helpers import exchange_code, introspect, kept_connection, traced_round_trips
+from tests.helpers import engine_on, exchange_code, introspect, kept_connection, traced_round_trips
 
 ONLINE = "openid email"
-
-
-def _engine(app):
-    with app.app_context():
-        return db.engine
-
-
-def _on_postgresql(app):
-    if _engine(app).dialect.name != "postgresql":
-        pytest.skip("PostgreSQL's statements")
 
 
 def _code(browser, portal, scope=ONLINE):
@@ -58,11 +48,11 @@ def test_an_online_code_s_token_is_saved_with_its_session(app, signed_in, portal
 def test_on_postgresql_an_online_code_exchange_is_three_round_trips(app, signed_in, portal, tmp_path):
     """The read, the claim and the save minding the session, each in autocommit on the kept
     connection: no ping, no BEGIN, no COMMIT (libpq's protocol trace)."""
-    _on_postgresql(app)
+    engine = engine_on(app, "postgresql", "PostgreSQL's round trips")
     first = exchange_code(app.test_client(), portal, *_code(signed_in, portal))  # a kept connection made
     assert first.status_code == 200
     code, verifier = _code(signed_in, portal)
-    connection = kept_connection(_engine(app))
+    connection = kept_connection(engine)
     answer, round_trips, sent = traced_round_trips(
         connection, tmp_path / "trace", lambda: exchange_code(app.test_client(), portal, code, verifier))
     assert answer.status_code == 200, answer.get_json()
@@ -96,8 +86,7 @@ def test_on_postgresql_an_exchange_waits_for_an_end_of_its_session_under_way(app
     """A logout has written the session's end but not committed it when the exchange saves its
     token: the exchange waits for the session row, then saves the token revoked if the end was
     committed, working if it was rolled back."""
-    _on_postgresql(app)
-    engine = _engine(app)
+    engine = engine_on(app, "postgresql", "PostgreSQL's row locks")
     code, verifier = _code(signed_in, portal)
     ending = engine.raw_connection()
     results = {}

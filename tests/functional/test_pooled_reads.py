@@ -22,7 +22,7 @@ from idp.models import AuditEvent, Grant, RevokedToken, Token
 from idp.models.base import new_id
 from idp.oauth import tokens
 
-from ..helpers import T0, kept_connection, make_client, traced_round_trips
+from ..helpers import T0, engine_on, kept_connection, make_client, traced_round_trips
 
 
 def _token(app, client_id: str) -> tuple[int, str]:
@@ -101,16 +101,10 @@ def test_a_failed_read_raises_as_sqlalchemy_raises(app):
         assert unit_of_work.read_first(missing, {"action": "x"}) is None
 
 
-def _on_postgresql(app) -> bool:
-    with app.app_context():
-        return db.engine.dialect.name == "postgresql"
-
-
 def test_on_postgresql_the_read_is_one_round_trip_and_leaves_no_transaction(app, token, tmp_path):
     """One round trip, the SELECT, in autocommit: no ping, no BEGIN and no ROLLBACK, as the
     driver's protocol trace (libpq) shows; and the pool's connections stay as they were."""
-    if not _on_postgresql(app):
-        pytest.skip("PostgreSQL's transactions")
+    engine_on(app, "postgresql", "PostgreSQL's transactions")
     _, access_hash = token
     statement = tokens._BY_ACCESS_HASH[False]  # noqa: SLF001
     with app.app_context():
@@ -134,8 +128,7 @@ def test_on_postgresql_the_read_is_one_round_trip_and_leaves_no_transaction(app,
 
 
 def test_on_postgresql_reads_see_the_commits_before_them(app, token):
-    if not _on_postgresql(app):
-        pytest.skip("PostgreSQL's transactions")
+    engine_on(app, "postgresql", "PostgreSQL's transactions")
     token_id, _ = token
     with app.app_context():
         assert _scope_of(token_id) == "openid profile"
@@ -148,8 +141,7 @@ def test_on_postgresql_reads_see_the_commits_before_them(app, token):
 def test_on_postgresql_a_connection_the_database_closed_is_replaced(app, token):
     """The server process behind the kept connection ends, as in a database restart: the read
     finds its row all the same, on a new connection, and the broken one is not kept."""
-    if not _on_postgresql(app):
-        pytest.skip("PostgreSQL's server processes")
+    engine_on(app, "postgresql", "PostgreSQL's server processes")
     import psycopg
 
     _, access_hash = token
@@ -184,11 +176,6 @@ def test_a_database_away_at_the_check_out_is_sqlalchemy_s_operational_error(app,
         assert isinstance(raised.value.orig, dbapi.OperationalError)
 
 
-def _on_sqlite(app) -> bool:
-    with app.app_context():
-        return db.engine.dialect.name == "sqlite"
-
-
 def _scope_of(token_id: int):
     return unit_of_work.read_scalar(select(Token.scope).where(Token.id == bindparam("id")), {"id": token_id})
 
@@ -196,8 +183,7 @@ def _scope_of(token_id: int):
 def test_on_sqlite_each_read_sees_the_commits_before_it_and_holds_nothing_open(app, token):
     """Reads one after the other (on a kept connection) see another connection's commits, and
     leave no read transaction behind: a checkpoint that must wait for every reader completes."""
-    if not _on_sqlite(app):
-        pytest.skip("SQLite's read connections")
+    engine_on(app, "sqlite", "SQLite's read connections")
     token_id, _ = token
     with app.app_context():
         path = db.engine.url.database
@@ -214,8 +200,7 @@ def test_on_sqlite_each_read_sees_the_commits_before_it_and_holds_nothing_open(a
 def test_on_sqlite_reads_follow_the_engine_to_a_fresh_database_file(app, token, tmp_path):
     """Once the engine is disposed, the file may be replaced (as the tests' fixture does): reads
     then find the new file's rows, and the old connections wrote nothing into it."""
-    if not _on_sqlite(app):
-        pytest.skip("SQLite's read connections")
+    engine_on(app, "sqlite", "SQLite's read connections")
     token_id, _ = token
     copy = str(tmp_path / "copy.db")
     with app.app_context():
@@ -258,8 +243,7 @@ def test_reads_in_many_threads_at_once_each_find_their_row(app):
 
 def test_on_sqlite_a_write_outside_a_transaction_is_refused_and_writes_nothing(app, token):
     """SQLite would begin a transaction for it that nothing commits: refused before it runs."""
-    if not _on_sqlite(app):
-        pytest.skip("SQLite's read connections")
+    engine_on(app, "sqlite", "SQLite's read connections")
     token_id, _ = token
     with app.app_context():
         statements = unit_of_work.KeptStatements(db.engine)

@@ -17,7 +17,7 @@ from idp.models import Client, Token
 from idp.services import tokens as token_service
 from idp.services.crypto import token_hash
 from idp.unit_of_work import KeptStatements, PooledTransaction
-from tests.helpers import (FULL, kept_connection, make_client, refresh, set_disabled, token_request, tokens_for,
+from tests.helpers import (FULL, engine_on, kept_connection, make_client, refresh, set_disabled, token_request, tokens_for,
                            traced_round_trips)
 
 
@@ -147,10 +147,7 @@ def test_a_rotation_on_the_pooled_connection_is_the_rotation_on_sqlalchemy_s(app
 
 def test_a_rotation_after_the_database_closed_the_pooled_connections_succeeds(app, signed_in, portal):
     """As in a database restart: the pool's check-out finds the connection closed and replaces it."""
-    with app.app_context():
-        engine = db.engine
-    if engine.dialect.name != "postgresql":
-        pytest.skip("PostgreSQL's server processes")
+    engine = engine_on(app, "postgresql", "PostgreSQL's server processes")
     import psycopg
 
     body = tokens_for(signed_in, portal, scope=FULL)
@@ -193,10 +190,7 @@ def test_a_rotation_changes_nothing_of_the_presented_token_but_its_use(app, sign
 def test_on_postgresql_an_offline_rotation_is_two_round_trips(app, signed_in, portal, tmp_path):
     """The read and the one statement that claims and saves, each in autocommit on the connection
     kept beside the pool: no ping, no BEGIN, no COMMIT (libpq's protocol trace)."""
-    with app.app_context():
-        engine = db.engine
-    if engine.dialect.name != "postgresql":
-        pytest.skip("PostgreSQL's round trips")
+    engine = engine_on(app, "postgresql", "PostgreSQL's round trips")
     body = tokens_for(signed_in, portal, scope=FULL)
     first = refresh(signed_in.http, portal, body["refresh_token"])  # a kept connection made
     assert first.status_code == 200
