@@ -189,6 +189,7 @@ class WrkResult:
     pool_exhausted: int = 0  # wrk threads that ran out of pre-issued tokens
     seconds: float | None = None  # how long the run lasted
     cpu_seconds: float | None = None  # utime + stime of the server's process tree during the run
+    store_cpu_seconds: float | None = None  # of a store outside that tree (node's Redis), likewise
     context_switches: int | None = None  # of the server's threads during the run
     raw: str = ""
 
@@ -204,6 +205,13 @@ class WrkResult:
         if self.cpu_seconds is None or not self.requests:
             return None
         return self.cpu_seconds / self.requests * 1e6
+
+    @property
+    def store_cpu_us_per_request(self) -> float | None:
+        """The CPU time of the server's store outside its tree (node's Redis) per request served."""
+        if self.store_cpu_seconds is None or not self.requests:
+            return None
+        return self.store_cpu_seconds / self.requests * 1e6
 
     @property
     def switches_per_request(self) -> float | None:
@@ -283,10 +291,11 @@ def parse_wrk(output: str) -> WrkResult:
 
 def run_wrk(url: str, authorization: str, threads: int, connections: int, seconds: int,
             timeout_s: int, body: str | None = None, pool: Path | None = None,
-            server_pid: int | None = None) -> WrkResult:
+            server_pid: int | None = None, store_pid: int | None = None) -> WrkResult:
     """wrk with post_token.lua: client_credentials, or ``body``; with ``pool`` (files
     POOL.0, POOL.1, ... one per wrk thread), ``body`` followed by the next line of the pool.
-    With ``server_pid``, the CPU time of that process and its descendants during the run."""
+    With ``server_pid``, the CPU time of that process and its descendants during the run;
+    with ``store_pid``, that of the store's process apart."""
     wrk = shutil.which("wrk")
     if not wrk:
         raise BenchError("wrk not found (apt-get install -y wrk)")
@@ -300,18 +309,22 @@ def run_wrk(url: str, authorization: str, threads: int, connections: int, second
             cmd.append(str(pool))
     cpu_before = sum(memory.cpu_seconds(server_pid)) if server_pid else None
     switches_before = memory.context_switches(server_pid) if server_pid else None
+    store_before = sum(memory.cpu_seconds(store_pid)) if store_pid else None
     try:
         cp = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + timeout_s + 30)
     except subprocess.TimeoutExpired as exc:
         raise BenchError(f"wrk did not finish within {seconds + timeout_s + 30}s") from exc
     cpu_after = sum(memory.cpu_seconds(server_pid)) if server_pid else None
     switches_after = memory.context_switches(server_pid) if server_pid else None
+    store_after = sum(memory.cpu_seconds(store_pid)) if store_pid else None
     if cp.returncode != 0:
         raise BenchError(f"wrk exited with {cp.returncode}: {cp.stderr.strip() or cp.stdout.strip()}")
     res = parse_wrk(cp.stdout + cp.stderr)
     if server_pid:
         res.cpu_seconds = cpu_after - cpu_before
         res.context_switches = switches_after - switches_before
+    if store_pid:
+        res.store_cpu_seconds = store_after - store_before
     if res.requests_per_s is None:
         raise BenchError(f"could not parse wrk output:\n{cp.stdout}\n{cp.stderr}")
     return res
@@ -352,6 +365,7 @@ def token_kind(token: str) -> str:
 class TokenRun:
     name: str
     pid: int | None = None  # the server's first process (its tree's CPU time is measured)
+    store_pid: int | None = None  # a store's process outside that tree (node's Redis), measured apart
     result: WrkResult | None = None
     error: str | None = None
     token_format: str | None = None
@@ -363,6 +377,7 @@ class TokenRun:
     introspection_error: str | None = "skipped"
     refresh_rate: float | None = None  # refreshes/s the measured run's pool was sized for
     refresh_pool: int | None = None  # refresh tokens of the measured run
+    refresh_reuse: int | None = None  # of REUSE_SENDS sends of one refresh token, those answered 200
 
 
 @dataclass
@@ -402,7 +417,7 @@ def measure_tokens(run: TokenRun, token_endpoint: str, client_id: str, secret: s
     if args.warmup > 0:
         run_wrk(token_endpoint, auth, args.threads, args.connections, args.warmup, args.wrk_timeout)
     run.result = run_wrk(token_endpoint, auth, args.threads, args.connections, args.duration,
-                         args.wrk_timeout, server_pid=run.pid)
+                         args.wrk_timeout, server_pid=run.pid, store_pid=run.store_pid)
     run.memory = memory.tree(run.pid)
 
 
@@ -427,7 +442,7 @@ def measure_introspection(run: TokenRun, endpoint: str, auth: str, pool: Pool,
         if args.warmup > 0:
             run_wrk(endpoint, auth, args.threads, args.connections, args.warmup, args.wrk_timeout, body)
         run.introspection = run_wrk(endpoint, auth, args.threads, args.connections, args.duration,
-                                    args.wrk_timeout, body, server_pid=run.pid)
+                                    args.wrk_timeout, body, server_pid=run.pid, store_pid=run.store_pid)
         run.introspection_error = None
     except BenchError as exc:
         run.introspection_error = str(exc)
@@ -469,6 +484,26 @@ def calibrate_refresh(token_endpoint: str, auth: str, pool: Pool, args: argparse
                      f"{CALIBRATION_SECONDS} s")
 
 
+# A refresh token is sent this many times, each on a new connection, after the measured run.
+REUSE_SENDS = 4
+
+
+def refresh_reuse(token_endpoint: str, auth: str, refresh_token: str) -> int:
+    """How many of REUSE_SENDS sends of one refresh token, each on a new connection (so that they
+    reach the server's processes in turn), were answered 200: 1 where a rotation is seen by every
+    process, more where a process keeps its tokens to itself."""
+    import requests
+
+    answered = 0
+    for _ in range(REUSE_SENDS):
+        with requests.Session() as http:
+            r = http.post(token_endpoint, data={"grant_type": "refresh_token", "refresh_token": refresh_token},
+                          headers={"Authorization": auth, "Accept": "application/json",
+                                   "Connection": "close"}, timeout=10)
+        answered += r.status_code == 200
+    return answered
+
+
 def measure_refresh(run: TokenRun, token_endpoint: str, auth: str, pool: Pool,
                     args: argparse.Namespace) -> None:
     """The refresh grant, each request with a refresh token of the pool never sent before. The
@@ -492,8 +527,9 @@ def measure_refresh(run: TokenRun, token_endpoint: str, auth: str, pool: Pool,
         run.refresh = run_wrk(token_endpoint, auth, args.threads, args.connections, args.duration,
                               args.wrk_timeout, body,
                               pool.files("measured", pool.issue(run.refresh_pool), args.threads),
-                              server_pid=run.pid)
+                              server_pid=run.pid, store_pid=run.store_pid)
         run.refresh_error = None
+        run.refresh_reuse = refresh_reuse(token_endpoint, auth, pool.issue(1)[0])
     except BenchError as exc:
         run.refresh_error = str(exc)
 
@@ -540,17 +576,54 @@ NODE_START_SECONDS = 30
 NODE_STARTS = 2
 
 
+def node_name(args: argparse.Namespace) -> str:
+    return "node-oidc-provider" + ("+Redis" if args.node_store == "redis" else "")
+
+
+class NodeRedis:
+    """node-oidc-provider's Redis (``--node-store redis``): its keys are under a prefix of this run's
+    own, removed at the end; its process, where it is on this machine, is measured apart."""
+
+    def __init__(self, url: str) -> None:
+        import redis
+
+        self.url = url
+        self.prefix = f"bench-node-{secrets.token_hex(4)}:"
+        self.client = redis.Redis.from_url(url, socket_timeout=10)
+        try:
+            info = self.client.info("server")
+        except redis.RedisError as exc:
+            raise BenchError(f"node's Redis at {url} does not answer: {exc}") from exc
+        pid = info.get("process_id")
+        local = urllib.parse.urlsplit(url).hostname in (HOST, "localhost", "::1")
+        self.pid = int(pid) if local and pid and Path(f"/proc/{pid}").exists() else None
+
+    def clean(self) -> None:
+        with self.client.pipeline(transaction=False) as pipe:
+            for key in self.client.scan_iter(match=self.prefix + "*", count=1000):
+                pipe.unlink(key)
+                if len(pipe) >= 1000:
+                    pipe.execute()
+            pipe.execute()
+        self.client.close()
+
+
 def bench_node(procs: Processes, tmp: Path, args: argparse.Namespace) -> TokenRun:
-    run = TokenRun("node-oidc-provider")
+    run = TokenRun(node_name(args))
     node = shutil.which("node")
     if not node:
         run.error = "node not found"
         return run
     proc = None
+    store = None
     try:
         ensure_node_modules()
         log = tmp / "node.log"
         env = dict(os.environ, BENCH_NODE_WORKERS=str(args.node_workers), NODE_ENV="production")
+        if args.node_store == "redis":
+            store = NodeRedis(args.node_redis_url)
+            env.update(BENCH_NODE_REDIS=store.url, BENCH_NODE_REDIS_PREFIX=store.prefix)
+            run.store_pid = store.pid
         pool = None
         if not (args.skip_refresh and args.skip_introspection):
             pool_file = tmp / "node-pool" / "all"
@@ -581,7 +654,8 @@ def bench_node(procs: Processes, tmp: Path, args: argparse.Namespace) -> TokenRu
             wait_node_issued(pool_file, proc, log, args.node_workers)
 
             def issue(count: int) -> list[str]:
-                """Same values in every node worker (each keeps its own store); each sent once."""
+                """Same values in every node worker (each keeps its own store, or the first issues them
+                into the shared one); each sent once."""
                 tokens = [secrets.token_urlsafe(32) for _ in range(count)]
                 pool_file.write_text("".join(t + "\n" for t in tokens))
                 Path(f"{pool_file}.issued").write_text("")
@@ -600,6 +674,8 @@ def bench_node(procs: Processes, tmp: Path, args: argparse.Namespace) -> TokenRu
     finally:
         if proc is not None:
             procs.stop(proc)
+        if store is not None:
+            store.clean()
     return run
 
 
@@ -1458,10 +1534,13 @@ def _header(rate: str) -> None:
 
 def _row(name: str, r: WrkResult, note: str) -> dict:
     """Print one server's line of a wrk table; return its figures for the JSON."""
+    if r.store_cpu_us_per_request is not None:
+        note += f"; its Redis {r.store_cpu_us_per_request:.0f} µs CPU/req more"
     print(f"{name:<24}{fmt(r.requests_per_s):>10}{fmt(r.p50_ms, '.2f', ' ms'):>11}"
           f"{fmt(r.p99_ms, '.2f', ' ms'):>11}{fmt(r.cpu_us_per_request, '.0f', ' µs'):>11}"
           f"{fmt(r.switches_per_request, '.1f'):>9}{r.non_200:>9}{r.socket_error_total:>9}  {note}")
     return {"p50_ms": r.p50_ms, "p99_ms": r.p99_ms, "cpu_us_per_request": r.cpu_us_per_request,
+            "store_cpu_us_per_request": r.store_cpu_us_per_request,
             "context_switches_per_request": r.switches_per_request,
             "requests": r.requests, "non_200": r.non_200, "statuses": r.statuses,
             "socket_errors": r.socket_errors, "valid": r.valid}
@@ -1545,7 +1624,13 @@ def report_more(runs: list[TokenRun], args: argparse.Namespace) -> dict:
             out.setdefault(run.name, {})[key] = {"requests_per_s": r.requests_per_s, **_row(run.name, r, note),
                                                  "seconds": r.seconds, "pool_exhausted": r.pool_exhausted}
             if key == "refresh":
-                out[run.name][key].update(pool_sized_for_per_s=run.refresh_rate, pool=run.refresh_pool)
+                out[run.name][key].update(pool_sized_for_per_s=run.refresh_rate, pool=run.refresh_pool,
+                                          reuse_answered=run.refresh_reuse, reuse_sent=REUSE_SENDS)
+        if key == "refresh":
+            reuse = [f"{run.name} {run.refresh_reuse}" for run in runs if run.refresh_reuse is not None]
+            if reuse:
+                print(f"one refresh token sent {REUSE_SENDS} times, each on a new connection, rotated by: "
+                      + ", ".join(reuse) + " (1 = once for the whole server)")
         ratio, cpu = print_ratio(f"{key} req/s", getattr(runs[0], key), getattr(runs[1], key))
         if ratio is not None:
             out[f"ratio_idp_node_{key}"] = ratio
@@ -1651,6 +1736,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="idp serve --scheduling: the kernel's scheduling policy (default: idp serve's own)")
     p.add_argument("--node-workers", type=int, default=None,
                    help="node-oidc-provider processes (node:cluster); default: as many as --workers")
+    p.add_argument("--node-store", choices=["memory", "redis"], default="memory",
+                   help="where node-oidc-provider keeps its tokens: its in-memory adapter, a store of "
+                        "each process (memory, the default), or Redis, shared by its processes as a "
+                        "deployment of several needs (bench/node/redis_adapter.js)")
+    p.add_argument("--node-redis-url", metavar="URL", default="redis://127.0.0.1:6379/0",
+                   help="the Redis of --node-store redis (redis://127.0.0.1:6379/0); the run's keys "
+                        "are under a prefix of its own and removed at the end")
     p.add_argument("--database-url", metavar="URL",
                    help="run idp on this database (e.g. postgresql+psycopg://postgres@127.0.0.1/idp_bench, "
                         "empty or an idp database: the bench adds its clients and tokens) instead of a "
@@ -1704,7 +1796,7 @@ def main(argv: list[str] | None = None) -> int:
     procs = Processes()
     mail = Sink()
     tmp = Path(tempfile.mkdtemp(prefix="idp-bench-"))
-    node_run = TokenRun("node-oidc-provider", error="skipped")
+    node_run = TokenRun(node_name(args), error="skipped")
     idp_run = TokenRun(f"idp ({args.workers} workers)", error="skipped")
     logins: LoginResult | None = None
     argon: ArgonResult | None = None
@@ -1715,7 +1807,8 @@ def main(argv: list[str] | None = None) -> int:
     scheduling = args.scheduling or f"{serve_default('scheduling')} (its default)"
     print(f"idp serve --workers {args.workers} --threads {threads} --server {args.server} "
           f"--scheduling {scheduling}; "
-          f"node-oidc-provider {args.node_workers} process(es)")
+          f"{node_name(args)} {args.node_workers} process(es), "
+          + ("tokens in Redis, shared" if args.node_store == "redis" else "tokens in each process's memory"))
     try:
         if not args.skip_node:
             print("-- node-oidc-provider: starting and loading", flush=True)

@@ -9,16 +9,22 @@
 //                                      appends "PID COUNT" to FILE.issued when it has
 //                                      issued a reading of FILE
 //        BENCH_NODE_ACCESS_TOKEN=VALUE an access token to pre-issue (for introspection)
+//        BENCH_NODE_REDIS=URL          keep everything in this Redis (redis_adapter.js),
+//                                      under the keys BENCH_NODE_REDIS_PREFIX (default
+//                                      "bench-node:"), shared by every process
 //
-// Listens on 127.0.0.1 only. Everything (tokens, grants) lives in the
-// provider's built-in in-memory adapter, in two stores: client-credentials
+// Listens on 127.0.0.1 only. Without BENCH_NODE_REDIS, everything (tokens,
+// grants) lives in the provider's built-in in-memory adapter, in two stores: client-credentials
 // tokens in the package's bounded LRU (1,000 entries, as its default store),
 // everything else (grants, refresh and access tokens) in a store of the same
 // kind without a bound, so that no load evicts the pre-issued pool. Each
 // process has its own store: every worker pre-issues the same pool (same
 // values, each its own grant of one account, scope "openid offline_access", as
 // if a code exchange had issued them), so any worker can rotate any of them;
-// bench/tokens.py sends each refresh token once.
+// bench/tokens.py sends each refresh token once. With BENCH_NODE_REDIS every
+// process reads and writes the same store, as a deployment of several
+// processes must (a token rotated in one process is rotated everywhere), and
+// the first worker alone issues the pool into it.
 
 import cluster from 'node:cluster';
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
@@ -38,6 +44,9 @@ const ISSUER = `http://${HOST}:${PORT}`;
 const RESOURCE = 'urn:bench:api';
 const ACCOUNT_ID = 'bench-account';
 const POOL_SCOPE = 'openid offline_access';
+const REDIS_URL = process.env.BENCH_NODE_REDIS || '';
+// The process that writes the pool: each, with a store of its own; the first worker, with Redis.
+const ISSUES_POOL = !REDIS_URL || !cluster.isWorker || cluster.worker.id === 1;
 const DAY = 24 * 3600;
 
 function readPool() {
@@ -69,10 +78,18 @@ async function startProvider({ jwk, cookieKey }) {
   // Client-credentials tokens (a store write per request, never read again
   // here) in a bounded LRU; the pool (a grant and a refresh token each, and a
   // new refresh token and access token per rotation) where nothing is evicted.
-  const credentials = new LRU({ maxSize: 1000 });
-  const store = new LRU({ maxSize: Number.POSITIVE_INFINITY });
+  // With BENCH_NODE_REDIS, all of it in Redis.
+  let adapter;
+  if (REDIS_URL) {
+    const { default: createRedisAdapter } = await import('./redis_adapter.js');
+    adapter = createRedisAdapter(REDIS_URL, process.env.BENCH_NODE_REDIS_PREFIX || 'bench-node:');
+  } else {
+    const credentials = new LRU({ maxSize: 1000 });
+    const store = new LRU({ maxSize: Number.POSITIVE_INFINITY });
+    adapter = (model) => new MemoryAdapter(model, model === 'ClientCredentials' ? credentials : store);
+  }
   const configuration = {
-    adapter: (model) => new MemoryAdapter(model, model === 'ClientCredentials' ? credentials : store),
+    adapter,
     clients: [
       {
         client_id: 'bench',
@@ -185,15 +202,19 @@ async function preIssue(provider, pool, accessToken) {
       client, accountId: ACCOUNT_ID, grantId, scope: POOL_SCOPE, gty: 'authorization_code', authTime,
     };
   };
-  for (const jti of pool) {
-    await new provider.RefreshToken({ ...(await family()), jti }).save();
+  if (ISSUES_POOL) {
+    for (const jti of pool) {
+      await new provider.RefreshToken({ ...(await family()), jti }).save();
+    }
+    if (accessToken) {
+      const at = new provider.AccessToken({ ...(await family()), jti: accessToken });
+      at.format = 'opaque'; // what generateTokenId sets for a token it names itself
+      await at.save();
+    }
+    console.log(`pid=${process.pid} pre-issued ${pool.length} refresh tokens${accessToken ? ' and an access token' : ''}`);
+  } else {
+    console.log(`pid=${process.pid} shares the pool the first worker issues`);
   }
-  if (accessToken) {
-    const at = new provider.AccessToken({ ...(await family()), jti: accessToken });
-    at.format = 'opaque'; // what generateTokenId sets for a token it names itself
-    await at.save();
-  }
-  console.log(`pid=${process.pid} pre-issued ${pool.length} refresh tokens${accessToken ? ' and an access token' : ''}`);
   if (process.env.BENCH_NODE_POOL) {
     appendFileSync(`${process.env.BENCH_NODE_POOL}.issued`, `${process.pid} ${pool.length}\n`);
   }
