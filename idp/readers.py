@@ -13,7 +13,10 @@ detached from it; on PostgreSQL it reads in autocommit, each SELECT on its own, 
 transaction open. The stack holds as many connections as reads ran at once, at most one per
 thread. A connection on which a statement failed is closed, not kept (``unit_of_work.KeptStatements``
 tries a read that failed because the database closed a kept connection once more, on a new
-one). On PostgreSQL a statement on such a connection may also write, committed as it runs (the
+one). An idle connection that the database has closed meanwhile (a restart, an administrator
+ending its backend: the server says so, or hangs up, and the socket turns readable) is closed
+when it is taken instead of being used: one poll of its socket, no round trip, so a write, which
+is never tried twice, is not sent on it. On PostgreSQL a statement on such a connection may also write, committed as it runs (the
 refresh rotation's claim with its successor).
 
 The stack goes with the pool. When the engine is disposed, its connections are closed with
@@ -26,6 +29,7 @@ workers) leaves its parent's connections open and unused, as it does its inherit
 from __future__ import annotations
 
 import os
+import select
 import weakref
 
 from sqlalchemy import event
@@ -39,11 +43,14 @@ class Readers:
         self._closed = False
 
     def take(self):
-        """The idle connection given back last, or None when none is idle."""
-        try:
-            return self._idle.pop()
-        except IndexError:
-            return None
+        """The idle connection given back last that the database has not closed, or None when
+        none is idle (those it closed are closed here)."""
+        while self._idle:
+            connection = self._idle.pop()
+            if not _closed_by_server(connection):
+                return connection
+            self.discard(connection)
+        return None
 
     @staticmethod
     def made(pooled, autocommit: bool):
@@ -81,6 +88,23 @@ class Readers:
         idle, self._idle = self._idle, []
         for connection in idle:
             self.discard(connection)
+
+
+def _closed_by_server(connection) -> bool:
+    """Whether the server ended an idle PostgreSQL connection: it is closed, or its socket has
+    something to read while no statement runs on it (the server's notice that it ends the
+    backend, or its hang-up). A readable socket for another reason (an unasked-for notice) only
+    costs a new connection. Never for SQLite's, which have no server."""
+    pgconn = getattr(connection, "pgconn", None)
+    if pgconn is None:
+        return False
+    try:
+        if connection.closed:
+            return True
+        readable, _, _ = select.select([pgconn.socket], [], [], 0)
+    except Exception:  # noqa: BLE001 - a connection whose socket cannot be polled is not used
+        return True
+    return bool(readable)
 
 
 _READERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()

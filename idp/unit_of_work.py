@@ -353,7 +353,8 @@ class KeptStatements:
     that fails closes it instead, its error raised as SQLAlchemy raises it. A first statement
     that may run twice (``again``: a read) and fails because the database closed the kept
     connection (a restart, a server that ends idle connections) is tried once more on a new
-    connection, checked out as the pool checks it. A write never is: it may have been committed."""
+    connection, checked out as the pool checks it. A write never is: it may have been committed
+    (a kept connection that the database closed while it was idle is not taken: ``readers``)."""
 
     def __init__(self, engine) -> None:
         self.engine = engine
@@ -480,7 +481,9 @@ def committed_alone(statement, parameters: dict) -> Executed | None:
     along) and the database commits statements as they run (PostgreSQL). None, with nothing
     run, elsewhere (SQLite, a session with work, statement listeners on the engine, a statement
     only SQLAlchemy runs): the caller writes through the session. A write is never tried twice:
-    it may have been committed; one that meets a connection the database closed is a 503.
+    it may have been committed. A kept connection that the database closed while it was idle is
+    left for a new one before the write is sent (``readers``); one that fails as the write is
+    sent is a 503.
     Committed before the request's answer is made: a failure after it (a 503) keeps the write."""
     engine = db.engine
     if not KeptStatements.write(engine) or _listened(engine) or _session_holds_work():
