@@ -386,10 +386,10 @@ def derive(app) -> None:
     if c["DATABASE_URL"].startswith("sqlite"):
         c.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {"connect_args": {"timeout": 30}})
     else:
-        # pre-ping replaces connections a database restart closed; connect_timeout bounds the wait
-        # for a server that does not answer (so /readyz says 503 instead of hanging).
-        c.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {
-            "pool_pre_ping": True, "connect_args": {"connect_timeout": c["DATABASE_CONNECT_TIMEOUT"]}})
+        # connect_timeout bounds the wait for a server that does not answer (so /readyz says 503
+        # instead of hanging). The pool's connections that a restart closed are replaced at their
+        # checkout by idp.live_connections, in place of pool_pre_ping's round trip.
+        c.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {"connect_args": {"connect_timeout": c["DATABASE_CONNECT_TIMEOUT"]}})
     c["RATELIMIT_STORAGE_URI"] = c["REDIS_URL"] or "memory://"
     if c["REDIS_URL"]:
         # A Redis that does not answer must fail a request in seconds, not hang its worker.

@@ -29,10 +29,11 @@ workers) leaves its parent's connections open and unused, as it does its inherit
 from __future__ import annotations
 
 import os
-import select
 import weakref
 
 from sqlalchemy import event
+
+from .live_connections import closed_by_server
 
 
 class Readers:
@@ -47,7 +48,7 @@ class Readers:
         none is idle (those it closed are closed here)."""
         while self._idle:
             connection = self._idle.pop()
-            if not _closed_by_server(connection):
+            if not closed_by_server(connection):
                 return connection
             self.discard(connection)
         return None
@@ -88,23 +89,6 @@ class Readers:
         idle, self._idle = self._idle, []
         for connection in idle:
             self.discard(connection)
-
-
-def _closed_by_server(connection) -> bool:
-    """Whether the server ended an idle PostgreSQL connection: it is closed, or its socket has
-    something to read while no statement runs on it (the server's notice that it ends the
-    backend, or its hang-up). A readable socket for another reason (an unasked-for notice) only
-    costs a new connection. Never for SQLite's, which have no server."""
-    pgconn = getattr(connection, "pgconn", None)
-    if pgconn is None:
-        return False
-    try:
-        if connection.closed:
-            return True
-        readable, _, _ = select.select([pgconn.socket], [], [], 0)
-    except Exception:  # noqa: BLE001 - a connection whose socket cannot be polled is not used
-        return True
-    return bool(readable)
 
 
 _READERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()

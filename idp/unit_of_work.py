@@ -30,6 +30,7 @@ from contextlib import contextmanager
 from sqlalchemy import Connection, Insert, Select, Update, event
 from sqlalchemy.exc import DBAPIError
 
+from . import live_connections
 from . import readers as kept_readers
 from .extensions import db
 from .kept import Kept
@@ -176,8 +177,9 @@ def _listened(engine) -> bool:
 
 
 def _checkout(engine):
-    """A connection of the engine's pool, checked out as the pool checks it (pre-ping: a database
-    restart is recovered from); no connection is SQLAlchemy's error (the database away is a 503)."""
+    """A connection of the engine's pool, checked out as the pool checks it (``live_connections``:
+    a database restart is recovered from); no connection is SQLAlchemy's error (the database away
+    is a 503)."""
     dialect = engine.dialect
     try:
         return engine.raw_connection()
@@ -517,3 +519,5 @@ def init_app(app) -> None:
     app.teardown_request(_teardown)
     with app.app_context():
         event.listen(db.engine, "handle_error", _lost_with_stale_plans)
+        if db.engine.dialect.name != "sqlite":
+            live_connections.watch(db.engine)

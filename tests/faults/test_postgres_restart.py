@@ -1,6 +1,7 @@
 """PostgreSQL restarted under a running `idp serve` with requests in flight: while it is away
 every answer is a clear 503 page or an OAuth ``temporarily_unavailable``, never a 500 or a
-traceback; within 5 s after it is back every request succeeds again (pool pre-ping)."""
+traceback; within 5 s after it is back every request succeeds again (the pool's checkout replaces
+the connections the restart closed: idp.live_connections)."""
 
 from __future__ import annotations
 

@@ -1,19 +1,21 @@
-"""Connections kept beside the pool that the database closed while they were idle (a restart, an
-administrator ending backends, a server that ends idle connections). The database tells the
-client when it ends a backend: the connection's socket turns readable. A kept connection found so
-is dropped before a statement is sent on it, so a write, which is never tried twice, is made on a
-live connection instead of answering 503; and a read needs no second try."""
+"""Connections that the database closed while they were idle (a restart, an administrator ending
+backends, a server that ends idle connections), kept beside the pool or in it. The database tells
+the client when it ends a backend: the connection's socket turns readable. A connection found so
+is dropped before a statement is sent on it (idp.live_connections): a write on a kept connection,
+which is never tried twice, is made on a live one instead of answering 503, a read needs no second
+try, and the pool's checkout needs no ping for a connection that waited a moment."""
 
 from __future__ import annotations
 
 import time
 
+import psycopg
 from sqlalchemy import update
 
-from idp import readers, unit_of_work
+from idp import live_connections, readers, unit_of_work
 from idp.extensions import db
 from idp.models import Token
-from tests.helpers import engine_on, exchange_code, introspect
+from tests.helpers import engine_on, exchange_code, introspect, traced_round_trips
 
 
 def _kept(engine, count: int) -> list:
@@ -29,8 +31,10 @@ def _kept(engine, count: int) -> list:
 
 
 def _end_backends(engine, pids: list) -> None:
-    """End those backends as a restart or an administrator does, and wait until they are gone."""
-    other = engine.raw_connection()
+    """End those backends as a restart or an administrator does, and wait until they are gone
+    (from a connection of its own, none of the pool's)."""
+    args = engine.url.translate_connect_args(username="user", database="dbname")
+    other = psycopg.connect(**args)
     try:
         cursor = other.cursor()
         for pid in pids:
@@ -67,3 +71,41 @@ def test_a_code_exchange_after_the_database_closed_the_kept_connections(app, sig
     answer = exchange_code(app.test_client(), portal, signed_in.callback_params()["code"], signed_in.verifier)
     assert answer.status_code == 200, answer.get_json()
     assert introspect(app.test_client(), portal, answer.get_json()["access_token"])["active"] is True
+
+
+def _pooled(engine, count: int) -> list:
+    """The backends of ``count`` connections of the pool, given back to it."""
+    connections = [engine.raw_connection() for _ in range(count)]
+    pids = [c.dbapi_connection.info.backend_pid for c in connections]
+    for connection in connections:
+        connection.close()
+    return pids
+
+
+def test_the_pool_replaces_connections_the_database_closed_before_a_request_uses_them(app, signed_in, portal):
+    engine = engine_on(app, "postgresql", "a server that ends its backends")
+    _end_backends(engine, _pooled(engine, 3))
+    signed_in.authorize(portal["client_id"], scope="openid email")  # the request's session, pooled
+    answer = exchange_code(app.test_client(), portal, signed_in.callback_params()["code"], signed_in.verifier)
+    assert answer.status_code == 200, answer.get_json()
+
+
+def test_a_checkout_sends_nothing_unless_the_connection_waited_long(app, tmp_path, monkeypatch):
+    """The pool's checkout costs no round trip for a connection given back a moment ago; one that
+    waited longer than live_connections.PING_AFTER is pinged (one round trip), for a connection
+    something between dropped without a word."""
+    engine = engine_on(app, "postgresql", "PostgreSQL's round trips")
+    pooled = engine.raw_connection()
+    connection = pooled.dbapi_connection
+    pooled.close()
+
+    def checkout():
+        again = engine.raw_connection()
+        assert again.dbapi_connection is connection  # the one connection the pool holds idle
+        again.close()
+
+    _, moment, sent = traced_round_trips(connection, tmp_path / "moment", checkout)
+    assert moment == 0, sent
+    monkeypatch.setattr(live_connections, "PING_AFTER", -1.0)
+    _, waited, sent = traced_round_trips(connection, tmp_path / "waited", checkout)
+    assert waited == 1, sent
