@@ -13,8 +13,16 @@ first statement, as long as the statement's own. A connection is lost in two way
   longer than ``PING_AFTER`` seconds is pinged at its checkout, as before.
 
 A connection found lost raises ``DisconnectionError`` in the pool's checkout event: the pool
-replaces it with a new one (or the database away is the request's 503). ``watch`` puts this in
-place of ``pool_pre_ping`` on a PostgreSQL engine; SQLite's connections need neither.
+replaces it with a new one, which is not checked again (or the database away is the request's
+503). ``watch`` puts this in place of ``pool_pre_ping`` on a PostgreSQL engine; SQLite's
+connections need neither.
+
+What a ping at every checkout caught and a poll does not: the server's notice travels after the
+server has decided to end the backend, so a checkout in between (well under a millisecond on one
+machine) takes a connection that is about to fail, and a peer that vanished without a word (a
+failover that moves an address, a crashed host) shows only to a statement. The request's
+statement then fails as a lost connection: a 503, a kept read tried again on a new connection,
+at most once for each connection.
 """
 
 from __future__ import annotations
@@ -22,12 +30,14 @@ from __future__ import annotations
 import select
 import time
 
+import psycopg
 from sqlalchemy import event
 from sqlalchemy.exc import DisconnectionError
 
 # Seconds a connection may wait in the pool and be used without a ping.
 PING_AFTER = 30.0
 _IDLE_SINCE = "idp.idle_since"
+_FRESH = "idp.fresh"
 
 
 def closed_by_server(connection) -> bool:
@@ -41,10 +51,11 @@ def closed_by_server(connection) -> bool:
     try:
         if connection.closed:
             return True
-        readable, _, _ = select.select([pgconn.socket], [], [], 0)
-    except Exception:  # noqa: BLE001 - a connection whose socket cannot be polled is not used
+        poll = select.poll()  # not select.select: it refuses descriptors from 1024 on
+        poll.register(pgconn.socket, select.POLLIN)
+        return bool(poll.poll(0))
+    except (OSError, ValueError, psycopg.Error):  # a socket that cannot be polled: not to be used
         return True
-    return bool(readable)
 
 
 def watch(engine) -> None:
@@ -52,6 +63,8 @@ def watch(engine) -> None:
     dialect = engine.dialect
 
     def checkout(dbapi_connection, record, proxy) -> None:  # noqa: ARG001 - the pool's event
+        if record.info.pop(_FRESH, False):  # made for this checkout: nothing to check, as pre-ping
+            return
         if closed_by_server(dbapi_connection):
             raise DisconnectionError("the database closed this connection")
         since = record.info.get(_IDLE_SINCE)
@@ -64,9 +77,16 @@ def watch(engine) -> None:
                 raise DisconnectionError("the connection did not answer a ping") from exc
             raise
 
-    event.listen(engine, "connect", _rested)
+    event.listen(engine, "connect", _made)
     event.listen(engine, "checkin", _rested)
     event.listen(engine, "checkout", checkout)
+
+
+def _made(dbapi_connection, record) -> None:
+    """A connection just made: its checkout does not check it (the pool would give up after a
+    second connection found lost, with an error that is not the database's)."""
+    record.info[_FRESH] = True
+    _rested(dbapi_connection, record)
 
 
 def _rested(dbapi_connection, record) -> None:  # noqa: ARG001 - the pool's event

@@ -4,7 +4,8 @@ A read that needs no transaction (introspection's look-up of a token, a machine 
 revocation) spent more on the pool than on its SELECT. On SQLite: the checkout and check-in,
 their records and events, the queue's lock, and the rollback on return; a pool guards nothing
 such a read needs there (no server, no round trip, no limit on connections). On PostgreSQL: the
-pool's ping at every checkout, a round trip as long as the SELECT's.
+round trips around the SELECT in a transaction (BEGIN, the rollback on return, and the pool's
+ping of a connection that waited long: ``live_connections``), each as long as the SELECT's.
 
 So those reads take a DB-API connection of the engine's from a stack of their own, last
 returned first (on SQLite its page cache the warmest), and put it back after the read. Each
@@ -46,12 +47,14 @@ class Readers:
     def take(self):
         """The idle connection given back last that the database has not closed, or None when
         none is idle (those it closed are closed here)."""
-        while self._idle:
-            connection = self._idle.pop()
+        while True:
+            try:
+                connection = self._idle.pop()
+            except IndexError:  # none left, or another thread took the last one
+                return None
             if not closed_by_server(connection):
                 return connection
             self.discard(connection)
-        return None
 
     @staticmethod
     def made(pooled, autocommit: bool):

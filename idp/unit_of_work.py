@@ -519,5 +519,5 @@ def init_app(app) -> None:
     app.teardown_request(_teardown)
     with app.app_context():
         event.listen(db.engine, "handle_error", _lost_with_stale_plans)
-        if db.engine.dialect.name != "sqlite":
+        if db.engine.dialect.name == "postgresql":
             live_connections.watch(db.engine)

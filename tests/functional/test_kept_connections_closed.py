@@ -7,15 +7,12 @@ try, and the pool's checkout needs no ping for a connection that waited a moment
 
 from __future__ import annotations
 
-import time
-
-import psycopg
 from sqlalchemy import update
 
 from idp import live_connections, readers, unit_of_work
 from idp.extensions import db
 from idp.models import Token
-from tests.helpers import engine_on, exchange_code, introspect, traced_round_trips
+from tests.helpers import end_backends, engine_on, exchange_code, introspect, traced_round_trips
 
 
 def _kept(engine, count: int) -> list:
@@ -30,31 +27,11 @@ def _kept(engine, count: int) -> list:
     return pids
 
 
-def _end_backends(engine, pids: list) -> None:
-    """End those backends as a restart or an administrator does, and wait until they are gone
-    (from a connection of its own, none of the pool's)."""
-    args = engine.url.translate_connect_args(username="user", database="dbname")
-    other = psycopg.connect(**args)
-    try:
-        cursor = other.cursor()
-        for pid in pids:
-            cursor.execute("SELECT pg_terminate_backend(%s)", (pid,))
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE pid = ANY(%s)", (pids,))
-            if cursor.fetchone()[0] == 0:
-                break
-            time.sleep(0.02)
-        other.commit()
-    finally:
-        other.close()
-
-
 def test_a_write_after_the_database_closed_the_kept_connections_is_made_on_a_live_one(app):
     engine = engine_on(app, "postgresql", "a server that ends its backends")
     with app.app_context():
         pids = _kept(engine, 2)
-        _end_backends(engine, pids)
+        end_backends(engine, pids)
         written = unit_of_work.committed_alone(
             update(Token).where(Token.id == -1).values(scope="openid"), {})
         assert written is not None and written.rowcount == 0
@@ -66,7 +43,7 @@ def test_a_write_after_the_database_closed_the_kept_connections_is_made_on_a_liv
 def test_a_code_exchange_after_the_database_closed_the_kept_connections(app, signed_in, portal):
     engine = engine_on(app, "postgresql", "a server that ends its backends")
     with app.app_context():
-        _end_backends(engine, _kept(engine, 3))
+        end_backends(engine, _kept(engine, 3))
     signed_in.authorize(portal["client_id"], scope="openid email")
     answer = exchange_code(app.test_client(), portal, signed_in.callback_params()["code"], signed_in.verifier)
     assert answer.status_code == 200, answer.get_json()
@@ -84,7 +61,7 @@ def _pooled(engine, count: int) -> list:
 
 def test_the_pool_replaces_connections_the_database_closed_before_a_request_uses_them(app, signed_in, portal):
     engine = engine_on(app, "postgresql", "a server that ends its backends")
-    _end_backends(engine, _pooled(engine, 3))
+    end_backends(engine, _pooled(engine, 3))
     signed_in.authorize(portal["client_id"], scope="openid email")  # the request's session, pooled
     answer = exchange_code(app.test_client(), portal, signed_in.callback_params()["code"], signed_in.verifier)
     assert answer.status_code == 200, answer.get_json()
@@ -95,6 +72,7 @@ def test_a_checkout_sends_nothing_unless_the_connection_waited_long(app, tmp_pat
     waited longer than live_connections.PING_AFTER is pinged (one round trip), for a connection
     something between dropped without a word."""
     engine = engine_on(app, "postgresql", "PostgreSQL's round trips")
+    engine.dispose()  # then the pool holds the one connection below
     pooled = engine.raw_connection()
     connection = pooled.dbapi_connection
     pooled.close()

@@ -22,7 +22,7 @@ from idp.models import AuditEvent, Grant, RevokedToken, Token
 from idp.models.base import new_id
 from idp.oauth import tokens
 
-from ..helpers import T0, engine_on, kept_connection, make_client, traced_round_trips
+from ..helpers import T0, end_backends, engine_on, kept_connection, make_client, traced_round_trips
 
 
 def _token(app, client_id: str) -> tuple[int, str]:
@@ -142,8 +142,6 @@ def test_on_postgresql_a_connection_the_database_closed_is_replaced(app, token):
     """The server process behind the kept connection ends, as in a database restart: the read
     finds its row all the same, on a new connection, and the broken one is not kept."""
     engine_on(app, "postgresql", "PostgreSQL's server processes")
-    import psycopg
-
     _, access_hash = token
     statement = tokens._BY_ACCESS_HASH[False]  # noqa: SLF001
     with app.app_context():
@@ -151,9 +149,7 @@ def test_on_postgresql_a_connection_the_database_closed_is_replaced(app, token):
         engine.dispose()
         assert unit_of_work.read_first(statement, {"hash": access_hash}) is not None
         broken = kept_connection(engine)
-        with psycopg.connect(engine.url.set(drivername="postgresql").render_as_string(hide_password=False),
-                             autocommit=True) as other:
-            assert other.execute("SELECT pg_terminate_backend(%s)", (broken.info.backend_pid,)).fetchone()[0] is True
+        assert end_backends(engine, [broken.info.backend_pid]) == 1
         assert unit_of_work.read_first(statement, {"hash": access_hash}) is not None
         replaced = kept_connection(engine)
         assert replaced is not broken and broken.closed and not replaced.closed

@@ -17,7 +17,7 @@ from idp.models import Client, Token
 from idp.services import tokens as token_service
 from idp.services.crypto import token_hash
 from idp.unit_of_work import KeptStatements, PooledTransaction
-from tests.helpers import (FULL, engine_on, kept_connection, make_client, refresh, set_disabled, token_request, tokens_for,
+from tests.helpers import (FULL, end_backends, engine_on, kept_connection, make_client, refresh, set_disabled, token_request, tokens_for,
                            traced_round_trips)
 
 
@@ -148,14 +148,8 @@ def test_a_rotation_on_the_pooled_connection_is_the_rotation_on_sqlalchemy_s(app
 def test_a_rotation_after_the_database_closed_the_pooled_connections_succeeds(app, signed_in, portal):
     """As in a database restart: the pool's check-out finds the connection closed and replaces it."""
     engine = engine_on(app, "postgresql", "PostgreSQL's server processes")
-    import psycopg
-
     body = tokens_for(signed_in, portal, scope=FULL)
-    with psycopg.connect(engine.url.set(drivername="postgresql").render_as_string(hide_password=False),
-                         autocommit=True) as other:
-        ended = other.execute("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
-                              " WHERE datname = current_database() AND pid <> pg_backend_pid()").fetchone()[0]
-    assert ended >= 1
+    assert end_backends(engine) >= 1
     answer = refresh(signed_in.http, portal, body["refresh_token"])
     assert answer.status_code == 200, answer.get_json()
     assert refresh(signed_in.http, portal, answer.get_json()["refresh_token"]).status_code == 200
