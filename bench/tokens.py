@@ -4,7 +4,7 @@
 Run from the repository root with the virtualenv active:
 
     python bench/tokens.py [--duration 10] [--connections 16] [--threads 2]
-                           [--warmup 3] [--workers 2] [--logins 40]
+                           [--warmup 3] [--workers 2] [--logins 160]
 
 Parts (see bench/README.md for what every figure means):
 
@@ -488,18 +488,19 @@ def calibrate_refresh(token_endpoint: str, auth: str, pool: Pool, args: argparse
 REUSE_SENDS = 4
 
 
-def refresh_reuse(token_endpoint: str, auth: str, refresh_token: str) -> int:
+def refresh_reuse(token_endpoint: str, auth: str, refresh_token: str) -> int | None:
     """How many of REUSE_SENDS sends of one refresh token, each on a new connection (so that they
     reach the server's processes in turn), were answered 200: 1 where a rotation is seen by every
-    process, more where a process keeps its tokens to itself."""
+    process, more where a process keeps its tokens to itself. None if a send got no answer."""
     import requests
 
     answered = 0
     for _ in range(REUSE_SENDS):
-        with requests.Session() as http:
-            r = http.post(token_endpoint, data={"grant_type": "refresh_token", "refresh_token": refresh_token},
-                          headers={"Authorization": auth, "Accept": "application/json",
-                                   "Connection": "close"}, timeout=10)
+        try:
+            r = requests.post(token_endpoint, data={"grant_type": "refresh_token", "refresh_token": refresh_token},
+                              headers={"Authorization": auth, "Accept": "application/json"}, timeout=10)
+        except requests.RequestException:
+            return None
         answered += r.status_code == 200
     return answered
 
@@ -594,18 +595,33 @@ class NodeRedis:
             info = self.client.info("server")
         except redis.RedisError as exc:
             raise BenchError(f"node's Redis at {url} does not answer: {exc}") from exc
-        pid = info.get("process_id")
-        local = urllib.parse.urlsplit(url).hostname in (HOST, "localhost", "::1")
-        self.pid = int(pid) if local and pid and Path(f"/proc/{pid}").exists() else None
+        self.pid = self._local_pid(info.get("process_id"))
+
+    def _local_pid(self, pid) -> int | None:
+        """The Redis server's process, where it runs on this machine (not in a container, whose
+        numbers are its own): that number's process is a redis-server."""
+        if urllib.parse.urlsplit(self.url).hostname not in (HOST, "localhost", "::1") or not pid:
+            return None
+        try:
+            return int(pid) if Path(f"/proc/{pid}/comm").read_text().startswith("redis") else None
+        except OSError:
+            return None
 
     def clean(self) -> None:
-        with self.client.pipeline(transaction=False) as pipe:
-            for key in self.client.scan_iter(match=self.prefix + "*", count=1000):
-                pipe.unlink(key)
-                if len(pipe) >= 1000:
-                    pipe.execute()
-            pipe.execute()
-        self.client.close()
+        """Remove the run's keys (what a Redis gone meanwhile keeps is only said)."""
+        import redis
+
+        try:
+            with self.client.pipeline(transaction=False) as pipe:
+                for key in self.client.scan_iter(match=self.prefix + "*", count=1000):
+                    pipe.unlink(key)
+                    if len(pipe) >= 1000:
+                        pipe.execute()
+                pipe.execute()
+        except redis.RedisError as exc:
+            print(f"  could not remove node's keys {self.prefix}* from {self.url}: {exc}", flush=True)
+        finally:
+            self.client.close()
 
 
 def bench_node(procs: Processes, tmp: Path, args: argparse.Namespace) -> TokenRun:
@@ -1752,7 +1768,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "calibration run, then of the warm-up) x the seconds of the run x this factor (3)")
     p.add_argument("--skip-refresh", action="store_true", help="leave out the refresh-grant bench")
     p.add_argument("--skip-introspection", action="store_true", help="leave out the introspection bench")
-    p.add_argument("--logins", type=int, default=40, help="accounts / measured logins (40; 0 skips)")
+    p.add_argument("--logins", type=int, default=160, help="accounts / measured logins (160; 0 skips)")
     p.add_argument("--login-concurrency", type=int, default=None,
                    help="logins driven at the same time, and Argon2id threads measured "
                         "(default: --workers x the threads per worker of idp serve)")

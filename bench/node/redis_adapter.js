@@ -26,6 +26,7 @@ const CONSUMABLE = new Set([
   'DeviceCode',
   'BackchannelAuthenticationRequest',
   'PreAuthorizedCode',
+  'PushedAuthorizationRequest',
 ]);
 
 class RedisAdapter {
@@ -59,7 +60,8 @@ class RedisAdapter {
     if (GRANTABLE.has(this.model) && payload.grantId) {
       const grantKey = this.grantKey(payload.grantId);
       multi.rpush(grantKey, key);
-      // The grant's list lives as long as its longest-lived token.
+      // The grant's list lives as long as its longest-lived token. A round trip of its own, as
+      // in the package's example (a refresh saves two such tokens, so it counts against node).
       const ttl = await this.client.ttl(grantKey);
       if (expiresIn > ttl) multi.expire(grantKey, expiresIn);
     }
