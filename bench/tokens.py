@@ -189,7 +189,8 @@ class WrkResult:
     pool_exhausted: int = 0  # wrk threads that ran out of pre-issued tokens
     seconds: float | None = None  # how long the run lasted
     cpu_seconds: float | None = None  # utime + stime of the server's process tree during the run
-    store_cpu_seconds: float | None = None  # of a store outside that tree (node's Redis), likewise
+    store_cpu_seconds: float | None = None  # of a store outside that tree (node's Redis, idp's PostgreSQL)
+    store_name: str | None = None
     context_switches: int | None = None  # of the server's threads during the run
     raw: str = ""
 
@@ -208,7 +209,8 @@ class WrkResult:
 
     @property
     def store_cpu_us_per_request(self) -> float | None:
-        """The CPU time of the server's store outside its tree (node's Redis) per request served."""
+        """The CPU time of the server's store outside its tree (node's Redis, idp's PostgreSQL)
+        per request served."""
         if self.store_cpu_seconds is None or not self.requests:
             return None
         return self.store_cpu_seconds / self.requests * 1e6
@@ -291,11 +293,11 @@ def parse_wrk(output: str) -> WrkResult:
 
 def run_wrk(url: str, authorization: str, threads: int, connections: int, seconds: int,
             timeout_s: int, body: str | None = None, pool: Path | None = None,
-            server_pid: int | None = None, store_pid: int | None = None) -> WrkResult:
+            server_pid: int | None = None, store: Store | None = None) -> WrkResult:
     """wrk with post_token.lua: client_credentials, or ``body``; with ``pool`` (files
     POOL.0, POOL.1, ... one per wrk thread), ``body`` followed by the next line of the pool.
     With ``server_pid``, the CPU time of that process and its descendants during the run;
-    with ``store_pid``, that of the store's process apart."""
+    with ``store``, that of the store's processes apart."""
     wrk = shutil.which("wrk")
     if not wrk:
         raise BenchError("wrk not found (apt-get install -y wrk)")
@@ -309,22 +311,22 @@ def run_wrk(url: str, authorization: str, threads: int, connections: int, second
             cmd.append(str(pool))
     cpu_before = sum(memory.cpu_seconds(server_pid)) if server_pid else None
     switches_before = memory.context_switches(server_pid) if server_pid else None
-    store_before = sum(memory.cpu_seconds(store_pid)) if store_pid else None
+    store_before = sum(memory.cpu_seconds(store.pid)) if store else None
     try:
         cp = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + timeout_s + 30)
     except subprocess.TimeoutExpired as exc:
         raise BenchError(f"wrk did not finish within {seconds + timeout_s + 30}s") from exc
     cpu_after = sum(memory.cpu_seconds(server_pid)) if server_pid else None
     switches_after = memory.context_switches(server_pid) if server_pid else None
-    store_after = sum(memory.cpu_seconds(store_pid)) if store_pid else None
+    store_after = sum(memory.cpu_seconds(store.pid)) if store else None
     if cp.returncode != 0:
         raise BenchError(f"wrk exited with {cp.returncode}: {cp.stderr.strip() or cp.stdout.strip()}")
     res = parse_wrk(cp.stdout + cp.stderr)
     if server_pid:
         res.cpu_seconds = cpu_after - cpu_before
         res.context_switches = switches_after - switches_before
-    if store_pid:
-        res.store_cpu_seconds = store_after - store_before
+    if store:
+        res.store_cpu_seconds, res.store_name = store_after - store_before, store.name
     if res.requests_per_s is None:
         raise BenchError(f"could not parse wrk output:\n{cp.stdout}\n{cp.stderr}")
     return res
@@ -365,7 +367,7 @@ def token_kind(token: str) -> str:
 class TokenRun:
     name: str
     pid: int | None = None  # the server's first process (its tree's CPU time is measured)
-    store_pid: int | None = None  # a store's process outside that tree (node's Redis), measured apart
+    store: Store | None = None  # a store's processes outside that tree, measured apart
     result: WrkResult | None = None
     error: str | None = None
     token_format: str | None = None
@@ -378,6 +380,41 @@ class TokenRun:
     refresh_rate: float | None = None  # refreshes/s the measured run's pool was sized for
     refresh_pool: int | None = None  # refresh tokens of the measured run
     refresh_reuse: int | None = None  # of REUSE_SENDS sends of one refresh token, those answered 200
+
+
+@dataclass
+class Store:
+    """A server's store running on this machine outside the server's process tree: its name and
+    the process whose tree's CPU time is measured apart (Redis's; PostgreSQL's postmaster, with
+    its backends)."""
+
+    name: str
+    pid: int
+
+
+def local_store(name: str, url: str, pid, process: str) -> Store | None:
+    """The store at ``url`` as a ``Store``, where it runs on this machine and the process numbered
+    ``pid`` is named ``process`` (not a container's own numbering); None elsewhere."""
+    if urllib.parse.urlsplit(url).hostname not in (HOST, "localhost", "::1") or not pid:
+        return None
+    try:
+        return Store(name, int(pid)) if Path(f"/proc/{pid}/comm").read_text().startswith(process) else None
+    except OSError:
+        return None
+
+
+def postgresql_store(database_url: str) -> Store | None:
+    """idp's PostgreSQL on this machine: its postmaster, the parent of a backend."""
+    import psycopg
+
+    url = database_url.replace("postgresql+psycopg://", "postgresql://", 1)
+    try:
+        with psycopg.connect(url, connect_timeout=5) as connection:
+            backend = connection.execute("SELECT pg_backend_pid()").fetchone()[0]
+            stat = memory._stat(backend)  # noqa: SLF001 - the parent of a process
+    except psycopg.Error:
+        return None
+    return None if stat is None else local_store("PostgreSQL", url, stat[0], "postgres")
 
 
 @dataclass
@@ -417,7 +454,7 @@ def measure_tokens(run: TokenRun, token_endpoint: str, client_id: str, secret: s
     if args.warmup > 0:
         run_wrk(token_endpoint, auth, args.threads, args.connections, args.warmup, args.wrk_timeout)
     run.result = run_wrk(token_endpoint, auth, args.threads, args.connections, args.duration,
-                         args.wrk_timeout, server_pid=run.pid, store_pid=run.store_pid)
+                         args.wrk_timeout, server_pid=run.pid, store=run.store)
     run.memory = memory.tree(run.pid)
 
 
@@ -442,7 +479,7 @@ def measure_introspection(run: TokenRun, endpoint: str, auth: str, pool: Pool,
         if args.warmup > 0:
             run_wrk(endpoint, auth, args.threads, args.connections, args.warmup, args.wrk_timeout, body)
         run.introspection = run_wrk(endpoint, auth, args.threads, args.connections, args.duration,
-                                    args.wrk_timeout, body, server_pid=run.pid, store_pid=run.store_pid)
+                                    args.wrk_timeout, body, server_pid=run.pid, store=run.store)
         run.introspection_error = None
     except BenchError as exc:
         run.introspection_error = str(exc)
@@ -528,7 +565,7 @@ def measure_refresh(run: TokenRun, token_endpoint: str, auth: str, pool: Pool,
         run.refresh = run_wrk(token_endpoint, auth, args.threads, args.connections, args.duration,
                               args.wrk_timeout, body,
                               pool.files("measured", pool.issue(run.refresh_pool), args.threads),
-                              server_pid=run.pid, store_pid=run.store_pid)
+                              server_pid=run.pid, store=run.store)
         run.refresh_error = None
         run.refresh_reuse = refresh_reuse(token_endpoint, auth, pool.issue(1)[0])
     except BenchError as exc:
@@ -583,7 +620,7 @@ def node_name(args: argparse.Namespace) -> str:
 
 class NodeRedis:
     """node-oidc-provider's Redis (``--node-store redis``): its keys are under a prefix of this run's
-    own, removed at the end; its process, where it is on this machine, is measured apart."""
+    own, removed at the end; its process, where it is on this machine, is measured apart (``store``)."""
 
     def __init__(self, url: str) -> None:
         import redis
@@ -595,17 +632,7 @@ class NodeRedis:
             info = self.client.info("server")
         except redis.RedisError as exc:
             raise BenchError(f"node's Redis at {url} does not answer: {exc}") from exc
-        self.pid = self._local_pid(info.get("process_id"))
-
-    def _local_pid(self, pid) -> int | None:
-        """The Redis server's process, where it runs on this machine (not in a container, whose
-        numbers are its own): that number's process is a redis-server."""
-        if urllib.parse.urlsplit(self.url).hostname not in (HOST, "localhost", "::1") or not pid:
-            return None
-        try:
-            return int(pid) if Path(f"/proc/{pid}/comm").read_text().startswith("redis") else None
-        except OSError:
-            return None
+        self.store = local_store("Redis", url, info.get("process_id"), "redis")
 
     def clean(self) -> None:
         """Remove the run's keys (what a Redis gone meanwhile keeps is only said)."""
@@ -631,15 +658,15 @@ def bench_node(procs: Processes, tmp: Path, args: argparse.Namespace) -> TokenRu
         run.error = "node not found"
         return run
     proc = None
-    store = None
+    node_redis = None
     try:
         ensure_node_modules()
         log = tmp / "node.log"
         env = dict(os.environ, BENCH_NODE_WORKERS=str(args.node_workers), NODE_ENV="production")
         if args.node_store == "redis":
-            store = NodeRedis(args.node_redis_url)
-            env.update(BENCH_NODE_REDIS=store.url, BENCH_NODE_REDIS_PREFIX=store.prefix)
-            run.store_pid = store.pid
+            node_redis = NodeRedis(args.node_redis_url)
+            env.update(BENCH_NODE_REDIS=node_redis.url, BENCH_NODE_REDIS_PREFIX=node_redis.prefix)
+            run.store = node_redis.store
         pool = None
         if not (args.skip_refresh and args.skip_introspection):
             pool_file = tmp / "node-pool" / "all"
@@ -690,8 +717,8 @@ def bench_node(procs: Processes, tmp: Path, args: argparse.Namespace) -> TokenRu
     finally:
         if proc is not None:
             procs.stop(proc)
-        if store is not None:
-            store.clean()
+        if node_redis is not None:
+            node_redis.clean()
     return run
 
 
@@ -814,6 +841,8 @@ def start_idp(procs: Processes, tmp: Path, args: argparse.Namespace,
 
 def bench_idp_tokens(server: IdpServer, args: argparse.Namespace) -> TokenRun:
     run = TokenRun(f"idp ({args.workers} workers)", pid=server.proc.pid)
+    if args.database_url and args.database_url.startswith("postgresql"):
+        run.store = postgresql_store(args.database_url)
     try:
         creds = idp_json(server.env, server.cwd, "clients", "create", "--name", "bench",
                          "--grant-type", "client_credentials", "--json")
@@ -1551,12 +1580,12 @@ def _header(rate: str) -> None:
 def _row(name: str, r: WrkResult, note: str) -> dict:
     """Print one server's line of a wrk table; return its figures for the JSON."""
     if r.store_cpu_us_per_request is not None:
-        note += f"; its Redis {r.store_cpu_us_per_request:.0f} µs CPU/req more"
+        note += f"; its {r.store_name} {r.store_cpu_us_per_request:.0f} µs CPU/req more"
     print(f"{name:<24}{fmt(r.requests_per_s):>10}{fmt(r.p50_ms, '.2f', ' ms'):>11}"
           f"{fmt(r.p99_ms, '.2f', ' ms'):>11}{fmt(r.cpu_us_per_request, '.0f', ' µs'):>11}"
           f"{fmt(r.switches_per_request, '.1f'):>9}{r.non_200:>9}{r.socket_error_total:>9}  {note}")
     return {"p50_ms": r.p50_ms, "p99_ms": r.p99_ms, "cpu_us_per_request": r.cpu_us_per_request,
-            "store_cpu_us_per_request": r.store_cpu_us_per_request,
+            "store": r.store_name, "store_cpu_us_per_request": r.store_cpu_us_per_request,
             "context_switches_per_request": r.switches_per_request,
             "requests": r.requests, "non_200": r.non_200, "statuses": r.statuses,
             "socket_errors": r.socket_errors, "valid": r.valid}
