@@ -122,6 +122,14 @@ def cpu_seconds(root: int) -> tuple[float, float]:
     return user / ticks, system / ticks
 
 
+def reaped_cpu_seconds(root: int) -> float:
+    """CPU time (user and system) of root's children that ended and that root has waited for:
+    a server that starts and reaps processes of its own (PostgreSQL's backends and workers,
+    Redis's snapshots) keeps their time there, which ``cpu_seconds`` of the live ones leaves out."""
+    fields = _stat_fields(root)
+    return 0.0 if fields is None else (int(fields[13]) + int(fields[14])) / os.sysconf("SC_CLK_TCK")
+
+
 def switches_of(status: str) -> int:
     """The context switches a ``/proc/PID/task/TID/status`` text counts: the thread gave up the
     CPU itself (it waited: for a lock, the GIL, a socket, a sleep) or was made to."""

@@ -311,14 +311,14 @@ def run_wrk(url: str, authorization: str, threads: int, connections: int, second
             cmd.append(str(pool))
     cpu_before = sum(memory.cpu_seconds(server_pid)) if server_pid else None
     switches_before = memory.context_switches(server_pid) if server_pid else None
-    store_before = sum(memory.cpu_seconds(store.pid)) if store else None
+    store_before = store.cpu_seconds() if store else None
     try:
         cp = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + timeout_s + 30)
     except subprocess.TimeoutExpired as exc:
         raise BenchError(f"wrk did not finish within {seconds + timeout_s + 30}s") from exc
     cpu_after = sum(memory.cpu_seconds(server_pid)) if server_pid else None
     switches_after = memory.context_switches(server_pid) if server_pid else None
-    store_after = sum(memory.cpu_seconds(store.pid)) if store else None
+    store_after = store.cpu_seconds() if store else None
     if cp.returncode != 0:
         raise BenchError(f"wrk exited with {cp.returncode}: {cp.stderr.strip() or cp.stdout.strip()}")
     res = parse_wrk(cp.stdout + cp.stderr)
@@ -391,6 +391,10 @@ class Store:
     name: str
     pid: int
 
+    def cpu_seconds(self) -> float:
+        """The CPU time of the store's processes, live and ended (those it has reaped)."""
+        return sum(memory.cpu_seconds(self.pid)) + memory.reaped_cpu_seconds(self.pid)
+
 
 def local_store(name: str, url: str, pid, process: str) -> Store | None:
     """The store at ``url`` as a ``Store``, where it runs on this machine and the process numbered
@@ -404,7 +408,8 @@ def local_store(name: str, url: str, pid, process: str) -> Store | None:
 
 
 def postgresql_store(database_url: str) -> Store | None:
-    """idp's PostgreSQL on this machine: its postmaster, the parent of a backend."""
+    """idp's PostgreSQL on this machine (a TCP address; not a Unix socket's): its postmaster, the
+    parent of a backend that is a postgres process of this machine."""
     import psycopg
 
     url = database_url.replace("postgresql+psycopg://", "postgresql://", 1)
@@ -414,7 +419,9 @@ def postgresql_store(database_url: str) -> Store | None:
             stat = memory._stat(backend)  # noqa: SLF001 - the parent of a process
     except psycopg.Error:
         return None
-    return None if stat is None else local_store("PostgreSQL", url, stat[0], "postgres")
+    if stat is None or local_store("PostgreSQL", url, backend, "postgres") is None:
+        return None
+    return local_store("PostgreSQL", url, stat[0], "postgres")
 
 
 @dataclass
@@ -567,9 +574,13 @@ def measure_refresh(run: TokenRun, token_endpoint: str, auth: str, pool: Pool,
                               pool.files("measured", pool.issue(run.refresh_pool), args.threads),
                               server_pid=run.pid, store=run.store)
         run.refresh_error = None
-        run.refresh_reuse = refresh_reuse(token_endpoint, auth, pool.issue(1)[0])
     except BenchError as exc:
         run.refresh_error = str(exc)
+        return
+    try:
+        run.refresh_reuse = refresh_reuse(token_endpoint, auth, pool.issue(1)[0])
+    except BenchError as exc:
+        print(f"  the refresh-reuse probe could not run: {exc}", flush=True)
 
 
 def measure_more(run: TokenRun, discovery: dict, auth: str, pool: Pool | None,
@@ -1672,7 +1683,8 @@ def report_more(runs: list[TokenRun], args: argparse.Namespace) -> dict:
                 out[run.name][key].update(pool_sized_for_per_s=run.refresh_rate, pool=run.refresh_pool,
                                           reuse_answered=run.refresh_reuse, reuse_sent=REUSE_SENDS)
         if key == "refresh":
-            reuse = [f"{run.name} {run.refresh_reuse}" for run in runs if run.refresh_reuse is not None]
+            reuse = [f"{run.name} {'no answer' if run.refresh_reuse is None else run.refresh_reuse}"
+                     for run in runs if run.refresh is not None]
             if reuse:
                 print(f"one refresh token sent {REUSE_SENDS} times, each on a new connection, rotated by: "
                       + ", ".join(reuse) + " (1 = once for the whole server)")

@@ -17,8 +17,8 @@ tries a read that failed because the database closed a kept connection once more
 one). An idle connection that the database has closed meanwhile (a restart, an administrator
 ending its backend: the server says so, or hangs up, and the socket turns readable) is closed
 when it is taken instead of being used: one poll of its socket, no round trip, so a write, which
-is never tried twice, is not sent on it. On PostgreSQL a statement on such a connection may also write, committed as it runs (the
-refresh rotation's claim with its successor).
+is never tried twice, is not sent on it. On PostgreSQL a statement on such a connection may also
+write, committed as it runs (the refresh rotation's claim with its successor).
 
 The stack goes with the pool. When the engine is disposed, its connections are closed with
 the pool's, before anything else is done to the database (a test's fresh database file); a

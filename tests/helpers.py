@@ -605,21 +605,21 @@ def kept_connection(engine):
 def end_backends(engine, pids=None) -> int:
     """End PostgreSQL backends of ``engine``'s database as a restart or an administrator does
     (``pids``, or all but the caller's), from a connection of its own, and wait until they are
-    gone: the server's notice to each client is sent by then. Returns how many were ended."""
+    gone: the server's notice to each client is sent by then. Returns how many it ended."""
     import psycopg
 
     url = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
     with psycopg.connect(url, autocommit=True) as other:
         if pids is None:
             pids = [row[0] for row in other.execute(
-                "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()")]
-        for pid in pids:
-            other.execute("SELECT pg_terminate_backend(%s)", (pid,))
+                "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                " AND backend_type = 'client backend'")]
+        ended = sum(other.execute("SELECT pg_terminate_backend(%s)", (pid,)).fetchone()[0] is True for pid in pids)
         deadline = time.monotonic() + 10
         while other.execute("SELECT count(*) FROM pg_stat_activity WHERE pid = ANY(%s)", (list(pids),)).fetchone()[0]:
             assert time.monotonic() < deadline, f"backends {pids} did not end"
             time.sleep(0.02)
-    return len(pids)
+    return ended
 
 
 def traced_round_trips(connection, path, action):

@@ -8,8 +8,9 @@ The ORM's loading, tracking and flush would cost the code exchange more than its
 On PostgreSQL the read and the claim each run on a kept connection in autocommit
 (``unit_of_work.read_row`` and ``committed_alone``) while the token request's session holds
 nothing, as it does not before them: a round trip each, where a transaction of the session costs
-four (BEGIN, the read, the claim, COMMIT; and a ping for a connection that waited long). The read outside the claim's transaction
-decides nothing the claim does not check again: the claim is conditional."""
+four (BEGIN, the read, the claim, COMMIT; and a ping for a connection that waited long). The
+read outside the claim's transaction decides nothing the claim does not check again: the claim
+is conditional."""
 
 from __future__ import annotations
 

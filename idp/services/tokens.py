@@ -136,11 +136,11 @@ class Rotation:
     (``KeptStatements``, no ping), and a rotation with nothing more to write than its successor
     (an offline family's next token) one statement on it, the claim and the INSERT committed
     together: two round trips where a transaction on a pooled connection takes five (BEGIN, the
-    read, the claim, the INSERT, COMMIT; and a ping for a connection that waited long). The read outside the claim's transaction
-    decides nothing the claim does not check again, as under READ COMMITTED: the claim is
-    conditional (unused, unrevoked), and a family revoked meanwhile revokes the tokens it saves
-    later. A rotation that writes more (a session-bound token minds its session) runs in a
-    transaction on a pooled connection, from its claim on.
+    read, the claim, the INSERT, COMMIT; and a ping for a connection that waited long). The read
+    outside the claim's transaction decides nothing the claim does not check again, as under
+    READ COMMITTED: the claim is conditional (unused, unrevoked), and a family revoked meanwhile
+    revokes the tokens it saves later. A rotation that writes more (a session-bound token minds
+    its session) runs in a transaction on a pooled connection, from its claim on.
 
     ``close`` returns the connection, rolling back what was not committed; the grant closes the
     rotation however the request ends, and before anything else of the request writes (a

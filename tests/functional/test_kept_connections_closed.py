@@ -87,3 +87,17 @@ def test_a_checkout_sends_nothing_unless_the_connection_waited_long(app, tmp_pat
     monkeypatch.setattr(live_connections, "PING_AFTER", -1.0)
     _, waited, sent = traced_round_trips(connection, tmp_path / "waited", checkout)
     assert waited == 1, sent
+
+
+def test_a_connection_made_for_a_checkout_is_not_checked_again(app, monkeypatch):
+    """A connection found closed is replaced, and its replacement is used without a second check:
+    the pool gives up after a second replacement with an error that is not the database's."""
+    engine = engine_on(app, "postgresql", "the pool's checkout on PostgreSQL")
+    engine.dispose()
+    old = _pooled(engine, 1)
+    monkeypatch.setattr(live_connections, "closed_by_server", lambda connection: True)
+    pooled = engine.raw_connection()
+    try:
+        assert pooled.dbapi_connection.info.backend_pid not in old
+    finally:
+        pooled.close()
