@@ -622,6 +622,26 @@ def end_backends(engine, pids=None) -> int:
     return ended
 
 
+def waiting_for_a_lock(engine, seconds=10.0) -> bool:
+    """Whether a backend of ``engine``'s PostgreSQL database waits for a lock, within ``seconds``."""
+    deadline = time.monotonic() + seconds
+    watcher = engine.raw_connection()
+    try:
+        while time.monotonic() < deadline:
+            cursor = watcher.cursor()
+            cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                           " AND wait_event_type = 'Lock'")
+            waiting = cursor.fetchone()[0]
+            cursor.close()
+            watcher.commit()
+            if waiting:
+                return True
+            time.sleep(0.02)
+        return False
+    finally:
+        watcher.close()
+
+
 def traced_round_trips(connection, path, action):
     """Run ``action()`` with libpq's protocol trace on ``connection`` (psycopg's), written to
     ``path``: (what it returned, the round trips it made — a Sync or a simple Query sent each —

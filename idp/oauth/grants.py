@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import datetime as dt
 import secrets
-from functools import partial
 
 from authlib.oauth2.rfc6749 import grants
 from authlib.oauth2.rfc6749.errors import InvalidGrantError
@@ -164,8 +163,7 @@ class RefreshTokenGrant(IssuesAccessTokens, grants.RefreshTokenGrant):
         # The successor's values are made before the claim, whose lock is then held for the
         # statements only.
         row = tokens.token_row(token, self.request, now)
-        store = None if tokens.stored_alone(row, self.request) else partial(tokens.store, row, self.request)
-        if not self.rotation.rotate(previous, now, row, store):
+        if not self.rotation.rotate(previous, now, row, minds_session=not tokens.stored_alone(row, self.request)):
             token_service.report_reuse("refresh_token", previous, previous.client_id, ip=self.request.client_ip)
             raise InvalidGrantError()
 

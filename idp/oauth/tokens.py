@@ -165,25 +165,24 @@ def stored_alone(row: dict, request) -> bool:
             and token_service.outlives_session(row["scope"]))
 
 
-def store(row: dict, request, connection=None) -> None:
-    """Write a fresh token's row (``token_row``). Codes start a family; refreshes continue it;
-    a token of no family (a connector user's) gets a family of its own. On ``connection`` (a
-    refresh token's rotation), else the request's session; a code's token of an online scope is
-    saved minding its session in one statement of its own where it can (``save_minding_session``)."""
+def store(row: dict, request) -> None:
+    """Write a fresh token's row (``token_row``) through the request's session: a code's token or
+    a connector user's (a refresh token's successor is saved by its rotation,
+    ``services.tokens.Rotation``). Codes start a family; a token of no family (a connector
+    user's) gets a family of its own. A code's token of an online scope is saved minding its
+    session in one statement of its own where it can (``save_minding_session``)."""
     code: PresentedCode | None = getattr(request, "authorization_code", None)
     if row["grant_id"] is None:
         # A connector user's token: a family of one, with a grant to revoke it by.
         row["grant_id"] = token_service.new_family(row["client_id"], row["issued_at"])
     elif not stored_alone(row, request):
-        # A code's token, or a refresh narrowed to an online scope: it lives and dies with its session.
-        new_connection = code is not None and row["refresh_token_hash"]  # an offline grant's first token
-        if connection is None and not new_connection:
+        # A code's token: it lives and dies with its session, unless it starts an offline grant.
+        if not (code is not None and row["refresh_token_hash"]):
             token_service.save_minding_session(row)
             return
-        token_service.mind_ended_session(row, connection)
-        if new_connection:
-            token_service.end_earlier_connections(row)
-    token_service.save(row, connection)
+        token_service.mind_ended_session(row)  # an offline grant's first token
+        token_service.end_earlier_connections(row)
+    token_service.save(row)
 
 
 def save_token(token: dict, request) -> None:

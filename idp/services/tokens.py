@@ -140,7 +140,7 @@ class Rotation:
     outside the claim's transaction decides nothing the claim does not check again, as under
     READ COMMITTED: the claim is conditional (unused, unrevoked), and a family revoked meanwhile
     revokes the tokens it saves later. A rotation that writes more (a session-bound token minds
-    its session) runs in a transaction on a pooled connection, from its claim on.
+    its session) runs in a transaction on a pooled connection, from the session's lock on.
 
     ``close`` returns the connection, rolling back what was not committed; the grant closes the
     rotation however the request ends, and before anything else of the request writes (a
@@ -205,23 +205,26 @@ class Rotation:
         presented row is left as it was read."""
         return bool(self._transaction().execute(_CLAIM_REFRESH, {"token_id": token.id, "now": now}).rowcount)
 
-    def rotate(self, token: PresentedRefreshToken, now, successor: Mapping, store=None) -> bool:
+    def rotate(self, token: PresentedRefreshToken, now, successor: MutableMapping, minds_session: bool = False) -> bool:
         """Claim ``token`` and save ``successor`` (the values of ``save``) in its place, committed
-        at once; False, with nothing written, if the claim was lost. ``store(connection)``, if
-        given, saves the successor instead, with whatever else it writes, in the claim's
-        transaction."""
-        if store is None and isinstance(self.connection, KeptStatements):
+        at once; False, with nothing written, if the claim was lost. With ``minds_session`` (a
+        rotation narrowed to an online scope: the successor lives and dies with its sign-in
+        session) the session's row is locked and read first (``mind_ended_session``), in the
+        claim's transaction and before the claim locks the token's row: the order in which an
+        end of the session takes them (``sessions.end``: the session, then its tokens), so that
+        the two wait for each other in turn where, in the other order, each would hold what the
+        other waits for and PostgreSQL would end one of them."""
+        if not minds_session and isinstance(self.connection, KeptStatements):
             parameters = {**_new_values(successor), "token_id": token.id, "now": now}
             claimed = self._connection.execute(_CLAIM_AND_SAVE, parameters)
             self.close()
             return bool(claimed.rowcount)
+        if minds_session:
+            mind_ended_session(successor, self._transaction())
         if not self.claim(token, now):
             self.close()
             return False
-        if store is None:
-            save(successor, self.connection)
-        else:
-            store(self.connection)
+        save(successor, self.connection)
         self.commit()
         return True
 

@@ -6,7 +6,6 @@ ends the token. On both databases the token saved is the one the session's state
 from __future__ import annotations
 
 import threading
-import time
 
 import pytest
 
@@ -14,7 +13,7 @@ from idp import clock
 from idp.extensions import db
 from idp.models import Token
 from idp.services.crypto import token_hash
-from tests.helpers import engine_on, exchange_code, introspect, kept_connection, traced_round_trips
+from tests.helpers import engine_on, exchange_code, introspect, kept_connection, traced_round_trips, waiting_for_a_lock
 
 ONLINE = "openid email"
 
@@ -61,26 +60,6 @@ def test_on_postgresql_an_online_code_exchange_is_three_round_trips(app, signed_
     assert introspect(app.test_client(), portal, answer.get_json()["access_token"])["active"] is True
 
 
-def _waiting_for_a_lock(engine, seconds=10.0) -> bool:
-    """Whether a backend of the database waits for a lock, within ``seconds``."""
-    deadline = time.monotonic() + seconds
-    watcher = engine.raw_connection()
-    try:
-        while time.monotonic() < deadline:
-            cursor = watcher.cursor()
-            cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
-                           " AND wait_event_type = 'Lock'")
-            waiting = cursor.fetchone()[0]
-            cursor.close()
-            watcher.commit()
-            if waiting:
-                return True
-            time.sleep(0.02)
-        return False
-    finally:
-        watcher.close()
-
-
 @pytest.mark.parametrize("ends", [True, False])
 def test_on_postgresql_an_exchange_waits_for_an_end_of_its_session_under_way(app, signed_in, portal, ends):
     """A logout has written the session's end but not committed it when the exchange saves its
@@ -102,7 +81,7 @@ def test_on_postgresql_an_exchange_waits_for_an_end_of_its_session_under_way(app
 
         exchanger = threading.Thread(target=exchange)
         exchanger.start()
-        assert _waiting_for_a_lock(engine), "the exchange did not wait for the session row"
+        assert waiting_for_a_lock(engine), "the exchange did not wait for the session row"
         ending.commit() if ends else ending.rollback()
         exchanger.join(30)
     finally:

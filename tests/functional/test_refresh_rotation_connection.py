@@ -7,6 +7,7 @@ INSERT in one statement, which leaves the presented token's row as it was but fo
 from __future__ import annotations
 
 import datetime as dt
+import threading
 
 import pytest
 from sqlalchemy import delete, event, select
@@ -17,8 +18,8 @@ from idp.models import Client, Token
 from idp.services import tokens as token_service
 from idp.services.crypto import token_hash
 from idp.unit_of_work import KeptStatements, PooledTransaction
-from tests.helpers import (FULL, end_backends, engine_on, kept_connection, make_client, refresh, set_disabled, token_request, tokens_for,
-                           traced_round_trips)
+from tests.helpers import (FULL, end_backends, engine_on, introspect, kept_connection, make_client, refresh, set_disabled,
+                           token_request, tokens_for, traced_round_trips, waiting_for_a_lock)
 
 
 def _checked_out(app) -> int:
@@ -196,3 +197,43 @@ def test_on_postgresql_an_offline_rotation_is_two_round_trips(app, signed_in, po
     assert connection.info.transaction_status == 0  # IDLE: nothing left open
     assert _refresh_token_row(app, first.get_json()["refresh_token"]).refresh_used_at is not None
     assert _refresh_token_row(app, second.get_json()["refresh_token"]).refresh_used_at is None
+
+
+def test_on_postgresql_a_narrowed_rotation_and_an_end_of_its_session_wait_for_each_other(app, signed_in, portal):
+    """An end of a sign-in session (a logout) writes the session's row, then its tokens' rows. A
+    rotation narrowed to an online scope, whose new token minds that session, takes the same rows
+    in the same order: the two wait for each other in turn. In the other order each would hold
+    the row the other waits for, and PostgreSQL would end one of them after a second (a logout or
+    a refresh answered 503). Here the end commits first, so the new token is born ended."""
+    engine = engine_on(app, "postgresql", "PostgreSQL's row locks")
+    body = tokens_for(signed_in, portal, scope=FULL)
+    ending = engine.raw_connection()
+    results = {}
+    try:
+        cursor = ending.cursor()
+        cursor.execute("SELECT session_id FROM tokens WHERE refresh_token_hash = %s", (token_hash(body["refresh_token"]),))
+        session_id = cursor.fetchone()[0]
+        assert session_id
+        cursor.execute("UPDATE sessions SET ended_at = now() AT TIME ZONE 'UTC' WHERE id = %s", (session_id,))
+
+        def rotate():
+            results["answer"] = token_request(app.test_client(), portal, {
+                "grant_type": "refresh_token", "refresh_token": body["refresh_token"], "scope": "openid email"})
+
+        rotating = threading.Thread(target=rotate)
+        rotating.start()
+        assert waiting_for_a_lock(engine), "the rotation did not wait for the session row"
+        # The end's second statement: the session's tokens (sessions.end, tokens.end_session_tokens).
+        cursor.execute("UPDATE tokens SET access_revoked_at = now() AT TIME ZONE 'UTC'"
+                       " WHERE session_id = %s AND revoked_at IS NULL", (session_id,))
+        cursor.close()
+        ending.commit()
+        rotating.join(30)
+    finally:
+        ending.close()
+    answer = results["answer"]
+    assert answer.status_code == 200, answer.get_json()
+    rotated = answer.get_json()
+    assert introspect(app.test_client(), portal, rotated["access_token"])["active"] is False
+    if "refresh_token" in rotated:  # it ended with its session too
+        assert refresh(app.test_client(), portal, rotated["refresh_token"]).status_code == 400
