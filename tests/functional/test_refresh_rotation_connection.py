@@ -208,7 +208,7 @@ def test_on_postgresql_a_narrowed_rotation_and_an_end_of_its_session_wait_for_ea
     engine = engine_on(app, "postgresql", "PostgreSQL's row locks")
     body = tokens_for(signed_in, portal, scope=FULL)
     ending = engine.raw_connection()
-    results = {}
+    results, rotating = {}, []
     try:
         cursor = ending.cursor()
         cursor.execute("SELECT session_id FROM tokens WHERE refresh_token_hash = %s", (token_hash(body["refresh_token"]),))
@@ -217,20 +217,25 @@ def test_on_postgresql_a_narrowed_rotation_and_an_end_of_its_session_wait_for_ea
         cursor.execute("UPDATE sessions SET ended_at = now() AT TIME ZONE 'UTC' WHERE id = %s", (session_id,))
 
         def rotate():
-            results["answer"] = token_request(app.test_client(), portal, {
-                "grant_type": "refresh_token", "refresh_token": body["refresh_token"], "scope": "openid email"})
+            try:
+                results["answer"] = token_request(app.test_client(), portal, {
+                    "grant_type": "refresh_token", "refresh_token": body["refresh_token"], "scope": "openid email"})
+            except BaseException as exc:  # noqa: BLE001 - reported below
+                results["error"] = exc
 
-        rotating = threading.Thread(target=rotate)
-        rotating.start()
+        rotating.append(threading.Thread(target=rotate))
+        rotating[0].start()
         assert waiting_for_a_lock(engine), "the rotation did not wait for the session row"
         # The end's second statement: the session's tokens (sessions.end, tokens.end_session_tokens).
         cursor.execute("UPDATE tokens SET access_revoked_at = now() AT TIME ZONE 'UTC'"
                        " WHERE session_id = %s AND revoked_at IS NULL", (session_id,))
         cursor.close()
         ending.commit()
-        rotating.join(30)
     finally:
         ending.close()
+        for thread in rotating:
+            thread.join(30)
+    assert "error" not in results, results.get("error")
     answer = results["answer"]
     assert answer.status_code == 200, answer.get_json()
     rotated = answer.get_json()
