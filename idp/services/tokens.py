@@ -262,6 +262,16 @@ def _commit_session() -> None:
         session.expire_on_commit = expire
 
 
+def _in_id_order(*conditions):
+    """The tokens that match ``conditions``, for an UPDATE of several: their rows locked in the
+    order of their ids first (``SELECT … ORDER BY id FOR UPDATE`` on PostgreSQL; SQLite has one
+    writer at a time). Every statement that ends several tokens takes them so, and a single
+    token's statements take one row, so two of them sharing tokens wait for each other in
+    turn: in another order (the index's, a table scan's) each could hold a row the other waits
+    for, and PostgreSQL would end one of them."""
+    return Token.id.in_(select(Token.id).where(*conditions).order_by(Token.id).with_for_update())
+
+
 def _revoke_grants(*conditions) -> None:
     db.session.execute(update(Grant).where(Grant.revoked_at.is_(None), *conditions).values(revoked_at=clock.now()))
 
@@ -270,7 +280,8 @@ def revoke_family(grant_id: str) -> int:
     """Revoke the grant, and with it every token of its family, saved or still to be saved."""
     _revoke_grants(Grant.id == grant_id)
     return db.session.execute(
-        update(Token).where(Token.grant_id == grant_id, Token.revoked_at.is_(None)).values(revoked_at=clock.now())
+        update(Token).where(_in_id_order(Token.grant_id == grant_id, Token.revoked_at.is_(None)))
+        .values(revoked_at=clock.now())
     ).rowcount
 
 
@@ -284,29 +295,30 @@ def revoke_token(token_id: int) -> int:
 def revoke_for_account(account: Account) -> int:
     _revoke_grants(Grant.account_id == account.id)
     return db.session.execute(
-        update(Token).where(Token.account_id == account.id, Token.revoked_at.is_(None)).values(revoked_at=clock.now())
+        update(Token).where(_in_id_order(Token.account_id == account.id, Token.revoked_at.is_(None)))
+        .values(revoked_at=clock.now())
     ).rowcount
 
 
 def end_session_tokens(session_id: str) -> int:
     """A sign-in session ended: the access tokens issued in it end, and so do their
     refresh tokens unless `offline_access` was granted (an offline grant outlives the
-    sign-in it started in)."""
+    sign-in it started in). One statement, its rows locked in the order of their ids
+    (``_in_id_order``)."""
     now = clock.now()
-    in_session = (Token.session_id == session_id, Token.revoked_at.is_(None))
     offline = Token.scope.contains("offline_access")
-    ended = db.session.execute(
-        update(Token).where(*in_session, ~offline).values(revoked_at=now)
+    ending = _in_id_order(Token.session_id == session_id, Token.revoked_at.is_(None),
+                          ~offline | Token.access_revoked_at.is_(None))
+    return db.session.execute(
+        update(Token).where(ending).values(revoked_at=case((offline, Token.revoked_at), else_=now),
+                                           access_revoked_at=case((offline, now), else_=Token.access_revoked_at))
     ).rowcount
-    ended += db.session.execute(
-        update(Token).where(*in_session, offline, Token.access_revoked_at.is_(None)).values(access_revoked_at=now)
-    ).rowcount
-    return ended
 
 
 def revoke_for_connector(connector: ConnectorUser) -> int:
     return db.session.execute(
-        update(Token).where(Token.connector_id == connector.id, Token.revoked_at.is_(None)).values(revoked_at=clock.now())
+        update(Token).where(_in_id_order(Token.connector_id == connector.id, Token.revoked_at.is_(None)))
+        .values(revoked_at=clock.now())
     ).rowcount
 
 
@@ -401,7 +413,7 @@ def end_earlier_connections(token: Mapping) -> None:
     of its first token) ends the earlier ones."""
     earlier = (*_connections(token["account_id"], token["client_id"]), Token.grant_id != token["grant_id"])
     _revoke_grants(Grant.id.in_(select(Token.grant_id).where(*earlier).scalar_subquery()))
-    db.session.execute(update(Token).where(*earlier).values(revoked_at=clock.now()))
+    db.session.execute(update(Token).where(_in_id_order(*earlier)).values(revoked_at=clock.now()))
 
 
 def has_connection(account_id: str, client_id: str) -> bool:
@@ -424,7 +436,7 @@ def revoke_for_client(account_id: str, client_id: str) -> int:
     _revoke_grants(Grant.account_id == account_id, Grant.client_id == client_id)
     return db.session.execute(
         update(Token)
-        .where(Token.account_id == account_id, Token.client_id == client_id, Token.revoked_at.is_(None))
+        .where(_in_id_order(Token.account_id == account_id, Token.client_id == client_id, Token.revoked_at.is_(None)))
         .values(revoked_at=clock.now())
     ).rowcount
 
