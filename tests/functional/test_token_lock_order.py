@@ -41,7 +41,7 @@ def test_on_postgresql_a_logout_and_a_family_s_revocation_wait_for_each_other(ap
 
         ending.append(threading.Thread(target=logout))
         ending[0].start()
-        assert waiting_for_a_lock(engine), "the logout did not wait for the family's revocation"
+        assert waiting_for_a_lock(engine), f"the logout did not wait for the family's revocation: {results}"
         cursor.execute("UPDATE tokens SET revoked_at = now() AT TIME ZONE 'UTC' WHERE id = %s", (newer,))
         cursor.close()
         revoking.commit()
@@ -49,6 +49,9 @@ def test_on_postgresql_a_logout_and_a_family_s_revocation_wait_for_each_other(ap
         revoking.close()
         for thread in ending:
             thread.join(30)
+    assert not ending[0].is_alive(), "the logout did not finish"
     assert "error" not in results, results.get("error")
+    with app.app_context():
+        assert db.session.get(SsoSession, session_id).ended_at is not None
     for body in (first, narrowed.get_json()):
         assert introspect(app.test_client(), portal, body["access_token"])["active"] is False
