@@ -53,23 +53,23 @@ _CLAIM_REFRESH = (
 )
 
 
-# A new token's values in an INSERT ... SELECT whose WITH writes another row (PostgreSQL), bound
-# by names of no column (``new_...``): a parameter named as a column would be set by the WITH's
-# UPDATE as well.
-def _new(name: str):
-    return bindparam(f"new_{name}", type_=_TOKENS.c[name].type)
+# A token's values in an INSERT ... SELECT whose WITH writes another row (PostgreSQL), bound by
+# names of no column (``new_...`` for the new token's, ``ended_...`` for what it is if its session
+# has ended): a parameter named as a column would be set by the WITH's UPDATE as well.
+def _bound(name: str, prefix: str = "new"):
+    return bindparam(f"{prefix}_{name}", type_=_TOKENS.c[name].type)
 
 
-def _new_values(token: Mapping) -> dict:
-    """The parameters of ``_new`` for a token's values (every name of ``TOKEN_COLUMNS``)."""
-    return {f"new_{name}": token[name] for name in TOKEN_COLUMNS}
+def _bound_values(token: Mapping, prefix: str = "new", names=TOKEN_COLUMNS) -> dict:
+    """The parameters of ``_bound`` for a token's values (by default every name of ``TOKEN_COLUMNS``)."""
+    return {f"{prefix}_{name}": token[name] for name in names}
 
 
 # The claim and the successor's INSERT in one statement (PostgreSQL): the successor is saved
 # only if the claim won, and both are committed together, in the statement's own transaction.
 _CLAIMED = _CLAIM_REFRESH.returning(_TOKENS.c.id).cte("claimed")
 _CLAIM_AND_SAVE = insert(_TOKENS).from_select(
-    TOKEN_COLUMNS, select(*(_new(name) for name in TOKEN_COLUMNS)).select_from(_CLAIMED))
+    TOKEN_COLUMNS, select(*(_bound(name) for name in TOKEN_COLUMNS)).select_from(_CLAIMED))
 
 # A presented refresh token, its family and its person, in one SELECT of columns (see
 # ``Rotation.find``); the columns in the order of the rows' COLUMNS, read by position.
@@ -92,7 +92,7 @@ _LOCK_SESSION = (
 # A session-bound token saved minding its session in one statement (PostgreSQL; see
 # ``save_minding_session``): the session row locked in the WITH, as ``_LOCK_SESSION`` locks it,
 # and the token inserted revoked as ``mind_ended_session`` revokes it unless the session lives
-# (what it is then bound by ``ended_...``, a name of no column either).
+# (its values then bound as ``ended_...``: ``_bound``).
 _MINDED = _LOCK_SESSION.cte("minded")
 _SESSION_LIVES = (
     select(_MINDED.c.expires_at)
@@ -103,10 +103,10 @@ _ENDED_WITH_SESSION = ("revoked_at", "access_revoked_at")
 
 
 def _minded(name: str):
-    value = _new(name)
+    value = _bound(name)
     if name not in _ENDED_WITH_SESSION:
         return value
-    return case((_SESSION_LIVES, value), else_=bindparam(f"ended_{name}", type_=_TOKENS.c[name].type))
+    return case((_SESSION_LIVES, value), else_=_bound(name, "ended"))
 
 
 _SAVE_MINDING_SESSION = insert(_TOKENS).from_select(TOKEN_COLUMNS, select(*(_minded(name) for name in TOKEN_COLUMNS)))
@@ -215,7 +215,7 @@ class Rotation:
         the two wait for each other in turn where, in the other order, each would hold what the
         other waits for and PostgreSQL would end one of them."""
         if not minds_session and isinstance(self.connection, KeptStatements):
-            parameters = {**_new_values(successor), "token_id": token.id, "now": now}
+            parameters = {**_bound_values(successor), "token_id": token.id, "now": now}
             claimed = self._connection.execute(_CLAIM_AND_SAVE, parameters)
             self.close()
             return bool(claimed.rowcount)
@@ -353,9 +353,8 @@ def save_minding_session(token: MutableMapping) -> None:
     now = clock.now()
     ended = dict(token)
     _end_with_session(ended, now)
-    parameters = _new_values(token)
-    parameters.update({f"ended_{name}": ended[name] for name in _ENDED_WITH_SESSION},
-                      session_id=token["session_id"], now=now)
+    parameters = {**_bound_values(token), **_bound_values(ended, "ended", _ENDED_WITH_SESSION),
+                  "session_id": token["session_id"], "now": now}
     if token["session_id"] and committed_alone(_SAVE_MINDING_SESSION, parameters) is not None:
         return
     mind_ended_session(token)
