@@ -115,6 +115,38 @@ def at_once(n: int, call) -> list:
     return results
 
 
+class Beside:
+    """``action()`` in a thread of its own beside the test, which holds rows it will wait for:
+    started at once; ``result()`` waits for it and gives what it returned, or raises what it
+    raised."""
+
+    def __init__(self, action) -> None:
+        import threading
+
+        self._outcome: dict = {}
+        self._thread = threading.Thread(target=self._run, args=(action,))
+        self._thread.start()
+
+    def _run(self, action) -> None:
+        try:
+            self._outcome["value"] = action()
+        except BaseException as exc:  # noqa: BLE001 - raised again by result()
+            self._outcome["error"] = exc
+
+    def join(self, seconds: float = 30) -> None:
+        self._thread.join(seconds)
+
+    def result(self):
+        self.join()
+        assert not self._thread.is_alive(), "it did not finish"
+        if "error" in self._outcome:
+            raise self._outcome["error"]
+        return self._outcome["value"]
+
+    def __repr__(self) -> str:
+        return f"Beside({'running' if self._thread.is_alive() else self._outcome!r})"
+
+
 def pkce_pair() -> tuple[str, str]:
     verifier = secrets.token_urlsafe(48)
     challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()

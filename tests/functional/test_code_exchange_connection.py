@@ -5,15 +5,13 @@ ends the token. On both databases the token saved is the one the session's state
 
 from __future__ import annotations
 
-import threading
-
 import pytest
 
 from idp import clock
 from idp.extensions import db
 from idp.models import Token
 from idp.services.crypto import token_hash
-from tests.helpers import engine_on, exchange_code, introspect, kept_connection, traced_round_trips, waiting_for_a_lock
+from tests.helpers import Beside, engine_on, exchange_code, introspect, kept_connection, traced_round_trips, waiting_for_a_lock
 
 ONLINE = "openid email"
 
@@ -68,25 +66,21 @@ def test_on_postgresql_an_exchange_waits_for_an_end_of_its_session_under_way(app
     engine = engine_on(app, "postgresql", "PostgreSQL's row locks")
     code, verifier = _code(signed_in, portal)
     ending = engine.raw_connection()
-    results = {}
+    exchanging = None
     try:
         cursor = ending.cursor()
         cursor.execute("SELECT session_id FROM authorization_codes WHERE code_hash = %s", (token_hash(code),))
         session_id = cursor.fetchone()[0]
         cursor.execute("UPDATE sessions SET ended_at = now() AT TIME ZONE 'UTC' WHERE id = %s", (session_id,))
         cursor.close()
-
-        def exchange():
-            results["answer"] = exchange_code(app.test_client(), portal, code, verifier)
-
-        exchanger = threading.Thread(target=exchange)
-        exchanger.start()
-        assert waiting_for_a_lock(engine), "the exchange did not wait for the session row"
+        exchanging = Beside(lambda: exchange_code(app.test_client(), portal, code, verifier))
+        assert waiting_for_a_lock(engine), f"the exchange did not wait for the session row: {exchanging!r}"
         ending.commit() if ends else ending.rollback()
-        exchanger.join(30)
     finally:
         ending.close()
-    answer = results["answer"]
+        if exchanging is not None:
+            exchanging.join()
+    answer = exchanging.result()
     assert answer.status_code == 200, answer.get_json()
     active = introspect(app.test_client(), portal, answer.get_json()["access_token"])["active"]
     assert active is (not ends)

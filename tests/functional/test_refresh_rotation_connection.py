@@ -7,7 +7,6 @@ INSERT in one statement, which leaves the presented token's row as it was but fo
 from __future__ import annotations
 
 import datetime as dt
-import threading
 
 import pytest
 from sqlalchemy import delete, event, select
@@ -18,7 +17,7 @@ from idp.models import Client, Token
 from idp.services import tokens as token_service
 from idp.services.crypto import token_hash
 from idp.unit_of_work import KeptStatements, PooledTransaction
-from tests.helpers import (FULL, end_backends, engine_on, introspect, kept_connection, make_client, refresh, set_disabled,
+from tests.helpers import (FULL, Beside, end_backends, engine_on, introspect, kept_connection, make_client, refresh, set_disabled,
                            token_request, tokens_for, traced_round_trips, waiting_for_a_lock)
 
 
@@ -208,7 +207,7 @@ def test_on_postgresql_a_narrowed_rotation_and_an_end_of_its_session_wait_for_ea
     engine = engine_on(app, "postgresql", "PostgreSQL's row locks")
     body = tokens_for(signed_in, portal, scope=FULL)
     ending = engine.raw_connection()
-    results, rotating = {}, []
+    rotating = None
     try:
         cursor = ending.cursor()
         cursor.execute("SELECT session_id FROM tokens WHERE refresh_token_hash = %s", (token_hash(body["refresh_token"]),))
@@ -216,16 +215,9 @@ def test_on_postgresql_a_narrowed_rotation_and_an_end_of_its_session_wait_for_ea
         assert session_id
         cursor.execute("UPDATE sessions SET ended_at = now() AT TIME ZONE 'UTC' WHERE id = %s", (session_id,))
 
-        def rotate():
-            try:
-                results["answer"] = token_request(app.test_client(), portal, {
-                    "grant_type": "refresh_token", "refresh_token": body["refresh_token"], "scope": "openid email"})
-            except BaseException as exc:  # noqa: BLE001 - reported below
-                results["error"] = exc
-
-        rotating.append(threading.Thread(target=rotate))
-        rotating[0].start()
-        assert waiting_for_a_lock(engine), "the rotation did not wait for the session row"
+        rotating = Beside(lambda: token_request(app.test_client(), portal, {
+            "grant_type": "refresh_token", "refresh_token": body["refresh_token"], "scope": "openid email"}))
+        assert waiting_for_a_lock(engine), f"the rotation did not wait for the session row: {rotating!r}"
         # The end's second statement: the session's tokens (sessions.end, tokens.end_session_tokens).
         cursor.execute("UPDATE tokens SET access_revoked_at = now() AT TIME ZONE 'UTC'"
                        " WHERE session_id = %s AND revoked_at IS NULL", (session_id,))
@@ -233,10 +225,9 @@ def test_on_postgresql_a_narrowed_rotation_and_an_end_of_its_session_wait_for_ea
         ending.commit()
     finally:
         ending.close()
-        for thread in rotating:
-            thread.join(30)
-    assert "error" not in results, results.get("error")
-    answer = results["answer"]
+        if rotating is not None:
+            rotating.join()
+    answer = rotating.result()
     assert answer.status_code == 200, answer.get_json()
     rotated = answer.get_json()
     assert introspect(app.test_client(), portal, rotated["access_token"])["active"] is False

@@ -6,13 +6,11 @@ revocation answered 503)."""
 
 from __future__ import annotations
 
-import threading
-
 from idp.extensions import db
 from idp.models import SsoSession
 from idp.services import sessions
 from idp.services.crypto import token_hash
-from tests.helpers import FULL, engine_on, introspect, token_request, tokens_for, waiting_for_a_lock
+from tests.helpers import FULL, Beside, engine_on, introspect, token_request, tokens_for, waiting_for_a_lock
 
 
 def test_on_postgresql_a_logout_and_a_family_s_revocation_wait_for_each_other(app, signed_in, portal):
@@ -22,7 +20,7 @@ def test_on_postgresql_a_logout_and_a_family_s_revocation_wait_for_each_other(ap
                                                       "refresh_token": first["refresh_token"], "scope": "openid email"})
     assert narrowed.status_code == 200, narrowed.get_json()
     revoking = engine.raw_connection()
-    results, ending = {}, []
+    ending = None
     try:
         cursor = revoking.cursor()
         cursor.execute("SELECT id, session_id FROM tokens WHERE access_token_hash IN (%s, %s) ORDER BY id",
@@ -32,25 +30,20 @@ def test_on_postgresql_a_logout_and_a_family_s_revocation_wait_for_each_other(ap
         cursor.execute("UPDATE tokens SET revoked_at = now() AT TIME ZONE 'UTC' WHERE id = %s", (older,))
 
         def logout():
-            try:
-                with app.test_request_context():
-                    sessions.end(db.session.get(SsoSession, session_id), ip=None)
-                    db.session.commit()
-            except BaseException as exc:  # noqa: BLE001 - reported below
-                results["error"] = exc
+            with app.test_request_context():
+                sessions.end(db.session.get(SsoSession, session_id), ip=None)
+                db.session.commit()
 
-        ending.append(threading.Thread(target=logout))
-        ending[0].start()
-        assert waiting_for_a_lock(engine), f"the logout did not wait for the family's revocation: {results}"
+        ending = Beside(logout)
+        assert waiting_for_a_lock(engine), f"the logout did not wait for the family's revocation: {ending!r}"
         cursor.execute("UPDATE tokens SET revoked_at = now() AT TIME ZONE 'UTC' WHERE id = %s", (newer,))
         cursor.close()
         revoking.commit()
     finally:
         revoking.close()
-        for thread in ending:
-            thread.join(30)
-    assert not ending[0].is_alive(), "the logout did not finish"
-    assert "error" not in results, results.get("error")
+        if ending is not None:
+            ending.join()
+    ending.result()  # the logout finished, and raised nothing
     with app.app_context():
         assert db.session.get(SsoSession, session_id).ended_at is not None
     for body in (first, narrowed.get_json()):
