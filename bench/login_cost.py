@@ -9,10 +9,11 @@ Run from the repository root with the virtualenv active:
 
 It drives whole logins (authorize, e-mail, password, authenticator code, the redirect with the
 code, the code exchange) through the app in this process with Flask's test client, on a fresh
-SQLite database (or the one of ``--database-url``), and measures the CPU time of this thread inside the app per request (so neither
-the network, nor the test client, nor other processes on a shared machine count) and, apart, inside
-Argon2id. It prints the cost per kind of request, the hash's share and the ratio of everything
-else to the hash: below 1.0 the work around the hash costs less than the hash itself.
+SQLite database (or the one of ``--database-url``), and measures the CPU time of this thread
+inside the app per request (so neither the network, nor the test client, nor other processes on a
+shared machine count) and, apart, inside Argon2id. It prints the cost per kind of request, the
+hash's share and the ratio of everything else to the hash: below 1.0 the work around the hash
+costs less than the hash itself.
 It also prints the CPU time of each request by its place in the login (the e-mail page, the
 e-mail posted, ...). ``--queries`` counts the SQL statements of a login and lists those of one
 (through SQLAlchemy's statement events, which make the provider run every statement through
@@ -160,7 +161,8 @@ def main() -> int:
     from idp.services import passwords, totp
     from tests.helpers import Browser, exchange_code, make_client
 
-    settings = {"ENV": "production", "ISSUER": "http://idp.test", "DATABASE_URL": args.database_url or f"sqlite:///{tmp}/login.db",
+    settings = {"ENV": "production", "ISSUER": "http://idp.test",
+                "DATABASE_URL": args.database_url or f"sqlite:///{tmp}/login.db",
                 "SECRET_KEY": os.urandom(32).hex(), "RATELIMIT_ENABLED": args.rate_limits, "REDIS_URL": "",
                 "MAIL_SERVER": ""}
     if args.rate_limits:

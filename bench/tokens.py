@@ -492,13 +492,18 @@ def measure_introspection(run: TokenRun, endpoint: str, auth: str, pool: Pool,
         run.introspection_error = str(exc)
 
 
+def post_refresh(token_endpoint: str, auth: str, refresh_token: str):
+    """One refresh-grant request on a connection of its own (``requests``' answer)."""
+    import requests
+
+    return requests.post(token_endpoint, data={"grant_type": "refresh_token", "refresh_token": refresh_token},
+                         headers={"Authorization": auth, "Accept": "application/json"}, timeout=10)
+
+
 def probe_refresh(token_endpoint: str, auth: str, refresh_token: str) -> None:
     """One refresh outside the load runs: 200 with a new access token, a new refresh token and
     an ID token, so that the rates are those of real rotations."""
-    import requests
-
-    r = requests.post(token_endpoint, data={"grant_type": "refresh_token", "refresh_token": refresh_token},
-                      headers={"Authorization": auth, "Accept": "application/json"}, timeout=10)
+    r = post_refresh(token_endpoint, auth, refresh_token)
     try:
         body = r.json()
     except ValueError:
@@ -541,11 +546,9 @@ def refresh_reuse(token_endpoint: str, auth: str, refresh_token: str) -> int | N
     answered = 0
     for _ in range(REUSE_SENDS):
         try:
-            r = requests.post(token_endpoint, data={"grant_type": "refresh_token", "refresh_token": refresh_token},
-                              headers={"Authorization": auth, "Accept": "application/json"}, timeout=10)
+            answered += post_refresh(token_endpoint, auth, refresh_token).status_code == 200
         except requests.RequestException:
             return None
-        answered += r.status_code == 200
     return answered
 
 

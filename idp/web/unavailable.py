@@ -12,7 +12,8 @@ long to guess, and a refused /token would stop every application. The next reque
 The database: a request that meets a connection the server has closed (a restart), a
 connection whose prepared statements a migration made stale (``unit_of_work._stale_plan``) or
 no server at all gets the same 503, or an OAuth ``temporarily_unavailable`` on the JSON
-endpoints; the pool's checkout (``live_connections``) replaces dead connections for the requests after it.
+endpoints; the pool's checkout (``live_connections``) replaces dead connections for the
+requests after it.
 """
 
 from __future__ import annotations
