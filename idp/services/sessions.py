@@ -127,7 +127,13 @@ def end_others(account: Account, *, current: SsoSession, ip: str | None) -> int:
 
 def end_all_for(account: Account, *, except_sid: str | None = None, notify: bool = False) -> int:
     """End the account's sessions (but ``except_sid``); with ``notify`` the clients that
-    want back-channel logout are owed one, queued in the caller's transaction."""
+    want back-channel logout are owed one, queued in the caller's transaction.
+
+    Their tokens are left to the caller, which revokes every token of the account next
+    (``tokens.revoke_for_account``): the grants first, then the tokens in the order of their
+    ids, as a family's or an app's revocation takes them. Ending the sessions' tokens here
+    would take tokens before grants, and a revocation of a family of theirs could hold the
+    grant this one waits for while it waits for a token this one holds (a deadlock)."""
     query = select(SsoSession).where(SsoSession.account_id == account.id, SsoSession.ended_at.is_(None))
     if except_sid:
         query = query.where(SsoSession.id != except_sid)
@@ -135,9 +141,10 @@ def end_all_for(account: Account, *, except_sid: str | None = None, notify: bool
     now = clock.now()
     for session in ended:
         session.ended_at = now
-    db.session.flush()  # the session rows before their tokens, as in end()
-    for session in ended:
-        tokens.end_session_tokens(session.id)
+    # The session rows before the tokens, as in end(): a token request racing this end minds
+    # its session (tokens.mind_ended_session), so its token is committed before the caller
+    # revokes the account's tokens, or it sees the session ended.
+    db.session.flush()
     if notify:
         for session in ended:
             backchannel.queue(session)

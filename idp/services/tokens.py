@@ -293,6 +293,8 @@ def revoke_token(token_id: int) -> int:
 
 
 def revoke_for_account(account: Account) -> int:
+    """Revoke every grant of the account, then every token of it, those of the sign-in
+    sessions just ended with it included (``sessions.end_all_for`` leaves them here)."""
     _revoke_grants(Grant.account_id == account.id)
     return db.session.execute(
         update(Token).where(_in_id_order(Token.account_id == account.id, Token.revoked_at.is_(None)))

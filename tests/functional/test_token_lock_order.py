@@ -2,15 +2,19 @@
 or a person's revocation, a connector user's) lock the token rows in the order of their ids, so
 two of them that share tokens wait for each other in turn. In any other order each could hold a
 row the other waits for, and PostgreSQL would end one of them after a second (a logout or a
-revocation answered 503)."""
+revocation answered 503). Where one ends sign-in sessions, grants and tokens, it takes them in
+that order: the sessions, then the grants, then the tokens."""
 
 from __future__ import annotations
 
+import pytest
+
 from idp.extensions import db
-from idp.models import SsoSession
-from idp.services import sessions
+from idp.models import Account, SsoSession
+from idp.services import accounts, sessions, support
 from idp.services.crypto import token_hash
-from tests.helpers import FULL, Beside, engine_on, introspect, token_request, tokens_for, waiting_for_a_lock
+from tests.helpers import (FULL, GOOD_PASSWORD, Beside, engine_on, introspect, refresh, token_request, tokens_for,
+                           waiting_for_a_lock)
 
 
 def test_on_postgresql_a_logout_and_a_family_s_revocation_wait_for_each_other(app, signed_in, portal):
@@ -48,3 +52,53 @@ def test_on_postgresql_a_logout_and_a_family_s_revocation_wait_for_each_other(ap
         assert db.session.get(SsoSession, session_id).ended_at is not None
     for body in (first, narrowed.get_json()):
         assert introspect(app.test_client(), portal, body["access_token"])["active"] is False
+
+
+def _password_change(account):
+    accounts.set_password(account, GOOD_PASSWORD, GOOD_PASSWORD, ip=None)
+
+
+def _disabling(account):
+    support.disable(account, actor="staff:support@example.com", ip=None, reason="Lost laptop")
+
+
+@pytest.mark.parametrize("change", [_password_change, _disabling], ids=["password", "disable"])
+def test_on_postgresql_an_account_s_change_and_a_family_s_revocation_wait_for_each_other(app, signed_in, portal,
+                                                                                       person, change):
+    """A password change or a disabling ends the account's sign-in sessions, then revokes its
+    grants, then its tokens; a family's revocation takes its grant, then its tokens. Had the
+    change ended the sessions' tokens with the sessions, it would hold a token of the family
+    while it waited for the grant (one of the two answered 503)."""
+    engine = engine_on(app, "postgresql", "PostgreSQL's row locks")
+    body = tokens_for(signed_in, portal, scope=FULL)
+    revoking = engine.raw_connection()
+    changing = None
+    try:
+        cursor = revoking.cursor()
+        cursor.execute("SELECT grant_id, session_id FROM tokens WHERE access_token_hash = %s",
+                       (token_hash(body["access_token"]),))
+        grant_id, session_id = cursor.fetchone()
+        assert session_id
+        # A family's revocation (tokens.revoke_family): its grant first.
+        cursor.execute("UPDATE grants SET revoked_at = now() AT TIME ZONE 'UTC' WHERE id = %s", (grant_id,))
+
+        def change_account():
+            with app.test_request_context():
+                change(db.session.get(Account, person["sub"]))
+                db.session.commit()
+
+        changing = Beside(change_account)
+        assert waiting_for_a_lock(engine), f"the account's change did not wait for the family's grant: {changing!r}"
+        cursor.execute("UPDATE tokens SET revoked_at = now() AT TIME ZONE 'UTC'"
+                       " WHERE grant_id = %s AND revoked_at IS NULL", (grant_id,))
+        cursor.close()
+        revoking.commit()
+    finally:
+        revoking.close()
+        if changing is not None:
+            changing.join()
+    changing.result()  # the change finished, and raised nothing
+    with app.app_context():
+        assert db.session.get(SsoSession, session_id).ended_at is not None
+    assert introspect(app.test_client(), portal, body["access_token"])["active"] is False
+    assert refresh(app.test_client(), portal, body["refresh_token"]).status_code == 400
