@@ -10,11 +10,11 @@ from __future__ import annotations
 import pytest
 
 from idp.extensions import db
-from idp.models import Account, SsoSession
+from idp.models import Account, Grant, SsoSession
 from idp.services import accounts, sessions, support
 from idp.services.crypto import token_hash
-from tests.helpers import (FULL, GOOD_PASSWORD, Beside, engine_on, introspect, refresh, token_request, tokens_for,
-                           waiting_for_a_lock)
+from tests.helpers import (FULL, GOOD_PASSWORD, Beside, basic, engine_on, introspect, refresh, token_request,
+                           tokens_for, waiting_for_a_lock)
 
 
 def test_on_postgresql_a_logout_and_a_family_s_revocation_wait_for_each_other(app, signed_in, portal):
@@ -102,3 +102,77 @@ def test_on_postgresql_an_account_s_change_and_a_family_s_revocation_wait_for_ea
         assert db.session.get(SsoSession, session_id).ended_at is not None
     assert introspect(app.test_client(), portal, body["access_token"])["active"] is False
     assert refresh(app.test_client(), portal, body["refresh_token"]).status_code == 400
+
+
+def test_on_postgresql_revocations_of_several_grants_wait_for_each_other(app, signed_in, portal, person):
+    """A statement that revokes several grants (a person's, an app's, earlier connections)
+    locks them in the order of their ids, whatever order its plan reads them in. Here the
+    grant with the higher id lies first in the table, where a disabling's UPDATE came to it
+    first, and then waited for the other, held by an app's revocation that would take this one
+    next (one of the two answered 503)."""
+    engine = engine_on(app, "postgresql", "PostgreSQL's row locks")
+    lower, higher = "0" * 32, "f" * 32
+    revoking = engine.raw_connection()
+    disabling = None
+    try:
+        cursor = revoking.cursor()
+        for grant_id in (higher, lower):  # in the table in this order
+            cursor.execute("INSERT INTO grants (id, client_id, account_id, created_at)"
+                           " VALUES (%s, %s, %s, now() AT TIME ZONE 'UTC')", (grant_id, portal["client_id"], person["sub"]))
+        revoking.commit()
+        # An app's revocation of both families (tokens.revoke_for_client), in the order of their ids.
+        cursor.execute("UPDATE grants SET revoked_at = now() AT TIME ZONE 'UTC' WHERE id = %s", (lower,))
+
+        def disable():
+            with app.test_request_context():
+                _disabling(db.session.get(Account, person["sub"]))
+                db.session.commit()
+
+        disabling = Beside(disable)
+        assert waiting_for_a_lock(engine), f"the disabling did not wait for the app's revocation: {disabling!r}"
+        cursor.execute("UPDATE grants SET revoked_at = now() AT TIME ZONE 'UTC' WHERE id = %s", (higher,))
+        cursor.close()
+        revoking.commit()
+    finally:
+        revoking.close()
+        if disabling is not None:
+            disabling.join()
+    disabling.result()  # the disabling finished, and raised nothing
+    with app.app_context():
+        assert db.session.get(Account, person["sub"]).disabled_at is not None
+        assert all(db.session.get(Grant, grant_id).revoked_at is not None for grant_id in (lower, higher))
+
+
+def test_on_postgresql_a_revocation_lets_a_rotation_of_its_family_save_the_successor(app, signed_in, portal):
+    """A revocation locks its grant as an UPDATE of it does (FOR NO KEY UPDATE), which lets a
+    token of the family be saved meanwhile (the INSERT's check of its grant locks it FOR KEY
+    SHARE): a rotation that claimed the token the revocation waits for saves its successor and
+    commits, and the revocation goes on. Locked FOR UPDATE, the grant would keep the successor
+    waiting while the rotation kept the revocation waiting (one of the two answered 503)."""
+    engine = engine_on(app, "postgresql", "PostgreSQL's row locks")
+    body = tokens_for(signed_in, portal, scope=FULL)
+    rotating = engine.raw_connection()
+    revoking = None
+    try:
+        cursor = rotating.cursor()
+        cursor.execute("SELECT id, grant_id FROM tokens WHERE refresh_token_hash = %s",
+                       (token_hash(body["refresh_token"]),))
+        token_id, grant_id = cursor.fetchone()
+        # A rotation (tokens.Rotation): the claim, then its successor's INSERT.
+        cursor.execute("UPDATE tokens SET refresh_used_at = now() AT TIME ZONE 'UTC' WHERE id = %s", (token_id,))
+        revoking = Beside(lambda: app.test_client().post("/revoke", data={"token": body["refresh_token"]},
+                                                         headers=basic(portal)))
+        assert waiting_for_a_lock(engine), f"the revocation did not wait for the rotation: {revoking!r}"
+        cursor.execute("INSERT INTO tokens (client_id, account_id, grant_id, access_token_hash, scope, issued_at,"
+                       " expires_in) SELECT client_id, account_id, grant_id, 'successor', scope,"
+                       " now() AT TIME ZONE 'UTC', expires_in FROM tokens WHERE id = %s", (token_id,))
+        cursor.close()
+        rotating.commit()
+    finally:
+        rotating.close()
+        if revoking is not None:
+            revoking.join()
+    assert revoking.result().status_code == 200  # the revocation finished
+    with app.app_context():
+        assert db.session.get(Grant, grant_id).revoked_at is not None  # the successor's family
+    assert introspect(app.test_client(), portal, body["access_token"])["active"] is False
