@@ -40,6 +40,7 @@ from ..models import (
     UsedDpopProof,
 )
 from . import smart_lockout
+from .tokens import locked_in_id_order
 
 log = logging.getLogger(__name__)
 
@@ -94,8 +95,12 @@ def _dead_token_families(now: dt.datetime, batch_size: int) -> int:
         }
         dead = [g for g in grants if g not in alive]
         if dead:
+            # Their rows locked in the order of their ids, as a revocation of several tokens takes
+            # them (a person's, whose dead tokens are not revoked yet): in the order of their
+            # families, each could hold a row the other waits for.
             result = db.session.execute(
-                delete(Token).where(Token.grant_id.in_(dead)).execution_options(synchronize_session=False)
+                delete(Token).where(locked_in_id_order(Token.id, Token.grant_id.in_(dead), deleting=True))
+                .execution_options(synchronize_session=False)
             )
             total += result.rowcount
         db.session.commit()

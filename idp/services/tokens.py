@@ -269,23 +269,25 @@ def _in_id_order(*conditions):
     token's statements take one row, so two of them sharing tokens wait for each other in
     turn: in another order (the index's, a table scan's) each could hold a row the other waits
     for, and PostgreSQL would end one of them."""
-    return _locked_in_order(Token.id, conditions)
+    return locked_in_id_order(Token.id, *conditions)
 
 
-def _locked_in_order(id_column, conditions):
-    """``_in_id_order`` for the rows of ``id_column``'s table (tokens, grants), locked as an
-    UPDATE locks them (FOR NO KEY UPDATE): a token of a grant being revoked may be saved
-    meanwhile (its INSERT locks the grant FOR KEY SHARE), where FOR UPDATE would keep it
-    waiting, and a rotation that holds the token a revocation waits for would wait for the
-    revocation in turn."""
-    return id_column.in_(select(id_column).where(*conditions).order_by(id_column).with_for_update(key_share=True))
+def locked_in_id_order(id_column, *conditions, deleting: bool = False):
+    """``_in_id_order`` for the rows of ``id_column``'s table (tokens, grants, what a prune
+    deletes), locked as the statement locks them. For an UPDATE, FOR NO KEY UPDATE: a token of
+    a grant being revoked may be saved meanwhile (its INSERT locks the grant FOR KEY SHARE),
+    where FOR UPDATE would keep it waiting, and a rotation that holds the token a revocation
+    waits for would wait for the revocation in turn. For a DELETE (``deleting``), FOR UPDATE,
+    the DELETE's own lock, not taken in two steps."""
+    return id_column.in_(select(id_column).where(*conditions).order_by(id_column)
+                         .with_for_update(key_share=not deleting))
 
 
 def _revoke_grants(*conditions) -> None:
     """Revoke the grants that match ``conditions``, their rows locked in the order of their ids
     (as ``_in_id_order`` locks tokens'): two revocations sharing grants wait for each other in
     turn, where each could hold a grant the other waits for in the order of its plan."""
-    db.session.execute(update(Grant).where(_locked_in_order(Grant.id, (Grant.revoked_at.is_(None), *conditions)))
+    db.session.execute(update(Grant).where(locked_in_id_order(Grant.id, Grant.revoked_at.is_(None), *conditions))
                        .values(revoked_at=clock.now()))
 
 

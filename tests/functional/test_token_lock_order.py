@@ -7,11 +7,13 @@ that order: the sessions, then the grants, then the tokens."""
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 
 from idp.extensions import db
-from idp.models import Account, Grant, SsoSession
-from idp.services import accounts, sessions, support
+from idp.models import Account, Grant, SsoSession, Token
+from idp.services import accounts, prune, sessions, support
 from idp.services.crypto import token_hash
 from tests.helpers import (FULL, GOOD_PASSWORD, Beside, basic, engine_on, introspect, refresh, token_request,
                            tokens_for, waiting_for_a_lock)
@@ -176,3 +178,44 @@ def test_on_postgresql_a_revocation_lets_a_rotation_of_its_family_save_the_succe
     with app.app_context():
         assert db.session.get(Grant, grant_id).revoked_at is not None  # the successor's family
     assert introspect(app.test_client(), portal, body["access_token"])["active"] is False
+
+
+def test_on_postgresql_a_prune_and_a_person_s_revocation_wait_for_each_other(app, portal, person):
+    """A prune deletes dead families' tokens locked in the order of their ids, as a revocation
+    of several tokens takes them. Here the token with the higher id is of the family that comes
+    first (by its grant, and in the table), where the prune's DELETE came to it first, and then
+    waited for the other, held by a person's revocation that would take this one next (one of
+    the two failed)."""
+    engine = engine_on(app, "postgresql", "PostgreSQL's row locks")
+    lower, higher = 1000, 1001  # token ids: the lower of family "b", the higher of family "a"
+    long_ago = dt.datetime(2026, 1, 5, 9, 0)
+    revoking = engine.raw_connection()
+    pruning = None
+    try:
+        cursor = revoking.cursor()
+        for token_id, grant_id in ((higher, "a" * 32), (lower, "b" * 32)):  # in the table in this order
+            cursor.execute("INSERT INTO grants (id, client_id, account_id, created_at) VALUES (%s, %s, %s, %s)",
+                           (grant_id, portal["client_id"], person["sub"], long_ago))
+            cursor.execute("INSERT INTO tokens (id, client_id, account_id, grant_id, access_token_hash, scope,"
+                           " issued_at, expires_in) VALUES (%s, %s, %s, %s, %s, 'openid', %s, 300)",
+                           (token_id, portal["client_id"], person["sub"], grant_id, f"hash-{token_id}", long_ago))
+        revoking.commit()
+        # A person's revocation (tokens.revoke_for_account): its tokens in the order of their ids.
+        cursor.execute("UPDATE tokens SET revoked_at = now() AT TIME ZONE 'UTC' WHERE id = %s", (lower,))
+
+        def prune_now():
+            with app.app_context():
+                return prune.prune(now=long_ago + dt.timedelta(days=1))
+
+        pruning = Beside(prune_now)
+        assert waiting_for_a_lock(engine), f"the prune did not wait for the revocation: {pruning!r}"
+        cursor.execute("UPDATE tokens SET revoked_at = now() AT TIME ZONE 'UTC' WHERE id = %s", (higher,))
+        cursor.close()
+        revoking.commit()
+    finally:
+        revoking.close()
+        if pruning is not None:
+            pruning.join()
+    assert pruning.result()["tokens"] == 2  # the prune finished, and deleted both families' tokens
+    with app.app_context():
+        assert db.session.get(Token, lower) is None and db.session.get(Token, higher) is None
