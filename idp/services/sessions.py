@@ -85,15 +85,29 @@ def end(session: SsoSession, *, ip: str | None, actor: str | None = None, action
     """End the session; its clients are owed a back-channel logout from the same commit.
     ``action`` names the event in the audit trail (a logout, or a session ended from the
     security centre)."""
-    session.ended_at = clock.now()
-    # The session row first: a token request racing this end locks it before it saves a token
-    # of the session (tokens.mind_ended_session), so either it waits for this end or this end
+    _end([session], ip=ip, actor=actor, action=action)
+
+
+def _end(ended: list[SsoSession], *, ip: str | None, actor: str | None, action: str) -> None:
+    """End the sessions (``end``), all of their rows before any of their tokens: the session
+    rows in the order of their ids (the unit of work's flush, as in ``end_all_for``), then
+    their tokens in one statement, in the order of theirs. One session at a time, an end of
+    several would hold a session's tokens while it waited for another session, or a token of
+    another, that an end of the account's sessions or a revocation held while it waited for
+    one of the first."""
+    now = clock.now()
+    for session in ended:
+        session.ended_at = now
+    # The session rows first: a token request racing this end locks its session before it saves
+    # a token of it (tokens.mind_ended_session), so either it waits for this end or this end
     # waits for its token, and then ends it below.
     db.session.flush()
-    backchannel.queue(session)
-    tokens.end_session_tokens(session.id)
-    audit.record(action, actor=actor or session.account_id, account=session.account, ip=ip,
-                 sid_prefix=session.id[:8])
+    for session in ended:
+        backchannel.queue(session)
+    tokens.end_session_tokens(*(session.id for session in ended))
+    for session in ended:
+        audit.record(action, actor=actor or session.account_id, account=session.account, ip=ip,
+                     sid_prefix=session.id[:8])
 
 
 def active_for(account: Account) -> list[SsoSession]:
@@ -120,8 +134,7 @@ def end_own(account: Account, handle: str, *, current: SsoSession, ip: str | Non
 def end_others(account: Account, *, current: SsoSession, ip: str | None) -> int:
     """The person ends every running session but ``current``; returns how many ended."""
     others = [s for s in active_for(account) if s.id != current.id]
-    for other in others:
-        end(other, ip=ip, actor=account.id, action="session.ended")
+    _end(others, ip=ip, actor=account.id, action="session.ended")
     return len(others)
 
 

@@ -317,15 +317,17 @@ def revoke_for_account(account: Account) -> int:
     ).rowcount
 
 
-def end_session_tokens(session_id: str) -> int:
-    """A sign-in session ended: the access tokens issued in it end, and so do their
+def end_session_tokens(*session_ids: str) -> int:
+    """Sign-in sessions ended: the access tokens issued in them end, and so do their
     refresh tokens unless `offline_access` was granted (an offline grant outlives the
     sign-in it started in). One statement, its rows locked in the order of their ids
-    (``_in_id_order``)."""
+    (``_in_id_order``), however many sessions ended."""
+    if not session_ids:
+        return 0
     now = clock.now()
     offline = Token.scope.contains("offline_access")
-    ending = _in_id_order(Token.session_id == session_id, Token.revoked_at.is_(None),
-                          ~offline | Token.access_revoked_at.is_(None))
+    of_sessions = Token.session_id == session_ids[0] if len(session_ids) == 1 else Token.session_id.in_(session_ids)
+    ending = _in_id_order(of_sessions, Token.revoked_at.is_(None), ~offline | Token.access_revoked_at.is_(None))
     return db.session.execute(
         update(Token).where(ending).values(revoked_at=case((offline, Token.revoked_at), else_=now),
                                            access_revoked_at=case((offline, now), else_=Token.access_revoked_at))

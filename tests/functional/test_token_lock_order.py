@@ -3,7 +3,7 @@ or a person's revocation, a connector user's) lock the token rows in the order o
 two of them that share tokens wait for each other in turn. In any other order each could hold a
 row the other waits for, and PostgreSQL would end one of them after a second (a logout or a
 revocation answered 503). Where one ends sign-in sessions, grants and tokens, it takes them in
-that order: the sessions, then the grants, then the tokens."""
+that order: the sessions, then the grants, then the tokens, each kind in the order of its ids."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import datetime as dt
 
 import pytest
 
+from idp import clock
 from idp.extensions import db
 from idp.models import Account, Grant, SsoSession, Token
 from idp.services import accounts, prune, sessions, support
@@ -219,3 +220,66 @@ def test_on_postgresql_a_prune_and_a_person_s_revocation_wait_for_each_other(app
     assert pruning.result()["tokens"] == 2  # the prune finished, and deleted both families' tokens
     with app.app_context():
         assert db.session.get(Token, lower) is None and db.session.get(Token, higher) is None
+
+
+def _three_sessions(app, person, client_id) -> tuple[str, str, str]:
+    """The person's current session and two others, each of the others with a token; the
+    others in the order of their ids, the second seen last, its token's id the higher."""
+    with app.test_request_context():
+        account = db.session.get(Account, person["sub"])
+        current, *others = (sessions.start(account, ["pwd"], ip=None, user_agent=None) for _ in range(3))
+        first, second = sorted(others, key=lambda s: s.id)
+        first.last_seen_at, second.last_seen_at = clock.now(), clock.now() + dt.timedelta(minutes=5)
+        for token_id, session in ((1000, first), (1001, second)):
+            db.session.add(Grant(id=f"{token_id:032d}", client_id=client_id, account_id=account.id))
+            db.session.flush()
+            db.session.add(Token(id=token_id, client_id=client_id, account_id=account.id, grant_id=f"{token_id:032d}",
+                                 session_id=session.id, access_token_hash=f"hash-{token_id}", scope="openid",
+                                 expires_in=300))
+        db.session.commit()
+        return current.id, first.id, second.id
+
+
+@pytest.mark.parametrize("held", ["sessions", "tokens"])
+def test_on_postgresql_an_end_of_the_other_sessions_takes_them_in_the_order_of_their_ids(app, portal, person, held):
+    """The person's "end my other sessions" ends them as a password change does: the session
+    rows in the order of their ids, then all their tokens in one statement, in the order of
+    theirs. One session at a time, the most recently seen first, it held one session and its
+    tokens while it waited for another session, or a token of another, that a password change's
+    end of the sessions or an app's revocation held while it waited for one of the first (one of
+    the two answered 503)."""
+    engine = engine_on(app, "postgresql", "PostgreSQL's row locks")
+    current, first, second = _three_sessions(app, person, portal["client_id"])
+    if held == "sessions":  # a password change's end of the sessions (sessions.end_all_for)
+        statement = "UPDATE sessions SET ended_at = now() AT TIME ZONE 'UTC' WHERE id = %s"
+        rows = (first, second)
+    else:  # an app's revocation (tokens.revoke_for_client), its grants taken already
+        statement = "UPDATE tokens SET revoked_at = now() AT TIME ZONE 'UTC' WHERE id = %s"
+        rows = (1000, 1001)
+    holding = engine.raw_connection()
+    ending = None
+    try:
+        cursor = holding.cursor()
+        cursor.execute(statement, (rows[0],))
+
+        def end_others():
+            with app.test_request_context():
+                ended = sessions.end_others(db.session.get(Account, person["sub"]),
+                                            current=db.session.get(SsoSession, current), ip=None)
+                db.session.commit()
+                return ended
+
+        ending = Beside(end_others)
+        assert waiting_for_a_lock(engine), f"the end of the other sessions did not wait: {ending!r}"
+        cursor.execute(statement, (rows[1],))
+        cursor.close()
+        holding.commit()
+    finally:
+        holding.close()
+        if ending is not None:
+            ending.join()
+    assert ending.result() == 2  # the end finished, and raised nothing
+    with app.app_context():
+        assert db.session.get(SsoSession, current).ended_at is None
+        assert all(db.session.get(SsoSession, sid).ended_at is not None for sid in (first, second))
+        assert all(db.session.get(Token, token_id).revoked_at is not None for token_id in (1000, 1001))
