@@ -50,14 +50,18 @@ EMAIL_CODE_COUNT_WINDOW = dt.timedelta(hours=1)  # email_codes.issue counts the 
 
 
 def _in_batches(id_column, where, batch_size: int) -> int:
-    """Delete the rows matching ``where``, ``batch_size`` ids per DELETE and commit."""
+    """Delete the rows matching ``where``, ``batch_size`` ids per DELETE and commit. Each
+    batch's rows are locked in the order of their ids, as an end of several sessions or a
+    revocation of several grants takes them: in the order of the DELETE's plan, each could
+    hold a row the other waits for."""
     table = id_column.class_
     total = 0
     while True:
         ids = list(db.session.scalars(select(id_column).where(where).order_by(id_column).limit(batch_size)))
         if not ids:
             return total
-        db.session.execute(delete(table).where(id_column.in_(ids)).execution_options(synchronize_session=False))
+        db.session.execute(delete(table).where(locked_in_id_order(id_column, id_column.in_(ids), deleting=True))
+                           .execution_options(synchronize_session=False))
         db.session.commit()
         total += len(ids)
         if len(ids) < batch_size:

@@ -283,3 +283,51 @@ def test_on_postgresql_an_end_of_the_other_sessions_takes_them_in_the_order_of_t
         assert db.session.get(SsoSession, current).ended_at is None
         assert all(db.session.get(SsoSession, sid).ended_at is not None for sid in (first, second))
         assert all(db.session.get(Token, token_id).revoked_at is not None for token_id in (1000, 1001))
+
+
+@pytest.mark.parametrize("kind", ["sessions", "grants"])
+def test_on_postgresql_a_prune_takes_sessions_and_grants_in_the_order_of_their_ids(app, portal, person, kind):
+    """A prune deletes a batch of expired sessions, or of grants no token or code is left of,
+    locked in the order of their ids, as an end of the account's sessions (a password change's,
+    a disabling's) or a revocation of its grants takes them. Here the row with the higher id
+    lies first in the table, where the prune's DELETE came to it first, and then waited for the
+    other, held by that end or revocation, which would take this one next (one of the two
+    failed)."""
+    engine = engine_on(app, "postgresql", "PostgreSQL's row locks")
+    long_ago = dt.datetime(2026, 1, 5, 9, 0)
+    lower, higher = "0" * 32, "f" * 32
+    if kind == "sessions":  # sessions.end_all_for
+        insert = ("INSERT INTO sessions (id, account_id, auth_time, amr, created_at, expires_at)"
+                  " VALUES (%s, %s, %s, '[]', %s, %s)")
+        values = lambda row_id: (row_id, person["sub"], long_ago, long_ago, long_ago + dt.timedelta(hours=8))  # noqa: E731
+        statement = "UPDATE sessions SET ended_at = now() AT TIME ZONE 'UTC' WHERE id = %s"
+    else:  # tokens.revoke_for_account
+        insert = "INSERT INTO grants (id, client_id, account_id, created_at) VALUES (%s, %s, %s, %s)"
+        values = lambda row_id: (row_id, portal["client_id"], person["sub"], long_ago)  # noqa: E731
+        statement = "UPDATE grants SET revoked_at = now() AT TIME ZONE 'UTC' WHERE id = %s"
+    holding = engine.raw_connection()
+    pruning = None
+    try:
+        cursor = holding.cursor()
+        for row_id in (higher, lower):  # in the table in this order
+            cursor.execute(insert, values(row_id))
+        holding.commit()
+        cursor.execute(statement, (lower,))
+
+        def prune_now():
+            with app.app_context():
+                return prune.prune(now=long_ago + dt.timedelta(days=1))
+
+        pruning = Beside(prune_now)
+        assert waiting_for_a_lock(engine), f"the prune did not wait: {pruning!r}"
+        cursor.execute(statement, (higher,))
+        cursor.close()
+        holding.commit()
+    finally:
+        holding.close()
+        if pruning is not None:
+            pruning.join()
+    assert pruning.result()[kind] == 2  # the prune finished, and deleted both
+    with app.app_context():
+        model = SsoSession if kind == "sessions" else Grant
+        assert db.session.get(model, lower) is None and db.session.get(model, higher) is None
