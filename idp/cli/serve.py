@@ -1,4 +1,4 @@
-"""`idp serve`: the provider under granian or gunicorn; its workers take turns at the delivery and prune loops.
+"""`idp serve`: the provider under granian or gunicorn; its workers take turns at its loops (delivery, prune, checkpoints).
 
 The app is loaded once, in this process, and every worker is forked from it: they share its pages
 instead of each importing and building an app of its own. The loops are threads of one worker at a

@@ -1,8 +1,8 @@
 """What `idp serve` sets up around its workers: the app loaded once before they are forked, so that
 they share its pages; a shared metrics directory; and the delivery loop (mail and back-channel
-logouts) and the hourly prune as threads of one worker at a time (the turn: a lock that the kernel
-hands to another worker the moment the holder dies), so that neither costs a process, an
-interpreter or a copy of the app of its own."""
+logouts), the hourly prune and, on SQLite, the checkpoints (``sqlite_checkpoints``) as threads of
+one worker at a time (the turn: a lock that the kernel hands to another worker the moment the
+holder dies), so that none costs a process, an interpreter or a copy of the app of its own."""
 
 from __future__ import annotations
 
@@ -21,6 +21,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from .. import sqlite_checkpoints
+from ..extensions import db
 from ..telemetry import logs, metrics
 
 log = logging.getLogger(__name__)
@@ -294,8 +296,6 @@ def preload(app) -> None:
     from flask_babel import force_locale, get_translations
     from sqlalchemy.orm import configure_mappers
 
-    from ..extensions import db
-
     configure_mappers()
     for name in app.jinja_env.list_templates(filter_func=lambda n: n.endswith((".html", ".txt"))):
         app.jinja_env.get_template(name)
@@ -392,6 +392,13 @@ def prune_loop(app, every: int) -> Callable[[threading.Event], None]:
     return run
 
 
+def checkpoint_loop(database: str) -> Callable[[threading.Event], None]:
+    def run(stop: threading.Event) -> None:
+        sqlite_checkpoints.checkpoint_forever(database, stop)
+
+    return run
+
+
 def start(app, delivery: bool = True) -> Sidecars:
     """Call after ``preload`` and before the workers start: they inherit the environment, and each
     calls ``in_worker`` of what this returns. Without ``delivery`` no delivery loop runs here:
@@ -408,4 +415,10 @@ def start(app, delivery: bool = True) -> Sidecars:
     if interval:
         # Every instance runs one; the advisory lock lets one of them work at a time.
         loops.append(Loop("prune loop", "idp-prune", prune_loop(app, interval)))
+    with app.app_context():
+        engine = db.engine
+    database = sqlite_checkpoints.database_file(engine)
+    if database:
+        sqlite_checkpoints.keep_commits_light(engine)
+        loops.append(Loop("checkpoint loop", "idp-checkpoint", checkpoint_loop(database)))
     return Sidecars(directory, owned, loops)
