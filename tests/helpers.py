@@ -147,6 +147,30 @@ class Beside:
         return f"Beside({'running' if self._thread.is_alive() else self._outcome!r})"
 
 
+def interleaved(engine, hold, action, then, who: str):
+    """Two sides that lock the same rows, played in a set order on ``engine``'s PostgreSQL: a
+    transaction of the test's own runs ``hold(cursor)`` (the rows the other side takes first;
+    what it returns is passed on), ``action`` starts beside it (``Beside``) and must come to wait
+    for a lock, then ``then(cursor, held)`` takes the rows the other side takes next and the
+    transaction commits. Returns what ``action`` returned, or raises what it raised (a
+    deadlock's error, when the two take the rows in orders that cross)."""
+    connection = engine.raw_connection()
+    beside = None
+    try:
+        cursor = connection.cursor()
+        held = hold(cursor)
+        beside = Beside(action)
+        assert waiting_for_a_lock(engine), f"{who} did not wait for the rows held: {beside!r}"
+        then(cursor, held)
+        cursor.close()
+        connection.commit()
+    finally:
+        connection.close()
+        if beside is not None:
+            beside.join()
+    return beside.result()
+
+
 def pkce_pair() -> tuple[str, str]:
     verifier = secrets.token_urlsafe(48)
     challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()

@@ -17,8 +17,8 @@ from idp.models import Client, Token
 from idp.services import tokens as token_service
 from idp.services.crypto import token_hash
 from idp.unit_of_work import KeptStatements, PooledTransaction
-from tests.helpers import (FULL, Beside, end_backends, engine_on, introspect, kept_connection, make_client, refresh, set_disabled,
-                           token_request, tokens_for, traced_round_trips, waiting_for_a_lock)
+from tests.helpers import (FULL, end_backends, engine_on, interleaved, introspect, kept_connection, make_client, refresh,
+                           set_disabled, token_request, tokens_for, traced_round_trips)
 
 
 def _checked_out(app) -> int:
@@ -206,28 +206,18 @@ def test_on_postgresql_a_narrowed_rotation_and_an_end_of_its_session_wait_for_ea
     a refresh answered 503). Here the end commits first, so the new token is born ended."""
     engine = engine_on(app, "postgresql", "PostgreSQL's row locks")
     body = tokens_for(signed_in, portal, scope=FULL)
-    ending = engine.raw_connection()
-    rotating = None
-    try:
-        cursor = ending.cursor()
-        cursor.execute("SELECT session_id FROM tokens WHERE refresh_token_hash = %s", (token_hash(body["refresh_token"]),))
-        session_id = cursor.fetchone()[0]
-        assert session_id
-        cursor.execute("UPDATE sessions SET ended_at = now() AT TIME ZONE 'UTC' WHERE id = %s", (session_id,))
-
-        rotating = Beside(lambda: token_request(app.test_client(), portal, {
-            "grant_type": "refresh_token", "refresh_token": body["refresh_token"], "scope": "openid email"}))
-        assert waiting_for_a_lock(engine), f"the rotation did not wait for the session row: {rotating!r}"
+    session_id = _refresh_token_row(app, body["refresh_token"]).session_id
+    assert session_id
+    answer = interleaved(
+        engine,
+        lambda cursor: cursor.execute("UPDATE sessions SET ended_at = now() AT TIME ZONE 'UTC' WHERE id = %s",
+                                      (session_id,)),
+        lambda: token_request(app.test_client(), portal, {
+            "grant_type": "refresh_token", "refresh_token": body["refresh_token"], "scope": "openid email"}),
         # The end's second statement: the session's tokens (sessions.end, tokens.end_session_tokens).
-        cursor.execute("UPDATE tokens SET access_revoked_at = now() AT TIME ZONE 'UTC'"
-                       " WHERE session_id = %s AND revoked_at IS NULL", (session_id,))
-        cursor.close()
-        ending.commit()
-    finally:
-        ending.close()
-        if rotating is not None:
-            rotating.join()
-    answer = rotating.result()
+        lambda cursor, _: cursor.execute("UPDATE tokens SET access_revoked_at = now() AT TIME ZONE 'UTC'"
+                                         " WHERE session_id = %s AND revoked_at IS NULL", (session_id,)),
+        "the rotation")
     assert answer.status_code == 200, answer.get_json()
     rotated = answer.get_json()
     assert introspect(app.test_client(), portal, rotated["access_token"])["active"] is False

@@ -10,14 +10,19 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+from sqlalchemy import select
 
 from idp import clock
 from idp.extensions import db
 from idp.models import Account, Grant, SsoSession, Token
 from idp.services import accounts, prune, sessions, support
 from idp.services.crypto import token_hash
-from tests.helpers import (FULL, GOOD_PASSWORD, Beside, basic, engine_on, introspect, refresh, token_request,
-                           tokens_for, waiting_for_a_lock)
+from tests.helpers import (FULL, GOOD_PASSWORD, basic, engine_on, interleaved, introspect, refresh, token_request,
+                           tokens_for)
+
+REVOKE_TOKEN = "UPDATE tokens SET revoked_at = now() AT TIME ZONE 'UTC' WHERE id = %s"
+REVOKE_GRANT = "UPDATE grants SET revoked_at = now() AT TIME ZONE 'UTC' WHERE id = %s"
+END_SESSION = "UPDATE sessions SET ended_at = now() AT TIME ZONE 'UTC' WHERE id = %s"
 
 
 def test_on_postgresql_a_logout_and_a_family_s_revocation_wait_for_each_other(app, signed_in, portal):
@@ -26,31 +31,21 @@ def test_on_postgresql_a_logout_and_a_family_s_revocation_wait_for_each_other(ap
     narrowed = token_request(signed_in.http, portal, {"grant_type": "refresh_token",
                                                       "refresh_token": first["refresh_token"], "scope": "openid email"})
     assert narrowed.status_code == 200, narrowed.get_json()
-    revoking = engine.raw_connection()
-    ending = None
-    try:
-        cursor = revoking.cursor()
-        cursor.execute("SELECT id, session_id FROM tokens WHERE access_token_hash IN (%s, %s) ORDER BY id",
-                       (token_hash(first["access_token"]), token_hash(narrowed.get_json()["access_token"])))
-        (older, session_id), (newer, _) = cursor.fetchall()
-        # A family's revocation, its rows in the order of their ids: the older token first.
-        cursor.execute("UPDATE tokens SET revoked_at = now() AT TIME ZONE 'UTC' WHERE id = %s", (older,))
 
-        def logout():
-            with app.test_request_context():
-                sessions.end(db.session.get(SsoSession, session_id), ip=None)
-                db.session.commit()
+    with app.app_context():
+        (older, session_id), (newer, _) = db.session.execute(
+            select(Token.id, Token.session_id).where(Token.access_token_hash.in_(
+                [token_hash(first["access_token"]), token_hash(narrowed.get_json()["access_token"])])).order_by(Token.id)
+        ).all()
 
-        ending = Beside(logout)
-        assert waiting_for_a_lock(engine), f"the logout did not wait for the family's revocation: {ending!r}"
-        cursor.execute("UPDATE tokens SET revoked_at = now() AT TIME ZONE 'UTC' WHERE id = %s", (newer,))
-        cursor.close()
-        revoking.commit()
-    finally:
-        revoking.close()
-        if ending is not None:
-            ending.join()
-    ending.result()  # the logout finished, and raised nothing
+    def logout():
+        with app.test_request_context():
+            sessions.end(db.session.get(SsoSession, session_id), ip=None)
+            db.session.commit()
+
+    # A family's revocation, its rows in the order of their ids: the older token first.
+    interleaved(engine, lambda cursor: cursor.execute(REVOKE_TOKEN, (older,)), logout,
+                lambda cursor, _: cursor.execute(REVOKE_TOKEN, (newer,)), "the logout")  # and it raised nothing
     with app.app_context():
         assert db.session.get(SsoSession, session_id).ended_at is not None
     for body in (first, narrowed.get_json()):
@@ -74,37 +69,32 @@ def test_on_postgresql_an_account_s_change_and_a_family_s_revocation_wait_for_ea
     while it waited for the grant (one of the two answered 503)."""
     engine = engine_on(app, "postgresql", "PostgreSQL's row locks")
     body = tokens_for(signed_in, portal, scope=FULL)
-    revoking = engine.raw_connection()
-    changing = None
-    try:
-        cursor = revoking.cursor()
-        cursor.execute("SELECT grant_id, session_id FROM tokens WHERE access_token_hash = %s",
-                       (token_hash(body["access_token"]),))
-        grant_id, session_id = cursor.fetchone()
-        assert session_id
-        # A family's revocation (tokens.revoke_family): its grant first.
-        cursor.execute("UPDATE grants SET revoked_at = now() AT TIME ZONE 'UTC' WHERE id = %s", (grant_id,))
+    with app.app_context():
+        token = db.session.scalar(select(Token).where(Token.access_token_hash == token_hash(body["access_token"])))
+        grant_id, session_id = token.grant_id, token.session_id
+    assert session_id
 
-        def change_account():
-            with app.test_request_context():
-                change(db.session.get(Account, person["sub"]))
-                db.session.commit()
+    def change_account():
+        with app.test_request_context():
+            change(db.session.get(Account, person["sub"]))
+            db.session.commit()
 
-        changing = Beside(change_account)
-        assert waiting_for_a_lock(engine), f"the account's change did not wait for the family's grant: {changing!r}"
-        cursor.execute("UPDATE tokens SET revoked_at = now() AT TIME ZONE 'UTC'"
-                       " WHERE grant_id = %s AND revoked_at IS NULL", (grant_id,))
-        cursor.close()
-        revoking.commit()
-    finally:
-        revoking.close()
-        if changing is not None:
-            changing.join()
-    changing.result()  # the change finished, and raised nothing
+    interleaved(engine, lambda cursor: cursor.execute(REVOKE_GRANT, (grant_id,)),  # tokens.revoke_family: the grant first
+                change_account,
+                lambda cursor, _: cursor.execute("UPDATE tokens SET revoked_at = now() AT TIME ZONE 'UTC'"
+                                                 " WHERE grant_id = %s AND revoked_at IS NULL", (grant_id,)),
+                "the account's change")  # and it raised nothing
     with app.app_context():
         assert db.session.get(SsoSession, session_id).ended_at is not None
     assert introspect(app.test_client(), portal, body["access_token"])["active"] is False
     assert refresh(app.test_client(), portal, body["refresh_token"]).status_code == 400
+
+
+def _rows_committed(cursor, statement: str, rows) -> None:
+    """Rows inserted and committed by the test's own transaction, in the table in this order."""
+    for values in rows:
+        cursor.execute(statement, values)
+    cursor.connection.commit()
 
 
 def test_on_postgresql_revocations_of_several_grants_wait_for_each_other(app, signed_in, portal, person):
@@ -115,32 +105,20 @@ def test_on_postgresql_revocations_of_several_grants_wait_for_each_other(app, si
     next (one of the two answered 503)."""
     engine = engine_on(app, "postgresql", "PostgreSQL's row locks")
     lower, higher = "0" * 32, "f" * 32
-    revoking = engine.raw_connection()
-    disabling = None
-    try:
-        cursor = revoking.cursor()
-        for grant_id in (higher, lower):  # in the table in this order
-            cursor.execute("INSERT INTO grants (id, client_id, account_id, created_at)"
-                           " VALUES (%s, %s, %s, now() AT TIME ZONE 'UTC')", (grant_id, portal["client_id"], person["sub"]))
-        revoking.commit()
-        # An app's revocation of both families (tokens.revoke_for_client), in the order of their ids.
-        cursor.execute("UPDATE grants SET revoked_at = now() AT TIME ZONE 'UTC' WHERE id = %s", (lower,))
 
-        def disable():
-            with app.test_request_context():
-                _disabling(db.session.get(Account, person["sub"]))
-                db.session.commit()
+    def revoke_lower(cursor):  # an app's revocation of both families (tokens.revoke_for_client)
+        _rows_committed(cursor, "INSERT INTO grants (id, client_id, account_id, created_at)"
+                                " VALUES (%s, %s, %s, now() AT TIME ZONE 'UTC')",
+                        [(grant_id, portal["client_id"], person["sub"]) for grant_id in (higher, lower)])
+        cursor.execute(REVOKE_GRANT, (lower,))
 
-        disabling = Beside(disable)
-        assert waiting_for_a_lock(engine), f"the disabling did not wait for the app's revocation: {disabling!r}"
-        cursor.execute("UPDATE grants SET revoked_at = now() AT TIME ZONE 'UTC' WHERE id = %s", (higher,))
-        cursor.close()
-        revoking.commit()
-    finally:
-        revoking.close()
-        if disabling is not None:
-            disabling.join()
-    disabling.result()  # the disabling finished, and raised nothing
+    def disable():
+        with app.test_request_context():
+            _disabling(db.session.get(Account, person["sub"]))
+            db.session.commit()
+
+    interleaved(engine, revoke_lower, disable, lambda cursor, _: cursor.execute(REVOKE_GRANT, (higher,)),
+                "the disabling")  # and it raised nothing
     with app.app_context():
         assert db.session.get(Account, person["sub"]).disabled_at is not None
         assert all(db.session.get(Grant, grant_id).revoked_at is not None for grant_id in (lower, higher))
@@ -154,31 +132,34 @@ def test_on_postgresql_a_revocation_lets_a_rotation_of_its_family_save_the_succe
     waiting while the rotation kept the revocation waiting (one of the two answered 503)."""
     engine = engine_on(app, "postgresql", "PostgreSQL's row locks")
     body = tokens_for(signed_in, portal, scope=FULL)
-    rotating = engine.raw_connection()
-    revoking = None
-    try:
-        cursor = rotating.cursor()
-        cursor.execute("SELECT id, grant_id FROM tokens WHERE refresh_token_hash = %s",
-                       (token_hash(body["refresh_token"]),))
-        token_id, grant_id = cursor.fetchone()
-        # A rotation (tokens.Rotation): the claim, then its successor's INSERT.
-        cursor.execute("UPDATE tokens SET refresh_used_at = now() AT TIME ZONE 'UTC' WHERE id = %s", (token_id,))
-        revoking = Beside(lambda: app.test_client().post("/revoke", data={"token": body["refresh_token"]},
-                                                         headers=basic(portal)))
-        assert waiting_for_a_lock(engine), f"the revocation did not wait for the rotation: {revoking!r}"
+    with app.app_context():
+        token = db.session.scalar(select(Token).where(Token.refresh_token_hash == token_hash(body["refresh_token"])))
+        token_id, grant_id = token.id, token.grant_id
+
+    def save_successor(cursor, _):
         cursor.execute("INSERT INTO tokens (client_id, account_id, grant_id, access_token_hash, scope, issued_at,"
                        " expires_in) SELECT client_id, account_id, grant_id, 'successor', scope,"
                        " now() AT TIME ZONE 'UTC', expires_in FROM tokens WHERE id = %s", (token_id,))
-        cursor.close()
-        rotating.commit()
-    finally:
-        rotating.close()
-        if revoking is not None:
-            revoking.join()
-    assert revoking.result().status_code == 200  # the revocation finished
+
+    answer = interleaved(
+        engine,
+        # A rotation (tokens.Rotation): the claim, then its successor's INSERT.
+        lambda cursor: cursor.execute("UPDATE tokens SET refresh_used_at = now() AT TIME ZONE 'UTC' WHERE id = %s",
+                                      (token_id,)),
+        lambda: app.test_client().post("/revoke", data={"token": body["refresh_token"]}, headers=basic(portal)),
+        save_successor, "the revocation")
+    assert answer.status_code == 200
     with app.app_context():
         assert db.session.get(Grant, grant_id).revoked_at is not None  # the successor's family
     assert introspect(app.test_client(), portal, body["access_token"])["active"] is False
+
+
+def _prune_as_of(app, when):
+    def prune_now():
+        with app.app_context():
+            return prune.prune(now=when)
+
+    return prune_now
 
 
 def test_on_postgresql_a_prune_and_a_person_s_revocation_wait_for_each_other(app, portal, person):
@@ -190,34 +171,20 @@ def test_on_postgresql_a_prune_and_a_person_s_revocation_wait_for_each_other(app
     engine = engine_on(app, "postgresql", "PostgreSQL's row locks")
     lower, higher = 1000, 1001  # token ids: the lower of family "b", the higher of family "a"
     long_ago = dt.datetime(2026, 1, 5, 9, 0)
-    revoking = engine.raw_connection()
-    pruning = None
-    try:
-        cursor = revoking.cursor()
+
+    def revoke_lower(cursor):  # a person's revocation (tokens.revoke_for_account), in the order of the ids
         for token_id, grant_id in ((higher, "a" * 32), (lower, "b" * 32)):  # in the table in this order
             cursor.execute("INSERT INTO grants (id, client_id, account_id, created_at) VALUES (%s, %s, %s, %s)",
                            (grant_id, portal["client_id"], person["sub"], long_ago))
             cursor.execute("INSERT INTO tokens (id, client_id, account_id, grant_id, access_token_hash, scope,"
                            " issued_at, expires_in) VALUES (%s, %s, %s, %s, %s, 'openid', %s, 300)",
                            (token_id, portal["client_id"], person["sub"], grant_id, f"hash-{token_id}", long_ago))
-        revoking.commit()
-        # A person's revocation (tokens.revoke_for_account): its tokens in the order of their ids.
-        cursor.execute("UPDATE tokens SET revoked_at = now() AT TIME ZONE 'UTC' WHERE id = %s", (lower,))
+        cursor.connection.commit()
+        cursor.execute(REVOKE_TOKEN, (lower,))
 
-        def prune_now():
-            with app.app_context():
-                return prune.prune(now=long_ago + dt.timedelta(days=1))
-
-        pruning = Beside(prune_now)
-        assert waiting_for_a_lock(engine), f"the prune did not wait for the revocation: {pruning!r}"
-        cursor.execute("UPDATE tokens SET revoked_at = now() AT TIME ZONE 'UTC' WHERE id = %s", (higher,))
-        cursor.close()
-        revoking.commit()
-    finally:
-        revoking.close()
-        if pruning is not None:
-            pruning.join()
-    assert pruning.result()["tokens"] == 2  # the prune finished, and deleted both families' tokens
+    pruned = interleaved(engine, revoke_lower, _prune_as_of(app, long_ago + dt.timedelta(days=1)),
+                         lambda cursor, _: cursor.execute(REVOKE_TOKEN, (higher,)), "the prune")
+    assert pruned["tokens"] == 2
     with app.app_context():
         assert db.session.get(Token, lower) is None and db.session.get(Token, higher) is None
 
@@ -251,34 +218,20 @@ def test_on_postgresql_an_end_of_the_other_sessions_takes_them_in_the_order_of_t
     engine = engine_on(app, "postgresql", "PostgreSQL's row locks")
     current, first, second = _three_sessions(app, person, portal["client_id"])
     if held == "sessions":  # a password change's end of the sessions (sessions.end_all_for)
-        statement = "UPDATE sessions SET ended_at = now() AT TIME ZONE 'UTC' WHERE id = %s"
-        rows = (first, second)
+        statement, rows = END_SESSION, (first, second)
     else:  # an app's revocation (tokens.revoke_for_client), its grants taken already
-        statement = "UPDATE tokens SET revoked_at = now() AT TIME ZONE 'UTC' WHERE id = %s"
-        rows = (1000, 1001)
-    holding = engine.raw_connection()
-    ending = None
-    try:
-        cursor = holding.cursor()
-        cursor.execute(statement, (rows[0],))
+        statement, rows = REVOKE_TOKEN, (1000, 1001)
 
-        def end_others():
-            with app.test_request_context():
-                ended = sessions.end_others(db.session.get(Account, person["sub"]),
-                                            current=db.session.get(SsoSession, current), ip=None)
-                db.session.commit()
-                return ended
+    def end_others():
+        with app.test_request_context():
+            ended = sessions.end_others(db.session.get(Account, person["sub"]),
+                                        current=db.session.get(SsoSession, current), ip=None)
+            db.session.commit()
+            return ended
 
-        ending = Beside(end_others)
-        assert waiting_for_a_lock(engine), f"the end of the other sessions did not wait: {ending!r}"
-        cursor.execute(statement, (rows[1],))
-        cursor.close()
-        holding.commit()
-    finally:
-        holding.close()
-        if ending is not None:
-            ending.join()
-    assert ending.result() == 2  # the end finished, and raised nothing
+    ended = interleaved(engine, lambda cursor: cursor.execute(statement, (rows[0],)), end_others,
+                        lambda cursor, _: cursor.execute(statement, (rows[1],)), "the end of the other sessions")
+    assert ended == 2
     with app.app_context():
         assert db.session.get(SsoSession, current).ended_at is None
         assert all(db.session.get(SsoSession, sid).ended_at is not None for sid in (first, second))
@@ -288,46 +241,30 @@ def test_on_postgresql_an_end_of_the_other_sessions_takes_them_in_the_order_of_t
 @pytest.mark.parametrize("kind", ["sessions", "grants"])
 def test_on_postgresql_a_prune_takes_sessions_and_grants_in_the_order_of_their_ids(app, portal, person, kind):
     """A prune deletes a batch of expired sessions, or of grants no token or code is left of,
-    locked in the order of their ids, as an end of the account's sessions (a password change's,
-    a disabling's) or a revocation of its grants takes them. Here the row with the higher id
-    lies first in the table, where the prune's DELETE came to it first, and then waited for the
-    other, held by that end or revocation, which would take this one next (one of the two
-    failed)."""
+    locked in the order of their ids, as an UPDATE of several of them in that order (an end of
+    sessions, a revocation of grants) takes them. Here the row with the higher id lies first in
+    the table, where the prune's DELETE came to it first, and then waited for the other, held by
+    that UPDATE, which would take this one next (one of the two failed)."""
     engine = engine_on(app, "postgresql", "PostgreSQL's row locks")
     long_ago = dt.datetime(2026, 1, 5, 9, 0)
     lower, higher = "0" * 32, "f" * 32
-    if kind == "sessions":  # sessions.end_all_for
+    if kind == "sessions":
         insert = ("INSERT INTO sessions (id, account_id, auth_time, amr, created_at, expires_at)"
                   " VALUES (%s, %s, %s, '[]', %s, %s)")
         values = lambda row_id: (row_id, person["sub"], long_ago, long_ago, long_ago + dt.timedelta(hours=8))  # noqa: E731
-        statement = "UPDATE sessions SET ended_at = now() AT TIME ZONE 'UTC' WHERE id = %s"
+        statement = END_SESSION
     else:  # tokens.revoke_for_account
         insert = "INSERT INTO grants (id, client_id, account_id, created_at) VALUES (%s, %s, %s, %s)"
         values = lambda row_id: (row_id, portal["client_id"], person["sub"], long_ago)  # noqa: E731
-        statement = "UPDATE grants SET revoked_at = now() AT TIME ZONE 'UTC' WHERE id = %s"
-    holding = engine.raw_connection()
-    pruning = None
-    try:
-        cursor = holding.cursor()
-        for row_id in (higher, lower):  # in the table in this order
-            cursor.execute(insert, values(row_id))
-        holding.commit()
+        statement = REVOKE_GRANT
+
+    def update_lower(cursor):
+        _rows_committed(cursor, insert, [values(row_id) for row_id in (higher, lower)])
         cursor.execute(statement, (lower,))
 
-        def prune_now():
-            with app.app_context():
-                return prune.prune(now=long_ago + dt.timedelta(days=1))
-
-        pruning = Beside(prune_now)
-        assert waiting_for_a_lock(engine), f"the prune did not wait: {pruning!r}"
-        cursor.execute(statement, (higher,))
-        cursor.close()
-        holding.commit()
-    finally:
-        holding.close()
-        if pruning is not None:
-            pruning.join()
-    assert pruning.result()[kind] == 2  # the prune finished, and deleted both
+    pruned = interleaved(engine, update_lower, _prune_as_of(app, long_ago + dt.timedelta(days=1)),
+                         lambda cursor, _: cursor.execute(statement, (higher,)), "the prune")
+    assert pruned[kind] == 2
     with app.app_context():
         model = SsoSession if kind == "sessions" else Grant
         assert db.session.get(model, lower) is None and db.session.get(model, higher) is None
