@@ -1,5 +1,5 @@
-"""SQLite's checkpoints in a thread of their own while `idp serve` runs, so that no request's
-commit waits for one.
+"""SQLite's checkpoints in a thread of their own while `idp serve` runs, so that a request's
+commit seldom waits for one.
 
 In WAL mode a commit appends its pages to ``<database>-wal``; a checkpoint copies them back into
 the database file and syncs it, and the WAL starts again from its beginning once everything in
@@ -14,7 +14,9 @@ neither waits for nor holds up readers and writers (it copies what no reader sti
 next pass copies the rest). The serving connections' own threshold is raised to
 ``FALLBACK_PAGES`` (``keep_commits_light``), so that a commit checkpoints only when the loop is
 away (its worker died and another has not yet taken the turn over), and the WAL cannot grow
-without bound.
+without bound. Under steady writes a pass seldom ends with the whole WAL copied back before the
+next commit, which is when the WAL could start again from its beginning: it then grows to
+FALLBACK_PAGES, where a commit's checkpoint (with little left to copy) lets it start again.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import logging
 import os
 import sqlite3
 import threading
+from pathlib import Path
 
 log = logging.getLogger(__name__)
 
@@ -72,8 +75,10 @@ def checkpoint(connection: sqlite3.Connection) -> tuple[int, int, int] | None:
 
 def checkpoint_forever(database: str, stop: threading.Event, interval: float = INTERVAL) -> None:
     """Checkpoint ``database`` every ``interval`` seconds until ``stop`` is set, and once more then."""
-    # mode=rw: a database file that is not there is an error, not a new empty file.
-    connection = sqlite3.connect(f"file:{database}?mode=rw", uri=True, isolation_level=None, check_same_thread=False)
+    # mode=rw: a database file that is not there is an error, not a new empty file. The path is
+    # quoted for the URI (a '%', '?' or '#' in it would be read as the URI's own).
+    connection = sqlite3.connect(f"{Path(database).as_uri()}?mode=rw", uri=True, isolation_level=None,
+                                 check_same_thread=False)
     try:
         while not stop.wait(interval):
             checkpoint(connection)

@@ -29,11 +29,14 @@ def _in_the_file_alone(database, tmp_path) -> int:
         copy.unlink()
 
 
-@pytest.fixture
-def writer(tmp_path):
+@pytest.fixture(params=["plain", "odd"])
+def writer(tmp_path, request):
     """A WAL database whose commits never checkpoint, with 200 rows committed; open throughout (the
-    last connection to close would checkpoint)."""
-    database = tmp_path / "idp.db"
+    last connection to close would checkpoint). Its folder's name is plain, or holds what a URI
+    gives a meaning of its own."""
+    folder = tmp_path / ("data" if request.param == "plain" else "d%20a?t#a")
+    folder.mkdir()
+    database = folder / "idp.db"
     connection = sqlite3.connect(database, isolation_level=None)
     connection.execute("PRAGMA journal_mode=WAL")
     connection.execute("PRAGMA wal_autocheckpoint=0")
