@@ -147,14 +147,9 @@ def end_all_for(account: Account, *, except_sid: str | None = None, notify: bool
     ids, as a family's or an app's revocation takes them. Ending the sessions' tokens here
     would take tokens before grants, and a revocation of a family of theirs could hold the
     grant this one waits for while it waits for a token this one holds (a deadlock)."""
-    # Running sessions only, as in active_for: an expired one is the prune's to delete (which
-    # locks it), and an UPDATE of a row the prune deleted meanwhile would fail the change.
-    query = select(SsoSession).where(
-        SsoSession.account_id == account.id, SsoSession.ended_at.is_(None), SsoSession.expires_at > clock.now()
-    )
-    if except_sid:
-        query = query.where(SsoSession.id != except_sid)
-    ended = list(db.session.scalars(query))
+    # Running sessions only (active_for): an expired one is the prune's to delete (which locks
+    # it), and an UPDATE of a row the prune deleted meanwhile would fail the change.
+    ended = [session for session in active_for(account) if session.id != except_sid]
     now = clock.now()
     for session in ended:
         session.ended_at = now
