@@ -392,13 +392,6 @@ def prune_loop(app, every: int) -> Callable[[threading.Event], None]:
     return run
 
 
-def checkpoint_loop(database: str) -> Callable[[threading.Event], None]:
-    def run(stop: threading.Event) -> None:
-        sqlite_checkpoints.checkpoint_forever(database, stop)
-
-    return run
-
-
 def start(app, delivery: bool = True) -> Sidecars:
     """Call after ``preload`` and before the workers start: they inherit the environment, and each
     calls ``in_worker`` of what this returns. Without ``delivery`` no delivery loop runs here:
@@ -420,5 +413,6 @@ def start(app, delivery: bool = True) -> Sidecars:
     database = sqlite_checkpoints.database_file(engine)
     if database:
         sqlite_checkpoints.keep_commits_light(engine)
-        loops.append(Loop("checkpoint loop", "idp-checkpoint", checkpoint_loop(database)))
+        loops.append(Loop("checkpoint loop", "idp-checkpoint",
+                          functools.partial(sqlite_checkpoints.checkpoint_forever, database)))
     return Sidecars(directory, owned, loops)
