@@ -37,6 +37,9 @@ RESTART_BACKOFF_MAX = 30.0
 TAKE_OVER_INTERVAL = 1.0
 # A worker looks this often whether its master is still there.
 PARENT_CHECK_INTERVAL = 1.0
+# A worker whose master is gone is asked to stop (SIGTERM, as its master would); one still there
+# this many seconds later ends at once.
+ORPHAN_GRACE = 5.0
 # glibc's mallopt M_ARENA_MAX: the heaps a process's threads allocate from (see _tune_malloc).
 MALLOC_ARENAS = 1
 # A worker whose heap holds at least TRIM_MIN_FREE bytes that it does not use gives them back to the
@@ -210,13 +213,27 @@ def _watch_worker(stop: threading.Event) -> None:
             if os.getppid() != parent:
                 log.warning("the server (pid %s) is gone: worker pid %s stopping", parent, os.getpid())
                 stop.set()
-                os.kill(os.getpid(), signal.SIGTERM)
+                _stop_orphan(main)
                 return
             if heap is not None and time.monotonic() >= next_trim:
                 heap.give_back(TRIM_MIN_FREE)
                 next_trim = time.monotonic() + TRIM_INTERVAL
 
     threading.Thread(target=watch, name="worker watch", daemon=True).start()
+
+
+def _stop_orphan(main: threading.Thread) -> None:
+    """Stop this worker as its master would: SIGTERM, whose handler (the server's) runs in the main
+    thread. The signal goes to the main thread itself: sent to the process, the kernel may hand it
+    to another thread (this one), and the main thread, asleep in the server's wait, would never
+    run the handler. A worker still there after ORPHAN_GRACE (a request or a loop that does not
+    end) ends at once: without its master nothing else would end it."""
+    signal.pthread_kill(main.ident, signal.SIGTERM)
+    time.sleep(ORPHAN_GRACE)  # a daemon thread: it goes with the worker if the worker ends first
+    log.error("worker pid %s did not stop within %.0f s of its server's end; ending it now",
+              os.getpid(), ORPHAN_GRACE)
+    logs.write_pending()
+    os._exit(1)
 
 
 class Sidecars:

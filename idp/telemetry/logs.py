@@ -146,6 +146,13 @@ def write_in_batches() -> None:
     write_to(BatchedStream(fd))
 
 
+def write_pending() -> None:
+    """Write at once what standard error holds back (a BatchedStream), as a process about to end
+    by ``os._exit`` must: its thread would not get to it."""
+    if isinstance(sys.stderr, BatchedStream):
+        sys.stderr.drain()
+
+
 def write_to(stream: BatchedStream) -> None:
     """Standard error becomes ``stream``, for the handlers writing to it too; a request's line is
     then written directly when the one handler is idp's own."""

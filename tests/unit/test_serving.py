@@ -180,3 +180,36 @@ def test_serving_loads_neither_alembic_nor_redis_when_it_needs_neither(tmp_path)
     env["IDP_REDIS_URL"] = "redis://127.0.0.1:1/0"
     result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
     assert result.stdout.strip() == "['redis']", result.stderr
+
+
+def _orphan(handler_body: str, grace: float) -> subprocess.CompletedProcess:
+    """A process shaped as a granian worker (its main thread waits for the event its SIGTERM
+    handler sets) that finds its server gone: _stop_orphan from another thread."""
+    script = f"""
+import signal, sys, threading
+from idp.ops import serving
+serving.ORPHAN_GRACE = {grace}
+stopped = threading.Event()
+def handler(signum, frame):
+    {handler_body}
+signal.signal(signal.SIGTERM, handler)
+threading.Thread(target=serving._stop_orphan, args=(threading.main_thread(),), daemon=True).start()
+stopped.wait()
+print("stopped by the server's handler", flush=True)
+"""
+    return subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=30)
+
+
+def test_a_worker_whose_server_is_gone_is_stopped_by_the_handler_of_its_main_thread():
+    started = time.monotonic()
+    done = _orphan("stopped.set()", grace=20)
+    assert done.returncode == 0, done.stderr
+    assert "stopped by the server's handler" in done.stdout
+    assert time.monotonic() - started < 15  # not by the grace's end
+
+
+def test_a_worker_that_does_not_stop_when_its_server_is_gone_ends_after_the_grace():
+    done = _orphan("pass  # a request that does not end", grace=0.5)
+    assert done.returncode == 1
+    assert "did not stop within" in done.stderr and "ending it now" in done.stderr
+    assert "stopped by the server's handler" not in done.stdout
