@@ -37,6 +37,9 @@ RESTART_BACKOFF_MAX = 30.0
 TAKE_OVER_INTERVAL = 1.0
 # A worker looks this often whether its master is still there.
 PARENT_CHECK_INTERVAL = 1.0
+# Sent to a worker's main thread to wake it (_wake); ignored by default, and used for nothing else
+# (out-of-band TCP data on a socket the process owns, which no socket here asks for).
+WAKE_SIGNAL = signal.SIGURG
 # A worker whose master is gone is asked to stop (SIGTERM, as its master would); one still there
 # this many seconds later ends at once.
 ORPHAN_GRACE = 5.0
@@ -198,10 +201,13 @@ def _watch_worker(stop: threading.Event) -> None:
     """Set ``stop`` when this worker ends (its main thread is done: the server stopped it) or its
     master is gone (killed without stopping it): the loops' threads end with the worker, and a
     worker whose master is gone ends too (gunicorn's do by themselves, granian's go on serving).
-    Meanwhile give the heap's free memory back every TRIM_INTERVAL seconds (Heap)."""
+    Meanwhile give the heap's free memory back every TRIM_INTERVAL seconds (Heap), and wake the
+    main thread every PARENT_CHECK_INTERVAL (_wake): a stop signal another thread took reaches the
+    server's handler within that time. Call from the main thread."""
     parent = os.getppid()
     main = threading.main_thread()
     heap = Heap.of_this_process()
+    signal.signal(WAKE_SIGNAL, _woken)
 
     def watch():
         next_trim = time.monotonic() + TRIM_INTERVAL
@@ -210,6 +216,7 @@ def _watch_worker(stop: threading.Event) -> None:
             if not main.is_alive():
                 stop.set()
                 return
+            _wake(main)
             if os.getppid() != parent:
                 log.warning("the server (pid %s) is gone: worker pid %s stopping", parent, os.getpid())
                 stop.set()
@@ -220,6 +227,24 @@ def _watch_worker(stop: threading.Event) -> None:
                 next_trim = time.monotonic() + TRIM_INTERVAL
 
     threading.Thread(target=watch, name="worker watch", daemon=True).start()
+
+
+def _woken(_signum, _frame) -> None:
+    """WAKE_SIGNAL's handler: nothing to do; being run is what makes the main thread run the
+    handlers of the signals that came meanwhile."""
+
+
+def _wake(main: threading.Thread) -> None:
+    """Interrupt the main thread's wait. A signal sent to the process (SIGTERM from the master, a
+    service manager or `kill`) goes to whichever of its threads the kernel picks; Python runs its
+    handler in the main thread, the next time that thread runs. A granian worker's main thread
+    sleeps until its SIGTERM handler wakes it: with the signal taken by another thread (one of
+    the loops', the log writer's, the server's own), it would sleep on and the worker would never
+    stop. Woken, it runs the handler of any signal that came and sleeps again."""
+    try:
+        signal.pthread_kill(main.ident, WAKE_SIGNAL)
+    except (OSError, ValueError):  # the main thread just ended
+        pass
 
 
 def _stop_orphan(main: threading.Thread) -> None:

@@ -213,3 +213,32 @@ def test_a_worker_that_does_not_stop_when_its_server_is_gone_ends_after_the_grac
     assert done.returncode == 1
     assert "did not stop within" in done.stderr and "ending it now" in done.stderr
     assert "stopped by the server's handler" not in done.stdout
+
+
+def test_a_stop_signal_taken_by_another_thread_still_reaches_the_servers_handler():
+    """The kernel may hand a signal sent to the process to any thread that does not block it; the
+    handler (granian's sets the event its worker's main thread waits for) runs only in the main
+    thread, once that thread wakes. Here only another thread can take SIGTERM: the watch wakes
+    the main thread, and the worker stops."""
+    script = """
+import os, signal, sys, threading, time
+from idp.ops import serving
+stopped = threading.Event()
+signal.signal(signal.SIGTERM, lambda signum, frame: stopped.set())
+taker = threading.Thread(target=time.sleep, args=(60,), daemon=True)  # SIGTERM not blocked here
+taker.start()
+signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})  # the main thread, and threads it starts
+serving._watch_worker(threading.Event())
+print("waiting", flush=True)
+stopped.wait()
+print("stopped by the server's handler", flush=True)
+"""
+    worker = subprocess.Popen([sys.executable, "-c", script], cwd=REPO, stdout=subprocess.PIPE, text=True)
+    try:
+        assert worker.stdout.readline().strip() == "waiting"
+        worker.send_signal(signal.SIGTERM)
+        out, _ = worker.communicate(timeout=10)
+    finally:
+        worker.kill()
+    assert worker.returncode == 0
+    assert "stopped by the server's handler" in out
