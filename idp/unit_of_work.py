@@ -27,8 +27,9 @@ import logging
 from collections.abc import Callable
 from contextlib import contextmanager
 
+from flask import g
 from sqlalchemy import Connection, Insert, Select, Update, event
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from . import live_connections
 from . import readers as kept_readers
@@ -37,6 +38,7 @@ from .kept import Kept
 
 log = logging.getLogger(__name__)
 _AFTER_COMMIT = "idp.after_commit"
+_WRITES_AFTER = "idp_writes_after"
 
 
 @contextmanager
@@ -496,17 +498,45 @@ def committed_alone(statement, parameters: dict) -> Executed | None:
     return KeptStatements.once(engine, prepared, parameters)
 
 
+def write_after(statement, parameters: dict) -> None:
+    """Write once the request has ended its unit of work (``finish``, an answer below 400), in a
+    transaction of its own: a write the request needs nothing of, which must not hold its rows
+    while the request takes others (a browser's "last seen" holds its own session row, which an
+    end of the account's sessions takes in the order of their ids). Left undone, with a line in
+    the log, when the database refuses it: the request's answer stands."""
+    g.setdefault(_WRITES_AFTER, []).append((statement, parameters))
+
+
 def finish(response):
-    """End the request's unit of work by its answer: commit below 400, else roll back."""
+    """End the request's unit of work by its answer: commit below 400, else roll back; then what
+    waited for it (``write_after``)."""
+    writes = g.pop(_WRITES_AFTER, None)
+    _end_by(response)
+    if writes and response.status_code < 400:
+        for statement, parameters in writes:
+            _write_alone(statement, parameters)
+    return response
+
+
+def _end_by(response) -> None:
     if not db.session.registry.has():
-        return response  # no session was made: the request used no database (a client-credentials token)
+        return  # no session was made: the request used no database (a client-credentials token)
     if not db.session().in_transaction() and _AFTER_COMMIT not in db.session.info:
-        return response  # nothing open to end
+        return  # nothing open to end
     if response.status_code < 400:
         commit()
     else:
         rollback()
-    return response
+
+
+def _write_alone(statement, parameters: dict) -> None:
+    try:
+        if committed_alone(statement, parameters) is None:
+            db.session.execute(statement, parameters)
+            commit()
+    except SQLAlchemyError as error:
+        abandon()
+        log.warning("a write after the request was left undone: %s", type(error).__name__)
 
 
 def _teardown(exc):

@@ -7,8 +7,9 @@ import datetime as dt
 import secrets
 
 from flask import current_app
-from sqlalchemy import insert, select
+from sqlalchemy import bindparam, insert, or_, select, update
 from sqlalchemy.orm import make_transient_to_detached
+from sqlalchemy.orm.attributes import set_committed_value
 
 from .. import clock, unit_of_work
 from ..errors import SessionNotFound
@@ -74,11 +75,27 @@ def signed_in_within(session: SsoSession | None, seconds: int) -> bool:
 
 def seen(session: SsoSession) -> None:
     """The browser came back with this session: its "last seen" moves, but at most once per
-    SESSION_SEEN_INTERVAL, so most requests write nothing."""
+    SESSION_SEEN_INTERVAL, so most requests write nothing. Written after the request, in a
+    transaction of its own (``unit_of_work.write_after``): in the request's it would lock this
+    session's row before any other, while an end of the account's sessions (a password change,
+    a disabling, "end my other sessions") takes them all in the order of their ids. A row that
+    another transaction holds meanwhile is left as it is (the browser comes back)."""
     now = clock.now()
     last = session.last_seen_at
     if last is None or (now - last).total_seconds() >= current_app.config["SESSION_SEEN_INTERVAL"]:
-        session.last_seen_at = now
+        set_committed_value(session, "last_seen_at", now)  # what this request shows; nothing flushed
+        unit_of_work.write_after(_SEEN, {"sid": session.id, "now": now})
+
+
+# The session's row, unless another transaction holds it, it was ended or it was seen later.
+_SEEN = (
+    update(SsoSession)
+    .where(SsoSession.id == select(SsoSession.id).where(
+        SsoSession.id == bindparam("sid"), SsoSession.ended_at.is_(None),
+        or_(SsoSession.last_seen_at.is_(None), SsoSession.last_seen_at < bindparam("now")),
+    ).with_for_update(skip_locked=True).scalar_subquery())
+    .values(last_seen_at=bindparam("now"))
+)
 
 
 def end(session: SsoSession, *, ip: str | None, actor: str | None = None, action: str = "logout") -> None:

@@ -268,3 +268,33 @@ def test_on_postgresql_a_prune_takes_sessions_and_grants_in_the_order_of_their_i
     with app.app_context():
         model = SsoSession if kind == "sessions" else Grant
         assert db.session.get(model, lower) is None and db.session.get(model, higher) is None
+
+
+def test_on_postgresql_a_browser_s_last_seen_is_written_after_its_request(app, signed_in, person):
+    """A browser's "last seen" is written after its request, in a transaction of its own: in the
+    request it would lock the browser's own session row first, before the others that "end my
+    other sessions" takes in the order of their ids, while a password change from another
+    browser (or a disabling) takes all of them in that order (one of the two answered 503)."""
+    from .test_security_centre import another_browser, security
+
+    engine = engine_on(app, "postgresql", "PostgreSQL's row locks")
+    phone = another_browser(app, signed_in, person)
+    with app.app_context():
+        laptop_sid, phone_sid = db.session.scalars(select(SsoSession.id).order_by(SsoSession.created_at)).all()
+    lower, higher = sorted((laptop_sid, phone_sid))
+    browser = phone if phone_sid == higher else signed_in  # its own session is the one taken last
+    security(browser)
+    form = next(f for f in browser.page.forms.values() if f["action"].endswith("/sessions/others"))
+    clock.advance(minutes=6)  # its "last seen" is due
+
+    def end_others():
+        return browser.post(form["action"], form["fields"], follow=False).status_code
+
+    lock = "SELECT 1 FROM sessions WHERE id = %s FOR UPDATE"
+    status = interleaved(engine, lambda cursor: cursor.execute(lock, (lower,)), end_others,
+                         lambda cursor, _: cursor.execute(lock, (higher,)), "the end of the other sessions")
+    assert status == 302
+    with app.app_context():
+        assert db.session.get(SsoSession, lower).ended_at is not None
+        own = db.session.get(SsoSession, higher)
+        assert own.ended_at is None and own.last_seen_at == clock.now()
