@@ -176,7 +176,7 @@ def create_app(test_config: dict | None = None) -> Flask:
 def _sqlite_pragmas(app: Flask) -> None:
     from sqlalchemy import event
 
-    from . import sqlite_writers
+    from . import sqlite_checkpoints, sqlite_writers
     from .extensions import db
 
     with app.app_context():
@@ -190,4 +190,6 @@ def _sqlite_pragmas(app: Flask) -> None:
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute(f"PRAGMA busy_timeout={sqlite_writers.BUSY_TIMEOUT_SECONDS * 1000}")
+        # Every process's commits (the workers', the CLI's) leave the checkpoints to `idp serve`'s loop.
+        cursor.execute(f"PRAGMA wal_autocheckpoint={sqlite_checkpoints.FALLBACK_PAGES}")
         cursor.close()

@@ -11,10 +11,10 @@ for a sync of the database file every few dozen commits, holding the turn to wri
 ``idp serve`` runs ``checkpoint_forever`` as one of the loops of the worker whose turn it is
 (``ops.serving``): every ``INTERVAL`` a passive checkpoint on a connection of its own, which
 neither waits for nor holds up readers and writers (it copies what no reader still needs, and the
-next pass copies the rest). The serving connections' own threshold is raised to
-``FALLBACK_PAGES`` (``keep_commits_light``), so that a commit checkpoints only when the loop is
-away (its worker died and another has not yet taken the turn over), and the WAL cannot grow
-without bound. Under steady writes a pass seldom ends with the whole WAL copied back before the
+next pass copies the rest). The threshold of the app's connections, in every process (the
+workers', the CLI's), is raised to ``FALLBACK_PAGES`` (``idp._sqlite_pragmas``), so that a commit
+checkpoints only when the loop is away (its worker died and another has not yet taken the turn
+over, or no `idp serve` runs), and the WAL cannot grow without bound. Under steady writes a pass seldom ends with the whole WAL copied back before the
 next commit, which is when the WAL could start again from its beginning: it then grows to
 FALLBACK_PAGES, where a commit's checkpoint (with little left to copy) lets it start again.
 """
@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 # refreshes a second a pass copies back about 1,500 pages; a pass with nothing to copy costs
 # a look at the WAL's index.
 INTERVAL = 0.1
-# The serving connections' wal_autocheckpoint: far above what the loop leaves in the WAL
+# The app's connections' wal_autocheckpoint: far above what the loop leaves in the WAL
 # between two passes, so that commits checkpoint only while it is away.
 FALLBACK_PAGES = 10_000
 
@@ -46,19 +46,6 @@ def database_file(engine) -> str | None:
     if not database or database == ":memory:" or database.startswith("file:"):
         return None
     return os.path.abspath(database)
-
-
-def keep_commits_light(engine) -> None:
-    """Leave the checkpoints of ``engine``'s connections (SQLite on a file) to the loop: a commit
-    checkpoints only past FALLBACK_PAGES. Call before the connections are made (the pools of
-    forked workers are new)."""
-    from sqlalchemy import event
-
-    @event.listens_for(engine, "connect")
-    def _fallback_threshold(dbapi_connection, _record):
-        cursor = dbapi_connection.cursor()
-        cursor.execute(f"PRAGMA wal_autocheckpoint={FALLBACK_PAGES}")
-        cursor.close()
 
 
 def checkpoint(connection: sqlite3.Connection) -> tuple[int, int, int] | None:

@@ -454,7 +454,6 @@ def start(app, delivery: bool = True) -> Sidecars:
         engine = db.engine
     database = sqlite_checkpoints.database_file(engine)
     if database:
-        sqlite_checkpoints.keep_commits_light(engine)
         loops.append(Loop("checkpoint loop", "idp-checkpoint",
                           functools.partial(sqlite_checkpoints.checkpoint_forever, database)))
     return Sidecars(directory, owned, loops)

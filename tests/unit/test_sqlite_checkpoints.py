@@ -94,13 +94,19 @@ def test_a_database_file_that_is_not_there_is_an_error_and_stays_not_there(tmp_p
     assert not missing.exists()
 
 
-def test_serving_connections_leave_the_checkpoints_to_the_loop(tmp_path):
-    engine = create_engine(f"sqlite:///{tmp_path / 'idp.db'}")
-    assert sqlite_checkpoints.database_file(engine) == str(tmp_path / "idp.db")
-    sqlite_checkpoints.keep_commits_light(engine)
-    with engine.connect() as connection:
-        threshold = connection.execute(text("PRAGMA wal_autocheckpoint")).scalar()
-    engine.dispose()
+def test_the_app_s_connections_leave_the_checkpoints_to_the_loop(tmp_path, monkeypatch):
+    """In every process (the workers', the CLI's): a commit checkpoints only past FALLBACK_PAGES."""
+    from idp import create_app
+    from idp.extensions import db
+
+    monkeypatch.setenv("IDP_INSTANCE_PATH", str(tmp_path))
+    app = create_app({"ENV": "production", "ISSUER": "http://127.0.0.1", "SECRET_KEY": "s" * 64, "REDIS_URL": "",
+                      "MAIL_SERVER": "", "DATABASE_URL": f"sqlite:///{tmp_path / 'idp.db'}"})
+    with app.app_context():
+        assert sqlite_checkpoints.database_file(db.engine) == str(tmp_path / "idp.db")
+        threshold = db.session.execute(text("PRAGMA wal_autocheckpoint")).scalar()
+        db.session.remove()
+        db.engine.dispose()
     assert threshold == sqlite_checkpoints.FALLBACK_PAGES
 
 
