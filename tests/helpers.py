@@ -136,6 +136,9 @@ class Beside:
     def join(self, seconds: float = 30) -> None:
         self._thread.join(seconds)
 
+    def running(self) -> bool:
+        return self._thread.is_alive()
+
     def result(self):
         self.join()
         assert not self._thread.is_alive(), "it did not finish"

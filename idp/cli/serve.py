@@ -73,7 +73,7 @@ def _serve_granian(app, sidecars, host, port, workers, threads):
     multiprocessing.set_start_method("fork", force=True)
 
     def in_worker():  # granian calls it in each worker, once forked
-        sidecars.in_worker()
+        sidecars.in_worker(wake=True)  # its main thread sleeps until its SIGTERM handler runs
         return app
 
     server = Granian(
@@ -94,6 +94,8 @@ def _serve_granian(app, sidecars, host, port, workers, threads):
 def _serve_gunicorn(app, sidecars, host, port, workers, threads):
     from gunicorn.app.base import BaseApplication
 
+    from ..ops.serving import ORPHAN_GRACE
+
     class Server(BaseApplication):
         def load_config(self):
             self.cfg.set("bind", f"{host}:{port}")
@@ -102,7 +104,7 @@ def _serve_gunicorn(app, sidecars, host, port, workers, threads):
             self.cfg.set("worker_class", "gthread")
             self.cfg.set("keepalive", 5)
             self.cfg.set("accesslog", None)
-            self.cfg.set("graceful_timeout", 10)
+            self.cfg.set("graceful_timeout", int(ORPHAN_GRACE))
             self.cfg.set("proc_name", "idp")
             # Several servers on one machine must not share gunicorn's control socket.
             self.cfg.set("control_socket_disable", True)

@@ -41,8 +41,9 @@ PARENT_CHECK_INTERVAL = 1.0
 # (out-of-band TCP data on a socket the process owns, which no socket here asks for).
 WAKE_SIGNAL = signal.SIGURG
 # A worker whose master is gone is asked to stop (SIGTERM, as its master would); one still there
-# this many seconds later ends at once.
-ORPHAN_GRACE = 5.0
+# this many seconds later ends at once: as long as a server stopped by SIGTERM waits for its
+# workers before it kills them (gunicorn's graceful_timeout, idp/cli/serve.py).
+ORPHAN_GRACE = 10.0
 # glibc's mallopt M_ARENA_MAX: the heaps a process's threads allocate from (see _tune_malloc).
 MALLOC_ARENAS = 1
 # A worker whose heap holds at least TRIM_MIN_FREE bytes that it does not use gives them back to the
@@ -197,17 +198,19 @@ class Heap:
         return True
 
 
-def _watch_worker(stop: threading.Event) -> None:
+def _watch_worker(stop: threading.Event, wake: bool = False) -> None:
     """Set ``stop`` when this worker ends (its main thread is done: the server stopped it) or its
     master is gone (killed without stopping it): the loops' threads end with the worker, and a
     worker whose master is gone ends too (gunicorn's do by themselves, granian's go on serving).
-    Meanwhile give the heap's free memory back every TRIM_INTERVAL seconds (Heap), and wake the
-    main thread every PARENT_CHECK_INTERVAL (_wake): a stop signal another thread took reaches the
-    server's handler within that time. Call from the main thread."""
+    Meanwhile give the heap's free memory back every TRIM_INTERVAL seconds (Heap), and, with
+    ``wake``, wake the main thread every PARENT_CHECK_INTERVAL (_wake): a stop signal another
+    thread took reaches the server's handler within that time. With ``wake``, call from the main
+    thread (it sets WAKE_SIGNAL's handler)."""
     parent = os.getppid()
     main = threading.main_thread()
     heap = Heap.of_this_process()
-    signal.signal(WAKE_SIGNAL, _woken)
+    if wake:
+        signal.signal(WAKE_SIGNAL, _woken)
 
     def watch():
         next_trim = time.monotonic() + TRIM_INTERVAL
@@ -216,7 +219,8 @@ def _watch_worker(stop: threading.Event) -> None:
             if not main.is_alive():
                 stop.set()
                 return
-            _wake(main)
+            if wake:
+                _wake(main)
             if os.getppid() != parent:
                 log.warning("the server (pid %s) is gone: worker pid %s stopping", parent, os.getpid())
                 stop.set()
@@ -240,7 +244,9 @@ def _wake(main: threading.Thread) -> None:
     handler in the main thread, the next time that thread runs. A granian worker's main thread
     sleeps until its SIGTERM handler wakes it: with the signal taken by another thread (one of
     the loops', the log writer's, the server's own), it would sleep on and the worker would never
-    stop. Woken, it runs the handler of any signal that came and sleeps again."""
+    stop. Woken, it runs the handler of any signal that came and sleeps again. Not for gunicorn's
+    workers: their main thread wakes every second by itself, and each signal would leave a byte
+    in the pipe gunicorn gives signal.set_wakeup_fd, which its threaded worker never reads."""
     try:
         signal.pthread_kill(main.ident, WAKE_SIGNAL)
     except (OSError, ValueError):  # the main thread just ended
@@ -257,7 +263,7 @@ def _stop_orphan(main: threading.Thread) -> None:
     time.sleep(ORPHAN_GRACE)  # a daemon thread: it goes with the worker if the worker ends first
     log.error("worker pid %s did not stop within %.0f s of its server's end; ending it now",
               os.getpid(), ORPHAN_GRACE)
-    logs.write_pending()
+    logs.write_pending(timeout=1.0)
     os._exit(1)
 
 
@@ -274,13 +280,14 @@ class Sidecars:
         if self._turn is not None:
             self._turn.open()
 
-    def in_worker(self) -> None:
-        """Watch this worker's end and its master, and start its thread that waits for its turn at the
-        loops. Neither that thread nor the loops' are daemons: a worker that ends lets a running
-        round finish."""
+    def in_worker(self, wake: bool = False) -> None:
+        """Watch this worker's end and its master (``wake``: and wake its main thread, see _wake),
+        and start its thread that waits for its turn at the loops. Neither that thread nor the
+        loops' are daemons: a worker that ends lets a running round finish. Call from the
+        worker's main thread."""
         logs.write_in_batches()
         stop = threading.Event()
-        _watch_worker(stop)
+        _watch_worker(stop, wake)
         if self._turn is not None:
             threading.Thread(target=self._turn.keep, args=(stop,), name="loops turn").start()
 

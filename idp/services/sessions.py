@@ -78,8 +78,10 @@ def seen(session: SsoSession) -> None:
     SESSION_SEEN_INTERVAL, so most requests write nothing. Written after the request, in a
     transaction of its own (``unit_of_work.write_after``): in the request's it would lock this
     session's row before any other, while an end of the account's sessions (a password change,
-    a disabling, "end my other sessions") takes them all in the order of their ids. A row that
-    another transaction holds meanwhile is left as it is (the browser comes back)."""
+    a disabling, "end my other sessions") takes them all in the order of their ids. On
+    PostgreSQL a row that another transaction holds meanwhile is left as it is (the browser comes
+    back); on SQLite the write takes its turn as any other (``sqlite_writers``), a second turn for
+    the request whose "last seen" is due."""
     now = clock.now()
     last = session.last_seen_at
     if last is None or (now - last).total_seconds() >= current_app.config["SESSION_SEEN_INTERVAL"]:

@@ -103,8 +103,12 @@ class BatchedStream:
         if not self._thread.is_alive():
             self.drain()
 
-    def drain(self) -> None:
-        with self._writing:
+    def drain(self, timeout: float = -1) -> None:
+        """Write what is pending; with a ``timeout``, nothing if a write under way (to a stalled
+        reader) holds the stream that long."""
+        if not self._writing.acquire(timeout=timeout):
+            return
+        try:
             # deque.popleft is atomic: a line appended meanwhile is written now or in the next round.
             parts = [self._pending.popleft() for _ in range(len(self._pending))]
             if not parts:
@@ -115,6 +119,8 @@ class BatchedStream:
                     data = data[os.write(self._fd, data):]
             except OSError:
                 pass  # standard error closed: nothing can be told
+        finally:
+            self._writing.release()
 
     def _run(self) -> None:
         main = threading.main_thread()
@@ -146,11 +152,12 @@ def write_in_batches() -> None:
     write_to(BatchedStream(fd))
 
 
-def write_pending() -> None:
+def write_pending(timeout: float) -> None:
     """Write at once what standard error holds back (a BatchedStream), as a process about to end
-    by ``os._exit`` must: its thread would not get to it."""
+    by ``os._exit`` must: its thread would not get to it. Within ``timeout`` seconds: a write of
+    that thread's to a reader that no longer reads would hold it for ever."""
     if isinstance(sys.stderr, BatchedStream):
-        sys.stderr.drain()
+        sys.stderr.drain(timeout)
 
 
 def write_to(stream: BatchedStream) -> None:

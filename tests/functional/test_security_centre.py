@@ -12,8 +12,8 @@ from idp import clock
 from idp.extensions import db
 from idp.models import AuditEvent, Consent, OutboxLogout, SsoSession
 
-from ..helpers import (FULL, Browser, basic, decode, exchange_code, introspect, make_account, make_client, refresh,
-                       signed_in_browser, tokens_for)
+from ..helpers import (FULL, Beside, Browser, basic, decode, engine_on, exchange_code, introspect, make_account,
+                       make_client, refresh, signed_in_browser, tokens_for)
 
 FIREFOX = "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:133.0) Gecko/20100101 Firefox/133.0"
 SAFARI = ("Mozilla/5.0 (iPhone; CPU iPhone OS 17_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) "
@@ -241,6 +241,45 @@ def test_last_seen_is_written_at_most_once_per_interval(app, signed_in, person):
     security(signed_in)
     assert last_seen() == clock.now()
     assert clock.now().strftime('datetime="%Y-%m-%dT%H:%M:%SZ"') in signed_in.text
+
+
+def test_last_seen_that_cannot_be_written_leaves_the_answer_as_it_is(app, signed_in, monkeypatch, caplog):
+    """Written after the answer's commit: a write the database refuses (here a table that is not
+    there) is left undone and logged; the page was answered."""
+    from sqlalchemy import column, table, update
+
+    from idp.services import sessions
+
+    monkeypatch.setattr(sessions, "_SEEN", update(table("no_such_table", column("x"))).values(x=1))
+    clock.advance(minutes=6)
+    with caplog.at_level("WARNING", logger="idp.unit_of_work"):
+        security(signed_in)
+    assert "a write after the request was left undone" in caplog.text
+    signed_in.get("/account")
+    assert signed_in.status == 200
+
+
+def test_on_postgresql_last_seen_skips_a_session_row_another_transaction_holds(app, signed_in):
+    """The browser's own session row, held by another transaction (a password change elsewhere
+    ending it): the page does not wait for it, and "last seen" is left for a later visit."""
+    engine = engine_on(app, "postgresql", "PostgreSQL's row locks")
+    with app.app_context():
+        (row,) = db.session.scalars(select(SsoSession)).all()
+        sid, before = row.id, row.last_seen_at
+    clock.advance(minutes=6)
+    holder = engine.raw_connection()
+    try:
+        holder.cursor().execute("SELECT 1 FROM sessions WHERE id = %s FOR UPDATE", (sid,))
+        page = Beside(lambda: security(signed_in).status)
+        page.join(10)
+        finished = not page.running()
+    finally:
+        holder.rollback()
+        holder.close()
+    assert finished, "the page waited for the held row"
+    assert page.result() == 200
+    with app.app_context():
+        assert db.session.get(SsoSession, sid).last_seen_at == before
 
 
 def test_ending_another_session_signs_that_browser_out(app, signed_in, portal, person):

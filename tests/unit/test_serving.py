@@ -228,7 +228,7 @@ signal.signal(signal.SIGTERM, lambda signum, frame: stopped.set())
 taker = threading.Thread(target=time.sleep, args=(60,), daemon=True)  # SIGTERM not blocked here
 taker.start()
 signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})  # the main thread, and threads it starts
-serving._watch_worker(threading.Event())
+serving._watch_worker(threading.Event(), wake=True)
 print("waiting", flush=True)
 stopped.wait()
 print("stopped by the server's handler", flush=True)
