@@ -27,6 +27,8 @@ import sqlite3
 import threading
 from pathlib import Path
 
+from .telemetry import metrics
+
 log = logging.getLogger(__name__)
 
 # How often the loop checkpoints. A refresh adds some 15 pages to the WAL, so at a thousand
@@ -68,7 +70,14 @@ def checkpoint_forever(database: str, stop: threading.Event, interval: float = I
                                  check_same_thread=False)
     try:
         while not stop.wait(interval):
-            checkpoint(connection)
-        checkpoint(connection)
+            _pass(connection)
+        _pass(connection)
     finally:
         connection.close()
+
+
+def _pass(connection: sqlite3.Connection) -> None:
+    """A checkpoint, and what it found in the WAL told to the metrics (idp_sqlite_wal_pages)."""
+    done = checkpoint(connection)
+    if done is not None and done[1] >= 0:  # -1: the database is not in WAL mode
+        metrics.sqlite_wal(done[1], done[2])

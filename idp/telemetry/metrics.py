@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics, values
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics, values
 
 # The *_created series double the text of every scrape for nothing Prometheus needs.
 disable_created_metrics()
@@ -44,6 +44,11 @@ MAILS = Counter("idp_mails", "Mail queued, sent and failed (a failed try that wi
 BACKCHANNEL_DELIVERIES = Counter(
     "idp_backchannel_deliveries", "Back-channel logout tries, by outcome: delivered, failed (a try that is retried or abandoned), abandoned.", ["outcome"],
     registry=REGISTRY,
+)
+
+SQLITE_WAL_PAGES = Gauge(
+    "idp_sqlite_wal_pages", "SQLite's WAL at the last pass of idp serve's checkpoint loop: its pages (state=written) and those of them not copied back into the database file yet (state=not_checkpointed). Pages that are never copied back (a reader that keeps an old snapshot open) make the WAL grow without end.",
+    ["state"], multiprocess_mode="mostrecent", registry=REGISTRY,  # whichever worker ran the last pass
 )
 
 GRANT_TYPES = frozenset({
@@ -98,6 +103,12 @@ def security_event(action: str, outcome: str) -> None:
 def mail(event: str, kind: str) -> None:
     """``event`` is queued, sent or failed."""
     _child(MAILS, event, kind).inc()
+
+
+def sqlite_wal(pages: int, copied: int) -> None:
+    """What a pass of the checkpoint loop found in the WAL and copied back of it."""
+    _child(SQLITE_WAL_PAGES, "written").set(pages)
+    _child(SQLITE_WAL_PAGES, "not_checkpointed").set(pages - copied)
 
 
 def token_issued(grant_type: str | None) -> None:

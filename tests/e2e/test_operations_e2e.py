@@ -43,3 +43,21 @@ def test_serve_prunes_at_start_and_then_every_interval(provider):
     # The first round runs when the server starts; the counts are logged.
     line = provider.wait_for_log("pruned", "flows", "tokens", timeout=20)
     assert "authorization_codes" in line and "outbox" in line
+
+
+def test_on_sqlite_the_checkpoint_loop_shows_the_wal_in_the_same_scrape(provider):
+    import pytest
+
+    if not provider.env["IDP_DATABASE_URL"].startswith("sqlite"):
+        pytest.skip("SQLite's WAL: no checkpoint loop on PostgreSQL")
+    provider.cli("invitations", "create", "--email", "wal@example.com", "--administration", "WAL BV", "--json")
+    deadline = time.monotonic() + 10
+    while True:
+        response = requests.get(provider.url + "/metrics", timeout=10, headers={"Connection": "close"})
+        states = {s.labels.get("state"): s.value for family in text_string_to_metric_families(response.text)
+                  for s in family.samples if s.name == "idp_sqlite_wal_pages"}
+        if set(states) == {"written", "not_checkpointed"}:
+            break
+        assert time.monotonic() < deadline, "no pass of the checkpoint loop in the scrape"
+        time.sleep(0.2)
+    assert 0 <= states["not_checkpointed"] <= states["written"]

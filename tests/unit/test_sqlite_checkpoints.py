@@ -113,3 +113,31 @@ def test_the_app_s_connections_leave_the_checkpoints_to_the_loop(tmp_path, monke
 @pytest.mark.parametrize("url", ["sqlite://", "sqlite:///:memory:", "postgresql+psycopg://postgres@127.0.0.1/test"])
 def test_no_loop_where_there_is_no_database_file(url):
     assert sqlite_checkpoints.database_file(create_engine(url)) is None
+
+
+def _wal_pages(state: str):
+    from idp.telemetry.metrics import REGISTRY
+
+    return REGISTRY.get_sample_value("idp_sqlite_wal_pages", {"state": state})
+
+
+def test_the_metrics_show_the_wal_and_what_a_reader_keeps_from_being_copied_back(writer, tmp_path):
+    database, connection = writer
+    stop = threading.Event()
+    stop.set()
+    sqlite_checkpoints.checkpoint_forever(str(database), stop, interval=60)
+    assert _wal_pages("written") > 0 and _wal_pages("not_checkpointed") == 0
+    # A reader that keeps its snapshot: what is committed after it stays in the WAL.
+    reader = sqlite3.connect(database, isolation_level=None)
+    try:
+        reader.execute("BEGIN")
+        reader.execute("SELECT count(*) FROM notes").fetchone()
+        for i in range(50):
+            connection.execute("INSERT INTO notes (body) VALUES (?)", (f"later {i} " * 20,))
+        sqlite_checkpoints.checkpoint_forever(str(database), stop, interval=60)
+        assert _wal_pages("not_checkpointed") > 0
+        reader.execute("COMMIT")
+        sqlite_checkpoints.checkpoint_forever(str(database), stop, interval=60)
+        assert _wal_pages("not_checkpointed") == 0
+    finally:
+        reader.close()
