@@ -532,8 +532,8 @@ def _end_by(response) -> None:
 def _write_alone(statement, parameters: dict) -> None:
     try:
         if committed_alone(statement, parameters) is None:
-            db.session.execute(statement, parameters)
-            commit()
+            with kept():
+                execute(statement, parameters)
     except SQLAlchemyError as error:
         abandon()
         log.warning("a write after the request was left undone: %s", type(error).__name__)
