@@ -14,9 +14,10 @@ neither waits for nor holds up readers and writers (it copies what no reader sti
 next pass copies the rest). The threshold of the app's connections, in every process (the
 workers', the CLI's), is raised to ``FALLBACK_PAGES`` (``idp._sqlite_pragmas``), so that a commit
 checkpoints only when the loop is away (its worker died and another has not yet taken the turn
-over, or no `idp serve` runs), and the WAL cannot grow without bound. Under steady writes a pass seldom ends with the whole WAL copied back before the
-next commit, which is when the WAL could start again from its beginning: it then grows to
-FALLBACK_PAGES, where a commit's checkpoint (with little left to copy) lets it start again.
+over, or no `idp serve` runs), and the WAL cannot grow without bound. Under steady writes a pass
+seldom ends with the whole WAL copied back before the next commit, which is when the WAL could
+start again from its beginning: it then grows to FALLBACK_PAGES, where a commit's checkpoint
+(with little left to copy) lets it start again.
 """
 
 from __future__ import annotations

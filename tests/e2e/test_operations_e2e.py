@@ -4,19 +4,25 @@ from __future__ import annotations
 
 import time
 
+import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 
-def scrape(url: str, name: str, **labels) -> float:
+def samples(url: str, name: str, **labels) -> list:
+    """The samples named ``name`` with ``labels`` in one scrape of ``url``."""
     response = requests.get(url + "/metrics", timeout=10, headers={"Connection": "close"})
     assert response.status_code == 200, response.text[:200]
-    return sum(
-        s.value
+    return [
+        s
         for family in text_string_to_metric_families(response.text)
         for s in family.samples
         if s.name == name and all(s.labels.get(k) == v for k, v in labels.items())
-    )
+    ]
+
+
+def scrape(url: str, name: str, **labels) -> float:
+    return sum(s.value for s in samples(url, name, **labels))
 
 
 def test_one_scrape_counts_every_worker(provider):
@@ -46,16 +52,12 @@ def test_serve_prunes_at_start_and_then_every_interval(provider):
 
 
 def test_on_sqlite_the_checkpoint_loop_shows_the_wal_in_the_same_scrape(provider):
-    import pytest
-
     if not provider.env["IDP_DATABASE_URL"].startswith("sqlite"):
         pytest.skip("SQLite's WAL: no checkpoint loop on PostgreSQL")
     provider.cli("invitations", "create", "--email", "wal@example.com", "--administration", "WAL BV", "--json")
     deadline = time.monotonic() + 10
     while True:
-        response = requests.get(provider.url + "/metrics", timeout=10, headers={"Connection": "close"})
-        states = {s.labels.get("state"): s.value for family in text_string_to_metric_families(response.text)
-                  for s in family.samples if s.name == "idp_sqlite_wal_pages"}
+        states = {s.labels["state"]: s.value for s in samples(provider.url, "idp_sqlite_wal_pages")}
         if set(states) == {"written", "not_checkpointed"}:
             break
         assert time.monotonic() < deadline, "no pass of the checkpoint loop in the scrape"

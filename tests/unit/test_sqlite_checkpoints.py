@@ -1,6 +1,7 @@
 """SQLite's checkpoints in a loop of their own: what was committed reaches the database file itself
-without any commit checkpointing, the serving connections checkpoint only far past what the loop
-leaves in the WAL, and a database file that is not there stays not there."""
+without any commit checkpointing, the app's connections checkpoint only far past what the loop
+leaves in the WAL, a database file that is not there stays not there, and the metrics show the
+WAL at each pass."""
 
 from __future__ import annotations
 
